@@ -1,0 +1,64 @@
+"""Command-line front end: ``socketeer [SUBCOMMAND ...]``.
+
+No Qt import happens on this path; only the ``gui`` subcommand loads app.ui.
+Each subcommand lives in app/commands/<name>.py and exposes ``register(subparsers)``,
+which adds its parser and sets ``func`` to a callable taking the parsed namespace and
+returning an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from app.commands import image
+from app.core.errors import SocketeerError
+
+COMMAND_MODULES = (image,)
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose usage errors exit 2 with one line naming the problem."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="socketeer",
+        description="Socketeer device-programming workstation."
+        " Without a subcommand, opens the GUI.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for module in COMMAND_MODULES:
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not args_list:
+        print("socketeer: the GUI is not built yet; use a subcommand (see --help)", file=sys.stderr)
+        return 2
+    try:
+        args = parser.parse_args(args_list)
+    except SystemExit as exit_:  # --help (0) or a usage error (2), already printed
+        return int(exit_.code or 0)
+    if getattr(args, "func", None) is None:
+        getattr(args, "_help", parser).print_help(sys.stderr)
+        return 2
+    try:
+        return int(args.func(args))
+    except SocketeerError as err:
+        print(f"socketeer: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("socketeer: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""Image file formats: detection, loading and atomic saving.
+
+Formats are told apart by content first; the file name's extension only decides when
+the content is not recognisably any text format (so a web page saved as ``.hex`` is
+refused as bad Intel HEX at line 1 rather than loaded as a binary).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from app.core.errors import ImageFormatError, InputError
+from app.core.formats.ihex import read_ihex, write_ihex
+from app.core.formats.srec import read_srec, write_srec
+from app.core.formats.titxt import read_titxt, write_titxt
+from app.core.image import MemoryImage
+
+FORMATS = ("ihex", "srec", "ti-txt", "bin")
+
+_EXTENSIONS = {
+    ".hex": "ihex",
+    ".ihex": "ihex",
+    ".ihx": "ihex",
+    ".h86": "ihex",
+    ".mcs": "ihex",
+    ".srec": "srec",
+    ".s19": "srec",
+    ".s28": "srec",
+    ".s37": "srec",
+    ".s": "srec",
+    ".mot": "srec",
+    ".mhx": "srec",
+    ".txt": "ti-txt",
+    ".bin": "bin",
+    ".img": "bin",
+    ".rom": "bin",
+}
+
+_READERS: dict[str, Callable[[BinaryIO, str], MemoryImage]] = {
+    "ihex": read_ihex,
+    "srec": read_srec,
+    "ti-txt": read_titxt,
+}
+
+
+@dataclass
+class LoadedImage:
+    image: MemoryImage
+    format: str
+    path: Path
+
+
+def sniff_format(head: bytes) -> str | None:
+    """Format named by the first non-blank line of ``head``, or None if not a text format."""
+    if b"\x00" in head:
+        return None
+    for raw in head.splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        if line.startswith(b":") and len(line) > 1 and line[1:2] in b"0123456789abcdefABCDEF":
+            return "ihex"
+        if line[:1] in (b"S", b"s") and line[1:2].isdigit():
+            return "srec"
+        if line.startswith(b"@") and line[1:2] in b"0123456789abcdefABCDEF":
+            return "ti-txt"
+        return None
+    return None
+
+
+def format_from_extension(path: Path) -> str | None:
+    return _EXTENSIONS.get(path.suffix.lower())
+
+
+def detect_format(path: Path, head: bytes) -> str:
+    """Content decides; a ``.bin`` name is always binary (its first bytes may look like text)."""
+    by_content = sniff_format(head)
+    by_name = format_from_extension(path)
+    if path.suffix.lower() == ".bin":
+        return "bin"
+    if by_content is not None:
+        return by_content
+    return by_name or "bin"
+
+
+def load_image(path: str | Path, fmt: str | None = None, base: int = 0) -> LoadedImage:
+    """Read an image file. ``fmt`` forces a format; ``base`` places raw binaries."""
+    path = Path(path)
+    try:
+        with path.open("rb") as stream:
+            if fmt is None:
+                fmt = detect_format(path, stream.read(4096))
+                stream.seek(0)
+            if fmt not in FORMATS:
+                raise InputError(f"unknown image format {fmt!r} (known: {', '.join(FORMATS)})")
+            if fmt == "bin":
+                image = MemoryImage()
+                image.add(base, stream.read(), source=str(path))
+            else:
+                image = _READERS[fmt](stream, str(path))
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, not an image file") from None
+    except PermissionError:
+        raise InputError(f"{path}: permission denied") from None
+    except UnicodeDecodeError as err:  # defensive: readers work on bytes
+        raise ImageFormatError(f"undecodable text ({err.reason})", path=str(path)) from None
+    return LoadedImage(image, fmt, path)
+
+
+def write_image(
+    image: MemoryImage,
+    stream: BinaryIO,
+    fmt: str,
+    *,
+    record_bytes: int | None = None,
+    address_bytes: int | None = None,
+    fill: int = 0xFF,
+) -> None:
+    if fmt == "ihex":
+        write_ihex(image, stream, record_bytes=record_bytes or 16)
+    elif fmt == "srec":
+        write_srec(image, stream, record_bytes=record_bytes or 32, address_bytes=address_bytes)
+    elif fmt == "ti-txt":
+        write_titxt(image, stream, record_bytes=record_bytes or 16)
+    elif fmt == "bin":
+        if not image.is_empty:
+            stream.write(image.filled(fill))
+    else:
+        raise InputError(f"unknown image format {fmt!r} (known: {', '.join(FORMATS)})")
+
+
+def save_image(image: MemoryImage, path: str | Path, fmt: str, **options: int | None) -> None:
+    """Write ``image`` to ``path`` atomically: a failed write leaves no half-written file."""
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            write_image(image, stream, fmt, **options)  # type: ignore[arg-type]
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,175 @@
+"""`socketeer image ...` end to end through app.cli.main (no Qt on this path)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.cli import main
+from app.core.formats import load_image
+
+IMAGES = Path(__file__).parent / "data" / "images"
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_info_json_matches_manifest(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "image", "info", "--json", str(IMAGES / "optiboot_atmega328.hex"))
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["format"] == "ihex"
+    assert doc["segments"] == [["0x7E00", "0x7FE0"], ["0x7FFE", "0x8000"]]
+    assert doc["start_address"] == "0x7E00"
+    assert doc["crc32_filled_0xFF"] == "0x84C25337"
+
+
+def test_info_text_lists_segments_half_open(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "image", "info", str(IMAGES / "composite.s37"))
+    assert code == 0
+    assert "[0x1FF00, 0x204DC)" in out and "srec" in out and "0xAF358E67" in out
+
+
+@pytest.mark.parametrize(
+    ("name", "line"),
+    [
+        ("bad_checksum.hex", 3),
+        ("html_saved_as.hex", 1),
+        ("truncated.hex", 4),
+        ("bad_hexdigit.s28", 4),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(
+    capsys: pytest.CaptureFixture[str], name: str, line: int
+) -> None:
+    code, out, err = run(capsys, "image", "info", str(IMAGES / "bad" / name))
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1 and f"{name}:{line}:" in err and "Traceback" not in err
+
+
+def test_missing_file_and_bad_options(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, err = run(capsys, "image", "info", str(tmp_path / "nope.hex"))
+    assert code == 2 and "no such file" in err
+    src = str(IMAGES / "composite.s19")
+    code, _, err = run(capsys, "image", "checksum", src, "--range", "0x10:0x5")
+    assert code == 2 and "--range" in err
+    code, _, err = run(capsys, "image", "convert", src, str(tmp_path / "x.hex"), "--fill", "300")
+    assert code == 2 and "--fill" in err
+    code, _, err = run(capsys, "image", "checksum", src, "--algo", "md5")
+    assert code == 2 and "md5" in err
+
+
+@pytest.mark.parametrize("fmt", ["ihex", "srec", "ti-txt"])
+def test_convert_round_trips(capsys: pytest.CaptureFixture[str], tmp_path: Path, fmt: str) -> None:
+    src = IMAGES / "composite_linear.hex"
+    out_file = tmp_path / "out.img"
+    code, _, _ = run(capsys, "image", "convert", str(src), str(out_file), "--to", fmt)
+    assert code == 0
+    assert load_image(out_file).image == load_image(src).image
+    assert load_image(out_file).format == fmt
+
+
+def test_convert_to_bin_fills_gaps_and_honours_range_and_offset(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    src = IMAGES / "optiboot_atmega328.hex"
+    image = load_image(src).image
+    whole = tmp_path / "whole.bin"
+    assert run(capsys, "image", "convert", str(src), str(whole))[0] == 0
+    assert whole.read_bytes() == image.read(0x7E00, 0x8000, 0xFF)
+    part = tmp_path / "part.bin"
+    argv = [
+        "image",
+        "convert",
+        str(src),
+        str(part),
+        "--offset=-0x7E00",
+        "--range",
+        "0:1K",
+        "--fill",
+        "0x00",
+    ]
+    assert run(capsys, *argv)[0] == 0
+    assert part.read_bytes() == image.read(0x7E00, 0x7E00 + 1024, 0x00)
+
+
+def test_checksum_modes(capsys: pytest.CaptureFixture[str]) -> None:
+    src = str(IMAGES / "composite_segment.hex")
+    code, out, _ = run(
+        capsys,
+        "image",
+        "checksum",
+        src,
+        "--json",
+        "--algo",
+        "crc32",
+        "--algo",
+        "sha256",
+        "--range",
+        "0:0x204DC",
+    )
+    doc = json.loads(out)
+    assert code == 0 and doc["mode"] == "filled"
+    assert doc["checksums"]["crc32"] == "0x4C1AF15B"
+    assert doc["checksums"]["sha256"].startswith("9183ec41")
+    code, out, _ = run(capsys, "image", "checksum", src)
+    assert code == 0 and "0xAF358E67" in out and "data only" in out
+    code, out, _ = run(capsys, "image", "checksum", src, "--exclude", "0:0x1770")
+    assert code == 0 and "0xAF358E67" not in out
+
+
+def test_no_arguments_says_gui_is_not_built_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys)
+    assert code == 2 and "GUI" in err
+
+
+def test_console_script_module_entry() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "app.cli", "image", "info", str(IMAGES / "composite.s28")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "srec" in proc.stdout
+
+
+@pytest.mark.skipif(shutil.which("srec_cat") is None, reason="srec_cat (srecord) not installed")
+@pytest.mark.parametrize("fmt", ["ihex", "srec", "ti-txt"])
+def test_srec_cat_reads_what_we_write(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, fmt: str
+) -> None:
+    """SRecord, an independent implementation, must read our output to the same bytes."""
+    src = IMAGES / "composite_linear.hex"
+    ours = tmp_path / "ours.out"
+    assert run(capsys, "image", "convert", str(src), str(ours), "--to", fmt)[0] == 0
+    srec_name = {"ihex": "-intel", "srec": "-motorola", "ti-txt": "-ti-txt"}[fmt]
+    binary = tmp_path / "srec.bin"
+    subprocess.run(
+        [
+            "srec_cat",
+            str(ours),
+            srec_name,
+            "-fill",
+            "0xFF",
+            "-over",
+            str(ours),
+            srec_name,
+            "-o",
+            str(binary),
+            "-binary",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    image = load_image(src).image
+    assert binary.read_bytes() == image.read(0, image.max_address, 0xFF)
