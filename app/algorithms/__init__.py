@@ -1,0 +1,46 @@
+"""Chip algorithms, registered by name; the device DB refers to them by that name.
+
+Each module in this package that defines an algorithm decorates its class with
+``@register``; the package imports all its modules, so adding an algorithm is adding a
+file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import TypeVar
+
+from app.algorithms.base import ChipAlgorithm
+
+_REGISTRY: dict[str, type[ChipAlgorithm]] = {}
+A = TypeVar("A", bound=type[ChipAlgorithm])
+
+
+def register(cls: A) -> A:
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def _load_all() -> None:
+    for module in pkgutil.iter_modules(__path__):
+        if module.name not in ("base",) and not module.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{module.name}")
+
+
+def algorithm_names() -> frozenset[str]:
+    _load_all()
+    return frozenset(_REGISTRY)
+
+
+def get_algorithm(name: str) -> type[ChipAlgorithm]:
+    _load_all()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(
+            f"no algorithm named {name!r} (known: {', '.join(sorted(_REGISTRY))})"
+        ) from None
+
+
+__all__: list[str] = ["algorithm_names", "get_algorithm", "register"]

@@ -1,0 +1,181 @@
+"""Planner: which blocks to erase, which pages to program, what to verify.
+
+- ``auto`` erases only the smallest erase units the image touches, covered with the
+  largest aligned erase commands that fit; ``full`` erases the chip; ``none`` erases
+  nothing.
+- After an erase, pages whose bytes are all the erased value are not programmed.
+- With ``current`` (the part's present content), units whose content already matches
+  the image are neither erased nor programmed.
+- Inside an erased unit, bytes the image does not define end up erased; verify checks
+  them too (expected = image, erased value elsewhere in erased units).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from app.algorithms.base import EraseBlock, Geometry
+from app.core.image import MemoryImage
+
+ContentReader = Callable[[int, int], bytes]
+
+
+@dataclass(frozen=True)
+class Plan:
+    chip_erase: bool
+    erase: tuple[tuple[EraseBlock, int], ...]  # (block kind, address)
+    writes: tuple[tuple[int, bytes], ...]  # (address, data within one page)
+    expected: MemoryImage  # what the part must hold afterwards, where it is checked
+    skipped_units: tuple[int, ...] = field(default=())  # addresses of units left as they were
+
+    @property
+    def erase_bytes(self) -> int:
+        return sum(block.size for block, _ in self.erase)
+
+    @property
+    def program_bytes(self) -> int:
+        return sum(len(d) for _, d in self.writes)
+
+    def erased_ranges(self, size: int) -> list[tuple[int, int]]:
+        if self.chip_erase:
+            return [(0, size)]
+        return [(addr, addr + block.size) for block, addr in self.erase]
+
+
+def touched_units(image: MemoryImage, unit: int) -> list[int]:
+    """Start addresses of the ``unit``-aligned units holding image data, ascending."""
+    units: list[int] = []
+    for seg in image.segments:
+        first = seg.start - seg.start % unit
+        for addr in range(first, seg.end, unit):
+            if not units or units[-1] != addr:
+                units.append(addr)
+    return units
+
+
+def cover_units(
+    units: list[int], blocks: tuple[EraseBlock, ...], size: int
+) -> list[tuple[EraseBlock, int]]:
+    """Cover the sorted unit addresses with the largest aligned erase blocks that lie
+    entirely inside the set (never erasing a unit that is not in it)."""
+    if not units:
+        return []
+    smallest = blocks[0].size
+    wanted = set(units)
+    plan: list[tuple[EraseBlock, int]] = []
+    i = 0
+    while i < len(units):
+        addr = units[i]
+        chosen = blocks[0]
+        for block in reversed(blocks):
+            if addr % block.size or addr + block.size > size:
+                continue
+            if all(a in wanted for a in range(addr, addr + block.size, smallest)):
+                chosen = block
+                break
+        plan.append((chosen, addr))
+        end = addr + chosen.size
+        while i < len(units) and units[i] < end:
+            i += 1
+    return plan
+
+
+def _page_writes(
+    image: MemoryImage, geometry: Geometry, ranges: list[tuple[int, int]], skip_erased: bool
+) -> list[tuple[int, bytes]]:
+    """Writes for the image data inside ``ranges``, split at page boundaries."""
+    page = geometry.page_size
+    erased = geometry.erased_value
+    blank_page = bytes([erased]) * page
+    writes: list[tuple[int, bytes]] = []
+    for lo, hi in ranges:
+        for seg in image.segments_in(lo, hi):
+            s, e = max(seg.start, lo), min(seg.end, hi)
+            if geometry.fill_pages:
+                first = s - s % page
+                for addr in range(first, e, page):
+                    if writes and writes[-1][0] == addr:
+                        continue
+                    data = image.read(addr, addr + page, erased)
+                    if skip_erased and data == blank_page:
+                        continue
+                    writes.append((addr, data))
+            else:
+                pos = s
+                while pos < e:
+                    stop = min(e, pos - pos % page + page)
+                    data = bytes(seg.data[pos - seg.start : stop - seg.start])
+                    if not (skip_erased and data == blank_page[: len(data)]):
+                        writes.append((pos, data))
+                    pos = stop
+    writes.sort(key=lambda w: w[0])
+    return writes
+
+
+def plan_program(
+    geometry: Geometry,
+    image: MemoryImage,
+    erase_mode: str = "auto",
+    current: ContentReader | None = None,
+) -> Plan:
+    """Plan erase + program + verify for ``image`` (already cropped to the part)."""
+    if erase_mode not in ("auto", "full", "none"):
+        raise ValueError(f"erase mode {erase_mode!r}")
+    can_erase = bool(geometry.erase_blocks)
+    erased = geometry.erased_value
+    if erase_mode == "full":
+        if can_erase or geometry.chip_erase:
+            expected = MemoryImage.from_bytes(bytes([erased]) * geometry.size)
+            for seg in image.segments:
+                expected.add(seg.start, seg.data, last_wins=True)
+            writes = _page_writes(image, geometry, [(0, geometry.size)], skip_erased=True)
+            chip = geometry.chip_erase is not None
+            blocks = (
+                ()
+                if chip
+                else tuple(
+                    cover_units(
+                        list(range(0, geometry.size, geometry.erase_blocks[-1].size)),
+                        geometry.erase_blocks,
+                        geometry.size,
+                    )
+                )
+            )
+            return Plan(chip, blocks, tuple(writes), expected)
+        # No erase command (EEPROM): write the erased value over the whole part.
+        full = MemoryImage.from_bytes(bytes([erased]) * geometry.size)
+        for seg in image.segments:
+            full.add(seg.start, seg.data, last_wins=True)
+        writes = _page_writes(full, geometry, [(0, geometry.size)], skip_erased=False)
+        return Plan(False, (), tuple(writes), full)
+
+    if erase_mode == "none" or not can_erase:
+        # On NOR the erased-value fill around the image's bytes in a page programs
+        # nothing, so only the image's own bytes are checked afterwards.
+        writes = _page_writes(image, geometry, [(0, geometry.size)], skip_erased=False)
+        return Plan(False, (), tuple(writes), image.copy())
+
+    unit = geometry.erase_blocks[0].size
+    units = touched_units(image, unit)
+    skipped: list[int] = []
+    if current is not None:
+        keep = []
+        for addr in units:
+            have = current(addr, addr + unit)
+            same = all(
+                have[s - addr : e - addr] == bytes(seg.data[s - seg.start : e - seg.start])
+                for seg in image.segments_in(addr, addr + unit)
+                for s, e in [(max(seg.start, addr), min(seg.end, addr + unit))]
+            )
+            (skipped if same else keep).append(addr)
+        units = keep
+    blocks = cover_units(units, geometry.erase_blocks, geometry.size)
+    expected = MemoryImage()
+    for block, addr in blocks:
+        expected.add(addr, bytes([erased]) * block.size)
+    for seg in image.segments:
+        expected.add(seg.start, seg.data, last_wins=True)
+    ranges = [(addr, addr + block.size) for block, addr in blocks]
+    writes = _page_writes(image, geometry, ranges, skip_erased=True)
+    return Plan(False, tuple(blocks), tuple(writes), expected, tuple(skipped))

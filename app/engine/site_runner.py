@@ -1,0 +1,338 @@
+"""SiteRunner: one device cycle on one site.
+
+socket check -> power on -> identify (ID vs the DB) -> prepare -> the action's steps
+(protection, erase, blank check, program, verify, protect; or read / blank check) ->
+power off -> DeviceResult. Cancel is cooperative: checked between pages and blocks.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.algorithms import get_algorithm
+from app.algorithms.base import Cancelled, ChipAlgorithm, ChipError
+from app.core.image import MemoryImage
+from app.engine.events import Event, LogEvent, PhaseStarted, ProgressEvent
+from app.engine.planner import Plan, plan_program
+from app.engine.results import (
+    CANCELLED,
+    FAIL,
+    LINK_LOST,
+    PASS,
+    DeviceResult,
+    Mismatch,
+    compare,
+    merge_mismatches,
+)
+from app.hal.errors import HalError, LinkError
+
+log = logging.getLogger(__name__)
+
+ACTIONS = ("program", "verify", "erase", "blank-check", "read")
+COMPARE_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class CycleSpec:
+    """What one device cycle does. ``image`` is required for program and verify."""
+
+    action: str
+    device: Any  # app.devicedb Device
+    image: MemoryImage | None = None
+    erase_mode: str = "auto"  # auto / full / none
+    blank_check: bool = False
+    verify: bool = True
+    unprotect: bool = False
+    protect: bool = False
+    skip_matching: bool = False
+    read_range: tuple[int, int] | None = None
+
+
+class StepFailed(Exception):
+    def __init__(self, message: str, address: int | None = None, **extra: Any) -> None:
+        super().__init__(message)
+        self.address = address
+        self.extra = extra
+
+
+@dataclass
+class _Cycle:
+    site: int
+    emit: Callable[[Event], None]
+    cancel: threading.Event
+    step: str = "socket"
+    timings: dict[str, float] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        self.check_cancel()
+        self.step = name
+        self.emit(PhaseStarted(self.site, name))
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - t0
+
+    def ticker(self, total: int) -> Callable[[int], None]:
+        phase = self.step
+
+        def tick(done: int) -> None:
+            self.emit(ProgressEvent(self.site, phase, done, total))
+            self.check_cancel()
+
+        tick(0)
+        return tick
+
+    def check_cancel(self) -> None:
+        if self.cancel.is_set():
+            raise Cancelled()
+
+
+class SiteRunner:
+    """Runs cycles on one site. ``identify_candidates`` names DB parts sharing an ID."""
+
+    def __init__(
+        self,
+        site: Any,
+        emit: Callable[[Event], None],
+        identify_candidates: Callable[[str], list[str]] | None = None,
+    ) -> None:
+        self.site = site
+        self.emit = emit
+        self.identify_candidates = identify_candidates or (lambda _hex: [])
+
+    def run(self, spec: CycleSpec, cancel: threading.Event) -> DeviceResult:
+        cycle = _Cycle(self.site.index, self.emit, cancel)
+        device_id = spec.device.id if spec.device is not None else None
+        self.site.indicate("busy")
+        status, message, address, extra = PASS, "", None, {}
+        data: bytes | None = None
+        try:
+            data = self._cycle(spec, cycle)
+            message = _pass_message(spec, cycle)
+        except StepFailed as err:
+            status, message, address, extra = FAIL, str(err), err.address, err.extra
+        except ChipError as err:
+            status, message, address = FAIL, str(err), err.address
+        except Cancelled:
+            status, message = CANCELLED, f"stopped by the operator during {cycle.step}"
+        except LinkError as err:
+            status, message = LINK_LOST, f"link lost during {cycle.step}: {err}"
+        except HalError as err:
+            status, message = FAIL, f"programmer error during {cycle.step}: {err}"
+        except Exception as err:  # a bug must not take the station down
+            log.exception("site %s: internal error", self.site.index)
+            status, message = FAIL, f"internal error during {cycle.step}: {err!r}"
+        finally:
+            with suppress(HalError):
+                self.site.power(False)
+        self.site.indicate("pass" if status == PASS else "fail")
+        result = DeviceResult(
+            site=self.site.index,
+            action=spec.action,
+            device_id=device_id,
+            status=status,
+            message=message,
+            failed_step=None if status == PASS else cycle.step,
+            address=address,
+            chip_id=cycle.facts.get("chip_id"),
+            candidates=tuple(extra.get("candidates", ())),
+            unique_id=cycle.facts.get("unique_id"),
+            mismatch=extra.get("mismatch"),
+            timings=dict(cycle.timings),
+            data=data,
+        )
+        level = "info" if result.passed else "error"
+        self.emit(LogEvent(self.site.index, level, f"site {self.site.index}: {message}"))
+        return result
+
+    # -- the cycle ------------------------------------------------------------------
+
+    def _cycle(self, spec: CycleSpec, cycle: _Cycle) -> bytes | None:
+        device = spec.device
+        with cycle.phase("socket"):
+            if not self.site.part_present():
+                raise StepFailed("socket empty: no part detected")
+        with cycle.phase("power"):
+            self.site.power(True, device.voltage_mv[1] if device is not None else None)
+        algo = self._algorithm(device)
+        with cycle.phase("identify"):
+            self._identify(algo, device, cycle)
+        algo.prepare()
+        if spec.action == "read":
+            return self._read(algo, spec, cycle)
+        if spec.action == "blank-check":
+            self._blank_check(algo, [(0, algo.geometry.size)], cycle)
+            return None
+        if spec.action == "verify":
+            assert spec.image is not None
+            self._verify(algo, spec.image, cycle)
+            return None
+        self._ensure_writable(algo, spec, cycle)
+        if spec.action == "erase":
+            geometry = algo.geometry
+            full = spec.image or MemoryImage()
+            plan = plan_program(geometry, full, "full")
+            self._erase(algo, plan, cycle)
+            return None
+        assert spec.image is not None
+        self._program(algo, spec, cycle)
+        return None
+
+    def _algorithm(self, device: Any) -> ChipAlgorithm:
+        cls = get_algorithm(device.algorithm)
+        bus = self.site.i2c if device.family == "i2c-eeprom" else self.site.spi
+        if bus is None:
+            raise StepFailed(f"this site has no bus for {device.family} parts")
+        return cls(bus, device.raw)
+
+    def _identify(self, algo: ChipAlgorithm, device: Any, cycle: _Cycle) -> None:
+        ident = algo.identify()
+        cycle.facts["chip_id"] = ident.hex or None
+        if not ident.present:
+            shown = f": ID reads {ident.hex}" if ident.hex else ": no acknowledge"
+            raise StepFailed(f"no part or bad contact{shown}")
+        expected = device.jedec_id if ident.bus == "jedec" else None
+        if expected and ident.hex[:6] != expected.upper():
+            found = ident.hex[:6]
+            names = self.identify_candidates(found)
+            what = f" ({' or '.join(names)})" if names else " (not in the device database)"
+            ambiguous = f"; {len(names)} parts share this ID" if len(names) > 1 else ""
+            raise StepFailed(
+                f"unexpected part: found ID {found}{what}{ambiguous}, expected {expected}"
+                f" ({device.vendor} {device.part})",
+                candidates=names,
+            )
+        uid = algo.unique_id() if ident.bus == "jedec" else None
+        if uid:
+            cycle.facts["unique_id"] = uid.hex().upper()
+
+    def _ensure_writable(self, algo: ChipAlgorithm, spec: CycleSpec, cycle: _Cycle) -> None:
+        with cycle.phase("protection"):
+            state = algo.protection()
+            if state.protected:
+                if not spec.unprotect:
+                    raise StepFailed(
+                        f"part is write-protected: {state.description};"
+                        " enable 'unprotect' to clear it"
+                    )
+                algo.unprotect()
+
+    def _erase(self, algo: ChipAlgorithm, plan: Plan, cycle: _Cycle) -> None:
+        geometry = algo.geometry
+        with cycle.phase("erase"):
+            if plan.chip_erase:
+                tick = cycle.ticker(geometry.size)
+                algo.erase_chip()
+                tick(geometry.size)
+            elif plan.erase:
+                algo.erase_blocks(plan.erase, cycle.ticker(plan.erase_bytes))
+            elif not geometry.erase_blocks and plan.writes:
+                algo.program(plan.writes, cycle.ticker(plan.program_bytes))
+                return
+            # Erase verify: an erase that did not take is named as an erase failure.
+            for lo, hi in plan.erased_ranges(geometry.size):
+                self._expect_erased(algo, lo, hi, cycle, "did not erase")
+
+    def _expect_erased(
+        self, algo: ChipAlgorithm, lo: int, hi: int, cycle: _Cycle, what: str
+    ) -> None:
+        erased = algo.geometry.erased_value
+        for start in range(lo, hi, COMPARE_CHUNK):
+            end = min(hi, start + COMPARE_CHUNK)
+            found = algo.read(start, end - start, lambda _n: cycle.check_cancel())
+            blank = bytes([erased]) * (end - start)
+            if found != blank:
+                m = compare(start, blank, found)
+                assert m is not None
+                raise StepFailed(f"{what}: {m.describe()}", m.address, mismatch=m)
+
+    def _blank_check(
+        self, algo: ChipAlgorithm, ranges: list[tuple[int, int]], cycle: _Cycle
+    ) -> None:
+        with cycle.phase("blank check"):
+            total = sum(hi - lo for lo, hi in ranges)
+            tick = cycle.ticker(total)
+            done = 0
+            for lo, hi in ranges:
+                self._expect_erased(algo, lo, hi, cycle, "not blank")
+                done += hi - lo
+                tick(done)
+
+    def _program(self, algo: ChipAlgorithm, spec: CycleSpec, cycle: _Cycle) -> None:
+        geometry = algo.geometry
+        image = spec.image
+        assert image is not None
+        current = None
+        if spec.skip_matching:
+
+            def current(lo: int, hi: int) -> bytes:
+                return algo.read(lo, hi - lo, lambda _n: cycle.check_cancel())
+
+        with cycle.phase("plan"):
+            plan = plan_program(geometry, image, spec.erase_mode, current)
+        if plan.erase or plan.chip_erase or (spec.erase_mode == "full" and plan.writes):
+            self._erase(algo, plan, cycle)
+        if spec.blank_check:
+            ranges = plan.erased_ranges(geometry.size) or [(s.start, s.end) for s in image.segments]
+            self._blank_check(algo, ranges, cycle)
+        writes = plan.writes
+        if spec.erase_mode == "full" and not geometry.erase_blocks:
+            writes = ()  # the erased-value write already carried the image
+        if writes:
+            with cycle.phase("program"):
+                algo.program(writes, cycle.ticker(sum(len(d) for _, d in writes)))
+        if spec.verify:
+            self._verify(algo, plan.expected, cycle)
+        if spec.protect:
+            with cycle.phase("protect"):
+                algo.protect()
+
+    def _verify(self, algo: ChipAlgorithm, expected: MemoryImage, cycle: _Cycle) -> None:
+        with cycle.phase("verify"):
+            total = expected.data_bytes
+            tick = cycle.ticker(total)
+            done = 0
+            mismatches: list[Mismatch] = []
+            for seg in expected.segments:
+                for start in range(seg.start, seg.end, COMPARE_CHUNK):
+                    end = min(seg.end, start + COMPARE_CHUNK)
+                    found = algo.read(start, end - start, lambda _n: cycle.check_cancel())
+                    want = bytes(seg.data[start - seg.start : end - seg.start])
+                    m = compare(start, want, found)
+                    if m is not None:
+                        mismatches.append(m)
+                    done += end - start
+                    tick(done)
+            merged = merge_mismatches(mismatches)
+            if merged is not None:
+                raise StepFailed(
+                    f"verify failed at {merged.describe()}", merged.address, mismatch=merged
+                )
+
+    def _read(self, algo: ChipAlgorithm, spec: CycleSpec, cycle: _Cycle) -> bytes:
+        lo, hi = spec.read_range or (0, algo.geometry.size)
+        with cycle.phase("read"):
+            data = algo.read(lo, hi - lo, cycle.ticker(hi - lo))
+        cycle.facts["read_bytes"] = len(data)
+        return data
+
+
+def _pass_message(spec: CycleSpec, cycle: _Cycle) -> str:
+    total = sum(cycle.timings.values())
+    verb = {
+        "program": "programmed and verified" if spec.verify else "programmed",
+        "verify": "verified",
+        "erase": "erased",
+        "blank-check": "blank",
+        "read": f"read {cycle.facts.get('read_bytes', 0)} bytes",
+    }[spec.action]
+    return f"PASS: {verb} in {total:.2f} s"

@@ -1,0 +1,97 @@
+"""Sites and programmers, and the registry that opens a programmer from a URL.
+
+A backend module registers its URL scheme with ``@register_scheme("sim")``; the
+``app.hal`` package imports every backend module it contains, so adding a backend is
+adding a file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+from urllib.parse import parse_qs, urlsplit
+
+from app.hal.bus import I2cBus, SpiBus
+from app.hal.errors import ProgrammerUrlError
+
+Indication = Literal["idle", "busy", "pass", "fail"]
+
+
+class Site(Protocol):
+    """One programming position: a bus, power, socket detect and LEDs."""
+
+    index: int  # 1-based, as printed on the programmer
+    adapter_id: str | None
+    spi: SpiBus | None
+    i2c: I2cBus | None
+
+    def power(self, on: bool, voltage_mv: int | None = None) -> None: ...
+
+    def part_present(self) -> bool: ...
+
+    def indicate(self, state: Indication) -> None: ...
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    buses: frozenset[str]  # "spi", "i2c", "uart"
+    max_spi_clock_hz: int = 0
+    power_control: bool = False
+    socket_detect: bool = False
+
+
+class Programmer(Protocol):
+    url: str
+    name: str
+    capabilities: Capabilities
+
+    @property
+    def sites(self) -> list[Site]: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ParsedUrl:
+    scheme: str
+    path: str
+    options: Mapping[str, str] = field(default_factory=dict)
+
+
+Opener = Callable[[ParsedUrl, Mapping[str, object]], Programmer]
+_SCHEMES: dict[str, Opener] = {}
+
+
+def register_scheme(scheme: str) -> Callable[[Opener], Opener]:
+    def decorate(opener: Opener) -> Opener:
+        _SCHEMES[scheme] = opener
+        return opener
+
+    return decorate
+
+
+def parse_url(url: str) -> ParsedUrl:
+    parts = urlsplit(url)
+    if not parts.scheme:
+        raise ProgrammerUrlError(f"programmer URL {url!r} has no scheme (e.g. sim://?sites=4)")
+    options: dict[str, str] = {}
+    for key, values in parse_qs(parts.query, keep_blank_values=True).items():
+        if len(values) > 1:
+            raise ProgrammerUrlError(f"programmer URL {url!r}: option {key!r} given twice")
+        options[key] = values[0]
+    return ParsedUrl(parts.scheme, parts.netloc + parts.path, options)
+
+
+def open_programmer(url: str, **context: object) -> Programmer:
+    """Open the programmer a URL names. ``context`` passes e.g. the job's device id."""
+    import app.hal  # noqa: F401  (imports the backends, which register their schemes)
+
+    parsed = parse_url(url)
+    opener = _SCHEMES.get(parsed.scheme)
+    if opener is None:
+        known = ", ".join(sorted(_SCHEMES)) or "none"
+        raise ProgrammerUrlError(
+            f"unknown programmer scheme {parsed.scheme!r} in {url!r} (known: {known})"
+        )
+    return opener(parsed, context)

@@ -1,0 +1,140 @@
+"""Simulated SPI and I2C buses: they frame transactions onto a chip model and add the
+site-level faults (empty socket, bad contact, link drop) and the transfer time."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from app.hal.bus import SpiOp, SpiStep, WaitReady
+from app.hal.errors import BusTimeout, I2cNack, LinkError
+from app.hal.sim.clock import SimClock
+from app.hal.sim.i2c_eeprom_chip import I2cEepromChip
+from app.hal.sim.spi_nor_chip import SpiNorChip
+
+_POLL_INTERVAL_S = 2e-6  # status poll: 16 bits at tens of MHz
+
+
+class LinkState:
+    """Counts bus calls; with a link-drop fault the link dies after ``drop_after`` calls."""
+
+    def __init__(self, drop_after: int | None = None) -> None:
+        self.calls = 0
+        self.drop_after = drop_after
+        self.dead = False
+
+    def tick(self) -> None:
+        self.calls += 1
+        if self.drop_after is not None and self.calls > self.drop_after:
+            self.dead = True
+        if self.dead:
+            raise LinkError("link to the programmer lost (USB/serial transfer failed)")
+
+
+class SimSpiBus:
+    def __init__(
+        self,
+        chip: SpiNorChip | None,
+        clock: SimClock,
+        link: LinkState,
+        *,
+        max_clock_hz: int,
+        miso_level: int = 0xFF,
+    ) -> None:
+        self.chip = chip
+        self.clock = clock
+        self.link = link
+        self.max_clock_hz = max_clock_hz
+        self.clock_hz = max_clock_hz
+        self.powered = False
+        self.bits_transferred = 0  # for benchmarks: what the wire carried
+        self.miso_level = miso_level  # what reads return with no (or no contact to a) part
+        self.contact = True
+
+    def set_clock(self, hz: int) -> int:
+        self.clock_hz = max(1, min(hz, self.max_clock_hz))
+        return self.clock_hz
+
+    def transfer(self, ops: Sequence[SpiStep]) -> list[bytes]:
+        self.link.tick()
+        results: list[bytes] = []
+        bits = 0
+        for op in ops:
+            if isinstance(op, WaitReady):
+                results.append(self._wait(op))
+                bits += 16
+                continue
+            bits += 8 * (len(op.write) + op.read_len)
+            results.append(self._frame(op))
+        self.bits_transferred += bits
+        if self.clock.timing.realtime:
+            self.clock.advance(bits / self.clock_hz)
+        return results
+
+    def _frame(self, op: SpiOp) -> bytes:
+        if self.chip is None or not self.powered or not self.contact:
+            return bytes([self.miso_level]) * op.read_len
+        return self.chip.transaction(op.write, op.read_len)
+
+    def _wait(self, op: WaitReady) -> bytes:
+        if self.chip is None or not self.powered or not self.contact:
+            status = self.miso_level
+        else:
+            ready = self.chip.ready_at()
+            if ready - self.clock.now() > op.timeout_s:
+                self.clock.advance(op.timeout_s)
+                raise BusTimeout(f"part still busy after {op.timeout_s * 1000:.0f} ms")
+            if ready > self.clock.now():
+                self.clock.advance_to(ready + _POLL_INTERVAL_S)
+            status = self.chip.transaction(bytes([op.opcode]), 1)[0]
+        if status & op.mask != op.value:
+            self.clock.advance(op.timeout_s)
+            raise BusTimeout(
+                f"status 0x{status:02X} never matched mask 0x{op.mask:02X} ="
+                f" 0x{op.value:02X} within {op.timeout_s * 1000:.0f} ms"
+            )
+        return bytes([status])
+
+
+class SimI2cBus:
+    def __init__(
+        self, chip: I2cEepromChip | None, clock: SimClock, link: LinkState, *, clock_hz: int
+    ) -> None:
+        self.chip = chip
+        self.clock = clock
+        self.link = link
+        self.clock_hz = clock_hz
+        self.powered = False
+        self.contact = True
+
+    def _chip(self, address: int) -> I2cEepromChip:
+        if self.chip is None or not self.powered or not self.contact:
+            raise I2cNack(f"no acknowledge from I2C address 0x{address:02X}")
+        return self.chip
+
+    def _spend(self, nbytes: int) -> None:
+        if self.clock.timing.realtime:
+            self.clock.advance(nbytes * 9 / self.clock_hz)
+
+    def write(self, address: int, data: bytes) -> None:
+        self.link.tick()
+        self._spend(1 + len(data))
+        self._chip(address).write(address, data)
+
+    def write_read(self, address: int, data: bytes, read_len: int) -> bytes:
+        self.link.tick()
+        self._spend(2 + len(data) + read_len)
+        chip = self._chip(address)
+        if data:
+            chip.write(address, data)
+        return chip.read(address, read_len)
+
+    def wait_ack(self, address: int, timeout_s: float, hint_s: float = 0.0) -> None:
+        self.link.tick()
+        chip = self._chip(address)
+        if chip.busy_until - self.clock.now() > timeout_s:
+            self.clock.advance(timeout_s)
+            raise BusTimeout(
+                f"no acknowledge from 0x{address:02X} within {timeout_s * 1000:.0f} ms"
+            )
+        self.clock.advance_to(chip.busy_until + _POLL_INTERVAL_S)
+        self._spend(1)

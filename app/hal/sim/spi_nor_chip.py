@@ -1,0 +1,364 @@
+"""Bus-level model of a SPI NOR flash, driven by its device DB entry.
+
+Answers the opcodes a programmer uses: 9F (JEDEC ID), 5A (SFDP), 4B (unique ID),
+05/35/15 (status), 06/04 (WEL), 01/31 (write status), 03/0B/13/0C (read), 02/12 (page
+program: page wrap, 1->0 only), sector/block/chip erase from the DB table (and their
+4-byte forms 21/5C/DC), B7/E9 (4-byte mode), 17/16 (bank register), 66/99 (reset).
+Program and erase set BUSY for the DB's typical or maximum time on the site's clock.
+
+Simplification: when any block-protect bit is set, the whole array is protected (real
+parts protect a portion chosen by the BP/TB/SEC combination).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from app.hal.sim.clock import SimClock
+from app.hal.sim.sfdp import build_sfdp
+
+BUSY, WEL = 0x01, 0x02
+_FOUR_BYTE_ERASE = {0x20: 0x21, 0x52: 0x5C, 0xD8: 0xDC}
+_WRSR_MS = (5.0, 15.0)
+
+
+def _hex_int(value: object) -> int:
+    return int(str(value), 16) if not isinstance(value, int) else value
+
+
+@dataclass
+class ChipFaults:
+    """Faults the chip itself exhibits (bus-level faults live in the bus)."""
+
+    stuck_address: int | None = None
+    stuck_mask: int = 0  # the bit that refuses to program, chosen on first use
+    verify_address: int | None = None
+    busy_forever: bool = False
+    erase_fail_address: int | None = None
+
+
+class SpiNorChip:
+    def __init__(
+        self,
+        device: Mapping[str, object],
+        clock: SimClock,
+        *,
+        jedec_override: str | None = None,
+        faults: ChipFaults | None = None,
+        protected: bool = False,
+        unique_id: bytes = b"",
+    ) -> None:
+        self.device = device
+        self.clock = clock
+        self.size = int(device["size_bytes"])  # type: ignore[arg-type]
+        self.page_size = int(device.get("page_size_bytes", 256))  # type: ignore[arg-type]
+        self.erased = _hex_int(device.get("erased_value", "0xFF"))
+        self.memory = bytearray([self.erased]) * self.size
+        ids = device.get("ids", {})
+        jedec = jedec_override or str(ids.get("jedec", "FFFFFF"))  # type: ignore[union-attr]
+        self.id_bytes = bytes.fromhex(jedec + str(ids.get("extended", "")))  # type: ignore[union-attr]
+        self.erase_ops: dict[int, tuple[int, float, float]] = {}
+        self.chip_erase: tuple[float, float] = (0.0, 0.0)
+        for entry in device.get("erase", []):  # type: ignore[union-attr]
+            opcode = _hex_int(entry["opcode"])
+            times = (float(entry["ms_typ"]), float(entry["ms_max"]))
+            if entry["size_bytes"] == "chip":
+                self.chip_erase = times
+            else:
+                self.erase_ops[opcode] = (int(entry["size_bytes"]), *times)
+        self.chip_erase_opcodes = {0x60, 0xC7}
+        self.pp_ms = (
+            float(device.get("page_program_ms_typ", 0.7)),  # type: ignore[arg-type]
+            float(device.get("page_program_ms_max", 3.0)),  # type: ignore[arg-type]
+        )
+        self.address_bytes_max = int(device.get("address_bytes", 3))  # type: ignore[arg-type]
+        self.four_byte_mode = str(device.get("four_byte_mode", ""))
+        status = device.get("status", {}) or {}
+        self.bp_mask = _hex_int(status.get("bp_mask", "0x1C"))  # type: ignore[union-attr]
+        erase_types = sorted((op, size) for op, (size, *_t) in self.erase_ops.items())
+        erase_types.sort(key=lambda e: e[1])
+        self.sfdp = (
+            build_sfdp(self.size, self.page_size, erase_types, self.address_bytes_max)
+            if device.get("sfdp")
+            else b""
+        )
+        uid = device.get("unique_id") or None
+        self.uid_dummy = int(uid["dummy_bytes"]) if uid else 0  # type: ignore[index]
+        self.unique_id = unique_id[: int(uid["length_bytes"])] if uid else b""  # type: ignore[index]
+        self.faults = faults or ChipFaults()
+        self.protected_at_power = protected
+        self.power_cycle()
+
+    # -- power and state ------------------------------------------------------------
+
+    def power_cycle(self) -> None:
+        self.sr1 = self.bp_mask if self.protected_at_power else 0
+        self.sr2 = 0
+        self.sr3 = 0
+        self.bank = 0
+        self.four_byte = self.four_byte_mode == "always"
+        self.busy_until = 0.0
+
+    def _busy(self) -> bool:
+        return self.clock.now() < self.busy_until
+
+    def status1(self) -> int:
+        return self.sr1 | (BUSY if self._busy() else 0)
+
+    def ready_at(self) -> float:
+        return self.busy_until
+
+    def _start_busy(self, typ_ms: float, max_ms: float) -> None:
+        if self.faults.busy_forever:
+            self.busy_until = float("inf")
+            return
+        self.busy_until = self.clock.now() + self.clock.timing.duration(typ_ms, max_ms)
+
+    # -- the bus entry point --------------------------------------------------------
+
+    def transaction(self, write: bytes, read_len: int) -> bytes:
+        """One chip-select frame: the bytes clocked out on MISO after ``write``."""
+        if not write:
+            return bytes(read_len)
+        op = write[0]
+        args = write[1:]
+        if self._busy() and op not in (0x05, 0x35, 0x15, 0x66, 0x99):
+            return b"\xff" * read_len
+        handler = _HANDLERS.get(op)
+        if handler is None:
+            if op in self.erase_ops or op in _four_byte_erase_opcodes(self):
+                return self._erase(op, args, read_len)
+            return b"\xff" * read_len
+        return handler(self, args, read_len)
+
+    # -- addressing -----------------------------------------------------------------
+
+    def _address(self, args: bytes, force4: bool = False) -> tuple[int, bytes] | None:
+        n = 4 if (force4 or self.four_byte) else 3
+        if len(args) < n:
+            return None
+        addr = int.from_bytes(args[:n], "big")
+        if n == 3 and self.four_byte_mode == "bank-register":
+            addr |= (self.bank & 0x7F) << 24
+        return addr % self.size, args[n:]
+
+    # -- commands -------------------------------------------------------------------
+
+    def _rdid(self, args: bytes, n: int) -> bytes:
+        return (self.id_bytes + bytes(max(0, n - len(self.id_bytes))))[:n]
+
+    def _rdsr1(self, args: bytes, n: int) -> bytes:
+        return bytes([self.status1()]) * n
+
+    def _rdsr2(self, args: bytes, n: int) -> bytes:
+        return bytes([self.sr2]) * n
+
+    def _rdsr3(self, args: bytes, n: int) -> bytes:
+        return bytes([self.sr3]) * n
+
+    def _wren(self, args: bytes, n: int) -> bytes:
+        self.sr1 |= WEL
+        return bytes(n)
+
+    def _wrdi(self, args: bytes, n: int) -> bytes:
+        self.sr1 &= ~WEL
+        return bytes(n)
+
+    def _wrsr(self, args: bytes, n: int) -> bytes:
+        if self.sr1 & WEL and args:
+            self.sr1 = (args[0] & ~(BUSY | WEL)) & 0xFF
+            if len(args) > 1:
+                self.sr2 = args[1]
+            self._start_busy(*_WRSR_MS)
+        self.sr1 &= ~WEL
+        return bytes(n)
+
+    def _wrsr2(self, args: bytes, n: int) -> bytes:
+        if self.sr1 & WEL and args:
+            self.sr2 = args[0]
+            self._start_busy(*_WRSR_MS)
+        self.sr1 &= ~WEL
+        return bytes(n)
+
+    def _read_at(self, addr: int, n: int) -> bytes:
+        if addr + n <= self.size:
+            out = bytearray(self.memory[addr : addr + n])
+        else:  # reads wrap at the end of the array
+            out = bytearray()
+            pos = addr
+            while len(out) < n:
+                take = min(n - len(out), self.size - pos)
+                out += self.memory[pos : pos + take]
+                pos = (pos + take) % self.size
+        fa = self.faults.verify_address
+        if fa is not None and (fa - addr) % self.size < n and self.memory[fa] != self.erased:
+            out[(fa - addr) % self.size] ^= 0x10  # a weak cell once programmed
+        return bytes(out)
+
+    def _read(self, args: bytes, n: int, *, force4: bool = False, dummy: int = 0) -> bytes:
+        parsed = self._address(args, force4)
+        if parsed is None:
+            return b"\xff" * n
+        addr, rest = parsed
+        if len(rest) < dummy:
+            return b"\xff" * n
+        self.clock.advance(0)
+        data = self._read_at(addr, n)
+        return data
+
+    def _read3(self, args: bytes, n: int) -> bytes:
+        return self._read(args, n)
+
+    def _fast_read(self, args: bytes, n: int) -> bytes:
+        return self._read(args, n, dummy=1)
+
+    def _read4b(self, args: bytes, n: int) -> bytes:
+        return self._read(args, n, force4=True)
+
+    def _fast_read4b(self, args: bytes, n: int) -> bytes:
+        return self._read(args, n, force4=True, dummy=1)
+
+    def _write_allowed(self) -> bool:
+        allowed = bool(self.sr1 & WEL) and not (self.sr1 & self.bp_mask)
+        self.sr1 &= ~WEL
+        return allowed
+
+    def _program(self, args: bytes, n: int, *, force4: bool = False) -> bytes:
+        parsed = self._address(args, force4)
+        if parsed is None or not self._write_allowed():
+            return bytes(n)
+        addr, data = parsed
+        page = addr - addr % self.page_size
+        offset = addr - page
+        if len(data) > self.page_size:
+            data = data[-self.page_size :]  # only the last page_size bytes are kept
+        first = data[: self.page_size - offset]
+        self._and_into(page + offset, first)
+        if len(data) > len(first):  # the rest wraps to the start of the page
+            self._and_into(page, data[len(first) :])
+        self._start_busy(*self.pp_ms)
+        return bytes(n)
+
+    def _and_into(self, addr: int, data: bytes) -> None:
+        """Program ``data`` at ``addr``: a NOR cell only goes from 1 to 0."""
+        n = len(data)
+        old = self.memory[addr : addr + n]
+        new = int.from_bytes(old, "big") & int.from_bytes(data, "big")
+        self.memory[addr : addr + n] = new.to_bytes(n, "big")
+        stuck = self.faults.stuck_address
+        if stuck is not None and addr <= stuck < addr + n:
+            i = stuck - addr
+            self.memory[stuck] = self._stuck(old[i], self.memory[stuck])
+
+    def _stuck(self, old: int, new: int) -> int:
+        cleared = old & ~new
+        if not self.faults.stuck_mask and cleared:
+            self.faults.stuck_mask = cleared & -cleared  # lowest bit asked to clear
+        return new | (old & self.faults.stuck_mask)
+
+    def _pp3(self, args: bytes, n: int) -> bytes:
+        return self._program(args, n)
+
+    def _pp4b(self, args: bytes, n: int) -> bytes:
+        return self._program(args, n, force4=True)
+
+    def _erase(self, op: int, args: bytes, n: int) -> bytes:
+        four = {v: k for k, v in _FOUR_BYTE_ERASE.items()}
+        force4 = op in four and op not in self.erase_ops
+        base_op = four.get(op, op) if force4 else op
+        size, typ, mx = self.erase_ops[base_op]
+        parsed = self._address(args, force4)
+        if parsed is None or not self._write_allowed():
+            return bytes(n)
+        addr = parsed[0] - parsed[0] % size
+        self._erase_range(addr, size)
+        self._start_busy(typ, mx)
+        return bytes(n)
+
+    def _erase_range(self, addr: int, size: int) -> None:
+        self.memory[addr : addr + size] = bytes([self.erased]) * size
+        fa = self.faults.erase_fail_address
+        if fa is not None and addr <= fa < addr + size:
+            self.memory[fa] = 0x00
+
+    def _chip_erase(self, args: bytes, n: int) -> bytes:
+        if self._write_allowed():
+            self._erase_range(0, self.size)
+            self._start_busy(*self.chip_erase)
+        return bytes(n)
+
+    def _sfdp_read(self, args: bytes, n: int) -> bytes:
+        if len(args) < 4 or not self.sfdp:
+            return b"\xff" * n
+        addr = int.from_bytes(args[:3], "big")
+        table = self.sfdp + b"\xff" * max(0, addr + n - len(self.sfdp))
+        return table[addr : addr + n]
+
+    def _unique_id(self, args: bytes, n: int) -> bytes:
+        if not self.unique_id or len(args) < self.uid_dummy:
+            return b"\xff" * n
+        return (self.unique_id + b"\xff" * n)[:n]
+
+    def _enter4(self, args: bytes, n: int) -> bytes:
+        if self.address_bytes_max == 4:
+            self.four_byte = True
+        return bytes(n)
+
+    def _exit4(self, args: bytes, n: int) -> bytes:
+        if self.four_byte_mode != "always":
+            self.four_byte = False
+        return bytes(n)
+
+    def _write_bank(self, args: bytes, n: int) -> bytes:
+        if args and self.four_byte_mode == "bank-register":
+            self.bank = args[0]
+            self.four_byte = bool(args[0] & 0x80)
+        return bytes(n)
+
+    def _read_bank(self, args: bytes, n: int) -> bytes:
+        return bytes([self.bank]) * n
+
+    def _reset(self, args: bytes, n: int) -> bytes:
+        if not self.faults.busy_forever:
+            self.busy_until = 0.0
+        self.sr1 &= ~WEL
+        return bytes(n)
+
+    def _noop(self, args: bytes, n: int) -> bytes:
+        return bytes(n)
+
+
+def _four_byte_erase_opcodes(chip: SpiNorChip) -> set[int]:
+    if chip.address_bytes_max != 4:
+        return set()
+    return {_FOUR_BYTE_ERASE[op] for op in chip.erase_ops if op in _FOUR_BYTE_ERASE}
+
+
+_HANDLERS = {
+    0x9F: SpiNorChip._rdid,
+    0x05: SpiNorChip._rdsr1,
+    0x35: SpiNorChip._rdsr2,
+    0x15: SpiNorChip._rdsr3,
+    0x06: SpiNorChip._wren,
+    0x04: SpiNorChip._wrdi,
+    0x01: SpiNorChip._wrsr,
+    0x31: SpiNorChip._wrsr2,
+    0x03: SpiNorChip._read3,
+    0x0B: SpiNorChip._fast_read,
+    0x13: SpiNorChip._read4b,
+    0x0C: SpiNorChip._fast_read4b,
+    0x02: SpiNorChip._pp3,
+    0x12: SpiNorChip._pp4b,
+    0x60: SpiNorChip._chip_erase,
+    0xC7: SpiNorChip._chip_erase,
+    0x5A: SpiNorChip._sfdp_read,
+    0x4B: SpiNorChip._unique_id,
+    0xB7: SpiNorChip._enter4,
+    0xE9: SpiNorChip._exit4,
+    0x17: SpiNorChip._write_bank,
+    0x16: SpiNorChip._read_bank,
+    0x66: SpiNorChip._noop,
+    0x99: SpiNorChip._reset,
+    0xAB: SpiNorChip._noop,
+}

@@ -1,0 +1,114 @@
+"""Programming benchmarks on the simulated programmer (issue 4).
+
+1. Host overhead: erase + program + verify of a random 16 MiB image onto
+   winbond.w25q128jv with timing=instant, against flashrom's C emulator of the same
+   chip (`flashrom -p dummy:emulate=W25Q128FV,image=FILE -w IMAGE`). Target <= 1.0x.
+2. Multi-site scaling: 16 sites vs 1 site, real-time typical timing, small part.
+   Target: 16-site wall time <= 1.10x one site. CPU use printed.
+3. Chip-bound efficiency: one site, real-time typical timing: measured time /
+   (sum of typical chip times + bus transfer time at the site's clock). Target <= 1.05.
+
+Run: .venv/bin/python tests/bench/bench_program.py
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from app.algorithms.spi_nor import geometry_from_params
+from app.core.image import MemoryImage
+from app.devicedb import load_database
+from app.engine.planner import plan_program
+from app.engine.site_runner import CycleSpec
+from app.engine.station import Station
+from app.hal.programmer import open_programmer
+
+SMALL_PART = "winbond.w25x10cl"
+
+
+def run(url: str, device, database, image: MemoryImage):
+    programmer = open_programmer(url, device=device, database=database)
+    station = Station(programmer, lambda _e: None)
+    cpu0 = time.process_time()
+    t0 = time.perf_counter()
+    outcome = station.run(CycleSpec("program", device, image))
+    wall = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
+    assert outcome.all_passed, [r.message for r in outcome.results]
+    return wall, cpu, programmer
+
+
+def host_overhead(database) -> None:
+    device = database.get("winbond.w25q128jv")
+    data = os.urandom(device.size_bytes)
+    image = MemoryImage.from_bytes(data)
+    wall, _cpu, _ = run("sim://?sites=1", device, database, image)
+    print(f"[1] socketeer erase+program+verify 16 MiB (instant): {wall:.2f} s")
+    flashrom = shutil.which("flashrom")
+    if flashrom is None:
+        print("    flashrom not installed (apt-get install flashrom): no reference ratio")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        image_file = Path(tmp) / "image.bin"
+        chip_file = Path(tmp) / "chip.bin"
+        image_file.write_bytes(data)
+        chip_file.write_bytes(b"\xff" * device.size_bytes)
+        t0 = time.perf_counter()
+        subprocess.run(
+            [flashrom, "-p", f"dummy:emulate=W25Q128FV,image={chip_file}", "-w", str(image_file)],
+            check=True,
+            capture_output=True,
+        )
+        ref = time.perf_counter() - t0
+    print(f"    flashrom -p dummy:emulate=W25Q128FV -w (C emulator): {ref:.2f} s")
+    print(f"    ratio socketeer / flashrom: {wall / ref:.2f} (target <= 1.00)")
+
+
+def scaling(database) -> None:
+    device = database.get(SMALL_PART)
+    image = MemoryImage.from_bytes(os.urandom(device.size_bytes))
+    one, cpu1, _ = run("sim://?sites=1&timing=typ", device, database, image)
+    many, cpu16, _ = run("sim://?sites=16&timing=typ", device, database, image)
+    print(f"[2] {device.part} 1 site: {one:.3f} s wall, {cpu1:.3f} s CPU ({100 * cpu1 / one:.0f}%)")
+    share = 100 * cpu16 / many
+    print(f"    16 sites: {many:.3f} s wall, {cpu16:.3f} s CPU ({share:.0f}% of one core)")
+    print(f"    ratio 16 sites / 1 site: {many / one:.3f} (target <= 1.10)")
+
+
+def efficiency(database) -> None:
+    device = database.get(SMALL_PART)
+    image = MemoryImage.from_bytes(os.urandom(device.size_bytes))
+    geometry = geometry_from_params(device.raw)
+    plan = plan_program(geometry, image, "auto")
+    chip_s = (
+        sum(b.ms_typ for b, _ in plan.erase) + len(plan.writes) * geometry.program_ms_typ
+    ) / 1000
+    wall, _, programmer = run("sim://?sites=1&timing=typ", device, database, image)
+    bus = programmer.sites[0].spi
+    transfer_s = bus.bits_transferred / bus.clock_hz
+    ideal = chip_s + transfer_s
+    print(
+        f"[3] {device.part} typical chip time {chip_s:.3f} s + bus {transfer_s:.3f} s"
+        f" at {bus.clock_hz / 1e6:g} MHz = {ideal:.3f} s; measured {wall:.3f} s"
+    )
+    print(f"    ratio measured / ideal: {wall / ideal:.3f} (target <= 1.05)")
+
+
+def main() -> int:
+    database = load_database(use_overlay=False)
+    host_overhead(database)
+    scaling(database)
+    efficiency(database)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
