@@ -87,10 +87,11 @@ class I2cEepromChip:
             self.busy_until = self.clock.now() + self.clock.timing.duration(*self.write_ms)
 
     def _stuck(self, old: int, new: int) -> int:
-        """EEPROM cells are written whole; the stuck bit keeps its old value if it was 1."""
+        """The stuck bit is the lowest one first written as 0; it stays 1 from then on."""
         if not self.faults.stuck_mask:
-            self.faults.stuck_mask = 0x01
-        return (new & ~self.faults.stuck_mask) | (0xFF & self.faults.stuck_mask)
+            zeros = ~new & 0xFF
+            self.faults.stuck_mask = zeros & -zeros
+        return new | self.faults.stuck_mask
 
     def read(self, address: int, n: int) -> bytes:
         self._select(address)

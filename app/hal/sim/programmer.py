@@ -58,7 +58,7 @@ class SimSite:
             erase_fail_address=address if kind == "erase-fail" else None,
         )
         self.fault_address = address if kind in ("stuck-bit", "verify", "erase-fail") else None
-        link = LinkState(drop_after=rng.randrange(20, 60) if kind == "link-drop" else None)
+        link = LinkState(drop_after=rng.randrange(5, 9) if kind == "link-drop" else None)
         self.present = kind != "empty"
         self.spi: SimSpiBus | None = None
         self.i2c: SimI2cBus | None = None
