@@ -9,13 +9,14 @@ returning an exit code.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
-from app.commands import image
+from app.commands import devices, image, programming
 from app.core.errors import SocketeerError
 
-COMMAND_MODULES = (image,)
+COMMAND_MODULES = (image, devices, programming)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -55,6 +56,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SocketeerError as err:
         print(f"socketeer: error: {err}", file=sys.stderr)
         return err.exit_code
+    except BrokenPipeError:  # e.g. `socketeer devices search | head`
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("socketeer: interrupted", file=sys.stderr)
         return 130

@@ -15,3 +15,27 @@ DATA = Path(__file__).parent / "data"
 @pytest.fixture
 def data_dir() -> Path:
     return DATA
+
+
+@pytest.fixture(scope="session")
+def database():  # -> app.devicedb.DeviceDatabase
+    """The installed device database (the user's overlay is ignored in tests)."""
+    from app.devicedb import load_database
+
+    return load_database(use_overlay=False)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "db_coverage: counts of the installed device DB (fails until the data is complete)",
+    )
+
+
+@pytest.fixture(autouse=True)
+def _isolated_device_db(monkeypatch: pytest.MonkeyPatch, tmp_path_factory) -> None:
+    """Tests see the repo's device_db/ and an empty overlay, never the user's own
+    overlay folder or a SOCKETEER_DEVICE_DB from the developer's shell."""
+    monkeypatch.delenv("SOCKETEER_DEVICE_DB", raising=False)
+    empty = tmp_path_factory.getbasetemp() / "empty-overlay"
+    monkeypatch.setenv("SOCKETEER_OVERLAY_DB", str(empty))

@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from app.algorithms import algorithm_names
 from app.algorithms.spi_nor import SpiNor
 from app.commands.image import parse_number, parse_range
 from app.core.errors import InputError, UsageError
@@ -184,9 +185,18 @@ def _load_for_device(args: argparse.Namespace, device: Any) -> MemoryImage:
     return image
 
 
+def _programmable(database: Any, device_id: str) -> Any:
+    device = database.get(device_id)
+    if device.algorithm not in algorithm_names():
+        raise UsageError(
+            f"{device.id}: the '{device.algorithm}' algorithm is not in this version of Socketeer"
+        )
+    return device
+
+
 def cmd_cycle(args: argparse.Namespace) -> int:
     database = load_database()
-    device = database.get(args.device)
+    device = _programmable(database, args.device)
     image = _load_for_device(args, device) if args.action in ("program", "verify") else None
     erase_mode = "auto"
     if args.action == "program":
@@ -233,7 +243,7 @@ def cmd_cycle(args: argparse.Namespace) -> int:
 
 def cmd_read(args: argparse.Namespace) -> int:
     database = load_database()
-    device = database.get(args.device)
+    device = _programmable(database, args.device)
     fmt = args.out_format or format_from_extension(args.output) or "bin"
     read_range = parse_range(args.range, "--range") if args.range else None
     if read_range and read_range[1] > device.size_bytes:

@@ -15,7 +15,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.algorithms import get_algorithm
+from app.algorithms import algorithm_names, get_algorithm
 from app.algorithms.base import Cancelled, ChipAlgorithm, ChipError
 from app.core.image import MemoryImage
 from app.engine.events import Event, LogEvent, PhaseStarted, ProgressEvent
@@ -34,7 +34,7 @@ from app.hal.errors import HalError, LinkError
 
 log = logging.getLogger(__name__)
 
-ACTIONS = ("program", "verify", "erase", "blank-check", "read")
+ACTIONS = ("identify", "program", "verify", "erase", "blank-check", "read")
 COMPARE_CHUNK = 1 << 20
 
 
@@ -167,6 +167,8 @@ class SiteRunner:
         with cycle.phase("identify"):
             self._identify(algo, device, cycle)
         algo.prepare()
+        if spec.action == "identify":
+            return None
         if spec.action == "read":
             return self._read(algo, spec, cycle)
         if spec.action == "blank-check":
@@ -188,6 +190,8 @@ class SiteRunner:
         return None
 
     def _algorithm(self, device: Any) -> ChipAlgorithm:
+        if device.algorithm not in algorithm_names():
+            raise StepFailed(f"no '{device.algorithm}' algorithm in this version of Socketeer")
         cls = get_algorithm(device.algorithm)
         bus = self.site.i2c if device.family == "i2c-eeprom" else self.site.spi
         if bus is None:
@@ -329,6 +333,7 @@ class SiteRunner:
 def _pass_message(spec: CycleSpec, cycle: _Cycle) -> str:
     total = sum(cycle.timings.values())
     verb = {
+        "identify": f"ID {cycle.facts.get('chip_id') or 'none'} as expected",
         "program": "programmed and verified" if spec.verify else "programmed",
         "verify": "verified",
         "erase": "erased",

@@ -1,0 +1,385 @@
+"""`socketeer devices search|show|by-id|validate`: the device database from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from app.core.errors import UsageError
+from app.devicedb import (
+    FAMILIES,
+    ID_BUSES,
+    Device,
+    DeviceDatabase,
+    ValidationReport,
+    check_installed,
+    check_paths,
+    load_database,
+    normalize,
+)
+
+_BUS_LABEL = {"jedec": "JEDEC ID", "stm32_pid": "STM32 product ID"}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "devices", help="search, show, identify and validate parts in the device database"
+    )
+    dsub = parser.add_subparsers(dest="devices_command", metavar="ACTION")
+
+    search = dsub.add_parser("search", help="find parts by name, alias, size or ID fields")
+    search.add_argument(
+        "query",
+        nargs="*",
+        help="words to match (case and punctuation ignored); size words like 16MiB, "
+        "128Mbit or 128M filter by size; nothing lists every part",
+    )
+    search.add_argument("--family", help=f"only this family ({', '.join(FAMILIES)})")
+    search.add_argument("--vendor", help="only this vendor (name or its start)")
+    search.add_argument("--package", help="only parts offered in this package (name or its start)")
+    search.add_argument("--json", action="store_true", help="print the entries as JSON")
+    search.set_defaults(func=cmd_search)
+
+    show = dsub.add_parser("show", help="every fact of one part")
+    show.add_argument("id", help="device id, e.g. winbond.w25q128jv")
+    show.add_argument("--json", action="store_true", help="print the entry as JSON")
+    show.set_defaults(func=cmd_show)
+
+    by_id = dsub.add_parser("by-id", help="which parts answer an ID read from a chip")
+    by_id.add_argument("hex", nargs="+", help="the ID bytes in hex: EF4018, 0xEF4018 or EF 40 18")
+    by_id.add_argument(
+        "--bus",
+        choices=ID_BUSES,
+        default="jedec",
+        help="jedec (SPI NOR 9Fh ID, default) or stm32_pid (AN3155 Get ID)",
+    )
+    by_id.add_argument("--json", action="store_true", help="print one JSON document")
+    by_id.set_defaults(func=cmd_by_id)
+
+    validate = dsub.add_parser(
+        "validate", help="check device files against the schema and the semantic rules"
+    )
+    validate.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        help="device files or DB folders (default: the installed DB and the user overlay)",
+    )
+    validate.set_defaults(func=cmd_validate)
+
+    parser.set_defaults(func=None, _help=parser)
+
+
+# -- formatting helpers -------------------------------------------------------
+
+
+def format_size(size: int) -> str:
+    """16777216 -> "16 MiB", 2048 -> "2 KiB", 128 -> "128 B"."""
+    for shift, unit in ((30, "GiB"), (20, "MiB"), (10, "KiB")):
+        if size >= 1 << shift and size % (1 << shift) == 0:
+            return f"{size >> shift} {unit}"
+    return f"{size} B"
+
+
+def format_size_long(size: int) -> str:
+    """16777216 -> "16 MiB = 128 Mbit (16,777,216 bytes)"."""
+    bits = size * 8
+    for shift, unit in ((30, "Gbit"), (20, "Mbit"), (10, "Kbit")):
+        if bits >= 1 << shift and bits % (1 << shift) == 0:
+            return f"{format_size(size)} = {bits >> shift} {unit} ({size:,} bytes)"
+    return f"{format_size(size)} ({size:,} bytes)"
+
+
+def format_ms(value: float) -> str:
+    return f"{value / 1000:g} s" if value >= 1000 else f"{value:g} ms"
+
+
+def format_hz(value: int) -> str:
+    if value >= 1_000_000:
+        return f"{value / 1_000_000:g} MHz"
+    return f"{value / 1000:g} kHz"
+
+
+def format_voltage(device: Device) -> str:
+    low, high = device.voltage_mv
+    return f"{low / 1000:g}-{high / 1000:g} V"
+
+
+def _table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in [header, *rows]
+    ]
+    return "\n".join(lines)
+
+
+def device_table(devices: Iterable[Device]) -> str:
+    header = ("ID", "VENDOR", "PART", "FAMILY", "SIZE", "VOLTAGE", "PACKAGES")
+    rows = [
+        (
+            d.id,
+            d.vendor,
+            d.part,
+            d.family,
+            format_size(d.size_bytes),
+            format_voltage(d),
+            ", ".join(d.packages),
+        )
+        for d in devices
+    ]
+    return _table(rows, header)
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2))
+
+
+# -- commands -----------------------------------------------------------------
+
+
+def _family_filter(text: str | None) -> str | None:
+    if text is None:
+        return None
+    for family in FAMILIES:
+        if normalize(family) == normalize(text):
+            return family
+    raise UsageError(f"--family {text!r} is not a family (use one of: {', '.join(FAMILIES)})")
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    db = load_database()
+    query = " ".join(args.query)
+    hits = db.search(
+        query, family=_family_filter(args.family), vendor=args.vendor, package=args.package
+    )
+    if args.json:
+        _print_json([d.to_json() for d in hits])
+        return 0 if hits else 1
+    if not hits:
+        what = f"matches {query!r}" if query else "matches the filters"
+        print(f"no device {what}" if db else "the device database is empty")
+        return 1
+    print(device_table(hits))
+    print(f"{len(hits)} device{'s' if len(hits) != 1 else ''}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    db = load_database()
+    device = db.get(args.id)
+    if args.json:
+        _print_json(device.to_json())
+        return 0
+    print("\n".join(describe(device, db)))
+    return 0
+
+
+def _line(label: str, value: object) -> str:
+    return f"{label + ':':<18}{value}"
+
+
+def describe(device: Device, db: DeviceDatabase) -> list[str]:
+    """The human-readable `devices show` text of one device."""
+    raw = device.raw
+    out = [
+        f"{device.id}: {device.vendor} {device.part}",
+        _line("family", f"{device.family} (algorithm {device.algorithm})"),
+    ]
+    if device.aliases:
+        out.append(_line("aliases", ", ".join(device.aliases)))
+    out.append(_line("size", format_size_long(device.size_bytes)))
+    if device.family == "spi-nor":
+        out += _describe_spi_nor(raw)
+    elif device.family == "i2c-eeprom":
+        out += _describe_i2c_eeprom(raw)
+    elif device.family == "stm32-uart":
+        out += _describe_stm32_uart(raw)
+    out.append(
+        _line(
+            "voltage",
+            f"{format_voltage(device)} ({raw['voltage_mv'][0]}-{raw['voltage_mv'][1]} mV)",
+        )
+    )
+    out.append(_line("erased value", raw.get("erased_value", "0xFF")))
+    out.append("packages:")
+    for name in device.packages:
+        package = db.packages.get(name)
+        if package is None:
+            out.append(f"  {name}")
+            continue
+        adapter = package.adapter or "none (in-system only)"
+        out.append(
+            f"  {name:<16} {package.pins} pins, {package.pitch_mm:g} mm pitch, adapter: {adapter}"
+        )
+    tested = device.tested
+    if tested:
+        out.append(_line("tested", ", ".join(f"{k} {v}" for k, v in tested.items())))
+    out.append(_line("source", device.source))
+    if raw.get("notes"):
+        out.append(_line("notes", raw["notes"]))
+    origin = device.source_file
+    if device.overrides:
+        origin += f" (user overlay; replaces the entry in {device.overrides})"
+    out.append(_line("defined in", origin))
+    return out
+
+
+def _describe_spi_nor(raw: dict[str, Any]) -> list[str]:
+    ids = raw.get("ids", {})
+    ident = ids.get("jedec", "?")
+    if ids.get("extended"):
+        ident += f" + extended {ids['extended']}"
+    if ids.get("legacy_rdid"):
+        ident += f" (ABh device ID {ids['legacy_rdid']})"
+    out = [_line("JEDEC ID", ident)]
+    out.append(_line("page size", f"{raw['page_size_bytes']} bytes"))
+    out.append(
+        _line(
+            "page program",
+            f"typ {format_ms(raw['page_program_ms_typ'])}, "
+            f"max {format_ms(raw['page_program_ms_max'])}",
+        )
+    )
+    addressing = f"{raw['address_bytes']} bytes"
+    if raw.get("four_byte_mode"):
+        addressing += f" (4-byte mode: {raw['four_byte_mode']})"
+    out.append(_line("address", addressing))
+    out.append(_line("max clock", format_hz(raw["max_clock_hz"])))
+    status = raw.get("status", {})
+    out.append(
+        _line(
+            "status",
+            f"BP mask {status.get('bp_mask')}, QE {status.get('qe') or 'none'}"
+            f", SRP {status.get('srp') or 'none'}",
+        )
+    )
+    if "sfdp" in raw:
+        out.append(_line("SFDP", "yes" if raw["sfdp"] else "no"))
+    unique = raw.get("unique_id")
+    if unique:
+        out.append(
+            _line(
+                "unique ID",
+                f"opcode {unique['opcode']}, {unique['dummy_bytes']} dummy "
+                f"bytes, {unique['length_bytes']} bytes long",
+            )
+        )
+    out.append("erase:")
+    rows = []
+    for erase in raw.get("erase", []):
+        size = erase["size_bytes"]
+        label = "chip" if size == "chip" else f"{format_size(size)} ({size:,} bytes)"
+        rows.append(
+            ("  " + erase["opcode"], label, format_ms(erase["ms_typ"]), format_ms(erase["ms_max"]))
+        )
+    out.append(_table(rows, ("  OPCODE", "BLOCK", "TYP", "MAX")))
+    return out
+
+
+def _describe_i2c_eeprom(raw: dict[str, Any]) -> list[str]:
+    write = f"max {format_ms(raw['write_cycle_ms_max'])}"
+    if "write_cycle_ms_typ" in raw:
+        write = f"typ {format_ms(raw['write_cycle_ms_typ'])}, " + write
+    return [
+        _line("page size", f"{raw['page_size_bytes']} bytes"),
+        _line(
+            "address",
+            f"{raw['address_bytes']} byte(s) + {raw['block_bits']} block bit(s) "
+            "in the device address",
+        ),
+        _line("write cycle", write),
+        _line("max clock", format_hz(raw["max_clock_hz"])),
+    ]
+
+
+def _describe_stm32_uart(raw: dict[str, Any]) -> list[str]:
+    loader = raw.get("bootloader", {})
+    out = [
+        _line("product ID", raw.get("ids", {}).get("stm32_pid", "?")),
+        _line("RAM", f"{format_size(raw['ram_bytes'])} at {raw['ram_base']}"),
+        _line(
+            "bootloader",
+            f"version {loader.get('version')}, {loader.get('erase')} erase"
+            + (f", USART: {', '.join(loader['usart'])}" if loader.get("usart") else ""),
+        ),
+    ]
+    if "ram_reserved_bytes" in loader:
+        out.append(_line("bootloader RAM", f"{loader['ram_reserved_bytes']} bytes reserved"))
+    out.append(_line("commands", " ".join(loader.get("commands", []))))
+    out.append(f"flash layout (from {raw['flash_base']}):")
+    address = int(raw["flash_base"], 16)
+    for run in raw.get("flash_layout", []):
+        count, size = run["count"], run["size_bytes"]
+        out.append(f"  0x{address:08X}  {count} x {format_size(size)}")
+        address += count * size
+    return out
+
+
+def cmd_by_id(args: argparse.Namespace) -> int:
+    db = load_database()
+    found = db.identify(args.bus, "".join(args.hex))
+    if args.json:
+        _print_json(found.to_json())
+        return 0 if found.found else 1
+    label = f"{_BUS_LABEL[found.bus]} {found.id_hex}"
+    if not found.found:
+        print(f"{label}: no device in the database has this ID")
+        if found.note:
+            print(f"note: {found.note}")
+        return 1
+    if found.ambiguous:
+        print(
+            f"{label}: ambiguous: {len(found.candidates)} parts share this ID "
+            "(choose the part by its marking)"
+        )
+    else:
+        print(f"{label}: {found.candidates[0].vendor} {found.candidates[0].part}")
+    print(device_table(found.candidates))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    report = check_paths(args.paths) if args.paths else check_installed()
+    if report.errors:
+        for message in report.errors:
+            print(message)
+        count = len(report.errors)
+        print(
+            f"socketeer: {count} error{'s' if count != 1 else ''} in the device database",
+            file=sys.stderr,
+        )
+        return 2
+    print("\n".join(summarize(report)))
+    return 0
+
+
+def summarize(report: ValidationReport) -> list[str]:
+    """The `devices validate` success text: counts per family and per layer."""
+    files = sum(layer.files for layer in report.layers)
+    total = len(report.devices)
+    out = [
+        f"valid: {total} device{'s' if total != 1 else ''} in {files} file"
+        f"{'s' if files != 1 else ''}"
+    ]
+    for family, (devices, vendors) in report.family_counts().items():
+        out.append(
+            f"  {family:<11} {devices:>4} devices from {vendors} vendor"
+            f"{'s' if vendors != 1 else ''}"
+        )
+    out.append(f"  {'packages':<11} {len(report.packages):>4}")
+    for layer in report.layers:
+        where = ", ".join(layer.roots)
+        if layer.missing and not layer.files:
+            out.append(f"{layer.name}: {where} (not present)")
+            continue
+        text = f"{layer.name}: {where}: {layer.files} files, {layer.devices} devices"
+        if layer.overrides:
+            plural = "entry" if layer.overrides == 1 else "entries"
+            text += f" (replacing {layer.overrides} installed {plural})"
+        out.append(text)
+    return out

@@ -1,0 +1,207 @@
+"""Semantic checks of one device entry: the rules JSON Schema cannot express.
+
+Each check yields (JSON path relative to the entry, message). The checks tolerate
+entries that also failed the schema (wrong types are skipped here, since the schema
+already reported them), so one run reports every problem of a file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from app.devicedb.schema import JsonPath
+
+SIXTEEN_MIB = 16 * 1024 * 1024
+CHIP_ERASE_OPCODES = frozenset({0xC7, 0x60})
+
+Problem = tuple[JsonPath, str]
+
+
+def _int(value: Any) -> int | None:
+    return value if type(value) is int else None
+
+
+def _num(value: Any) -> float | None:
+    return value if type(value) in (int, float) else None
+
+
+def _hex(value: Any) -> int | None:
+    if isinstance(value, str):
+        try:
+            return int(value, 16)
+        except ValueError:
+            return None
+    return None
+
+
+def _dict(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def entry_problems(entry: Mapping[str, Any]) -> Iterator[Problem]:
+    """Every semantic problem of one device entry."""
+    yield from _voltage(entry)
+    family = entry.get("family")
+    if family == "spi-nor":
+        yield from _spi_nor(entry)
+    elif family == "i2c-eeprom":
+        yield from _i2c_eeprom(entry)
+    elif family == "stm32-uart":
+        yield from _stm32_uart(entry)
+
+
+def _voltage(entry: Mapping[str, Any]) -> Iterator[Problem]:
+    volts = entry.get("voltage_mv")
+    if isinstance(volts, list) and len(volts) == 2:
+        low, high = _int(volts[0]), _int(volts[1])
+        if low is not None and high is not None and low > high:
+            yield ("voltage_mv",), f"min {low} mV is above max {high} mV"
+
+
+def _typ_max(obj: Mapping[str, Any], typ: str, high: str, path: JsonPath) -> Iterator[Problem]:
+    typ_value, max_value = _num(obj.get(typ)), _num(obj.get(high))
+    if typ_value is not None and max_value is not None and typ_value > max_value:
+        yield (*path, typ), f"{typ_value} is above {high} {max_value}"
+
+
+def _page_divides(entry: Mapping[str, Any], size: int | None) -> Iterator[Problem]:
+    page = _int(entry.get("page_size_bytes"))
+    if size and page and size % page:
+        yield ("page_size_bytes",), f"{page} does not divide size_bytes {size}"
+
+
+def _spi_nor(entry: Mapping[str, Any]) -> Iterator[Problem]:
+    size = _int(entry.get("size_bytes"))
+    yield from _page_divides(entry, size)
+    yield from _typ_max(entry, "page_program_ms_typ", "page_program_ms_max", ())
+    yield from _erase_table(entry, size)
+    yield from _addressing(entry, size)
+
+
+def _erase_table(entry: Mapping[str, Any], size: int | None) -> Iterator[Problem]:
+    chips: list[int] = []
+    for index, erase in enumerate(_list(entry.get("erase"))):
+        if not isinstance(erase, dict):
+            continue
+        path: JsonPath = ("erase", index)
+        yield from _typ_max(erase, "ms_typ", "ms_max", path)
+        block = erase.get("size_bytes")
+        opcode = _hex(erase.get("opcode"))
+        if block == "chip":
+            chips.append(index)
+            if len(chips) > 1:
+                yield (
+                    (*path, "size_bytes"),
+                    (
+                        f"second chip erase (the first is erase[{chips[0]}]); "
+                        "there must be exactly one"
+                    ),
+                )
+            continue
+        block = _int(block)
+        if block is None or not size:
+            continue
+        if size % block:
+            yield (*path, "size_bytes"), f"{block} does not divide size_bytes {size}"
+        elif opcode in CHIP_ERASE_OPCODES:
+            yield (
+                (*path, "size_bytes"),
+                (
+                    f"opcode 0x{opcode:02X} is a chip erase, which covers the whole part: "
+                    'give size_bytes "chip"'
+                ),
+            )
+    if not chips and isinstance(entry.get("erase"), list):
+        yield ("erase",), 'no chip erase (an entry with size_bytes "chip"); there must be one'
+
+
+def _addressing(entry: Mapping[str, Any], size: int | None) -> Iterator[Problem]:
+    address_bytes = _int(entry.get("address_bytes"))
+    if size is None or address_bytes is None:
+        return
+    mode = entry.get("four_byte_mode")
+    if size > SIXTEEN_MIB:
+        if address_bytes != 4:
+            yield (
+                ("address_bytes",),
+                (f"{address_bytes}: parts above 16 MiB (size_bytes {size}) need address_bytes 4"),
+            )
+        if mode is None:
+            yield (
+                (),
+                (
+                    f"missing 'four_byte_mode': parts above 16 MiB (size_bytes {size}) must say "
+                    "how they address above 16 MiB (b7, opcodes, bank-register or always)"
+                ),
+            )
+    else:
+        if address_bytes != 3:
+            yield (
+                ("address_bytes",),
+                (
+                    f"{address_bytes}: parts of 16 MiB or less (size_bytes {size}) "
+                    "use address_bytes 3"
+                ),
+            )
+        if mode is not None:
+            yield (
+                ("four_byte_mode",),
+                (f"{mode!r}: only parts above 16 MiB have four_byte_mode (size_bytes {size})"),
+            )
+
+
+def _i2c_eeprom(entry: Mapping[str, Any]) -> Iterator[Problem]:
+    size = _int(entry.get("size_bytes"))
+    yield from _page_divides(entry, size)
+    yield from _typ_max(entry, "write_cycle_ms_typ", "write_cycle_ms_max", ())
+    address_bytes = _int(entry.get("address_bytes"))
+    block_bits = _int(entry.get("block_bits"))
+    if size is None or address_bytes not in (1, 2) or block_bits is None or block_bits < 0:
+        return
+    reach = 256**address_bytes * 2**block_bits
+    if size > reach:
+        yield (
+            ("size_bytes",),
+            (
+                f"{size} does not fit address_bytes {address_bytes} and block_bits {block_bits} "
+                f"(they address at most {reach} bytes)"
+            ),
+        )
+    elif block_bits > 0 and size <= reach // 2:
+        yield (
+            ("block_bits",),
+            (
+                f"{block_bits} is too many for size_bytes {size}: with address_bytes "
+                f"{address_bytes}, block_bits {block_bits - 1} already address {reach // 2} bytes"
+            ),
+        )
+
+
+def _stm32_uart(entry: Mapping[str, Any]) -> Iterator[Problem]:
+    size = _int(entry.get("size_bytes"))
+    runs = _list(entry.get("flash_layout"))
+    total = 0
+    for run in runs:
+        run = _dict(run)
+        count, block = _int(run.get("count")), _int(run.get("size_bytes"))
+        if count is None or block is None:
+            return
+        total += count * block
+    if runs and size is not None and total != size:
+        yield ("flash_layout",), f"runs add up to {total} bytes, not size_bytes {size}"
+    loader = _dict(entry.get("bootloader"))
+    commands = {_hex(c) for c in _list(loader.get("commands"))}
+    needed = {"extended": 0x44, "legacy": 0x43}.get(loader.get("erase"))
+    if needed is not None and commands and needed not in commands:
+        yield (
+            ("bootloader", "erase"),
+            (f"{loader.get('erase')!r} erase needs command 0x{needed:02X} in bootloader.commands"),
+        )
+    reserved, ram = _int(loader.get("ram_reserved_bytes")), _int(entry.get("ram_bytes"))
+    if reserved is not None and ram is not None and reserved >= ram:
+        yield ("bootloader", "ram_reserved_bytes"), f"{reserved} is not below ram_bytes {ram}"

@@ -1,0 +1,202 @@
+"""DeviceDatabase: look up, search and identify devices of a validated database."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+
+from app.core.errors import InputError
+from app.devicedb.families import ID_BUSES
+from app.devicedb.models import Device, Identification, Package
+from app.devicedb.search import NO_MATCH, Score, SearchKeys, normalize, parse_query, rank
+
+
+class UnknownDeviceError(InputError, KeyError):
+    """No device has the requested id. The message lists close matches."""
+
+    def __init__(self, device_id: str, suggestions: Iterable[str] = ()) -> None:
+        self.device_id = device_id
+        self.suggestions = tuple(suggestions)
+        message = f"unknown device id {device_id!r}"
+        if self.suggestions:
+            message += "; did you mean: " + ", ".join(self.suggestions)
+        else:
+            message += " (try 'socketeer devices search')"
+        super().__init__(message)
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+_HEX_JUNK = re.compile(r"0[xX]|[\s:_\-,]")
+
+
+def normalize_hex(text: str) -> str:
+    """ "0xEF4018", "ef 40 18", "EF:40:18" -> "EF4018". Raises InputError if not hex."""
+    digits = _HEX_JUNK.sub("", text).upper()
+    if not digits or not all(c in "0123456789ABCDEF" for c in digits):
+        raise InputError(f"{text!r} is not a hex ID (e.g. EF4018 or 0xEF4018)")
+    return digits
+
+
+def _sort_key(device: Device) -> tuple[str, str, str]:
+    return device.vendor.casefold(), device.part.casefold(), device.id
+
+
+class DeviceDatabase:
+    """The merged, validated device set (installed entries plus the user overlay)."""
+
+    def __init__(self, devices: Iterable[Device], packages: Mapping[str, Package]) -> None:
+        ordered = sorted(devices, key=_sort_key)
+        self._devices: dict[str, Device] = {d.id: d for d in ordered}
+        self._ordered: tuple[Device, ...] = tuple(self._devices.values())
+        self._keys: tuple[SearchKeys, ...] = tuple(SearchKeys.of(d) for d in self._ordered)
+        self._by_normalized_id = {normalize(d.id): d for d in self._ordered}
+        self.packages: dict[str, Package] = dict(packages)
+        self._by_jedec: dict[str, list[Device]] = {}
+        self._by_pid: dict[int, list[Device]] = {}
+        for device in self._ordered:
+            if device.jedec_id:
+                self._by_jedec.setdefault(device.jedec_id, []).append(device)
+            if device.stm32_pid is not None:
+                self._by_pid.setdefault(device.stm32_pid, []).append(device)
+
+    @classmethod
+    def load(
+        cls,
+        installed: Path | None = None,
+        overlay: Path | None = None,
+        use_overlay: bool = True,
+    ) -> DeviceDatabase:
+        """Load and validate the installed DB and the overlay (see app.devicedb.loader)."""
+        from app.devicedb.loader import load_database
+
+        return load_database(installed, overlay, use_overlay=use_overlay)
+
+    # -- collection protocol -------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._ordered)
+
+    def __iter__(self) -> Iterator[Device]:
+        return iter(self._ordered)
+
+    def __contains__(self, device_id: object) -> bool:
+        return device_id in self._devices
+
+    @property
+    def devices(self) -> tuple[Device, ...]:
+        """All devices, sorted by vendor then part."""
+        return self._ordered
+
+    def vendors(self, family: str | None = None) -> list[str]:
+        wanted = normalize(family) if family else None
+        return sorted(
+            {d.vendor for d in self._ordered if wanted is None or normalize(d.family) == wanted},
+            key=str.casefold,
+        )
+
+    # -- lookup --------------------------------------------------------------
+
+    def get(self, device_id: str) -> Device:
+        """The device with this id (case and punctuation are forgiven).
+
+        Raises UnknownDeviceError (a KeyError and an InputError) listing close matches.
+        """
+        device = self._devices.get(device_id) or self._by_normalized_id.get(normalize(device_id))
+        if device is not None:
+            return device
+        raise UnknownDeviceError(device_id, self.suggest(device_id))
+
+    def suggest(self, text: str, limit: int = 5) -> list[str]:
+        """Ids that ``text`` probably meant: the best search hits, else similar-looking ids."""
+        hits = [d.id for d in self.search(text)[:limit]]
+        if hits:
+            return hits
+        return difflib.get_close_matches(text.lower(), list(self._devices), n=limit, cutoff=0.6)
+
+    def search(
+        self,
+        query: str = "",
+        family: str | None = None,
+        vendor: str | None = None,
+        package: str | None = None,
+        min_size: int | None = None,
+        max_size: int | None = None,
+    ) -> list[Device]:
+        """Devices matching ``query`` and the filters, best match first.
+
+        Rank: exact id/part > part prefix > alias (exact, then prefix) > ordering
+        code (the query starts with the part or an alias, e.g. "STM32F103C8T6") >
+        substring of part/alias/id > vendor/family/package; ties by vendor, then
+        part. Words like "16MiB", "128Mbit" or "128M" in the query filter by size.
+        An empty query lists all.
+        """
+        parsed = parse_query(query)
+        fam = normalize(family) if family else None
+        ven = normalize(vendor) if vendor else None
+        pkg = normalize(package) if package else None
+        scored: list[tuple[Score, int]] = []
+        for index, (device, keys) in enumerate(zip(self._ordered, self._keys, strict=True)):
+            size = device.size_bytes
+            if (min_size is not None and size < min_size) or (
+                max_size is not None and size > max_size
+            ):
+                continue
+            if fam is not None and keys.family != fam:
+                continue
+            if ven is not None and not keys.matches_vendor(ven):
+                continue
+            if pkg is not None and not keys.matches_package(pkg):
+                continue
+            if any(size not in sizes for sizes in parsed.sizes):
+                continue
+            score = rank(keys, parsed)
+            if score[0] != NO_MATCH:
+                scored.append((score, index))  # index order is vendor/part order
+        scored.sort()
+        return [self._ordered[index] for _, index in scored]
+
+    # -- identification ------------------------------------------------------
+
+    def identify(self, bus: str, id_hex: str) -> Identification:
+        """Which parts answer ``id_hex`` on ``bus`` ("jedec" or "stm32_pid").
+
+        For "jedec" the first 3 bytes select the candidates; further bytes narrow
+        them to the parts whose ``ids.extended`` matches (parts without an extended
+        ID stay candidates unless some part matches it exactly).
+        """
+        if bus == "jedec":
+            return self._identify_jedec(id_hex)
+        if bus == "stm32_pid":
+            return self._identify_pid(id_hex)
+        raise InputError(f"unknown ID bus {bus!r} (known: {', '.join(ID_BUSES)})")
+
+    def _identify_jedec(self, id_hex: str) -> Identification:
+        digits = normalize_hex(id_hex)
+        if len(digits) < 6 or len(digits) % 2:
+            raise InputError(
+                f"JEDEC ID {id_hex!r} must be whole bytes, at least 3 (6 hex digits, e.g. EF4018)"
+            )
+        jedec, extended = digits[:6], digits[6:]
+        candidates = list(self._by_jedec.get(jedec, ()))
+        if extended and candidates:
+            exact = [
+                d for d in candidates if d.jedec_extended and extended.startswith(d.jedec_extended)
+            ]
+            candidates = exact or [d for d in candidates if not d.jedec_extended]
+        note = None
+        if jedec in ("FFFFFF", "000000"):
+            note = (
+                "all bits equal: no chip answered (empty socket, no power, or MISO not connected)"
+            )
+        return Identification("jedec", digits, tuple(candidates), note)
+
+    def _identify_pid(self, id_hex: str) -> Identification:
+        digits = normalize_hex(id_hex)
+        pid = int(digits, 16)
+        if pid > 0xFFF:
+            raise InputError(f"STM32 product ID {id_hex!r} must be 12 bits (e.g. 0x410)")
+        return Identification("stm32_pid", f"0x{pid:03X}", tuple(self._by_pid.get(pid, ())))

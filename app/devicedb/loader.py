@@ -1,0 +1,42 @@
+"""Load the device database: installed folder + user overlay, validated, as a DeviceDatabase."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from app.core.errors import DeviceDbError
+from app.devicedb.database import DeviceDatabase
+from app.devicedb.validation import ValidationReport, check_installed
+
+
+class DeviceDbInvalidError(DeviceDbError):
+    """The database has errors. ``errors`` holds every message; ``str()`` is one line
+    (the CLI prints it as one), naming the first problem and how to see the rest."""
+
+    def __init__(self, errors: list[str]) -> None:
+        self.errors = list(errors)
+        more = len(self.errors) - 1
+        tail = f" (and {more} more; run 'socketeer devices validate')" if more else ""
+        super().__init__(f"device database is invalid: {self.errors[0]}{tail}")
+
+
+def database_from_report(report: ValidationReport) -> DeviceDatabase:
+    """The database of a report, or DeviceDbInvalidError with all its errors."""
+    if report.errors:
+        raise DeviceDbInvalidError(report.errors)
+    return DeviceDatabase(report.devices.values(), report.packages)
+
+
+def load_database(
+    installed: Path | None = None,
+    overlay: Path | None = None,
+    *,
+    use_overlay: bool = True,
+) -> DeviceDatabase:
+    """Read and validate the installed DB (default: $SOCKETEER_DEVICE_DB or the repo's
+    device_db/) and the user overlay (default: $SOCKETEER_OVERLAY_DB or the platformdirs
+    data folder). Overlay entries add devices or replace installed entries by id.
+
+    Raises DeviceDbInvalidError (a DeviceDbError) listing every problem.
+    """
+    return database_from_report(check_installed(installed, overlay, use_overlay))

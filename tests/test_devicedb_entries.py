@@ -1,0 +1,134 @@
+"""Every entry of the installed device DB, checked one by one.
+
+Parametrized over whatever data exists, so it passes on a partial database; the
+counts live in test_devicedb_coverage.py. Besides the validator's verdict on each
+entry, the erase/flash coverage and the addressing rules are recomputed here, so a
+bug in the validator cannot hide a bad entry.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.devicedb import FAMILY_DIRS, known_algorithms, validate_paths
+from app.devicedb.files import display_path
+
+DB = Path(__file__).resolve().parents[1] / "device_db"
+PACKAGES = DB / "packages.json"
+DEVICE_FILES = sorted(p for p in DB.glob("*/*.json") if p.parent.name != "schema")
+
+
+def _entries() -> list[Any]:
+    params = []
+    for path in DEVICE_FILES:
+        try:
+            devices = json.loads(path.read_text(encoding="utf-8")).get("devices", [])
+        except (ValueError, AttributeError):
+            devices = []  # test_device_file_is_valid reports it
+        for index, entry in enumerate(devices if isinstance(devices, list) else []):
+            name = entry.get("id") if isinstance(entry, dict) else None
+            params.append(pytest.param(path, index, entry, id=str(name or f"{path.name}[{index}]")))
+    return params
+
+
+ENTRIES = _entries()
+
+
+@functools.cache
+def _file_errors(path: Path) -> tuple[str, ...]:
+    """The validator's messages for one file, checked against the installed packages."""
+    roots = [path, PACKAGES] if PACKAGES.exists() else [path]
+    errors = validate_paths(roots)
+    if not PACKAGES.exists():  # the package table is still being written
+        errors = [e for e in errors if "unknown package" not in e]
+    return tuple(errors)
+
+
+def _errors_of_entry(path: Path, index: int) -> list[str]:
+    mark = re.compile(rf": \$\.devices\[{index}\][.:\[]")
+    return [e for e in _file_errors(path) if mark.search(e)]
+
+
+@pytest.fixture(scope="module")
+def package_names() -> set[str] | None:
+    if not PACKAGES.exists():
+        return None
+    return {p["name"] for p in json.loads(PACKAGES.read_text(encoding="utf-8"))["packages"]}
+
+
+@pytest.mark.parametrize("path", DEVICE_FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_device_file_is_valid_outside_its_entries(path: Path) -> None:
+    shown = display_path(path)
+    file_level = [e for e in _file_errors(path) if not e.startswith(f"{shown}: $.devices[")]
+    assert file_level == []
+
+
+@pytest.mark.parametrize(("path", "index", "entry"), ENTRIES)
+def test_entry_passes_validation(path: Path, index: int, entry: dict[str, Any]) -> None:
+    assert _errors_of_entry(path, index) == []
+
+
+@pytest.mark.parametrize(("path", "index", "entry"), ENTRIES)
+def test_entry_basics(
+    path: Path, index: int, entry: dict[str, Any], package_names: set[str] | None
+) -> None:
+    assert FAMILY_DIRS[entry["family"]] == path.parent.name
+    assert entry["id"].startswith(path.stem + ".")
+    assert entry["algorithm"] in known_algorithms()
+    assert len(entry["source"].strip()) >= 5, "every entry cites its datasheet"
+    low, high = entry["voltage_mv"]
+    assert 900 <= low <= high <= 7000
+    if package_names is not None:
+        assert set(entry["packages"]) <= package_names
+
+
+@pytest.mark.parametrize(("path", "index", "entry"), ENTRIES)
+def test_entry_memory_is_covered(path: Path, index: int, entry: dict[str, Any]) -> None:
+    size = entry["size_bytes"]
+    family = entry["family"]
+    if family == "spi-nor":
+        chip = [e for e in entry["erase"] if e["size_bytes"] == "chip"]
+        assert len(chip) == 1, "exactly one chip erase"
+        for erase in entry["erase"]:
+            assert erase["ms_typ"] <= erase["ms_max"]
+            block = erase["size_bytes"]
+            if block != "chip":
+                assert size % block == 0 and (size // block) * block == size, erase
+        assert size % entry["page_size_bytes"] == 0
+        if size > 16 << 20:
+            assert entry["address_bytes"] == 4 and entry.get("four_byte_mode")
+        else:
+            assert entry["address_bytes"] == 3 and "four_byte_mode" not in entry
+        assert re.fullmatch(r"[0-9A-F]{6}", entry["ids"]["jedec"])
+    elif family == "i2c-eeprom":
+        reach = 256 ** entry["address_bytes"] * 2 ** entry["block_bits"]
+        assert size <= reach
+        assert entry["block_bits"] == 0 or size > reach // 2
+        assert size % entry["page_size_bytes"] == 0
+    elif family == "stm32-uart":
+        assert sum(r["count"] * r["size_bytes"] for r in entry["flash_layout"]) == size
+        assert int(entry["ids"]["stm32_pid"], 16) <= 0xFFF
+    else:
+        pytest.fail(f"unknown family {family!r}")
+
+
+def test_ids_unique_across_files() -> None:
+    seen: dict[str, str] = {}
+    for param in ENTRIES:
+        path, _, entry = param.values
+        assert entry["id"] not in seen, f"{entry['id']} in {path} and {seen.get(entry['id'])}"
+        seen[entry["id"]] = str(path)
+
+
+@pytest.mark.skipif(not PACKAGES.exists(), reason="device_db/packages.json not written yet")
+def test_installed_database_loads() -> None:
+    from app.devicedb import load_database
+
+    database = load_database(use_overlay=False)
+    assert len(database) == len(ENTRIES)
