@@ -127,9 +127,13 @@ def test_checksum_modes(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0 and "0xAF358E67" not in out
 
 
-def test_no_arguments_says_gui_is_not_built_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(capsys)
-    assert code == 2 and "GUI" in err
+def test_no_arguments_opens_the_gui(monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.commands import gui
+
+    opened = []
+    monkeypatch.setattr(gui, "cmd_gui", lambda args: opened.append(args) or 0)
+    assert main([]) == 0
+    assert len(opened) == 1 and opened[0].programmer is None
 
 
 def test_console_script_module_entry() -> None:
