@@ -13,10 +13,10 @@ import os
 import sys
 from collections.abc import Sequence
 
-from app.commands import devices, image, programming
+from app.commands import devices, gui, image, programming
 from app.core.errors import SocketeerError
 
-COMMAND_MODULES = (image, devices, programming)
+COMMAND_MODULES = (image, devices, programming, gui)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -42,8 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     if not args_list:
-        print("socketeer: the GUI is not built yet; use a subcommand (see --help)", file=sys.stderr)
-        return 2
+        args_list = ["gui"]
     try:
         args = parser.parse_args(args_list)
     except SystemExit as exit_:  # --help (0) or a usage error (2), already printed

@@ -1,0 +1,217 @@
+"""Device selector: search as you type over the whole database, filter by family, vendor
+and package, and read a part's facts before choosing it."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, QTimer
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QSplitter,
+    QTableView,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.ui.format import size_text
+
+Index = QModelIndex | QPersistentModelIndex
+COLUMNS = ("Part", "Vendor", "Family", "Size", "Voltage", "Packages")
+ANY = "Any"
+
+
+class DeviceTableModel(QAbstractTableModel):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.devices: list[Any] = []
+
+    def set_devices(self, devices: list[Any]) -> None:
+        self.beginResetModel()
+        self.devices = devices
+        self.endResetModel()
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.devices)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> object:
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return COLUMNS[section]
+        return None
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> object:
+        if not index.isValid() or role != Qt.ItemDataRole.DisplayRole:
+            return None
+        dev = self.devices[index.row()]
+        low, high = dev.voltage_mv
+        return (
+            dev.part,
+            dev.vendor,
+            dev.family,
+            size_text(dev.size_bytes),
+            f"{low / 1000:g}–{high / 1000:g} V",
+            ", ".join(dev.packages),
+        )[index.column()]
+
+
+def device_details_html(dev: Any) -> str:
+    """The facts an engineer checks before choosing a part."""
+    raw = dev.raw
+    rows: list[tuple[str, str]] = [
+        ("Id", dev.id),
+        ("Vendor", dev.vendor),
+        ("Family / algorithm", f"{dev.family} / {dev.algorithm}"),
+        ("Size", f"{size_text(dev.size_bytes)} ({dev.size_bytes:,} bytes)"),
+        ("Voltage", "{:g}–{:g} V".format(*(v / 1000 for v in dev.voltage_mv))),
+    ]
+    ids = raw.get("ids") or {}
+    if ids:
+        rows.append(("IDs", ", ".join(f"{k}: {v}" for k, v in ids.items())))
+    if "page_size_bytes" in raw:
+        rows.append(("Page", f"{raw['page_size_bytes']} bytes"))
+    for entry in raw.get("erase", []):
+        size = "chip" if entry["size_bytes"] == "chip" else size_text(entry["size_bytes"])
+        rows.append(
+            (
+                f"Erase {entry['opcode']}",
+                f"{size}: {entry['ms_typ']} ms typ, {entry['ms_max']} ms max",
+            )
+        )
+    if "page_program_ms_typ" in raw:
+        rows.append(
+            (
+                "Page program",
+                f"{raw['page_program_ms_typ']} ms typ, {raw['page_program_ms_max']} ms max",
+            )
+        )
+    if "write_cycle_ms_max" in raw:
+        rows.append(("Write cycle", f"{raw['write_cycle_ms_max']} ms max"))
+    if raw.get("max_clock_hz"):
+        rows.append(("Max clock", f"{raw['max_clock_hz'] / 1e6:g} MHz"))
+    if "address_bytes" in raw:
+        mode = raw.get("four_byte_mode")
+        rows.append(("Addressing", f"{raw['address_bytes']}-byte" + (f" ({mode})" if mode else "")))
+    rows.append(("Packages", ", ".join(dev.packages)))
+    tested = ", ".join(f"{k}: {v}" for k, v in dev.tested.items())
+    rows.append(("Tested", tested or "untested"))
+    rows.append(("Source", dev.source))
+    if raw.get("notes"):
+        rows.append(("Notes", raw["notes"]))
+    body = "".join(
+        f"<tr><td style='color:#555;padding-right:12px'>{html.escape(k)}</td>"
+        f"<td>{html.escape(str(v))}</td></tr>"
+        for k, v in rows
+    )
+    return f"<h3>{html.escape(dev.vendor)} {html.escape(dev.part)}</h3><table>{body}</table>"
+
+
+class DeviceSelector(QDialog):
+    """Modal selector; ``selected_id`` holds the choice after ``accept()``."""
+
+    def __init__(
+        self, database: Any, current: str | None = None, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Select device")
+        self.resize(1000, 600)
+        self.database = database
+        self.selected_id: str | None = current
+        self.search = QLineEdit(
+            placeholderText="Search part, vendor, alias, package, size (e.g. w25q128, 16MiB)"
+        )
+        self.search.setClearButtonEnabled(True)
+        self.family = QComboBox()
+        self.family.addItems([ANY, *sorted({d.family for d in database.devices})])
+        self.vendor = QComboBox()
+        self.vendor.addItems([ANY, *database.vendors()])
+        self.package = QComboBox()
+        self.package.addItems([ANY, *sorted(database.packages)])
+        self.count = QLabel()
+        self.model = DeviceTableModel(self)
+        self.table = QTableView()
+        self.table.setModel(self.model)
+        self.table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QTableView.SelectionMode.SingleSelection)
+        self.table.verticalHeader().hide()
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.details = QTextBrowser()
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        self.buttons.accepted.connect(self._accept)
+        self.buttons.rejected.connect(self.reject)
+
+        filters = QHBoxLayout()
+        for label, combo in (
+            ("Family", self.family),
+            ("Vendor", self.vendor),
+            ("Package", self.package),
+        ):
+            filters.addWidget(QLabel(label))
+            filters.addWidget(combo)
+        filters.addStretch(1)
+        filters.addWidget(self.count)
+        split = QSplitter()
+        split.addWidget(self.table)
+        split.addWidget(self.details)
+        split.setSizes([620, 380])
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.search)
+        layout.addLayout(filters)
+        layout.addWidget(split, 1)
+        layout.addWidget(self.buttons)
+
+        self._debounce = QTimer(self, singleShot=True, interval=80)
+        self._debounce.timeout.connect(self.refresh)
+        self.search.textChanged.connect(self._debounce.start)
+        for combo in (self.family, self.vendor, self.package):
+            combo.currentTextChanged.connect(self.refresh)
+        self.table.selectionModel().currentRowChanged.connect(self._show_details)
+        self.table.doubleClicked.connect(lambda _i: self._accept())
+        self.refresh()
+
+    def _filter(self, combo: QComboBox) -> str | None:
+        text = combo.currentText()
+        return None if text == ANY else text
+
+    def refresh(self) -> None:
+        found = self.database.search(
+            self.search.text(),
+            family=self._filter(self.family),
+            vendor=self._filter(self.vendor),
+            package=self._filter(self.package),
+        )
+        self.model.set_devices(found)
+        self.count.setText(f"{len(found)} of {len(self.database)} devices")
+        if found:
+            self.table.selectRow(0)
+        else:
+            self.details.setHtml("<p>No device matches.</p>")
+
+    def _show_details(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        if current.isValid():
+            self.details.setHtml(device_details_html(self.model.devices[current.row()]))
+
+    def current_device(self) -> Any | None:
+        index = self.table.currentIndex()
+        return self.model.devices[index.row()] if index.isValid() else None
+
+    def _accept(self) -> None:
+        device = self.current_device()
+        if device is not None:
+            self.selected_id = device.id
+            self.accept()

@@ -1,0 +1,128 @@
+"""Bounded log model for the log panes: 100k lines stay fast because the model keeps a
+ring of records and the views filter through a proxy (level, site, search text)."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+)
+from PySide6.QtGui import QBrush, QColor
+
+LEVELS = ("debug", "info", "warning", "error")
+_LEVEL_RANK = {name: i for i, name in enumerate(LEVELS)}
+_LEVEL_COLOURS = {"warning": QColor("#8a5a00"), "error": QColor("#b00020")}
+COLUMNS = ("Time", "Site", "Level", "Message")
+Index = QModelIndex | QPersistentModelIndex
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    when: float
+    site: int | None
+    level: str
+    message: str
+
+    def text(self) -> str:
+        stamp = time.strftime("%H:%M:%S", time.localtime(self.when))
+        site = f"site {self.site}" if self.site is not None else "station"
+        return f"{stamp}\t{site}\t{self.level}\t{self.message}"
+
+
+class LogModel(QAbstractTableModel):
+    def __init__(self, capacity: int = 100_000, parent: object = None) -> None:
+        super().__init__(parent)
+        self.capacity = capacity
+        self._rows: deque[LogRecord] = deque()
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> object:
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return COLUMNS[section]
+        return None
+
+    def record(self, row: int) -> LogRecord:
+        return self._rows[row]
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> object:
+        if not index.isValid():
+            return None
+        rec = self._rows[index.row()]
+        col = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            if col == 0:
+                return time.strftime("%H:%M:%S", time.localtime(rec.when))
+            if col == 1:
+                return "" if rec.site is None else str(rec.site)
+            if col == 2:
+                return rec.level
+            return rec.message
+        if role == Qt.ItemDataRole.ForegroundRole and rec.level in _LEVEL_COLOURS:
+            return QBrush(_LEVEL_COLOURS[rec.level])
+        return None
+
+    def append(self, record: LogRecord) -> None:
+        if len(self._rows) >= self.capacity:
+            drop = max(1, self.capacity // 100)  # drop in batches: one model reset-free removal
+            self.beginRemoveRows(QModelIndex(), 0, drop - 1)
+            for _ in range(drop):
+                self._rows.popleft()
+            self.endRemoveRows()
+        row = len(self._rows)
+        self.beginInsertRows(QModelIndex(), row, row)
+        self._rows.append(record)
+        self.endInsertRows()
+
+    def clear(self) -> None:
+        self.beginResetModel()
+        self._rows.clear()
+        self.endResetModel()
+
+
+class LogFilter(QSortFilterProxyModel):
+    """Shows records at or above ``min_level``, of one site (or all), containing text."""
+
+    def __init__(self, parent: object = None) -> None:
+        super().__init__(parent)
+        self._min_rank = _LEVEL_RANK["info"]
+        self._site: int | None = None
+        self._text = ""
+
+    def set_min_level(self, level: str) -> None:
+        self.beginFilterChange()
+        self._min_rank = _LEVEL_RANK[level]
+        self.endFilterChange()
+
+    def set_site(self, site: int | None) -> None:
+        self.beginFilterChange()
+        self._site = site
+        self.endFilterChange()
+
+    def set_text(self, text: str) -> None:
+        self.beginFilterChange()
+        self._text = text.casefold()
+        self.endFilterChange()
+
+    def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:
+        model = self.sourceModel()
+        assert isinstance(model, LogModel)
+        rec = model.record(source_row)
+        if _LEVEL_RANK.get(rec.level, 1) < self._min_rank:
+            return False
+        if self._site is not None and rec.site != self._site:
+            return False
+        return not self._text or self._text in rec.message.casefold()

@@ -1,0 +1,165 @@
+"""Site grid: one tile per site, its state colour, phase, progress, last result, counts."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QSizePolicy,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+STATE_COLOURS = {
+    "idle": ("#eceff1", "#37474f"),
+    "busy": ("#fff3c4", "#5d4300"),
+    "pass": ("#c8f7c5", "#0b5e1a"),
+    "fail": ("#ffcdd2", "#8e0015"),
+    "empty": ("#e0e0e0", "#616161"),
+}
+TILE_MIN_WIDTH = 160
+STATE_WORDS = {"idle": "READY", "busy": "BUSY", "pass": "PASS", "fail": "FAIL", "empty": "EMPTY"}
+
+
+class SiteTile(QFrame):
+    startRequested = Signal(int)
+    stopRequested = Signal(int)
+    selected = Signal(int)
+
+    def __init__(self, site: int, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.site = site
+        self.state = "idle"
+        self.passed = 0
+        self.failed = 0
+        self.setObjectName(f"site-tile-{site}")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setMinimumSize(TILE_MIN_WIDTH, 170)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+
+        self.title = QLabel(f"Site {site}")
+        self.title.setStyleSheet("font-weight: bold; font-size: 12pt;")
+        self.state_label = QLabel()
+        self.state_label.setObjectName("state")
+        self.state_label.setStyleSheet("font-weight: bold; font-size: 20pt;")
+        self.state_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.start_button = QToolButton(text="▶")
+        self.start_button.setToolTip(f"Start site {site}")
+        self.start_button.clicked.connect(lambda: self.startRequested.emit(self.site))
+        self.stop_button = QToolButton(text="■")
+        self.stop_button.setToolTip(f"Stop site {site}")
+        self.stop_button.clicked.connect(lambda: self.stopRequested.emit(self.site))
+        self.phase_label = QLabel("")
+        self.progress = QProgressBar()
+        self.progress.setTextVisible(True)
+        self.progress.setRange(0, 1000)
+        self.result_label = QLabel("no result yet")
+        self.result_label.setWordWrap(True)
+        self.result_label.setObjectName("result")
+        self.counts_label = QLabel()
+
+        top = QHBoxLayout()
+        top.addWidget(self.title)
+        top.addStretch(1)
+        top.addWidget(self.start_button)
+        top.addWidget(self.stop_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.state_label)
+        layout.addWidget(self.phase_label)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.result_label, 1)
+        layout.addWidget(self.counts_label)
+        self.set_state("idle")
+        self._update_counts()
+
+    def mousePressEvent(self, event: object) -> None:
+        self.selected.emit(self.site)
+        super().mousePressEvent(event)  # type: ignore[arg-type]
+
+    def set_state(self, state: str, phase: str = "") -> None:
+        self.state = state
+        background, text = STATE_COLOURS[state]
+        self.setStyleSheet(
+            f"SiteTile {{ background: {background}; border: 2px solid {text};"
+            f" border-radius: 6px; }} QLabel {{ color: {text}; }}"
+        )
+        self.state_label.setText(STATE_WORDS[state])
+        self.phase_label.setText(phase)
+        busy = state == "busy"
+        self.start_button.setEnabled(not busy)
+        self.stop_button.setEnabled(busy)
+        if busy:
+            self.progress.setValue(0)
+
+    def set_progress(self, phase: str, done: int, total: int) -> None:
+        self.phase_label.setText(phase)
+        self.progress.setValue(int(1000 * done / total) if total else 0)
+        self.progress.setFormat(f"{phase} %p%")
+
+    def set_result(self, passed: bool, text: str, state: str | None = None) -> None:
+        if passed:
+            self.passed += 1
+        else:
+            self.failed += 1
+        self.result_label.setText(text)
+        self.set_state(state or ("pass" if passed else "fail"))
+        self.progress.setValue(1000 if passed else self.progress.value())
+        self._update_counts()
+
+    def _update_counts(self) -> None:
+        total = self.passed + self.failed
+        yield_text = f"{100 * self.passed / total:.0f}%" if total else "–"
+        self.counts_label.setText(f"{self.passed} pass · {self.failed} fail · {yield_text}")
+
+
+class SiteGrid(QWidget):
+    startRequested = Signal(int)
+    stopRequested = Signal(int)
+    siteSelected = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.tiles: dict[int, SiteTile] = {}
+        self._layout = QGridLayout(self)
+        self._layout.setSpacing(8)
+        self._columns = 0
+
+    def set_sites(self, sites: list[int]) -> None:
+        for tile in self.tiles.values():
+            tile.setParent(None)
+            tile.deleteLater()
+        self.tiles = {}
+        for site in sites:
+            tile = SiteTile(site, self)
+            tile.startRequested.connect(self.startRequested)
+            tile.stopRequested.connect(self.stopRequested)
+            tile.selected.connect(self.siteSelected)
+            self.tiles[site] = tile
+        self._columns = 0
+        self._relayout()
+
+    def _relayout(self) -> None:
+        """As many columns as fit (at most 4, or 8 for big stations), rows fill down."""
+        n = len(self.tiles)
+        fit = max(1, (self.width() - 8) // (TILE_MIN_WIDTH + self._layout.spacing()))
+        columns = max(1, min(n, fit, 8 if n > 16 else 4))
+        if columns == self._columns:
+            return
+        self._columns = columns
+        for tile in self.tiles.values():
+            self._layout.removeWidget(tile)
+        for i, tile in enumerate(self.tiles.values()):
+            self._layout.addWidget(tile, i // columns, i % columns)
+
+    def resizeEvent(self, event: object) -> None:
+        super().resizeEvent(event)  # type: ignore[arg-type]
+        self._relayout()
+
+    def tile(self, site: int) -> SiteTile:
+        return self.tiles[site]

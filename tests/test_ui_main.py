@@ -1,0 +1,195 @@
+"""The workstation window on real widgets (offscreen), driven like a user would."""
+
+from __future__ import annotations
+
+import gc
+import time
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt, QTimer
+
+from app.core.formats import save_image
+from app.core.image import MemoryImage
+from app.ui.controller import Controller
+from app.ui.device_selector import DeviceSelector
+from app.ui.main_window import MainWindow
+
+
+@pytest.fixture(autouse=True)
+def _own_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+
+
+@pytest.fixture
+def image_path(tmp_path: Path) -> Path:
+    path = tmp_path / "fw.hex"
+    data = bytes((i * 7 + 3) % 255 for i in range(48 * 1024))  # no 0xFF: every byte programs
+    save_image(MemoryImage.from_bytes(data, 0x1000), path, "ihex")
+    return path
+
+
+@pytest.fixture
+def window(qtbot, database):
+    controller = Controller(database)
+    win = MainWindow(controller)
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    controller.stop()
+    controller.shutdown()
+
+
+def test_selector_finds_a_device_by_typing(qtbot, database) -> None:
+    dialog = DeviceSelector(database)
+    qtbot.addWidget(dialog)
+    qtbot.keyClicks(dialog.search, "w25q128-jv")
+    qtbot.waitUntil(lambda: dialog.count.text().startswith("2 of"), timeout=2000)
+    assert dialog.current_device().id == "winbond.w25q128jv"  # exact match ranks first
+    assert dialog.model.devices[1].id == "winbond.w25q128jv-im"
+    assert "EF4018" in dialog.details.toPlainText()
+    dialog.family.setCurrentText("i2c-eeprom")
+    assert dialog.model.rowCount() == 0
+    dialog.search.clear()
+    qtbot.waitUntil(lambda: dialog.model.rowCount() > 40, timeout=2000)
+    qtbot.mouseClick(dialog.buttons.buttons()[0], Qt.MouseButton.LeftButton)
+    assert dialog.selected_id is not None and dialog.selected_id.count(".") >= 1
+
+
+def test_choose_device_through_the_window(qtbot, window, monkeypatch) -> None:
+    def fake_exec(dialog: DeviceSelector) -> int:
+        qtbot.keyClicks(dialog.search, "w25q32jv")
+        qtbot.waitUntil(
+            lambda: (
+                dialog.current_device() is not None
+                and dialog.current_device().id == "winbond.w25q32jv"
+            ),
+            timeout=2000,
+        )
+        dialog._accept()
+        return 1
+
+    monkeypatch.setattr(DeviceSelector, "exec", fake_exec)
+    window.actions_by_name["device"].trigger()
+    assert window.controller.device.id == "winbond.w25q32jv"
+    assert "W25Q32JV" in window.job.device_label.text()
+    assert "W25Q32JV" in window.status_device.text()
+
+
+def test_four_sites_with_one_fault(qtbot, window, image_path) -> None:
+    c = window.controller
+    c.set_device("winbond.w25q128jv")
+    window.job.programmer.setText("sim://?sites=4&fault=2:verify@0x1800")
+    window.job.programmerChosen.emit(window.job.programmer.text())
+    assert sorted(window.grid.tiles) == [1, 2, 3, 4]
+    window.job.imageChosen.emit(str(image_path))
+    assert "CRC-32" in window.job.image_info.text()
+    with qtbot.waitSignal(c.runningChanged, timeout=20000, check_params_cb=lambda r: r is False):
+        window.actions_by_name["start"].trigger()
+    tiles = window.grid.tiles
+    assert [tiles[s].state for s in (1, 2, 3, 4)] == ["pass", "fail", "pass", "pass"]
+    assert tiles[2].failed == 1 and tiles[1].passed == 1
+    assert "verify failed at 0x1800" in tiles[2].result_label.text()
+    assert tiles[2].counts_label.text() == "0 pass · 1 fail · 0%"
+    assert "Pass 3  Fail 1" in window.status_totals.text()
+    messages = [window.log_model.record(i).message for i in range(window.log_model.rowCount())]
+    assert any("site 2: verify failed at 0x1800" in m for m in messages)
+    assert sum("PASS" in m for m in messages) == 3
+    window.site_log.show_site(2)
+    assert all(
+        window.log_model.record(
+            window.site_log.proxy.mapToSource(window.site_log.proxy.index(r, 0)).row()
+        ).site
+        == 2
+        for r in range(window.site_log.proxy.rowCount())
+    )
+    assert window.stats.summary()["total"] == 4
+
+
+def test_window_stays_responsive_during_a_run(qtbot, window, image_path) -> None:
+    c = window.controller
+    c.set_device("winbond.w25x40cl")
+    c.set_programmer("sim://?sites=8&timing=typ")
+    c.load_image(image_path)
+    gaps: list[float] = []
+    last = [time.monotonic()]
+
+    def probe() -> None:
+        now = time.monotonic()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(probe)
+    # The whole suite's leftovers make a full garbage collection slow; that pause would
+    # be the test's, not the window's, so collect and freeze them first.
+    gc.collect()
+    gc.freeze()
+    try:
+        timer.start()
+        last[0] = time.monotonic()
+        with qtbot.waitSignal(
+            c.runningChanged, timeout=30000, check_params_cb=lambda r: r is False
+        ):
+            c.start()
+        timer.stop()
+    finally:
+        gc.unfreeze()
+    assert all(t.state == "pass" for t in window.grid.tiles.values())
+    assert len(gaps) > 20, "the run was too short to probe"
+    assert max(gaps) < 0.100, f"GUI thread blocked for {max(gaps) * 1000:.0f} ms"
+
+
+def test_stop_cancels_the_run(qtbot, window, image_path) -> None:
+    c = window.controller
+    c.set_device("winbond.w25x40cl")
+    c.set_programmer("sim://?sites=2&timing=typ")
+    c.load_image(image_path)
+    with qtbot.waitSignal(c.runningChanged, timeout=30000, check_params_cb=lambda r: r is False):
+        c.start()
+        qtbot.waitUntil(lambda: "program" in window.grid.tiles[1].phase_label.text(), timeout=10000)
+        window.actions_by_name["stop"].trigger()
+    assert all(
+        "stopped by the operator" in t.result_label.text() for t in window.grid.tiles.values()
+    )
+
+
+def test_toolbar_shortcuts() -> None:
+    from PySide6.QtGui import QKeySequence
+
+    expected = {
+        "start": "F5",
+        "stop": "Esc",
+        "detect": "F6",
+        "read": "F7",
+        "verify": "F8",
+        "erase": "F9",
+    }
+    from app.ui import main_window
+
+    names = {n for n, _t, _k in main_window.TOOLBAR}
+    assert names >= set(expected)
+    for name, key in expected.items():
+        assert dict((n, k) for n, _t, k in main_window.TOOLBAR)[name] == key
+        assert QKeySequence(key).toString()
+
+
+def test_errors_are_words_in_the_status_bar(qtbot, window) -> None:
+    window.controller.start()
+    assert "choose a device first" in window.statusBar().currentMessage()
+    window.controller.set_programmer("nosuch://")
+    assert "unknown programmer scheme" in window.statusBar().currentMessage()
+
+
+def test_read_shows_the_part_in_the_buffer_and_compares(qtbot, window, image_path) -> None:
+    c = window.controller
+    c.set_device("winbond.w25x10cl")
+    c.set_programmer("sim://?sites=1")
+    c.load_image(image_path)
+    with qtbot.waitSignal(c.bufferRead, timeout=10000) as blocker:
+        window.actions_by_name["read"].trigger()
+    site, data = blocker.args
+    assert site == 1 and len(data) == 128 * 1024
+    assert window.buffer.comparison is not None
+    assert window.buffer.comparison.count > 0  # a blank part differs from the image
