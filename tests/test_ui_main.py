@@ -193,3 +193,43 @@ def test_read_shows_the_part_in_the_buffer_and_compares(qtbot, window, image_pat
     assert site == 1 and len(data) == 128 * 1024
     assert window.buffer.comparison is not None
     assert window.buffer.comparison.count > 0  # a blank part differs from the image
+
+
+def test_log_model_stays_bounded_and_filters() -> None:
+    from app.ui.log_model import LogFilter, LogModel, LogRecord
+
+    model = LogModel(capacity=1000)
+    proxy = LogFilter()
+    proxy.setSourceModel(model)
+    for i in range(2500):
+        model.append(
+            LogRecord(float(i), i % 4 + 1, "error" if i % 10 == 0 else "info", f"line {i}")
+        )
+    assert model.rowCount() <= 1000
+    assert model.record(model.rowCount() - 1).message == "line 2499"
+    proxy.set_min_level("error")
+    assert all(
+        model.record(proxy.mapToSource(proxy.index(r, 0)).row()).level == "error"
+        for r in range(proxy.rowCount())
+    )
+    proxy.set_min_level("info")
+    proxy.set_site(2)
+    proxy.set_text("LINE 24")
+    rows = [
+        model.record(proxy.mapToSource(proxy.index(r, 0)).row()) for r in range(proxy.rowCount())
+    ]
+    assert rows and all(r.site == 2 and "line 24" in r.message for r in rows)
+
+
+def test_dock_layout_is_remembered(qtbot, database) -> None:
+    first = MainWindow(Controller(database))
+    qtbot.addWidget(first)
+    first.show()
+    first.docks["stats"].hide()
+    first.close()
+    second = MainWindow(Controller(database))
+    qtbot.addWidget(second)
+    second.show()
+    assert second.docks["stats"].isHidden()
+    assert not second.docks["job"].isHidden()
+    second.close()
