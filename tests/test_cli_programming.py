@@ -178,3 +178,19 @@ def test_detect_names_parts_and_reports_ambiguity(capsys: pytest.CaptureFixture[
     assert site1["sfdp"]["size_bytes"] == 16 * 1024 * 1024
     assert doc["sites"][2]["summary"] == "socket empty"
     assert code == 1
+
+
+def test_adapter_that_does_not_fit_is_refused(
+    capsys: pytest.CaptureFixture[str], image_file: Path
+) -> None:
+    code, out, _ = run(
+        capsys,
+        "program",
+        "--device",
+        "winbond.w25q128jv",
+        "--programmer",
+        "sim://?sites=2&adapter=TSSOP8 clamshell",
+        str(image_file),
+    )
+    assert code == 1
+    assert out.count("FAIL at socket: adapter 'TSSOP8 clamshell' does not fit W25Q128JV") == 2

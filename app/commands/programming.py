@@ -185,6 +185,16 @@ def _load_for_device(args: argparse.Namespace, device: Any) -> MemoryImage:
     return image
 
 
+def fitting_adapters(database: Any, device: Any) -> frozenset[str]:
+    """The socket adapters of the device's packages (from packages.json)."""
+    packages = database.packages
+    return frozenset(
+        packages[name].adapter
+        for name in device.packages
+        if name in packages and packages[name].adapter
+    )
+
+
 def _programmable(database: Any, device_id: str) -> Any:
     device = database.get(device_id)
     if device.algorithm not in algorithm_names():
@@ -211,6 +221,7 @@ def cmd_cycle(args: argparse.Namespace) -> int:
         unprotect=getattr(args, "unprotect", False),
         protect=getattr(args, "protect", False),
         skip_matching=getattr(args, "skip_matching", False),
+        adapters=fitting_adapters(database, device),
     )
     programmer = _open(args.programmer, device, database)
     try:

@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 ACTIONS = ("identify", "program", "verify", "erase", "blank-check", "read")
 COMPARE_CHUNK = 1 << 20
+#: an adapter id that fits every package (the simulator's default)
+UNIVERSAL_ADAPTER = "sim-universal"
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ class CycleSpec:
     protect: bool = False
     skip_matching: bool = False
     read_range: tuple[int, int] | None = None
+    #: socket adapters that fit the device's packages; None skips the adapter check
+    adapters: frozenset[str] | None = None
 
 
 class StepFailed(Exception):
@@ -159,6 +163,7 @@ class SiteRunner:
     def _cycle(self, spec: CycleSpec, cycle: _Cycle) -> bytes | None:
         device = spec.device
         with cycle.phase("socket"):
+            self._check_adapter(spec)
             if not self.site.part_present():
                 raise StepFailed("socket empty: no part detected")
         with cycle.phase("power"):
@@ -188,6 +193,19 @@ class SiteRunner:
         assert spec.image is not None
         self._program(algo, spec, cycle)
         return None
+
+    def _check_adapter(self, spec: CycleSpec) -> None:
+        adapter = getattr(self.site, "adapter_id", None)
+        if (
+            spec.adapters is None
+            or adapter in (None, UNIVERSAL_ADAPTER)
+            or adapter in spec.adapters
+        ):
+            return
+        fits = ", ".join(sorted(spec.adapters)) or "none (in-system only)"
+        raise StepFailed(
+            f"adapter {adapter!r} does not fit {spec.device.part}; fitting adapters: {fits}"
+        )
 
     def _algorithm(self, device: Any) -> ChipAlgorithm:
         if device.algorithm not in algorithm_names():

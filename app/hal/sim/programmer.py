@@ -7,11 +7,14 @@ Options:
 - ``fault``: ``SITE:KIND[@ADDR]`` list, see faults.FAULT_KINDS.
 - ``seed``: picks fault addresses and unique IDs reproducibly (default 1).
 - ``spi_hz``: the programmer's maximum SPI clock (default 30 MHz); ``i2c_hz`` (400 kHz).
+- ``adapter``: the socket adapter the sites report (default ``sim-universal``, fits all).
+- ``handler``: seconds; a virtual handler swaps in a fresh part after each pass/fail.
 """
 
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,12 +26,27 @@ from app.hal.sim.faults import Fault, parse_faults
 from app.hal.sim.i2c_eeprom_chip import I2cEepromChip
 from app.hal.sim.spi_nor_chip import ChipFaults, SpiNorChip
 
-_KNOWN_OPTIONS = {"sites", "chip", "timing", "fault", "seed", "spi_hz", "i2c_hz"}
+_KNOWN_OPTIONS = {
+    "sites",
+    "chip",
+    "timing",
+    "fault",
+    "seed",
+    "spi_hz",
+    "i2c_hz",
+    "adapter",
+    "handler",
+}
 MAX_SITES = 64
 
 
 class SimSite:
-    """A simulated site: one socket holding a chip model (or nothing)."""
+    """A simulated site: one socket holding a chip model (or nothing).
+
+    With a virtual handler (``handler_s``), the site behaves like a socket served by a
+    pick-and-place handler: when the site signals pass or fail, the part is taken out
+    after ``handler_s`` seconds and a fresh blank part is inserted ``handler_s`` later.
+    """
 
     def __init__(
         self,
@@ -41,60 +59,69 @@ class SimSite:
         spi_hz: int,
         i2c_hz: int,
         wrong_jedec: str | None,
+        adapter: str = "sim-universal",
+        handler_s: float | None = None,
     ) -> None:
         self.index = index
-        self.adapter_id = "sim-universal"
+        self.adapter_id = adapter
         self.fault = fault
         self.clock = SimClock(timing)
         self.indications: list[Indication] = []
+        self.handler_s = handler_s
+        self.insertions = 0
+        self._device = device
+        self._rng = rng
+        self._wrong_jedec = wrong_jedec
+        self._lock = threading.Lock()
         kind = fault.kind if fault else None
+        self._kind = kind
         size = int(device.size_bytes) if device is not None else 1
         default_addr = rng.randrange(0, min(size, 0x1000))
         address = fault.address if fault and fault.address is not None else default_addr
-        chip_faults = ChipFaults(
-            stuck_address=address if kind == "stuck-bit" else None,
-            verify_address=address if kind == "verify" else None,
-            busy_forever=kind == "busy-timeout",
-            erase_fail_address=address if kind == "erase-fail" else None,
-        )
         self.fault_address = address if kind in ("stuck-bit", "verify", "erase-fail") else None
         link = LinkState(drop_after=rng.randrange(5, 9) if kind == "link-drop" else None)
         self.present = kind != "empty"
         self.spi: SimSpiBus | None = None
         self.i2c: SimI2cBus | None = None
-        self.chip: SpiNorChip | I2cEepromChip | None = None
+        self.chip: SpiNorChip | I2cEepromChip | None = self._new_chip() if self.present else None
         family = device.family if device is not None else "spi-nor"
         if family == "i2c-eeprom":
-            chip = (
-                I2cEepromChip(
-                    device.raw, self.clock, faults=chip_faults, write_protected=kind == "protected"
-                )
-                if device is not None and self.present
-                else None
-            )
-            self.chip = chip
-            self.i2c = SimI2cBus(chip, self.clock, link, clock_hz=i2c_hz)
+            self.i2c = SimI2cBus(self.chip, self.clock, link, clock_hz=i2c_hz)  # type: ignore[arg-type]
             self.i2c.contact = kind != "contact"
         else:
-            spi_chip = None
-            if device is not None and self.present:
-                spi_chip = SpiNorChip(
-                    device.raw,
-                    self.clock,
-                    jedec_override=wrong_jedec if kind == "wrong-id" else None,
-                    faults=chip_faults,
-                    protected=kind == "protected",
-                    unique_id=rng.randbytes(16),
-                )
-            self.chip = spi_chip
             self.spi = SimSpiBus(
-                spi_chip,
+                self.chip,  # type: ignore[arg-type]
                 self.clock,
                 link,
                 max_clock_hz=spi_hz,
                 miso_level=0x00 if kind == "contact" else 0xFF,
             )
             self.spi.contact = kind != "contact"
+
+    def _new_chip(self) -> SpiNorChip | I2cEepromChip | None:
+        """A fresh blank part of the site's device, carrying the site's fault."""
+        device, kind = self._device, self._kind
+        if device is None:
+            return None
+        address = self.fault_address
+        faults = ChipFaults(
+            stuck_address=address if kind == "stuck-bit" else None,
+            verify_address=address if kind == "verify" else None,
+            busy_forever=kind == "busy-timeout",
+            erase_fail_address=address if kind == "erase-fail" else None,
+        )
+        if device.family == "i2c-eeprom":
+            return I2cEepromChip(
+                device.raw, self.clock, faults=faults, write_protected=kind == "protected"
+            )
+        return SpiNorChip(
+            device.raw,
+            self.clock,
+            jedec_override=self._wrong_jedec if kind == "wrong-id" else None,
+            faults=faults,
+            protected=kind == "protected",
+            unique_id=self._rng.randbytes(16),
+        )
 
     def power(self, on: bool, voltage_mv: int | None = None) -> None:
         bus = self.spi or self.i2c
@@ -109,10 +136,31 @@ class SimSite:
 
     def indicate(self, state: Indication) -> None:
         self.indications.append(state)
+        if self.handler_s is not None and state in ("pass", "fail"):
+            delay = self.handler_s
+            _later(delay, lambda: self.insert_part(False))
+            _later(2 * delay, lambda: self.insert_part(True))
 
     def insert_part(self, present: bool = True) -> None:
-        """Virtual handler: put a part in (or take it out of) the socket."""
-        self.present = present
+        """Put a fresh blank part in the socket (or take the part out)."""
+        if self._kind == "empty":
+            return  # this socket's contacts never see a part
+        with self._lock:
+            if present and not self.present:
+                self.insertions += 1
+                self.chip = self._new_chip()
+            elif not present:
+                self.chip = None
+            self.present = present
+            bus = self.spi or self.i2c
+            if bus is not None:
+                bus.chip = self.chip  # type: ignore[assignment]
+
+
+def _later(delay: float, action: Any) -> None:
+    timer = threading.Timer(delay, action)
+    timer.daemon = True
+    timer.start()
 
 
 class SimProgrammer:
@@ -150,6 +198,19 @@ def _int_option(options: Mapping[str, str], key: str, default: int, lo: int, hi:
     return value
 
 
+def _float_option(options: Mapping[str, str], key: str) -> float | None:
+    text = options.get(key)
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise ProgrammerUrlError(f"sim option {key}={text!r} is not a number of seconds") from None
+    if not 0 <= value <= 60:
+        raise ProgrammerUrlError(f"sim option {key}={value} must be within 0..60 seconds")
+    return value
+
+
 @register_scheme("sim")
 def open_sim(parsed: ParsedUrl, context: Mapping[str, object]) -> SimProgrammer:
     unknown = set(parsed.options) - _KNOWN_OPTIONS
@@ -176,10 +237,21 @@ def open_sim(parsed: ParsedUrl, context: Mapping[str, object]) -> SimProgrammer:
         if any(f.kind == "wrong-id" for f in faults.values())
         else None
     )
+    handler_s = _float_option(parsed.options, "handler")
+    adapter = parsed.options.get("adapter", "sim-universal")
     rng = random.Random(seed)
     sites = [
         SimSite(
-            i, device, timing, faults.get(i), rng, spi_hz=spi_hz, i2c_hz=i2c_hz, wrong_jedec=wrong
+            i,
+            device,
+            timing,
+            faults.get(i),
+            rng,
+            spi_hz=spi_hz,
+            i2c_hz=i2c_hz,
+            wrong_jedec=wrong,
+            adapter=adapter,
+            handler_s=handler_s,
         )
         for i in range(1, n_sites + 1)
     ]
