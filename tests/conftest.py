@@ -39,3 +39,12 @@ def _isolated_device_db(monkeypatch: pytest.MonkeyPatch, tmp_path_factory) -> No
     monkeypatch.delenv("SOCKETEER_DEVICE_DB", raising=False)
     empty = tmp_path_factory.getbasetemp() / "empty-overlay"
     monkeypatch.setenv("SOCKETEER_OVERLAY_DB", str(empty))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_user_dirs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Production log, ledger, roles and Qt settings go to the test's own folder, never
+    to the developer's real data or config folders."""
+    monkeypatch.setenv("SOCKETEER_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SOCKETEER_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))

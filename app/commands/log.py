@@ -1,0 +1,200 @@
+"""`socketeer log export|summary`: read the production log (one record per device cycle)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, TextIO
+
+from app.core.errors import InputError, UsageError
+from app.engine.production_log import EXPORT_FORMATS, ProductionLog, iso_time
+
+_RELATIVE = re.compile(r"\s*(\d+)\s*([smhdw])\s*", re.IGNORECASE)
+_UNIT = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_WHEN_HELP = (
+    "ISO date or time (2026-11-22, 2026-11-22T08:00, 2026-11-22T08:00Z; no zone = local"
+    " time) or an age: 30m, 24h, 7d"
+)
+
+
+def parse_when(text: str, what: str = "--since", *, now: datetime | None = None) -> datetime:
+    """A WHEN option value as an aware UTC datetime.
+
+    ``30m``/``24h``/``7d``/``2w`` mean that long before ``now``; an ISO date means its local
+    midnight; an ISO time without a zone is local time.
+    """
+    try:
+        match = _RELATIVE.fullmatch(text)
+        if match:
+            delta = timedelta(**{_UNIT[match.group(2).lower()]: int(match.group(1))})
+            return (now or datetime.now(UTC)) - delta
+        return datetime.fromisoformat(text.strip()).astimezone(UTC)  # naive: local time
+    except (ValueError, OverflowError):
+        raise UsageError(
+            f"{what} {text!r} is not a date, time or age (use 2026-11-22, 2026-11-22T08:00 or 24h)"
+        ) from None
+
+
+def parse_until(text: str, *, now: datetime | None = None) -> datetime:
+    """Like :func:`parse_when`, but a bare date means the end of that day, so
+    ``--since 2026-11-22 --until 2026-11-22`` selects that whole day."""
+    try:
+        day = date.fromisoformat(text.strip())
+    except ValueError:
+        return parse_when(text, "--until", now=now)
+    try:
+        return datetime.combine(day + timedelta(days=1), datetime.min.time()).astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise UsageError(f"--until {text!r} is out of range") from None
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("log", help="export and summarise the production log")
+    log_sub = parser.add_subparsers(dest="log_command", metavar="ACTION")
+
+    def add_common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--since", metavar="WHEN", help=f"from this time on; {_WHEN_HELP}")
+        p.add_argument(
+            "--until", metavar="WHEN", help="before this time (a bare date: through that day)"
+        )
+        p.add_argument("--job", metavar="JOB_ID", help="only the records of this job")
+        p.add_argument(
+            "--db",
+            type=Path,
+            metavar="PATH",
+            help="read this log file (default: production.sqlite3 in the user data folder,"
+            " or in $SOCKETEER_DATA_DIR)",
+        )
+
+    exp = log_sub.add_parser("export", help="write records as CSV or JSON Lines")
+    add_common(exp)
+    exp.add_argument(
+        "--format",
+        choices=EXPORT_FORMATS,
+        help="csv (header row, details/timings as JSON text) or jsonl (default: csv, or jsonl"
+        " for an --output ending in .jsonl/.ndjson)",
+    )
+    exp.add_argument(
+        "--output", "-o", type=Path, metavar="FILE", help="write FILE atomically (default stdout)"
+    )
+    exp.set_defaults(func=cmd_export)
+
+    summ = log_sub.add_parser("summary", help="counts, yield and throughput, per site")
+    add_common(summ)
+    summ.add_argument("--json", action="store_true", help="print one JSON document")
+    summ.set_defaults(func=cmd_summary)
+
+    parser.set_defaults(func=None, _help=parser)
+
+
+def _window(args: argparse.Namespace) -> tuple[datetime | None, datetime | None]:
+    now = datetime.now(UTC)
+    since = parse_when(args.since, "--since", now=now) if args.since else None
+    until = parse_until(args.until, now=now) if args.until else None
+    if since is not None and until is not None and until <= since:
+        raise UsageError(f"--until {args.until!r} is not after --since {args.since!r}")
+    return since, until
+
+
+def _open(args: argparse.Namespace) -> ProductionLog:
+    # An explicit --db must exist (a typo should not export an empty new log).
+    return ProductionLog(args.db, create=args.db is None)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    since, until = _window(args)
+    fmt = args.format
+    if fmt is None:
+        suffix = args.output.suffix.lower() if args.output is not None else ""
+        fmt = "jsonl" if suffix in (".jsonl", ".ndjson") else "csv"
+    with _open(args) as log:
+        if args.output is None:
+            log.export(sys.stdout, fmt, since=since, until=until, job_id=args.job)
+            return 0
+        count = write_atomically(
+            args.output,
+            lambda stream: log.export(stream, fmt, since=since, until=until, job_id=args.job),
+        )
+    print(f"wrote {count} record(s) to {args.output} ({fmt})")
+    return 0
+
+
+def write_atomically(path: Path, write: Callable[[TextIO], int]) -> int:
+    """Call ``write(stream)`` on a temp file next to ``path``, then rename it over ``path``:
+    readers see the old file or the complete new one, never a half-written export."""
+    try:
+        fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise InputError(f"{path}: cannot write there: {err.strerror or err}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as stream:
+            # mkstemp makes the file private (0600); give the export the usual permissions.
+            umask = os.umask(0o022)
+            os.umask(umask)
+            os.chmod(temp_name, 0o666 & ~umask)
+            result = write(stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temp_name, path)
+    except BaseException as err:
+        with contextlib.suppress(OSError):
+            os.unlink(temp_name)
+        if isinstance(err, OSError):
+            raise InputError(f"{path}: cannot write: {err.strerror or err}") from None
+        raise
+    return result
+
+
+def _summary_json(summary: dict[str, Any]) -> dict[str, Any]:
+    doc = dict(summary)
+    for key in ("first_time", "last_time"):
+        if doc[key] is not None:
+            doc[key] = iso_time(doc[key])
+    doc["per_site"] = {str(site): counts for site, counts in summary["per_site"].items()}
+    return doc
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} %"
+
+
+def _local(when: datetime) -> str:
+    return when.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    since, until = _window(args)
+    with _open(args) as log:
+        summary = log.summary(job_id=args.job, since=since, until=until)
+    if args.json:
+        print(json.dumps(_summary_json(summary), indent=2))
+        return 0
+    if summary["total"] == 0:
+        print("no records")
+        return 0
+    rate = summary["devices_per_hour"]
+    print(f"records:   {summary['total']}")
+    print(f"first:     {_local(summary['first_time'])}")
+    print(f"last:      {_local(summary['last_time'])}")
+    print(f"passed:    {summary['passed']}")
+    print(f"failed:    {summary['failed']}")
+    print(f"link lost: {summary['link_lost']}")
+    print(f"cancelled: {summary['cancelled']}")
+    print(f"yield:     {_pct(summary['yield_percent'])}  (passed / cycles not cancelled)")
+    print(f"rate:      {'-' if rate is None else f'{rate:.1f}'} devices/hour")
+    print()
+    print(f"{'SITE':>4} {'TOTAL':>7} {'PASS':>7} {'FAIL':>7} {'LINK':>5} {'CANC':>5} {'YIELD':>8}")
+    for site, c in summary["per_site"].items():
+        print(
+            f"{site:>4} {c['total']:>7} {c['passed']:>7} {c['failed']:>7} {c['link_lost']:>5}"
+            f" {c['cancelled']:>5} {_pct(c['yield_percent']):>8}"
+        )
+    return 0

@@ -1,0 +1,649 @@
+"""Production log (one record per device cycle) and socket wear counts, in one SQLite file.
+
+The log is the traceability record of a production run: which part went into which site,
+what ID it reported, which serial number it got, and whether it passed. A result is shown
+to the operator only after :meth:`ProductionLog.append` has returned, so ``append``
+commits before returning, with ``journal_mode=WAL`` and ``synchronous=FULL``: a power cut
+after the UI said "pass" cannot lose that record.
+
+The file lives at ``<user data dir>/production.sqlite3`` (platformdirs:
+``~/.local/share/socketeer`` on Linux, ``~/Library/Application Support/socketeer`` on macOS,
+``%LOCALAPPDATA%\\socketeer`` on Windows); ``$SOCKETEER_DATA_DIR`` replaces the folder.
+
+Times are stored as integer microseconds since the Unix epoch (UTC), so sorting and range
+filters are exact and cheap; they come back as timezone-aware UTC datetimes.
+
+Qt-free; every public method may be called from any thread.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import socket
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal, Self, TextIO
+
+import platformdirs
+
+from app.core.errors import InputError
+from app.engine.results import CANCELLED, FAIL, LINK_LOST, PASS, DeviceResult
+
+ENV_DATA_DIR = "SOCKETEER_DATA_DIR"
+LOG_FILE_NAME = "production.sqlite3"
+RESULTS = (PASS, FAIL, CANCELLED, LINK_LOST)
+SCHEMA_VERSION = 1
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_BATCH = 500  # rows fetched per lock hold while iterating
+
+
+def data_dir() -> Path:
+    """$SOCKETEER_DATA_DIR, else the platformdirs user data dir of "socketeer"."""
+    env = os.environ.get(ENV_DATA_DIR)
+    if env:
+        return Path(env)
+    return Path(platformdirs.user_data_dir("socketeer", appauthor=False))
+
+
+def default_log_path() -> Path:
+    """The production log file used when no path is given."""
+    return data_dir() / LOG_FILE_NAME
+
+
+def default_station_name() -> str:
+    """The station name used when none is configured: this computer's host name."""
+    return socket.gethostname() or "unknown-station"
+
+
+def _to_us(when: datetime) -> int:
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise ValueError(f"{when!r} has no time zone; production log times must be aware")
+    return (when - _EPOCH) // _MICROSECOND
+
+
+def _from_us(value: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=value)
+
+
+def iso_time(when: datetime) -> str:
+    """ISO-8601 in UTC with fixed microsecond precision, e.g. 2026-11-22T08:00:00.000000+00:00."""
+    return when.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+# -- the record ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProductionRecord:
+    """One device cycle as the production log keeps it.
+
+    ``details`` holds what explains a failure in machine-readable form (``action``,
+    ``address``, ``mismatch`` with address/expected/found/counts, ``candidates``); it and
+    ``timings`` (phase -> seconds) must be JSON-serialisable.
+    """
+
+    time: datetime  # timezone-aware; normalised to UTC
+    station: str
+    operator: str
+    job_id: str | None  # None: an ad-hoc run without a saved job
+    job_hash: str | None
+    site: int
+    socket_insertions: int | None
+    device_id: str | None  # device DB id; None if the part was never identified
+    chip_id: str | None  # ID read back, hex
+    unique_id: str | None  # hex
+    serial: str | None
+    result: str  # "pass" | "fail" | "cancelled" | "link-lost"
+    failed_step: str | None
+    message: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+    timings: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.time.tzinfo is None or self.time.utcoffset() is None:
+            raise ValueError("ProductionRecord.time must be timezone-aware")
+        if self.result not in RESULTS:
+            raise ValueError(f"result {self.result!r} is not one of {', '.join(RESULTS)}")
+        object.__setattr__(self, "time", self.time.astimezone(UTC))
+        object.__setattr__(self, "details", dict(self.details))
+        object.__setattr__(self, "timings", {k: float(v) for k, v in self.timings.items()})
+
+    @property
+    def passed(self) -> bool:
+        return self.result == PASS
+
+    @classmethod
+    def from_result(
+        cls,
+        result: DeviceResult,
+        *,
+        station: str | None,
+        operator: str,
+        job_id: str | None,
+        job_hash: str | None = None,
+        serial: str | None = None,
+        socket_insertions: int | None = None,
+        when: datetime | None = None,
+    ) -> ProductionRecord:
+        """Build the record of ``result``; ``station=None`` means this host's name and
+        ``when=None`` means now (UTC)."""
+        doc = result.to_json()
+        details: dict[str, Any] = {"action": result.action}
+        for key in ("address", "mismatch"):
+            if doc.get(key) is not None:
+                details[key] = doc[key]
+        if result.candidates:
+            details["candidates"] = list(result.candidates)
+        return cls(
+            time=when if when is not None else datetime.now(UTC),
+            station=station if station is not None else default_station_name(),
+            operator=operator,
+            job_id=job_id,
+            job_hash=job_hash,
+            site=result.site,
+            socket_insertions=socket_insertions,
+            device_id=result.device_id,
+            chip_id=result.chip_id,
+            unique_id=result.unique_id,
+            serial=serial,
+            result=result.status,
+            failed_step=result.failed_step,
+            message=result.message,
+            details=details,
+            timings=doc["timings"],
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict of every field; ``time`` as ISO-8601 UTC."""
+        doc = {f.name: getattr(self, f.name) for f in fields(self)}
+        doc["time"] = iso_time(self.time)
+        doc["details"] = dict(self.details)
+        doc["timings"] = dict(self.timings)
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> ProductionRecord:
+        """Inverse of :meth:`to_json` (extra keys such as ``id`` are ignored)."""
+        values = {f.name: doc.get(f.name) for f in fields(cls)}
+        values["time"] = datetime.fromisoformat(doc["time"])
+        values["details"] = doc.get("details") or {}
+        values["timings"] = doc.get("timings") or {}
+        return cls(**values)
+
+
+RECORD_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(ProductionRecord))
+EXPORT_COLUMNS: tuple[str, ...] = ("id", *RECORD_FIELDS)
+
+# -- the database -------------------------------------------------------------------------
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS production (
+    id                INTEGER PRIMARY KEY AUTOINCREMENT,
+    time_us           INTEGER NOT NULL,
+    station           TEXT NOT NULL,
+    operator          TEXT NOT NULL,
+    job_id            TEXT,
+    job_hash          TEXT,
+    site              INTEGER NOT NULL,
+    socket_insertions INTEGER,
+    device_id         TEXT,
+    chip_id           TEXT,
+    unique_id         TEXT,
+    serial            TEXT,
+    result            TEXT NOT NULL CHECK (result IN ({", ".join(repr(r) for r in RESULTS)})),
+    failed_step       TEXT,
+    message           TEXT NOT NULL,
+    details           TEXT NOT NULL,
+    timings           TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS production_time ON production (time_us);
+CREATE INDEX IF NOT EXISTS production_job ON production (job_id, time_us);
+CREATE TABLE IF NOT EXISTS socket_wear (
+    key        TEXT PRIMARY KEY,
+    count      INTEGER NOT NULL,
+    updated_us INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS socket_wear_resets (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    key            TEXT NOT NULL,
+    time_us        INTEGER NOT NULL,
+    by             TEXT NOT NULL,
+    previous_count INTEGER NOT NULL
+);
+"""
+
+_COLUMNS = (
+    "time_us, station, operator, job_id, job_hash, site, socket_insertions, device_id,"
+    " chip_id, unique_id, serial, result, failed_step, message, details, timings"
+)
+
+
+class _Database:
+    """One SQLite connection shared by every thread, serialised by a lock.
+
+    A single connection keeps appends strictly ordered and avoids SQLite lock contention
+    between our own threads; other processes (a CLI export while the GUI runs) read
+    concurrently thanks to WAL, and wait up to ``timeout`` seconds for a write lock.
+    """
+
+    def __init__(self, path: Path | None, *, create: bool = True, timeout: float = 30.0):
+        self.path = Path(path) if path is not None else default_log_path()
+        if not create and not self.path.is_file():
+            raise InputError(f"{self.path}: no production log there")
+        self._lock = threading.RLock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise InputError(f"{self.path}: cannot create its folder: {err.strerror}") from None
+        try:
+            self._conn = sqlite3.connect(
+                self.path, timeout=timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as err:
+            raise InputError(f"{self.path}: cannot open the production log: {err}") from None
+        try:
+            self._setup()
+        except InputError:
+            self._conn.close()
+            raise
+        except sqlite3.Error as err:
+            self._conn.close()
+            raise InputError(f"{self.path}: not a readable production log: {err}") from None
+
+    def _setup(self) -> None:
+        conn = self._conn
+        version = conn.execute("PRAGMA user_version").fetchone()[0]  # fails if not SQLite
+        if version > SCHEMA_VERSION:
+            raise InputError(
+                f"{self.path}: production log format {version} is newer than this"
+                f" Socketeer understands ({SCHEMA_VERSION})"
+            )
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        if version < SCHEMA_VERSION:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                # Not executescript(): it would commit the open transaction first.
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        # A file whose tables do not match is someone else's SQLite file.
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        missing = {"production", "socket_wear", "socket_wear_resets"} - tables
+        if missing:
+            raise InputError(f"{self.path}: not a production log (no {', '.join(sorted(missing))})")
+
+    def _error(self, err: sqlite3.Error) -> InputError:
+        return InputError(f"{self.path}: production log error: {err}")
+
+    def _write(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        """Run one statement in its own committed transaction (caller holds the lock)."""
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            cursor = conn.execute(sql, params)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return cursor
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _row_to_record(row: tuple[Any, ...]) -> ProductionRecord:
+    (time_us, station, operator, job_id, job_hash, site, insertions, device_id, chip_id,
+     unique_id, serial, result, failed_step, message, details, timings) = row  # fmt: skip
+    return ProductionRecord(
+        time=_from_us(time_us),
+        station=station,
+        operator=operator,
+        job_id=job_id,
+        job_hash=job_hash,
+        site=site,
+        socket_insertions=insertions,
+        device_id=device_id,
+        chip_id=chip_id,
+        unique_id=unique_id,
+        serial=serial,
+        result=result,
+        failed_step=failed_step,
+        message=message,
+        details=json.loads(details),
+        timings=json.loads(timings),
+    )
+
+
+def _where(
+    since: datetime | None, until: datetime | None, job_id: str | None
+) -> tuple[str, list[Any]]:
+    """SQL condition for ``since <= time < until`` and the job (None: no filter)."""
+    terms: list[str] = []
+    params: list[Any] = []
+    if since is not None:
+        terms.append("time_us >= ?")
+        params.append(_to_us(since))
+    if until is not None:
+        terms.append("time_us < ?")
+        params.append(_to_us(until))
+    if job_id is not None:
+        terms.append("job_id = ?")
+        params.append(job_id)
+    return (" AND ".join(terms) or "1"), params
+
+
+ExportFormat = Literal["csv", "jsonl"]
+EXPORT_FORMATS: tuple[str, ...] = ("csv", "jsonl")
+
+
+class ProductionLog(_Database):
+    """The append-only production log.
+
+    ``path=None`` uses :func:`default_log_path` (folders are created).
+    ``create=False`` refuses a missing file instead of creating an empty log (for readers
+    such as ``socketeer log export --db``). A file that is not a production log raises
+    :class:`InputError` naming it.
+    """
+
+    def __init__(self, path: Path | None = None, *, create: bool = True) -> None:
+        super().__init__(path, create=create)
+
+    def append(self, record: ProductionRecord) -> int:
+        """Store ``record`` durably and return its row id. Committed when this returns."""
+        params = (
+            _to_us(record.time),
+            record.station,
+            record.operator,
+            record.job_id,
+            record.job_hash,
+            record.site,
+            record.socket_insertions,
+            record.device_id,
+            record.chip_id,
+            record.unique_id,
+            record.serial,
+            record.result,
+            record.failed_step,
+            record.message,
+            json.dumps(record.details, sort_keys=True),
+            json.dumps(record.timings, sort_keys=True),
+        )
+        sql = f"INSERT INTO production ({_COLUMNS}) VALUES ({', '.join('?' * len(params))})"
+        with self._lock:
+            try:
+                row_id = self._write(sql, params).lastrowid
+            except sqlite3.Error as err:
+                raise self._error(err) from None
+        assert row_id is not None
+        return row_id
+
+    def _rows(
+        self, since: datetime | None, until: datetime | None, job_id: str | None
+    ) -> Iterator[tuple[int, ProductionRecord]]:
+        """(row id, record) in time order, fetched in batches by keyset pagination so the
+        lock is never held while the caller works (appends keep flowing during an export)."""
+        cond, params = _where(since, until, job_id)
+        sql = (
+            f"SELECT id, {_COLUMNS} FROM production WHERE {cond}"
+            " AND (time_us > ? OR (time_us = ? AND id > ?)) ORDER BY time_us, id LIMIT ?"
+        )
+        last_time, last_id = -(1 << 62), -1
+        while True:
+            with self._lock:
+                try:
+                    rows = self._conn.execute(
+                        sql, (*params, last_time, last_time, last_id, _BATCH)
+                    ).fetchall()
+                except sqlite3.Error as err:
+                    raise self._error(err) from None
+            for row in rows:
+                yield row[0], _row_to_record(row[1:])
+            if len(rows) < _BATCH:
+                return
+            last_id, last_time = rows[-1][0], rows[-1][1]
+
+    def records(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        job_id: str | None = None,
+    ) -> Iterator[ProductionRecord]:
+        """Records with ``since <= time < until`` (aware datetimes), of one job if given,
+        oldest first."""
+        for _, record in self._rows(since, until, job_id):
+            yield record
+
+    def summary(
+        self,
+        job_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> dict[str, Any]:
+        """Counts and yield over the selected records.
+
+        ``yield_percent`` is passed / (total - cancelled): a cycle the operator stopped says
+        nothing about the part, a lost link does (the part was not programmed). It is None
+        when no cycle counts. ``devices_per_hour`` is total / (last - first) and None below
+        two distinct times. ``per_site`` maps site number -> the same counts.
+        """
+        cond, params = _where(since, until, job_id)
+        with self._lock:
+            try:
+                rows = self._conn.execute(
+                    f"SELECT site, result, COUNT(*), MIN(time_us), MAX(time_us)"
+                    f" FROM production WHERE {cond} GROUP BY site, result",
+                    params,
+                ).fetchall()
+            except sqlite3.Error as err:
+                raise self._error(err) from None
+        total = _counts()
+        per_site: dict[int, dict[str, Any]] = {}
+        first = last = None
+        for site, result, count, lo, hi in rows:
+            for bucket in (total, per_site.setdefault(site, _counts())):
+                bucket["total"] += count
+                bucket[_COUNT_KEYS[result]] += count
+            first = lo if first is None else min(first, lo)
+            last = hi if last is None else max(last, hi)
+        span_h = (last - first) / 3.6e9 if first is not None and last is not None else 0.0
+        return {
+            **_with_yield(total),
+            "first_time": None if first is None else _from_us(first),
+            "last_time": None if last is None else _from_us(last),
+            "devices_per_hour": round(total["total"] / span_h, 2) if span_h > 0 else None,
+            "per_site": {site: _with_yield(per_site[site]) for site in sorted(per_site)},
+        }
+
+    def export(
+        self,
+        stream: TextIO,
+        fmt: ExportFormat = "csv",
+        since: datetime | None = None,
+        job_id: str | None = None,
+        until: datetime | None = None,
+    ) -> int:
+        """Write the selected records to ``stream``; returns the number of records.
+
+        csv: a header row (:data:`EXPORT_COLUMNS`), one row per record, empty cells for
+        None, ``details`` and ``timings`` as JSON text, times ISO-8601 UTC. Lines end in
+        "\\n" (open files with ``newline=""``). jsonl: one JSON object per line with the
+        same keys. ``id`` is the log's row id, unique within the file.
+        """
+        if fmt not in EXPORT_FORMATS:
+            raise ValueError(f"export format {fmt!r} is not one of {', '.join(EXPORT_FORMATS)}")
+        count = 0
+        if fmt == "csv":
+            writer = csv.writer(stream, lineterminator="\n")
+            writer.writerow(EXPORT_COLUMNS)
+            for row_id, record in self._rows(since, until, job_id):
+                writer.writerow([row_id, *_csv_cells(record)])
+                count += 1
+        else:
+            for row_id, record in self._rows(since, until, job_id):
+                stream.write(json.dumps({"id": row_id, **record.to_json()}) + "\n")
+                count += 1
+        return count
+
+
+_COUNT_KEYS = {PASS: "passed", FAIL: "failed", CANCELLED: "cancelled", LINK_LOST: "link_lost"}
+
+
+def _counts() -> dict[str, Any]:
+    return {"total": 0, "passed": 0, "failed": 0, "cancelled": 0, "link_lost": 0}
+
+
+def _with_yield(counts: dict[str, Any]) -> dict[str, Any]:
+    counted = counts["total"] - counts["cancelled"]
+    pct = round(100.0 * counts["passed"] / counted, 2) if counted else None
+    return {**counts, "yield_percent": pct}
+
+
+def _csv_cells(record: ProductionRecord) -> list[Any]:
+    doc = record.to_json()
+    cells: list[Any] = []
+    for name in RECORD_FIELDS:
+        value = doc[name]
+        if name in ("details", "timings"):
+            value = json.dumps(value, sort_keys=True)
+        cells.append("" if value is None else value)
+    return cells
+
+
+# -- socket wear --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WearReset:
+    key: str
+    time: datetime  # UTC
+    by: str
+    previous_count: int
+
+
+class SocketWear(_Database):
+    """Insertion counts per socket, kept in the production log's file.
+
+    The key names one physical socket and is built by the caller. Convention: the
+    adapter's own serial number if it has one (``"adapter:SN1234"``), else the programmer
+    URL without its query plus the site (and socket, for a multi-socket site), e.g.
+    ``"sim://:site3"`` or ``"ftdi://ftdi:232h/1:site0/socket1"``. A key seen for the first
+    time starts at 0. Whether a count is too high is the caller's policy (a threshold per
+    adapter); :meth:`is_worn` is the comparison.
+    """
+
+    def __init__(self, path: Path | None = None, *, create: bool = True) -> None:
+        super().__init__(path, create=create)
+
+    def insert(self, key: str) -> int:
+        """Count one insertion into socket ``key``; returns the new count (committed)."""
+        sql = (
+            "INSERT INTO socket_wear (key, count, updated_us) VALUES (?, 1, ?)"
+            " ON CONFLICT (key) DO UPDATE SET count = count + 1, updated_us = excluded.updated_us"
+            " RETURNING count"
+        )
+        with self._lock:
+            conn = self._conn
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    (count,) = conn.execute(sql, (key, _to_us(datetime.now(UTC)))).fetchone()
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            except sqlite3.Error as err:
+                raise self._error(err) from None
+        return int(count)
+
+    def count(self, key: str) -> int:
+        """Insertions since the last reset (0 for an unknown key)."""
+        with self._lock:
+            try:
+                row = self._conn.execute(
+                    "SELECT count FROM socket_wear WHERE key = ?", (key,)
+                ).fetchone()
+            except sqlite3.Error as err:
+                raise self._error(err) from None
+        return 0 if row is None else int(row[0])
+
+    def reset(self, key: str, by: str) -> int:
+        """Set ``key`` back to 0 (a new socket was fitted), recording who did it and when.
+        Returns the count before the reset."""
+        now = _to_us(datetime.now(UTC))
+        with self._lock:
+            conn = self._conn
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    row = conn.execute(
+                        "SELECT count FROM socket_wear WHERE key = ?", (key,)
+                    ).fetchone()
+                    previous = 0 if row is None else int(row[0])
+                    conn.execute(
+                        "INSERT INTO socket_wear (key, count, updated_us) VALUES (?, 0, ?)"
+                        " ON CONFLICT (key) DO UPDATE SET count = 0, updated_us = ?",
+                        (key, now, now),
+                    )
+                    conn.execute(
+                        "INSERT INTO socket_wear_resets (key, time_us, by, previous_count)"
+                        " VALUES (?, ?, ?, ?)",
+                        (key, now, by, previous),
+                    )
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            except sqlite3.Error as err:
+                raise self._error(err) from None
+        return previous
+
+    def all(self) -> dict[str, int]:
+        """Every known socket key -> its count, sorted by key."""
+        with self._lock:
+            try:
+                rows = self._conn.execute(
+                    "SELECT key, count FROM socket_wear ORDER BY key"
+                ).fetchall()
+            except sqlite3.Error as err:
+                raise self._error(err) from None
+        return {key: int(count) for key, count in rows}
+
+    def resets(self, key: str | None = None) -> list[WearReset]:
+        """The reset history (of one key if given), oldest first."""
+        cond, params = ("key = ?", (key,)) if key is not None else ("1", ())
+        with self._lock:
+            try:
+                rows = self._conn.execute(
+                    "SELECT key, time_us, by, previous_count FROM socket_wear_resets"
+                    f" WHERE {cond} ORDER BY time_us, id",
+                    params,
+                ).fetchall()
+            except sqlite3.Error as err:
+                raise self._error(err) from None
+        return [WearReset(k, _from_us(t), b, int(p)) for k, t, b, p in rows]
+
+    @staticmethod
+    def is_worn(count: int, threshold: int | None) -> bool:
+        """True when ``count`` has reached ``threshold`` (None or <= 0: no limit)."""
+        return threshold is not None and threshold > 0 and count >= threshold
