@@ -1,0 +1,419 @@
+"""The serial ledger: every serial number reserved, used, failed or voided, never twice.
+
+One SQLite file (WAL, ``synchronous=FULL``) may hold the ledgers of many jobs. Each state
+change is one committed transaction before the method returns, so a power cut or a killed
+process loses nothing that a caller was told had happened. ``serials`` holds one row per
+issued index; ``serial_events`` is the append-only history (triggers refuse edits).
+
+Life of a number::
+
+    reserve -> reserved --commit--> used            (final: the device carries it)
+                        --fail----> failed           (policy "reuse": reserved again later)
+                                    voided           (policy "void", void(), recover(): final)
+
+An index is issued once: a new reservation takes ``max(idx) + 1`` (or, with policy
+"reuse", the lowest failed index first), so the issued indexes never have gaps. A number
+left ``reserved`` by a process that died mid-cycle may already be on a part, so
+``recover()`` voids it instead of handing it out again.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+
+from app.core.errors import InputError, SocketeerError
+from app.engine.serialization import POLICIES, SerialSource
+
+RESERVED, USED, FAILED, VOIDED = "reserved", "used", "failed", "voided"
+STATES = (RESERVED, USED, FAILED, VOIDED)
+INTERRUPTED_NOTE = "interrupted: the station stopped before this device finished"
+SCHEMA_VERSION = 1
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS serials (
+    job_id TEXT NOT NULL,
+    idx INTEGER NOT NULL CHECK (idx >= 0),
+    text TEXT NOT NULL,
+    data_hex TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN {STATES!r}),
+    site INTEGER,
+    reserved_at TEXT,
+    updated_at TEXT NOT NULL,
+    device_record TEXT,
+    note TEXT,
+    PRIMARY KEY (job_id, idx)
+);
+CREATE INDEX IF NOT EXISTS serials_by_state ON serials (job_id, state, idx);
+CREATE INDEX IF NOT EXISTS serials_by_data ON serials (job_id, data_hex);
+CREATE TABLE IF NOT EXISTS serial_events (
+    id INTEGER PRIMARY KEY,
+    job_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN {STATES!r}),
+    site INTEGER,
+    at TEXT NOT NULL,
+    device_record TEXT,
+    note TEXT
+);
+CREATE INDEX IF NOT EXISTS serial_events_by_idx ON serial_events (job_id, idx, id);
+CREATE TRIGGER IF NOT EXISTS serial_events_append_only_u BEFORE UPDATE ON serial_events
+BEGIN SELECT RAISE(ABORT, 'serial_events is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS serial_events_append_only_d BEFORE DELETE ON serial_events
+BEGIN SELECT RAISE(ABORT, 'serial_events is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS serials_keep_rows BEFORE DELETE ON serials
+BEGIN SELECT RAISE(ABORT, 'serial ledger rows are never deleted'); END;
+CREATE TRIGGER IF NOT EXISTS serials_used_is_final BEFORE UPDATE ON serials
+WHEN OLD.state IN ('used', 'voided')
+BEGIN SELECT RAISE(ABORT, 'a used or voided serial never changes state'); END;
+"""
+
+
+class SerialStateError(SocketeerError):
+    """A ledger change the number's current state does not allow (e.g. commit twice)."""
+
+
+class DuplicateSerial(InputError):
+    """The source produced a serial this job already issued under another index."""
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """A number handed to one site for one device cycle.
+
+    ``token`` is the id of the reservation's event: a stale reservation (its number failed
+    and was reserved again by another site) can then neither commit nor fail.
+    """
+
+    index: int
+    text: str
+    data: bytes = field(repr=False)
+    site: int
+    token: int
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """The current state of one issued index."""
+
+    index: int
+    text: str
+    data: bytes = field(repr=False)
+    state: str
+    site: int | None
+    reserved_at: str | None
+    updated_at: str
+    device_record: str | None
+    note: str | None
+
+
+@dataclass(frozen=True)
+class LedgerEvent:
+    """One row of an index's history."""
+
+    id: int
+    index: int
+    state: str
+    site: int | None
+    at: str
+    device_record: str | None
+    note: str | None
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+class SerialLedger:
+    """Issues serial numbers for one job from ``source`` and records what became of them.
+
+    Thread-safe: one lock serializes every call (SQLite's own write lock, taken with
+    ``BEGIN IMMEDIATE``, also serializes processes sharing the file). ``reserve`` holds the
+    lock while the source runs, so a slow serial command delays the other sites' reserves.
+    """
+
+    def __init__(self, path: Path, job_id: str, source: SerialSource, policy: str) -> None:
+        if policy not in POLICIES:
+            raise InputError(f"serial policy must be one of {', '.join(POLICIES)}; got {policy!r}")
+        if not job_id:
+            raise InputError("serial ledger: job_id must not be empty")
+        self.path = Path(path)
+        self.job_id = job_id
+        self.source = source
+        self.policy = policy
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+        try:
+            self._db = sqlite3.connect(
+                str(self.path), timeout=30.0, isolation_level=None, check_same_thread=False
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            # executescript() would commit an open transaction, so the script brings its own.
+            self._db.executescript(
+                f"BEGIN IMMEDIATE;{_SCHEMA}PRAGMA user_version = {SCHEMA_VERSION};COMMIT;"
+            )
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            raise InputError(f"serial ledger {self.path}: cannot open it: {exc}") from exc
+
+    # -- lifetime -------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    def __enter__(self) -> SerialLedger:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise SerialStateError(f"serial ledger {self.path} is closed")
+        return self._db
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One durable transaction: committed before the caller's method returns."""
+        with self._lock:
+            db = self._conn()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            yield self._conn()
+
+    def _event(
+        self,
+        db: sqlite3.Connection,
+        index: int,
+        state: str,
+        site: int | None,
+        at: str,
+        device_record: str | None = None,
+        note: str | None = None,
+    ) -> int:
+        cur = db.execute(
+            "INSERT INTO serial_events (job_id, idx, state, site, at, device_record, note)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (self.job_id, index, state, site, at, device_record, note),
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    # -- state changes --------------------------------------------------------------
+
+    def reserve(self, site: int) -> Reservation:
+        """Hand out a number for one device on ``site``.
+
+        Policy "reuse" takes the lowest failed index first (with the bytes it was issued
+        with); otherwise the next index never issued. Raises SerialsExhausted when the
+        source has no more numbers, DuplicateSerial if it repeats an issued serial.
+        """
+        with self._write() as db:
+            now = _now()
+            row = None
+            if self.policy == "reuse":
+                row = db.execute(
+                    "SELECT idx, text, data_hex FROM serials WHERE job_id = ? AND state = ?"
+                    " ORDER BY idx LIMIT 1",
+                    (self.job_id, FAILED),
+                ).fetchone()
+            if row is not None:
+                index, text, data = row[0], row[1], bytes.fromhex(row[2])
+                db.execute(
+                    "UPDATE serials SET state = ?, site = ?, reserved_at = ?, updated_at = ?,"
+                    " device_record = NULL, note = NULL WHERE job_id = ? AND idx = ?",
+                    (RESERVED, site, now, now, self.job_id, index),
+                )
+            else:
+                (top,) = db.execute(
+                    "SELECT MAX(idx) FROM serials WHERE job_id = ?", (self.job_id,)
+                ).fetchone()
+                index = 0 if top is None else top + 1
+                value = self.source.value(index, site=site)
+                text, data = value.text, value.data
+                dup = db.execute(
+                    "SELECT idx FROM serials WHERE job_id = ? AND data_hex = ? LIMIT 1",
+                    (self.job_id, data.hex()),
+                ).fetchone()
+                if dup is not None:
+                    raise DuplicateSerial(
+                        f"serial {text!r} for index {index} was already issued as index"
+                        f" {dup[0]} of job {self.job_id!r}; fix the serial source"
+                    )
+                db.execute(
+                    "INSERT INTO serials (job_id, idx, text, data_hex, state, site,"
+                    " reserved_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (self.job_id, index, text, data.hex(), RESERVED, site, now, now),
+                )
+            token = self._event(db, index, RESERVED, site, now)
+        return Reservation(index, text, data, site, token)
+
+    def commit(self, reservation: Reservation, device_record: str | None = None) -> None:
+        """The device carries the number: reserved -> used (final)."""
+        with self._write() as db:
+            self._expect_reserved(db, reservation, "commit")
+            now = _now()
+            db.execute(
+                "UPDATE serials SET state = ?, updated_at = ?, device_record = ?"
+                " WHERE job_id = ? AND idx = ?",
+                (USED, now, device_record, self.job_id, reservation.index),
+            )
+            self._event(db, reservation.index, USED, reservation.site, now, device_record)
+
+    def fail(self, reservation: Reservation, note: str) -> str:
+        """The device failed before it kept the number; returns the new state.
+
+        Policy "reuse": failed (reserved again later); policy "void": voided (final).
+        """
+        state = FAILED if self.policy == "reuse" else VOIDED
+        with self._write() as db:
+            self._expect_reserved(db, reservation, "fail")
+            now = _now()
+            db.execute(
+                "UPDATE serials SET state = ?, updated_at = ?, note = ?"
+                " WHERE job_id = ? AND idx = ?",
+                (state, now, note, self.job_id, reservation.index),
+            )
+            self._event(db, reservation.index, state, reservation.site, now, None, note)
+        return state
+
+    def void(self, index: int, note: str) -> None:
+        """Retire an issued number for good (reserved or failed -> voided)."""
+        with self._write() as db:
+            row = db.execute(
+                "SELECT state, text FROM serials WHERE job_id = ? AND idx = ?",
+                (self.job_id, index),
+            ).fetchone()
+            if row is None:
+                raise SerialStateError(
+                    f"serial index {index} of job {self.job_id!r} was never issued"
+                )
+            if row[0] not in (RESERVED, FAILED):
+                raise SerialStateError(
+                    f"cannot void serial {row[1]!r} (index {index}): it is already {row[0]}"
+                )
+            now = _now()
+            db.execute(
+                "UPDATE serials SET state = ?, updated_at = ?, note = ?"
+                " WHERE job_id = ? AND idx = ?",
+                (VOIDED, now, note, self.job_id, index),
+            )
+            self._event(db, index, VOIDED, None, now, None, note)
+
+    def recover(self) -> list[int]:
+        """Void every number left reserved (its process died mid-cycle); returns the indexes.
+
+        Call once when a station opens the ledger, before any reserve: a reservation held
+        by a live cycle elsewhere would be voided too.
+        """
+        with self._write() as db:
+            stale = [
+                r[0]
+                for r in db.execute(
+                    "SELECT idx FROM serials WHERE job_id = ? AND state = ? ORDER BY idx",
+                    (self.job_id, RESERVED),
+                )
+            ]
+            now = _now()
+            for index in stale:
+                db.execute(
+                    "UPDATE serials SET state = ?, updated_at = ?, note = ?"
+                    " WHERE job_id = ? AND idx = ?",
+                    (VOIDED, now, INTERRUPTED_NOTE, self.job_id, index),
+                )
+                self._event(db, index, VOIDED, None, now, None, INTERRUPTED_NOTE)
+        return stale
+
+    def _expect_reserved(self, db: sqlite3.Connection, res: Reservation, action: str) -> None:
+        row = db.execute(
+            "SELECT state, text FROM serials WHERE job_id = ? AND idx = ?",
+            (self.job_id, res.index),
+        ).fetchone()
+        if row is None:
+            raise SerialStateError(
+                f"cannot {action} serial index {res.index}: job {self.job_id!r} never issued it"
+            )
+        state, text = row
+        if state != RESERVED:
+            raise SerialStateError(
+                f"cannot {action} serial {text!r} (index {res.index}): it is {state}, not reserved"
+            )
+        (latest,) = db.execute(
+            "SELECT MAX(id) FROM serial_events WHERE job_id = ? AND idx = ? AND state = ?",
+            (self.job_id, res.index, RESERVED),
+        ).fetchone()
+        if latest != res.token:
+            raise SerialStateError(
+                f"cannot {action} serial {text!r} (index {res.index}): the reservation of"
+                f" site {res.site} is stale; the number was reserved again since"
+            )
+
+    # -- queries --------------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        """How many issued indexes are in each state (every state present, maybe 0)."""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT state, COUNT(*) FROM serials WHERE job_id = ? GROUP BY state",
+                (self.job_id,),
+            ).fetchall()
+        out = dict.fromkeys(STATES, 0)
+        out.update({state: n for state, n in rows})
+        return out
+
+    def entry(self, index: int) -> LedgerEntry | None:
+        with self._read() as db:
+            row = db.execute(_ENTRY_SQL + " AND idx = ?", (self.job_id, index)).fetchone()
+        return None if row is None else _entry(row)
+
+    def entries(self) -> list[LedgerEntry]:
+        """Every issued index of this job, in index order."""
+        with self._read() as db:
+            rows = db.execute(_ENTRY_SQL + " ORDER BY idx", (self.job_id,)).fetchall()
+        return [_entry(r) for r in rows]
+
+    def history(self, index: int) -> list[LedgerEvent]:
+        """The events of one index, oldest first."""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT id, idx, state, site, at, device_record, note FROM serial_events"
+                " WHERE job_id = ? AND idx = ? ORDER BY id",
+                (self.job_id, index),
+            ).fetchall()
+        return [LedgerEvent(*r) for r in rows]
+
+
+_ENTRY_SQL = (
+    "SELECT idx, text, data_hex, state, site, reserved_at, updated_at, device_record, note"
+    " FROM serials WHERE job_id = ?"
+)
+
+
+def _entry(row: tuple[object, ...]) -> LedgerEntry:
+    index, text, data_hex, *rest = row
+    return LedgerEntry(index, text, bytes.fromhex(str(data_hex)), *rest)  # type: ignore[arg-type]
