@@ -13,10 +13,10 @@ import os
 import sys
 from collections.abc import Sequence
 
-from app.commands import devices, gui, image, log, programming
+from app.commands import devices, gui, image, job, log, programming
 from app.core.errors import SocketeerError
 
-COMMAND_MODULES = (image, devices, programming, log, gui)
+COMMAND_MODULES = (image, devices, programming, job, log, gui)
 
 
 class _Parser(argparse.ArgumentParser):

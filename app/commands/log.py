@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import re
 import sys
-import tempfile
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
 from app.core.errors import InputError, UsageError
+from app.core.fileio import atomic_writer
 from app.engine.production_log import EXPORT_FORMATS, ProductionLog, iso_time
 
 _RELATIVE = re.compile(r"\s*(\d+)\s*([smhdw])\s*", re.IGNORECASE)
@@ -131,26 +129,10 @@ def write_atomically(path: Path, write: Callable[[TextIO], int]) -> int:
     """Call ``write(stream)`` on a temp file next to ``path``, then rename it over ``path``:
     readers see the old file or the complete new one, never a half-written export."""
     try:
-        fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with atomic_writer(path, text=True) as stream:
+            return write(stream)
     except OSError as err:
-        raise InputError(f"{path}: cannot write there: {err.strerror or err}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as stream:
-            # mkstemp makes the file private (0600); give the export the usual permissions.
-            umask = os.umask(0o022)
-            os.umask(umask)
-            os.chmod(temp_name, 0o666 & ~umask)
-            result = write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp_name, path)
-    except BaseException as err:
-        with contextlib.suppress(OSError):
-            os.unlink(temp_name)
-        if isinstance(err, OSError):
-            raise InputError(f"{path}: cannot write: {err.strerror or err}") from None
-        raise
-    return result
+        raise InputError(f"{path}: cannot write: {err.strerror or err}") from None
 
 
 def _summary_json(summary: dict[str, Any]) -> dict[str, Any]:

@@ -7,14 +7,14 @@ refused as bad Intel HEX at line 1 rather than loaded as a binary).
 
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from app.core.errors import ImageFormatError, InputError
+from app.core.fileio import atomic_writer
 from app.core.formats.ihex import read_ihex, write_ihex
 from app.core.formats.srec import read_srec, write_srec
 from app.core.formats.titxt import read_titxt, write_titxt
@@ -114,6 +114,15 @@ def load_image(path: str | Path, fmt: str | None = None, base: int = 0) -> Loade
     return LoadedImage(image, fmt, path)
 
 
+def parse_image_bytes(data: bytes, fmt: str, base: int | None, source: str) -> MemoryImage:
+    """Parse an image from bytes already in memory (e.g. the very bytes that were hashed)."""
+    if fmt == "bin":
+        return MemoryImage.from_bytes(data, base or 0, source=source)
+    if fmt not in _READERS:
+        raise InputError(f"unknown image format {fmt!r} (known: {', '.join(FORMATS)})")
+    return _READERS[fmt](io.BytesIO(data), source)
+
+
 def write_image(
     image: MemoryImage,
     stream: BinaryIO,
@@ -138,15 +147,5 @@ def write_image(
 
 def save_image(image: MemoryImage, path: str | Path, fmt: str, **options: int | None) -> None:
     """Write ``image`` to ``path`` atomically: a failed write leaves no half-written file."""
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            write_image(image, stream, fmt, **options)  # type: ignore[arg-type]
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_writer(path) as stream:
+        write_image(image, stream, fmt, **options)  # type: ignore[arg-type]
