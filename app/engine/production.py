@@ -89,6 +89,7 @@ class ProductionRun:
         self.failed = 0
         self._in_flight = 0
         self._results: list[DeviceResult] = []
+        self.last_serial: dict[int, str | None] = {}  # site -> serial of its last device
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -163,6 +164,7 @@ class ProductionRun:
             self._release_slot(passed)
         with self._lock:
             self._results.append(result)
+            self.last_serial[site.index] = serial_text
         self.emit(
             ProductionEvent(site.index, result, serial_text, record_id, self.good, self.remaining)
         )

@@ -1,0 +1,115 @@
+"""Turn a loaded job into a ready ProductionRun: the cycle spec, the serial ledger (with
+crash recovery), the production log and the socket-wear counters. Shared by
+`socketeer run` and the window, so both run a job exactly the same way."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from app.core.job import LoadedJob, canonical_json
+from app.engine.ledger import SerialLedger
+from app.engine.production import ProductionRun
+from app.engine.production_log import LOG_FILE_NAME, ProductionLog, SocketWear, data_dir
+from app.engine.serialization import SerialConfig, SerialSource, serial_range
+from app.engine.site_runner import CycleSpec
+
+LEDGER_FILE = "serials.sqlite3"
+DEFAULT_WEAR_THRESHOLD = 10_000
+
+
+@dataclass(frozen=True)
+class PreparedJob:
+    run: ProductionRun
+    recovered_serials: tuple[int, ...]  # numbers voided because a previous run died
+    serial_range: tuple[int, int] | None
+
+
+def job_identity(loaded: LoadedJob) -> tuple[str, str]:
+    """(job id, job hash). The id (name + image hash) stays the same when the job is
+    locked, so the first article counts towards the job's count; the hash (the seal, or
+    for an unlocked job the hash of its content and image) says exactly which version
+    produced each record."""
+    job = loaded.job
+    if job.lock is not None:
+        digest = job.lock.seal
+    else:
+        h = hashlib.sha256(canonical_json(job.content()))
+        h.update(b"\0")
+        h.update(loaded.image_bytes)
+        digest = h.hexdigest()
+    return f"{job.name}@{job.image.sha256[:12]}", digest
+
+
+def serial_scheme_id(config: SerialConfig) -> str:
+    """The ledger key: every job using the same numbering shares one number space, so no
+    number is handed out twice across jobs, versions, first articles and locks."""
+    scheme = {k: v for k, v in config.to_json().items() if k != "policy"}
+    return "serials@" + hashlib.sha256(canonical_json(scheme)).hexdigest()[:16]
+
+
+def cycle_spec(loaded: LoadedJob, device: Any, adapters: frozenset[str] | None) -> CycleSpec:
+    job = loaded.job
+    ops = job.operations
+    return CycleSpec(
+        action="program",
+        device=device,
+        image=loaded.image,
+        erase_mode=job.erase,
+        blank_check=ops["blank_check"],
+        verify=ops["verify"],
+        unprotect=ops["unprotect"],
+        protect=ops["protect"],
+        skip_matching=ops["skip_matching"],
+        adapters=adapters,
+    )
+
+
+def prepare_job(
+    loaded: LoadedJob,
+    device: Any,
+    programmer: Any,
+    *,
+    on_event: Callable[[Any], None],
+    operator: str,
+    adapters: frozenset[str] | None = None,
+    count_limit: int | None = None,
+    wear_threshold: int | None = DEFAULT_WEAR_THRESHOLD,
+    folder: Path | None = None,
+    identify_candidates: Callable[[str], list[str]] | None = None,
+) -> PreparedJob:
+    folder = folder or data_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    job_id, job_hash = job_identity(loaded)
+    ledger = None
+    address = None
+    recovered: list[int] = []
+    span = None
+    if loaded.job.serialization is not None:
+        config = SerialConfig.from_json(loaded.job.serialization)
+        base_dir = loaded.path.parent if loaded.path is not None else None
+        source = SerialSource(config, base_dir=base_dir)
+        ledger = SerialLedger(folder / LEDGER_FILE, serial_scheme_id(config), source, config.policy)
+        recovered = ledger.recover()
+        address = config.address
+        span = serial_range(config)
+    log = ProductionLog(folder / LOG_FILE_NAME)
+    run = ProductionRun(
+        programmer,
+        cycle_spec(loaded, device, adapters),
+        job_id=job_id,
+        job_hash=job_hash,
+        log=log,
+        wear=SocketWear(folder / LOG_FILE_NAME),
+        on_event=on_event,
+        ledger=ledger,
+        serial_address=address,
+        count_limit=count_limit if count_limit is not None else loaded.job.count_limit,
+        wear_threshold=wear_threshold,
+        operator=operator,
+        identify_candidates=identify_candidates,
+    )
+    return PreparedJob(run, tuple(recovered), span)
