@@ -85,13 +85,13 @@ def approve(job_path: Path, url: str = "sim://?sites=1") -> None:
     save_job(locked, job_path)
 
 
-def test_unlocked_job_is_refused_for_operators(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+def test_unlocked_job_is_refused_for_operators(tmp_path: Path, capsys) -> None:
     job_path = make_job(tmp_path, capsys)
     assert main(["run", str(job_path), "--programmer", "sim://?sites=2"]) == 2
     assert "not locked" in capsys.readouterr().err
 
 
-def test_first_article_mismatch_keeps_the_job_unlocked(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+def test_first_article_mismatch_keeps_the_job_unlocked(tmp_path: Path, capsys) -> None:
     job_path = make_job(tmp_path, capsys)
     loaded = load_job(job_path)
     database = load_database()
@@ -104,7 +104,7 @@ def test_first_article_mismatch_keeps_the_job_unlocked(tmp_path: Path, capsys) -
     assert not outcome.matches and not outcome.programmed.passed
 
 
-def test_operator_runs_the_locked_job_to_its_count(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+def test_operator_runs_the_locked_job_to_its_count(tmp_path: Path, capsys) -> None:
     job_path = make_job(tmp_path, capsys, count=20)
     approve(job_path)
     code = main(
@@ -139,7 +139,7 @@ def _ledger_rows(folder: Path) -> list[tuple]:
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
-def test_killing_the_station_mid_run_loses_nothing(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+def test_killing_the_station_mid_run_loses_nothing(tmp_path: Path, capsys) -> None:
     job_path = make_job(tmp_path, capsys, count=100_000)
     approve(job_path)
     env = dict(os.environ)
