@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -27,19 +28,24 @@ from app.hal.programmer import open_programmer
 PROGRESS_INTERVAL_S = 0.05
 
 
+#: What a worker runs: given its site and a (throttled, thread-safe) event sink, do one
+#: device cycle and return its result (None: nothing was done, e.g. the count is reached).
+CycleFn = Callable[[Any, Callable[[Any], None]], DeviceResult | None]
+
+
 class SiteWorker(QObject):
     """Lives in its own QThread; runs one cycle at a time on its site."""
 
     event = Signal(object)  # an app.engine.events dataclass
-    finished = Signal(object)  # DeviceResult
+    finished = Signal(int, object)  # site, DeviceResult or None
 
-    def __init__(self, site: Any, candidates: Any) -> None:
+    def __init__(self, site: Any) -> None:
         super().__init__()
         self.site = site
-        self.candidates = candidates
         self._last_progress = 0.0
 
-    def _emit(self, event: Event) -> None:
+    def emit(self, event: Event) -> None:
+        """Thread-safe: a queued signal; progress coalesced to ~20 Hz."""
         if isinstance(event, ProgressEvent):
             now = time.monotonic()
             if now - self._last_progress < PROGRESS_INTERVAL_S and event.done not in (
@@ -50,14 +56,13 @@ class SiteWorker(QObject):
             self._last_progress = now
         self.event.emit(event)
 
-    @Slot(int, object, object)
-    def run(self, site: int, spec: CycleSpec, cancel: threading.Event) -> None:
+    @Slot(int, object)
+    def run(self, site: int, cycle: CycleFn) -> None:
         """Queued from the GUI thread to every worker; only the named site's runs it."""
         if site != self.site.index:
             return
         self._last_progress = 0.0
-        result = SiteRunner(self.site, self._emit, self.candidates).run(spec, cancel)
-        self.finished.emit(result)
+        self.finished.emit(site, cycle(self.site, self.emit))
 
 
 class Controller(QObject):
@@ -66,13 +71,14 @@ class Controller(QObject):
     sitePhase = Signal(int, str)
     siteProgress = Signal(int, str, int, int)
     siteFinished = Signal(int, object)
+    siteIdle = Signal(int)  # a cycle was not needed (count reached)
     log = Signal(object, str, str)  # site or None, level, message
     jobChanged = Signal()
     runningChanged = Signal(bool)
     bufferRead = Signal(int, bytes)
     error = Signal(str)
 
-    _dispatch = Signal(int, object, object)  # site, spec, cancel event
+    _dispatch = Signal(int, object)  # site, CycleFn
 
     def __init__(self, database: Any, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -157,15 +163,10 @@ class Controller(QObject):
             self.sitesChanged.emit([])
             return False
 
-        def names(id_hex: str) -> list[str]:
-            return [
-                f"{d.vendor} {d.part}" for d in self.database.identify("jedec", id_hex).candidates
-            ]
-
         for site in self.programmer.sites:
             thread = QThread(self)
             thread.setObjectName(f"site-{site.index}")
-            worker = SiteWorker(site, names)
+            worker = SiteWorker(site)
             worker.moveToThread(thread)
             worker.event.connect(self._on_event)
             worker.finished.connect(self._on_finished)
@@ -232,15 +233,23 @@ class Controller(QObject):
         spec = self._spec(action)
         if spec is None:
             return
-        chosen = [s for s in (sites or self.sites) if s not in self._busy]
-        for site in chosen:
-            self._start_site(site, spec)
+        for site in [s for s in (sites or self.sites) if s not in self._busy]:
+            cancel = threading.Event()
+            self.run_cycle(site, self._plain_cycle(spec, cancel), cancel)
 
-    def _start_site(self, site: int, spec: CycleSpec) -> None:
-        worker = self._workers.get(site)
-        if worker is None:
-            return
-        cancel = threading.Event()
+    def _plain_cycle(self, spec: CycleSpec, cancel: threading.Event) -> CycleFn:
+        def cycle(site: Any, emit: Callable[[Any], None]) -> DeviceResult:
+            return SiteRunner(site, emit, self._names).run(spec, cancel)
+
+        return cycle
+
+    def _names(self, id_hex: str) -> list[str]:
+        return [f"{d.vendor} {d.part}" for d in self.database.identify("jedec", id_hex).candidates]
+
+    def run_cycle(self, site: int, cycle: CycleFn, cancel: threading.Event) -> bool:
+        """Hand ``cycle`` to the site's worker thread; False if the site is busy/unknown."""
+        if site not in self._workers or site in self._busy:
+            return False
         self._cancel[site] = cancel
         was_running = self.running
         self._busy.add(site)
@@ -248,7 +257,8 @@ class Controller(QObject):
         self.siteStarted.emit(site)
         if not was_running:
             self.runningChanged.emit(True)
-        self._dispatch.emit(site, spec, cancel)
+        self._dispatch.emit(site, cycle)
+        return True
 
     def stop(self, sites: list[int] | None = None) -> None:
         for site in sites or list(self._busy):
@@ -267,12 +277,15 @@ class Controller(QObject):
         elif isinstance(event, LogEvent):
             self.log.emit(event.site, event.level, event.message)
 
-    @Slot(object)
-    def _on_finished(self, result: DeviceResult) -> None:
-        self._busy.discard(result.site)
-        self._cancel.pop(result.site, None)
-        self.siteFinished.emit(result.site, result)
-        if result.action == "read" and result.passed and result.data is not None:
-            self.bufferRead.emit(result.site, result.data)
+    @Slot(int, object)
+    def _on_finished(self, site: int, result: DeviceResult | None) -> None:
+        self._busy.discard(site)
+        self._cancel.pop(site, None)
+        if result is None:
+            self.siteIdle.emit(site)
+        else:
+            self.siteFinished.emit(site, result)
+            if result.action == "read" and result.passed and result.data is not None:
+                self.bufferRead.emit(site, result.data)
         if not self._busy:
             self.runningChanged.emit(False)

@@ -24,12 +24,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.roles import Role, RoleStore, Session
 from app.engine.results import DeviceResult
 from app.ui.buffer_view import BufferView
 from app.ui.controller import Controller
 from app.ui.device_selector import DeviceSelector
 from app.ui.job_panel import JobPanel
 from app.ui.log_model import LEVELS, LogFilter, LogModel, LogRecord
+from app.ui.production_controller import ProductionController
+from app.ui.production_menu import ProductionMenus
 from app.ui.site_grid import SiteGrid
 from app.ui.stats_view import StatisticsView
 
@@ -118,10 +121,20 @@ class LogPane(QWidget):
 
 class MainWindow(QMainWindow):
     def __init__(
-        self, controller: Controller, parent: QWidget | None = None, *, remember_layout: bool = True
+        self,
+        controller: Controller,
+        parent: QWidget | None = None,
+        *,
+        remember_layout: bool = True,
+        session: Session | None = None,
     ) -> None:
         super().__init__(parent)
         self.controller = controller
+        if session is None:
+            # First start (no engineer password yet): the station is being set up.
+            store = RoleStore()
+            session = Session(store, Role.ENGINEER if not store.has_password() else Role.OPERATOR)
+        self.production = ProductionController(controller, session)
         self.remember_layout = remember_layout
         self.setWindowTitle("Socketeer")
         self.resize(1600, 950)
@@ -155,15 +168,26 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.docks["stats"]], [360], Qt.Orientation.Horizontal)
         self.resizeDocks([self.docks["log"]], [230], Qt.Orientation.Vertical)
         self._build_actions()
+        self.status_role = QLabel()
+        self.status_job = QLabel()
+        self.status_count = QLabel()
         self.status_programmer = QLabel()
         self.status_device = QLabel()
         self.status_totals = QLabel()
-        for label in (self.status_programmer, self.status_device, self.status_totals):
+        for label in (
+            self.status_role,
+            self.status_job,
+            self.status_count,
+            self.status_programmer,
+            self.status_device,
+            self.status_totals,
+        ):
             self.statusBar().addPermanentWidget(label)
         self.passed = 0
         self.failed = 0
         self.selected_site = 1
         self._wire()
+        self.production_menus = ProductionMenus(self, self.production)
         if remember_layout:
             self._restore_layout()
 
@@ -175,7 +199,7 @@ class MainWindow(QMainWindow):
         return dock
 
     def _build_actions(self) -> None:
-        bar = self.addToolBar("Main")
+        bar = self.toolbar = self.addToolBar("Main")
         bar.setObjectName("main_toolbar")
         bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
         self.actions_by_name: dict[str, QAction] = {}
@@ -192,7 +216,7 @@ class MainWindow(QMainWindow):
     def _wire(self) -> None:
         c = self.controller
         acts = self.actions_by_name
-        acts["start"].triggered.connect(lambda: c.start())
+        acts["start"].triggered.connect(lambda: self.production.start())
         acts["stop"].triggered.connect(lambda: c.stop())
         acts["detect"].triggered.connect(lambda: c.start(action="identify"))
         acts["read"].triggered.connect(lambda: c.start([self.selected_site], action="read"))
@@ -204,7 +228,7 @@ class MainWindow(QMainWindow):
         self.job.programmerChosen.connect(c.set_programmer)
         self.job.operationToggled.connect(c.set_operation)
         self.job.eraseModeChosen.connect(c.set_erase_mode)
-        self.grid.startRequested.connect(lambda s: c.start([s]))
+        self.grid.startRequested.connect(lambda s: self.production.start([s]))
         self.grid.stopRequested.connect(lambda s: c.stop([s]))
         self.grid.siteSelected.connect(self._select_site)
         c.sitesChanged.connect(self._sites_changed)
@@ -212,6 +236,7 @@ class MainWindow(QMainWindow):
         c.sitePhase.connect(lambda s, p: self.grid.tile(s).set_progress(p, 0, 0))
         c.siteProgress.connect(lambda s, p, d, t: self.grid.tile(s).set_progress(p, d, t))
         c.siteFinished.connect(self._site_finished)
+        c.siteIdle.connect(lambda s: self.grid.tile(s).set_state("idle", "count reached"))
         c.log.connect(self._log)
         c.jobChanged.connect(self._job_changed)
         c.runningChanged.connect(self._running_changed)
@@ -242,7 +267,7 @@ class MainWindow(QMainWindow):
         tile = self.grid.tile(site)
         state = "empty" if result.failed_step == "socket" else None
         tile.set_result(result.passed, _result_text(result), state)
-        if result.action == "program":
+        if result.action == "program" and result.failed_step != "socket":
             if result.passed:
                 self.passed += 1
             else:
@@ -264,9 +289,10 @@ class MainWindow(QMainWindow):
         self._update_status()
 
     def _running_changed(self, running: bool) -> None:
+        engineer = self.production.role == Role.ENGINEER
         for name in ("detect", "read", "verify", "erase", "device"):
-            self.actions_by_name[name].setEnabled(not running)
-        self.job.setEnabled(not running)
+            self.actions_by_name[name].setEnabled(engineer and not running)
+        self.job.setEnabled(engineer and not running)
 
     def _buffer_read(self, site: int, data: bytes) -> None:
         self.buffer.set_buffer(data, 0, f"read from site {site}")

@@ -1,0 +1,183 @@
+"""The window's production menus: Job (new/open/save/export, serialization, first
+article) and Station (engineer/operator mode, production log export), the Auto-start
+toggle, and what each role may touch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QLineEdit
+
+from app.core.errors import SocketeerError
+from app.core.fileio import atomic_writer
+from app.core.roles import Role
+from app.engine.production_log import ProductionLog
+from app.ui.production_controller import ProductionController
+from app.ui.production_dialogs import FirstArticleDialog, SerializationDialog
+
+if TYPE_CHECKING:
+    from app.ui.main_window import MainWindow
+
+JOB_FILTER = "Socketeer jobs (*.json *.sjob);;All files (*)"
+#: actions an operator never sees enabled
+ENGINEER_ONLY = (
+    "detect",
+    "read",
+    "verify",
+    "erase",
+    "device",
+    "job_save",
+    "job_save_as",
+    "job_export",
+    "serialization",
+    "first_article",
+)
+
+
+class ProductionMenus:
+    def __init__(self, window: MainWindow, production: ProductionController) -> None:
+        self.window = window
+        self.production = production
+        acts = window.actions_by_name
+        job_menu = window.menuBar().addMenu("&Job")
+        for name, text, slot in (
+            ("job_open", "Open job…", self.open_job),
+            ("job_save", "Save job", self.save_job),
+            ("job_save_as", "Save job as…", self.save_job_as),
+            ("job_export", "Export job package…", self.export_job),
+            ("serialization", "Serialization…", self.edit_serialization),
+            ("first_article", "First article and lock…", self.first_article),
+        ):
+            acts[name] = QAction(text, window)
+            acts[name].triggered.connect(slot)
+            job_menu.addAction(acts[name])
+        station = window.menuBar().addMenu("&Station")
+        for name, text, slot in (
+            ("engineer", "Engineer mode…", self.engineer_mode),
+            ("operator", "Operator mode…", self.operator_mode),
+            ("log_export", "Export production log…", self.export_log),
+        ):
+            acts[name] = QAction(text, window)
+            acts[name].triggered.connect(slot)
+            station.addAction(acts[name])
+        auto = QAction("Auto-start", window, checkable=True)
+        auto.setToolTip("Start a site when a part is inserted in its socket")
+        auto.toggled.connect(production.set_auto_start)
+        window.toolbar.addAction(auto)
+        acts["auto_start"] = auto
+        production.roleChanged.connect(lambda *_: self.apply_role())
+        production.countChanged.connect(self._count_changed)
+        production.jobChanged.connect(self._job_changed)
+        self.apply_role()
+
+    # -- roles ------------------------------------------------------------------------
+
+    def apply_role(self) -> None:
+        engineer = self.production.role == Role.ENGINEER
+        acts = self.window.actions_by_name
+        for name in ENGINEER_ONLY:
+            acts[name].setEnabled(engineer)
+        self.window.job.setEnabled(engineer and not self.window.controller.running)
+        who = self.production.session.operator_name
+        role = "Engineer" if engineer else f"Operator {who or ''}".strip()
+        self.window.status_role.setText(role)
+
+    def engineer_mode(self) -> None:
+        store = self.production.session.store
+        if not store.has_password():
+            new, ok = QInputDialog.getText(
+                self.window,
+                "Engineer password",
+                "Set the station's engineer password (6+ characters):",
+                QLineEdit.EchoMode.Password,
+            )
+            if not ok:
+                return
+            try:
+                store.set_password(new)
+            except SocketeerError as err:
+                self.window.controller.error.emit(str(err))
+                return
+            self.window.controller.log.emit(None, "info", "engineer password set")
+        password, ok = QInputDialog.getText(
+            self.window, "Engineer mode", "Engineer password:", QLineEdit.EchoMode.Password
+        )
+        if ok:
+            self.production.engineer_mode(password)
+
+    def operator_mode(self) -> None:
+        name, ok = QInputDialog.getText(self.window, "Operator mode", "Operator name:")
+        if ok:
+            self.production.operator_mode(name)
+
+    # -- jobs -------------------------------------------------------------------------
+
+    def open_job(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self.window, "Open job", "", JOB_FILTER)
+        if path:
+            self.production.open_job(path)
+
+    def save_job(self) -> None:
+        if self.production.job_path is None or (
+            self.production.loaded is not None and self.production.loaded.job.locked
+        ):
+            self.save_job_as()
+        else:
+            self.production.save_job(self.production.job_path)
+
+    def save_job_as(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self.window, "Save job", "job.json", JOB_FILTER)
+        if path:
+            self.production.save_job(path)
+
+    def export_job(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self.window, "Export job package", "job.sjob", JOB_FILTER
+        )
+        if path:
+            self.production.export_job(path)
+
+    def edit_serialization(self) -> None:
+        dialog = SerializationDialog(self.production.serialization, self.window)
+        if dialog.exec():
+            self.production.set_serialization(dialog.config)
+
+    def first_article(self) -> None:
+        FirstArticleDialog(self.production, self.window).exec()
+
+    def export_log(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self.window,
+            "Export production log",
+            "production.csv",
+            "CSV (*.csv);;JSON Lines (*.jsonl)",
+        )
+        if path:
+            self.write_log(Path(path))
+
+    def write_log(self, path: Path) -> int:
+        fmt = "jsonl" if path.suffix.lower() in (".jsonl", ".ndjson") else "csv"
+        try:
+            with ProductionLog() as log, atomic_writer(path, text=True) as stream:
+                count = log.export(stream, fmt)
+        except (SocketeerError, OSError) as err:
+            self.window.controller.error.emit(f"{path}: {err}")
+            return 0
+        self.window.controller.log.emit(None, "info", f"production log: {count} records -> {path}")
+        return count
+
+    # -- status -----------------------------------------------------------------------
+
+    def _count_changed(self, good: int, remaining: object) -> None:
+        left = f", {remaining} to go" if remaining is not None else ""
+        self.window.status_count.setText(f"Job: {good} good{left}")
+
+    def _job_changed(self) -> None:
+        loaded = self.production.loaded
+        if loaded is None:
+            return
+        job = loaded.job
+        state = f"locked by {job.lock.approved_by}" if job.lock else "unlocked"
+        self.window.status_job.setText(f"Job {job.name} ({state})")

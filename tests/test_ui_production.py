@@ -1,0 +1,121 @@
+"""The first-article flow and an operator's auto-start run, on real widgets."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+
+from app.core.formats import save_image
+from app.core.image import MemoryImage
+from app.core.job import load_job
+from app.core.roles import Role
+from app.engine.production_log import ProductionLog
+from app.ui.controller import Controller
+from app.ui.main_window import MainWindow
+from app.ui.production_dialogs import FirstArticleDialog
+
+SERIAL = {
+    "kind": "incremental",
+    "address": 0x3F0,
+    "start": 7000,
+    "step": 1,
+    "width": 8,
+    "encoding": "ascii-dec",
+    "policy": "void",
+}
+
+
+@pytest.fixture
+def window(qtbot, database, tmp_path: Path):
+    controller = Controller(database)
+    win = MainWindow(controller, remember_layout=False)
+    qtbot.addWidget(win)
+    win.show()
+    image = tmp_path / "fw.hex"
+    save_image(MemoryImage.from_bytes(bytes((i * 29) % 253 for i in range(8192))), image, "ihex")
+    controller.set_device("winbond.w25x10cl")
+    controller.set_programmer("sim://?sites=8&handler=0.05&fault=4:verify@0x40")
+    controller.load_image(image)
+    yield win
+    win.production.set_auto_start(False)
+    controller.stop()
+    controller.shutdown()
+
+
+def test_engineer_first_article_then_operator_auto_start(qtbot, window, tmp_path: Path) -> None:
+    production = window.production
+    assert production.role == Role.ENGINEER  # first start: no password yet
+    assert production.set_serialization(SERIAL)
+    production.count_limit = 12
+    job_path = tmp_path / "job.json"
+    assert production.save_job(job_path)
+    unlocked_copy = tmp_path / "unlocked.json"
+    shutil.copy(job_path, unlocked_copy)
+
+    dialog = FirstArticleDialog(production, window)
+    qtbot.addWidget(dialog)
+    with qtbot.waitSignal(production.firstArticleDone, timeout=20000):
+        qtbot.mouseClick(dialog.run_button, Qt.MouseButton.LeftButton)
+    assert "MATCH" in dialog.result.text() and "serial 00007000" in dialog.result.text()
+    assert dialog.approve_button.isEnabled()
+    dialog.approver.setText("erin")
+    qtbot.mouseClick(dialog.approve_button, Qt.MouseButton.LeftButton)
+    locked = load_job(job_path).job
+    assert locked.locked and locked.lock.approved_by == "erin"
+    assert locked.lock.first_article.checksum == locked.checksum.value
+
+    production.session.store.set_password("s3cret-pw")
+    assert production.operator_mode("olga")
+    assert not window.job.isEnabled()
+    assert not window.actions_by_name["detect"].isEnabled()
+    assert not window.actions_by_name["first_article"].isEnabled()
+    assert "Operator olga" in window.status_role.text()
+    assert not production.open_job(unlocked_copy)
+    assert "only locked jobs" in window.statusBar().currentMessage()
+    assert production.open_job(job_path)
+
+    with qtbot.waitSignal(
+        production.countChanged,
+        timeout=60000,
+        check_params_cb=lambda good, remaining: remaining == 0,
+    ):
+        window.actions_by_name["auto_start"].setChecked(True)
+    qtbot.waitUntil(lambda: not window.controller.running, timeout=20000)
+    records = list(ProductionLog().records())
+    passed = [r for r in records if r.result == "pass"]
+    assert len(passed) == 12
+    assert len({r.serial for r in passed}) == 12
+    assert {r.operator for r in passed} == {"engineer", "olga"}  # first article: the engineer
+    assert any(r.site == 4 and r.result == "fail" for r in records)
+    assert "0 to go" in window.status_count.text()
+
+
+def test_engineer_mode_needs_the_password(qtbot, window, monkeypatch) -> None:
+    production = window.production
+    production.session.store.set_password("right-pw")
+    production.operator_mode("olga")
+    from PySide6.QtWidgets import QInputDialog
+
+    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: ("wrong", True))
+    window.actions_by_name["engineer"].trigger()
+    assert production.role == Role.OPERATOR
+    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: ("right-pw", True))
+    window.actions_by_name["engineer"].trigger()
+    assert production.role == Role.ENGINEER
+    messages = [window.log_model.record(i).message for i in range(window.log_model.rowCount())]
+    assert any("role: engineer -> operator (olga)" in m for m in messages)
+    assert any("wrong password" in m for m in messages)
+    assert any("role: operator -> engineer" in m for m in messages)
+
+
+def test_log_export_from_the_window(qtbot, window, tmp_path: Path) -> None:
+    production = window.production
+    assert production.save_job(tmp_path / "job.json")
+    production.start([1, 2])
+    qtbot.waitUntil(lambda: not window.controller.running, timeout=20000)
+    count = window.production_menus.write_log(tmp_path / "log.csv")
+    assert count == 2
+    assert (tmp_path / "log.csv").read_text().count("\n") == 3
