@@ -119,3 +119,16 @@ def test_log_export_from_the_window(qtbot, window, tmp_path: Path) -> None:
     count = window.production_menus.write_log(tmp_path / "log.csv")
     assert count == 2
     assert (tmp_path / "log.csv").read_text().count("\n") == 3
+
+
+def test_first_start_sets_the_engineer_password(qtbot, window, monkeypatch) -> None:
+    from PySide6.QtWidgets import QInputDialog
+
+    store = window.production.session.store
+    assert not store.has_password()
+    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: ("short", True))
+    window.production_menus.first_start()
+    assert not store.has_password() and "6" in window.statusBar().currentMessage()
+    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: ("long-enough", True))
+    window.production_menus.first_start()
+    assert store.verify("long-enough")

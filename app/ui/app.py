@@ -60,6 +60,9 @@ def run_gui(
     if image:
         controller.load_image(image)
     window.show()
+    if not (demo or screenshot) and not window.production.session.store.has_password():
+        # First start: the station gets its engineer password before anything else.
+        QTimer.singleShot(0, window.production_menus.first_start)
     rounds = {"left": DEMO_ROUNDS if demo else 0}
 
     def next_round(running: bool) -> None:

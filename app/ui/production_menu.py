@@ -107,6 +107,27 @@ class ProductionMenus:
         if ok:
             self.production.engineer_mode(password)
 
+    def first_start(self) -> None:
+        """Ask for the engineer password the station will use from now on."""
+        new, ok = QInputDialog.getText(
+            self.window,
+            "Welcome to Socketeer",
+            "First start: set the station's engineer password (6+ characters).\n"
+            "Operators will need it to change any setting.",
+            QLineEdit.EchoMode.Password,
+        )
+        if not ok:
+            self.window.controller.error.emit(
+                "no engineer password yet: set one with Station > Engineer mode"
+            )
+            return
+        try:
+            self.production.session.store.set_password(new)
+        except SocketeerError as err:
+            self.window.controller.error.emit(str(err))
+            return
+        self.window.controller.log.emit(None, "info", "engineer password set")
+
     def operator_mode(self) -> None:
         name, ok = QInputDialog.getText(self.window, "Operator mode", "Operator name:")
         if ok:
