@@ -200,3 +200,13 @@ def test_i2c_eeprom_programs_across_block_bits(database) -> None:
     assert outcome.results[1].address == 0x700
     chip = st.programmer.sites[0].chip
     assert bytes(chip.memory) == image.read(0, device.size_bytes)
+
+
+def test_sst26_block_protection_register(database) -> None:
+    device = database.get("microchip.sst26vf016b")
+    st = station("sim://?sites=1", device, database)
+    image = random_image(4096)
+    refused = st.run(CycleSpec("program", device, image)).results[0]
+    assert refused.failed_step == "protection" and "block-protection register" in refused.message
+    result = st.run(CycleSpec("program", device, image, unprotect=True)).results[0]
+    assert result.passed, result.message

@@ -28,6 +28,7 @@ from app.hal.errors import BusTimeout
 WREN = SpiOp(b"\x06")
 READ_CHUNK = 64 * 1024
 PAGES_PER_BATCH = 16
+BPR_BYTES = 6  # the smallest SST26 register (16 Mbit); larger parts have more bytes
 _FOUR_BYTE_OPCODES = {0x0B: 0x0C, 0x03: 0x13, 0x02: 0x12, 0x20: 0x21, 0x52: 0x5C, 0xD8: 0xDC}
 
 
@@ -89,6 +90,7 @@ class SpiNor(ChipAlgorithm):
         self._geometry = geometry_from_params(params) if "size_bytes" in params else None
         status = params.get("status") or {}
         self.bp_mask = hex_field(status.get("bp_mask", "0x1C"))
+        self.global_unlock = status.get("unlock") == "global-0x98"
         self.address_bytes = int(params.get("address_bytes", 3))
         self.four_byte_mode = params.get("four_byte_mode")
         self.use_4b_opcodes = self.address_bytes == 4 and self.four_byte_mode == "opcodes"
@@ -219,7 +221,20 @@ class SpiNor(ChipAlgorithm):
     def _status(self) -> int:
         return self.bus.transfer([SpiOp(b"\x05", 1)])[0][0]
 
+    def _bpr(self) -> bytes:
+        """SST26 Block-Protection Register (0x72); its first bytes cover the array."""
+        return self.bus.transfer([SpiOp(b"\x72", BPR_BYTES)])[0]
+
     def protection(self) -> Protection:
+        if self.global_unlock:
+            bpr = self._bpr()
+            if any(bpr):
+                return Protection(
+                    True,
+                    f"block-protection register {bpr.hex().upper()} (SST26"
+                    " parts power up write-protected)",
+                )
+            return Protection(False, "block-protection register clear")
         bits = self._status() & self.bp_mask
         if bits:
             return Protection(
@@ -231,6 +246,11 @@ class SpiNor(ChipAlgorithm):
         self.bus.transfer([WREN, SpiOp(bytes([0x01, value])), self._wait(5, 15)])
 
     def unprotect(self) -> None:
+        if self.global_unlock:
+            self.bus.transfer([WREN, SpiOp(b"\x98")])  # Global Block Protection Unlock
+            if any(self._bpr()):
+                raise ChipError("global block-protection unlock (0x98) did not clear the register")
+            return
         status = self._status()
         if status & self.bp_mask:
             self._write_status(status & ~self.bp_mask & 0xFC)
@@ -242,6 +262,8 @@ class SpiNor(ChipAlgorithm):
                 )
 
     def protect(self) -> None:
+        if self.global_unlock:
+            raise ChipError("setting SST26 block protection is not supported yet (0x42 WBPR)")
         status = self._status()
         self._write_status((status | self.bp_mask) & 0xFC)
         if self._status() & self.bp_mask != self.bp_mask:

@@ -76,6 +76,7 @@ class SpiNorChip:
         self.four_byte_mode = str(device.get("four_byte_mode", ""))
         status = device.get("status", {}) or {}
         self.bp_mask = _hex_int(status.get("bp_mask", "0x1C"))  # type: ignore[union-attr]
+        self.global_unlock = status.get("unlock") == "global-0x98"  # type: ignore[union-attr]
         erase_types = sorted((op, size) for op, (size, *_t) in self.erase_ops.items())
         erase_types.sort(key=lambda e: e[1])
         self.sfdp = (
@@ -94,6 +95,7 @@ class SpiNorChip:
 
     def power_cycle(self) -> None:
         self.sr1 = self.bp_mask if self.protected_at_power else 0
+        self.bpr_locked = self.global_unlock  # SST26: every block write-protected at power-up
         self.sr2 = 0
         self.sr3 = 0
         self.bank = 0
@@ -220,7 +222,7 @@ class SpiNorChip:
         return self._read(args, n, force4=True, dummy=1)
 
     def _write_allowed(self) -> bool:
-        allowed = bool(self.sr1 & WEL) and not (self.sr1 & self.bp_mask)
+        allowed = bool(self.sr1 & WEL) and not (self.sr1 & self.bp_mask) and not self.bpr_locked
         self.sr1 &= ~WEL
         return allowed
 
@@ -325,6 +327,17 @@ class SpiNorChip:
         self.sr1 &= ~WEL
         return bytes(n)
 
+    def _read_bpr(self, args: bytes, n: int) -> bytes:
+        if not self.global_unlock:
+            return b"\xff" * n
+        return (b"\xff" if self.bpr_locked else b"\x00") * n
+
+    def _global_unlock(self, args: bytes, n: int) -> bytes:
+        if self.global_unlock and self.sr1 & WEL:
+            self.bpr_locked = False
+        self.sr1 &= ~WEL
+        return bytes(n)
+
     def _noop(self, args: bytes, n: int) -> bytes:
         return bytes(n)
 
@@ -361,4 +374,6 @@ _HANDLERS = {
     0x66: SpiNorChip._noop,
     0x99: SpiNorChip._reset,
     0xAB: SpiNorChip._noop,
+    0x72: SpiNorChip._read_bpr,
+    0x98: SpiNorChip._global_unlock,
 }
