@@ -162,12 +162,21 @@ class SiteRunner:
 
     def _cycle(self, spec: CycleSpec, cycle: _Cycle) -> bytes | None:
         device = spec.device
-        with cycle.phase("socket"):
-            self._check_adapter(spec)
-            if not self.site.part_present():
-                raise StepFailed("socket empty: no part detected")
+        site = self.site
+        in_system = bool(getattr(site, "in_system", False))
+        with cycle.phase("connect" if in_system else "socket"):
+            reconnect = getattr(site, "reconnect", None)
+            if getattr(site, "link_lost", False) and reconnect is not None and not reconnect():
+                raise LinkError("programmer still disconnected (reopen by serial number failed)")
+            if not in_system:  # a board on a clip or header has no socket to check
+                self._check_adapter(spec)
+                if not site.part_present():
+                    raise StepFailed("socket empty: no part detected")
         with cycle.phase("power"):
-            self.site.power(True, device.voltage_mv[1] if device is not None else None)
+            # In-system with the board powering itself: enable the buses only.
+            board_powered = in_system and bool(getattr(site, "board_powered", False))
+            voltage = None if board_powered or device is None else device.voltage_mv[1]
+            site.power(True, voltage)
         algo = self._algorithm(device)
         with cycle.phase("identify"):
             self._identify(algo, device, cycle)
@@ -211,7 +220,9 @@ class SiteRunner:
         if device.algorithm not in algorithm_names():
             raise StepFailed(f"no '{device.algorithm}' algorithm in this version of Socketeer")
         cls = get_algorithm(device.algorithm)
-        bus = self.site.i2c if device.family == "i2c-eeprom" else self.site.spi
+        bus = {"i2c-eeprom": self.site.i2c, "stm32-uart": getattr(self.site, "uart", None)}.get(
+            device.family, self.site.spi
+        )
         if bus is None:
             raise StepFailed(f"this site has no bus for {device.family} parts")
         return cls(bus, device.raw)
