@@ -25,6 +25,20 @@ def database():  # -> app.devicedb.DeviceDatabase
     return load_database(use_overlay=False)
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--ftdi-url", default=None, help="pyftdi URL of a real FTDI programmer")
+    parser.addoption("--port", default=None, help="serial port of a real serprog/UART target")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--ftdi-url") or config.getoption("--port"):
+        return
+    skip = pytest.mark.skip(reason="hardware test: give --ftdi-url or --port")
+    for item in items:
+        if "hardware" in item.keywords:
+            item.add_marker(skip)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
