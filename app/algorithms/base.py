@@ -50,13 +50,16 @@ class Geometry:
     #: NOR pages are programmed whole (erased-value fill is a no-op); EEPROM writes only
     #: the bytes the image holds.
     fill_pages: bool = True
+    #: where the memory sits in the image's address space (STM32 flash: 0x08000000). The
+    #: engine relocates images by -base, so planner and algorithm work on 0-based offsets.
+    base: int = 0
 
 
 @dataclass(frozen=True)
 class ChipIdentity:
     """What the part answered to its ID command."""
 
-    bus: str  # "jedec" or "i2c"
+    bus: str  # "jedec", "i2c" or "stm32_pid"
     raw: bytes
     present: bool  # False: all bytes 0xFF or 0x00 (or no ACK): no part or bad contact
 

@@ -55,7 +55,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     def image_in(p: argparse.ArgumentParser) -> None:
         p.add_argument("image", type=Path, help="image file")
         p.add_argument("--format", dest="in_format", choices=FORMATS)
-        p.add_argument("--base", default="0", help="load address of a raw binary (default 0)")
+        p.add_argument(
+            "--base",
+            default=None,
+            help="load address of a raw binary (default: the device's first address)",
+        )
 
     p = sub.add_parser("detect", help="read the part's ID on each site and name it")
     common(p, device=False)
@@ -121,8 +125,8 @@ def _open(url: str, device: Any, database: Any) -> Any:
 
 
 def _candidates(database: Any) -> Any:
-    def names(id_hex: str) -> list[str]:
-        found = database.identify("jedec", id_hex)
+    def names(id_hex: str, bus: str = "jedec") -> list[str]:
+        found = database.identify(bus, id_hex)
         return [f"{d.vendor} {d.part}" for d in found.candidates]
 
     return names
@@ -177,11 +181,13 @@ def _exit_code(outcome: StationResult) -> int:
 
 
 def _load_for_device(args: argparse.Namespace, device: Any) -> MemoryImage:
-    loaded = load_image(args.image, args.in_format, parse_number(args.base, "--base"))
+    lo, hi = device.address_range
+    base = lo if args.base is None else parse_number(args.base, "--base")
+    loaded = load_image(args.image, args.in_format, base)
     image = loaded.image
     if image.is_empty:
         raise InputError(f"{args.image}: the image holds no data")
-    image.check_within(0, device.size_bytes, f"{device.part} ({device.size_bytes} bytes)")
+    image.check_within(lo, hi, f"{device.part} ({device.size_bytes} bytes at 0x{lo:X})")
     return image
 
 
@@ -256,9 +262,10 @@ def cmd_read(args: argparse.Namespace) -> int:
     database = load_database()
     device = _programmable(database, args.device)
     fmt = args.out_format or format_from_extension(args.output) or "bin"
-    read_range = parse_range(args.range, "--range") if args.range else None
-    if read_range and read_range[1] > device.size_bytes:
-        raise UsageError(f"--range ends past the part's {device.size_bytes} bytes")
+    lo, hi = device.address_range
+    read_range = parse_range(args.range, "--range") if args.range else (lo, hi)
+    if read_range[0] < lo or read_range[1] > hi:
+        raise UsageError(f"--range must lie within the part's [0x{lo:X}, 0x{hi:X})")
     spec = CycleSpec("read", device, read_range=read_range)
     programmer = _open(args.programmer, device, database)
     try:
@@ -269,8 +276,7 @@ def cmd_read(args: argparse.Namespace) -> int:
         programmer.close()
     result = outcome.results[0]
     if result.passed and result.data is not None:
-        base = read_range[0] if read_range else 0
-        save_image(MemoryImage.from_bytes(result.data, base), args.output, fmt)
+        save_image(MemoryImage.from_bytes(result.data, read_range[0]), args.output, fmt)
     if args.json:
         doc = result.to_json()
         doc["output"] = str(args.output) if result.passed else None

@@ -115,6 +115,12 @@ class Device:
         return self.raw.get("tested", {})
 
     @property
+    def address_range(self) -> tuple[int, int]:
+        """[start, end) of the part as images address it (STM32 flash sits at flash_base)."""
+        base = int(str(self.raw.get("flash_base", "0")), 0)
+        return base, base + self.size_bytes
+
+    @property
     def jedec_id(self) -> str | None:
         """6 uppercase hex digits (SPI NOR), else None."""
         return self.raw.get("ids", {}).get("jedec")

@@ -7,12 +7,13 @@ power off -> DeviceResult. Cancel is cooperative: checked between pages and bloc
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from app.algorithms import algorithm_names, get_algorithm
@@ -73,6 +74,7 @@ class _Cycle:
     step: str = "socket"
     timings: dict[str, float] = field(default_factory=dict)
     facts: dict[str, Any] = field(default_factory=dict)
+    algo: Any = None  # the cycle's ChipAlgorithm, once made
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -101,17 +103,28 @@ class _Cycle:
 
 
 class SiteRunner:
-    """Runs cycles on one site. ``identify_candidates`` names DB parts sharing an ID."""
+    """Runs cycles on one site. ``identify_candidates(id_hex, bus="jedec")`` names the
+    DB parts answering an ID; a one-argument callback is asked about JEDEC IDs only."""
 
     def __init__(
         self,
         site: Any,
         emit: Callable[[Event], None],
-        identify_candidates: Callable[[str], list[str]] | None = None,
+        identify_candidates: Callable[..., list[str]] | None = None,
     ) -> None:
         self.site = site
         self.emit = emit
-        self.identify_candidates = identify_candidates or (lambda _hex: [])
+        self.identify_candidates = identify_candidates or (lambda _hex, _bus="jedec": [])
+
+    def _candidates(self, id_hex: str, bus: str) -> list[str] | None:
+        """DB parts answering ``id_hex``; None if the callback cannot look up ``bus``."""
+        if bus == "jedec":
+            return self.identify_candidates(id_hex)
+        try:
+            inspect.signature(self.identify_candidates).bind(id_hex, bus)
+        except TypeError:
+            return None  # an older callback that knows JEDEC IDs only
+        return self.identify_candidates(id_hex, bus)
 
     def run(self, spec: CycleSpec, cancel: threading.Event) -> DeviceResult:
         cycle = _Cycle(self.site.index, self.emit, cancel)
@@ -136,6 +149,11 @@ class SiteRunner:
             log.exception("site %s: internal error", self.site.index)
             status, message = FAIL, f"internal error during {cycle.step}: {err!r}"
         finally:
+            # Bootloader algorithms leave it here (STM32: BOOT0 low + reset, so the board
+            # runs its new firmware; a failed part stays in its bootloader).
+            if hasattr(cycle.algo, "finish"):
+                with suppress(HalError, ChipError):
+                    cycle.algo.finish(status == PASS)
             with suppress(HalError):
                 self.site.power(False)
         self.site.indicate("pass" if status == PASS else "fail")
@@ -177,10 +195,14 @@ class SiteRunner:
             board_powered = in_system and bool(getattr(site, "board_powered", False))
             voltage = None if board_powered or device is None else device.voltage_mv[1]
             site.power(True, voltage)
-        algo = self._algorithm(device)
+        algo = cycle.algo = self._algorithm(device)
         with cycle.phase("identify"):
             self._identify(algo, device, cycle)
         algo.prepare()
+        base = algo.geometry.base if spec.image is not None or spec.read_range else 0
+        if base:  # e.g. STM32 flash at 0x08000000: plan and talk in 0-based offsets
+            with cycle.phase("plan"):
+                spec = _zero_based(spec, base)
         if spec.action == "identify":
             return None
         if spec.action == "read":
@@ -233,10 +255,12 @@ class SiteRunner:
         if not ident.present:
             shown = f": ID reads {ident.hex}" if ident.hex else ": no acknowledge"
             raise StepFailed(f"no part or bad contact{shown}")
+        if ident.bus == "stm32_pid":
+            self._check_pid(int.from_bytes(ident.raw[:2], "big"), device)
         expected = device.jedec_id if ident.bus == "jedec" else None
         if expected and ident.hex[:6] != expected.upper():
             found = ident.hex[:6]
-            names = self.identify_candidates(found)
+            names = self._candidates(found, "jedec") or []
             what = f" ({' or '.join(names)})" if names else " (not in the device database)"
             ambiguous = f"; {len(names)} parts share this ID" if len(names) > 1 else ""
             raise StepFailed(
@@ -247,6 +271,20 @@ class SiteRunner:
         uid = algo.unique_id() if ident.bus == "jedec" else None
         if uid:
             cycle.facts["unique_id"] = uid.hex().upper()
+
+    def _check_pid(self, found: int, device: Any) -> None:
+        expected = getattr(device, "stm32_pid", None)
+        if expected is None or found == expected:
+            return
+        names = self._candidates(f"0x{found:03X}", "stm32_pid")
+        what = ""
+        if names is not None:
+            what = f" ({' or '.join(names)})" if names else " (not in the device database)"
+        raise StepFailed(
+            f"unexpected part: found PID 0x{found:03X}{what}, expected 0x{expected:03X}"
+            f" ({device.vendor} {device.part})",
+            candidates=names or [],
+        )
 
     def _ensure_writable(self, algo: ChipAlgorithm, spec: CycleSpec, cycle: _Cycle) -> None:
         with cycle.phase("protection"):
@@ -279,12 +317,13 @@ class SiteRunner:
         self, algo: ChipAlgorithm, lo: int, hi: int, cycle: _Cycle, what: str
     ) -> None:
         erased = algo.geometry.erased_value
+        base = algo.geometry.base  # report addresses as the image has them
         for start in range(lo, hi, COMPARE_CHUNK):
             end = min(hi, start + COMPARE_CHUNK)
             found = algo.read(start, end - start, lambda _n: cycle.check_cancel())
             blank = bytes([erased]) * (end - start)
             if found != blank:
-                m = compare(start, blank, found)
+                m = compare(base + start, blank, found)
                 assert m is not None
                 raise StepFailed(f"{what}: {m.describe()}", m.address, mismatch=m)
 
@@ -312,13 +351,22 @@ class SiteRunner:
 
         with cycle.phase("plan"):
             plan = plan_program(geometry, image, spec.erase_mode, current)
-        if plan.erase or plan.chip_erase or (spec.erase_mode == "full" and plan.writes):
+        erased = plan.erased_ranges(geometry.size)
+        erase_for = getattr(algo, "erase_for", None)
+        if erase_for is not None and spec.erase_mode == "auto" and not plan.chip_erase:
+            # Non-uniform sectors (STM32): the algorithm erases the pages/sectors the
+            # image touches; the planner only splits the writes.
+            with cycle.phase("erase"):
+                erased = erase_for([(s.start, s.end) for s in image.segments], cycle.ticker)
+                for lo, hi in erased:
+                    self._expect_erased(algo, lo, hi, cycle, "did not erase")
+        elif plan.erase or plan.chip_erase or (spec.erase_mode == "full" and plan.writes):
             self._erase(algo, plan, cycle)
         if spec.blank_check:
-            ranges = plan.erased_ranges(geometry.size) or [(s.start, s.end) for s in image.segments]
+            ranges = erased or [(s.start, s.end) for s in image.segments]
             self._blank_check(algo, ranges, cycle)
         writes = plan.writes
-        if spec.erase_mode == "full" and not geometry.erase_blocks:
+        if spec.erase_mode == "full" and not geometry.erase_blocks and not geometry.chip_erase:
             writes = ()  # the erased-value write already carried the image
         if writes:
             with cycle.phase("program"):
@@ -335,12 +383,13 @@ class SiteRunner:
             tick = cycle.ticker(total)
             done = 0
             mismatches: list[Mismatch] = []
+            base = algo.geometry.base  # report addresses as the image has them
             for seg in expected.segments:
                 for start in range(seg.start, seg.end, COMPARE_CHUNK):
                     end = min(seg.end, start + COMPARE_CHUNK)
                     found = algo.read(start, end - start, lambda _n: cycle.check_cancel())
                     want = bytes(seg.data[start - seg.start : end - seg.start])
-                    m = compare(start, want, found)
+                    m = compare(base + start, want, found)
                     if m is not None:
                         mismatches.append(m)
                     done += end - start
@@ -357,6 +406,24 @@ class SiteRunner:
             data = algo.read(lo, hi - lo, cycle.ticker(hi - lo))
         cycle.facts["read_bytes"] = len(data)
         return data
+
+
+def _zero_based(spec: CycleSpec, base: int) -> CycleSpec:
+    """The spec with image and read range moved from the part's address space (e.g.
+    0x08000000 for STM32 flash) to the 0-based offsets planner and algorithms use."""
+    image, read_range = spec.image, spec.read_range
+    if image is not None and not image.is_empty:
+        if image.min_address < base:
+            raise StepFailed(
+                f"image data at 0x{image.min_address:X} lies below the memory at 0x{base:X}",
+                image.min_address,
+            )
+        image = image.relocated(-base)
+    if read_range is not None:
+        if read_range[0] < base:
+            raise StepFailed(f"read range starts below the memory at 0x{base:X}", read_range[0])
+        read_range = (read_range[0] - base, read_range[1] - base)
+    return replace(spec, image=image, read_range=read_range)
 
 
 def _pass_message(spec: CycleSpec, cycle: _Cycle) -> str:

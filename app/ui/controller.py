@@ -114,7 +114,7 @@ class Controller(QObject):
         try:
             loaded = load_image(path)
             if self.device is not None:
-                loaded.image.check_within(0, self.device.size_bytes, self.device.part)
+                loaded.image.check_within(*self.device.address_range, self.device.part)
         except SocketeerError as err:
             self.error.emit(str(err))
             self.log.emit(None, "error", str(err))
@@ -243,8 +243,8 @@ class Controller(QObject):
 
         return cycle
 
-    def _names(self, id_hex: str) -> list[str]:
-        return [f"{d.vendor} {d.part}" for d in self.database.identify("jedec", id_hex).candidates]
+    def _names(self, id_hex: str, bus: str = "jedec") -> list[str]:
+        return [f"{d.vendor} {d.part}" for d in self.database.identify(bus, id_hex).candidates]
 
     def run_cycle(self, site: int, cycle: CycleFn, cancel: threading.Event) -> bool:
         """Hand ``cycle`` to the site's worker thread; False if the site is busy/unknown."""

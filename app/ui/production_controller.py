@@ -181,7 +181,7 @@ class ProductionController(QObject):
         """Use the job's own (hash-checked) image, even when it came from a package."""
         c = self.controller
         try:
-            loaded.image.check_within(0, c.device.size_bytes, c.device.part)
+            loaded.image.check_within(*c.device.address_range, c.device.part)
         except SocketeerError as err:
             c.error.emit(str(err))
             return False

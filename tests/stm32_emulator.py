@@ -1,0 +1,468 @@
+"""An STM32 ROM bootloader (ST AN3155, USART) on a real pseudo-terminal, for tests.
+
+The target side of a pty pair answers the bootloader protocol in a thread; the host
+side (``emulator.port``, e.g. /dev/pts/3) is what Socketeer -- or stm32flash -- opens.
+Memory, product ID, bootloader version and command set come from a device DB entry.
+
+What it models: the 0x7F autobaud sync (and NACK for a 0x7F after sync), Get / Get
+Version / Get ID, Read Memory, Write Memory (word granularity; writing a programmed
+word with different data fails like the flash controller does), Erase (0x43, 1-byte
+page numbers, 0xFF global) or Extended Erase (0x44, 2-byte page numbers, 0xFFFF mass /
+0xFFFE bank 1 / 0xFFFD bank 2), Go, Write Protect / Unprotect, Readout Protect /
+Unprotect (with the resets that follow them) and readout protection refusing memory
+access. NACK on bad complements, checksums, addresses and lengths.
+
+What a pty cannot carry: parity bits and modem lines. Linux even clears PARENB on a pty
+(and refuses a termios update that asks only for it again), so tests run the link with
+``parity=none``; stm32flash sets 8E1 on its side, which the pty ignores. The host's baud
+rate does reach the pty settings: ``max_baud`` refuses to sync above a rate (to test
+the fallback). Resets are simulated with :meth:`reset`; :meth:`drop` closes the target
+side, so the host sees an I/O error exactly as when a USB adapter is unplugged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import termios
+import threading
+import tty
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import reduce
+from operator import xor
+from typing import Any
+
+ACK, NACK = 0x79, 0x1F
+_SPEEDS = {
+    getattr(termios, f"B{rate}"): rate
+    for rate in (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
+    if hasattr(termios, f"B{rate}")
+}
+
+
+class _Closed(Exception):
+    """The emulator is stopping (closed or dropped)."""
+
+
+class _Reset(Exception):
+    """NRST pulsed: abandon the command in progress."""
+
+
+def _xor(data: bytes | bytearray) -> int:
+    return reduce(xor, data, 0)
+
+
+def _hex(value: Any) -> int:
+    return value if isinstance(value, int) else int(str(value), 16)
+
+
+@dataclass
+class Region:
+    start: int
+    data: bytearray
+    writable_from: int = 0  # RAM below this is the bootloader's
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.data)
+
+    def holds(self, address: int, length: int) -> bool:
+        return self.start <= address and address + length <= self.end
+
+
+class Stm32Emulator:
+    """The target end of a pty pair, answering AN3155 frames from ``entry``'s facts."""
+
+    def __init__(
+        self,
+        entry: Mapping[str, Any],
+        *,
+        pid: int | None = None,
+        readout_protected: bool = False,
+        max_baud: int | None = None,
+    ) -> None:
+        raw = getattr(entry, "raw", entry)  # a Device or its JSON entry
+        loader = raw["bootloader"]
+        self.pid = pid if pid is not None else _hex(raw["ids"]["stm32_pid"])
+        self.version = _hex(loader.get("version", "0x31"))
+        self.commands = [_hex(c) for c in loader["commands"]]
+        self.erased = _hex(raw.get("erased_value", "0xFF"))
+        self.flash = Region(_hex(raw["flash_base"]), bytearray([self.erased]) * raw["size_bytes"])
+        reserved = int(loader.get("ram_reserved_bytes", 0))
+        ram_base = _hex(raw.get("ram_base", "0x20000000"))
+        self.ram = Region(ram_base, bytearray(int(raw["ram_bytes"])), ram_base + reserved)
+        self.pages: list[tuple[int, int]] = []  # (offset, size), numbered as erase counts
+        offset = 0
+        for run in raw["flash_layout"]:
+            for _ in range(int(run["count"])):
+                self.pages.append((offset, int(run["size_bytes"])))
+                offset += int(run["size_bytes"])
+        self.readout_protected = readout_protected
+        self.write_protected: set[int] = set()
+        self.max_baud = max_baud
+        #: after this many commands the target side closes (a mid-cycle unplug)
+        self.drop_after_commands: int | None = None
+        self.synced = False
+        self.running_app = False
+        self.commands_seen = 0
+        self.log: list[tuple[str, Any]] = []  # ("erase", [pages]), ("mass-erase", None), ...
+        self.resets = 0
+        self._buffer = bytearray()
+        self._reset_done = threading.Event()
+        self._master, self._slave = os.openpty()
+        tty.setraw(self._slave)
+        self.port = os.ttyname(self._slave)
+        self._wake_r, self._wake_w = os.pipe()
+        self._stop = False
+        self._master_open = True
+        self._thread = threading.Thread(target=self._serve, name="stm32-emulator", daemon=True)
+        self._thread.start()
+
+    # -- control from the test ------------------------------------------------------
+
+    def reset(self) -> None:
+        """An NRST pulse: the bootloader starts over and waits for 0x7F."""
+        self._reset_done.clear()
+        os.write(self._wake_w, b"r")
+        if not self._reset_done.wait(2):
+            raise RuntimeError("the emulator thread did not take the reset")
+
+    def _restart(self) -> None:
+        self.synced = False
+        self.running_app = False
+        self.resets += 1
+
+    def drop(self) -> None:
+        """Unplug: close the target side; the host's next read or write fails."""
+        self._stop = True
+        os.write(self._wake_w, b"x")
+        self._thread.join(2)
+        self._close_master()
+
+    def close(self) -> None:
+        self.drop()
+        for fd in (self._slave, self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def __enter__(self) -> Stm32Emulator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _close_master(self) -> None:
+        if self._master_open:
+            self._master_open = False
+            with contextlib.suppress(OSError):
+                os.close(self._master)
+
+    def flash_bytes(self, address: int, length: int) -> bytes:
+        off = address - self.flash.start
+        return bytes(self.flash.data[off : off + length])
+
+    def load_flash(self, address: int, data: bytes) -> None:
+        off = address - self.flash.start
+        self.flash.data[off : off + len(data)] = data
+
+    def host_baud(self) -> int | None:
+        """The baud rate the host configured on its side of the pty."""
+        return _SPEEDS.get(termios.tcgetattr(self._master)[5])
+
+    # -- byte I/O -------------------------------------------------------------------
+
+    def _recv(self, n: int) -> bytes:
+        while len(self._buffer) < n:
+            if self._stop:
+                raise _Closed()
+            ready, _, _ = select.select([self._master, self._wake_r], [], [])
+            if self._wake_r in ready:
+                if os.read(self._wake_r, 1) == b"r" and not self._stop:
+                    raise _Reset()
+                raise _Closed()
+            try:
+                chunk = os.read(self._master, 4096)
+            except OSError:  # no host has the port open right now
+                chunk = b""
+            if not chunk:
+                select.select([self._wake_r], [], [], 0.01)
+                continue
+            self._buffer += chunk
+        out = bytes(self._buffer[:n])
+        del self._buffer[:n]
+        return out
+
+    def _send(self, data: bytes | int) -> None:
+        os.write(self._master, bytes([data]) if isinstance(data, int) else data)
+
+    # -- protocol -------------------------------------------------------------------
+
+    def _serve(self) -> None:
+        try:
+            while True:
+                try:
+                    first = self._recv(1)[0]
+                    if self.running_app:
+                        continue  # the application does not speak AN3155
+                    if not self.synced:
+                        self._autobaud(first)
+                        continue
+                    second = self._recv(1)[0]
+                    self._command(first, second)
+                except _Reset:
+                    self._buffer.clear()
+                    self._restart()
+                    self._reset_done.set()
+        except _Closed:
+            pass
+        except OSError:  # the host side went away for good
+            pass
+        finally:
+            if self._stop:
+                self._close_master()
+
+    def _autobaud(self, byte: int) -> None:
+        if byte != 0x7F:
+            return  # not the sync byte: the autobaud routine ignores it
+        baud = self.host_baud()
+        if self.max_baud is not None and baud is not None and baud > self.max_baud:
+            return  # at this speed the target cannot lock on
+        self.synced = True
+        self._send(ACK)
+
+    def _command(self, cmd: int, check: int) -> None:
+        if self.drop_after_commands is not None and self.commands_seen >= self.drop_after_commands:
+            self._stop = True
+            raise _Closed()
+        self.commands_seen += 1
+        if cmd ^ check != 0xFF or cmd not in self.commands:
+            self._send(NACK)
+            return
+        handler = {
+            0x00: self._get,
+            0x01: self._get_version,
+            0x02: self._get_id,
+            0x11: self._read_memory,
+            0x21: self._go,
+            0x31: self._write_memory,
+            0x43: self._erase,
+            0x44: self._extended_erase,
+            0x63: self._write_protect,
+            0x73: self._write_unprotect,
+            0x82: self._readout_protect,
+            0x92: self._readout_unprotect,
+        }.get(cmd)
+        if handler is None:
+            self._send(NACK)
+            return
+        handler()
+
+    def _refuse_if_protected(self) -> bool:
+        if self.readout_protected:
+            self._send(NACK)
+            return True
+        return False
+
+    def _recv_address(self) -> int | None:
+        frame = self._recv(5)
+        if _xor(frame[:4]) != frame[4]:
+            self._send(NACK)
+            return None
+        return int.from_bytes(frame[:4], "big")
+
+    def _region(self, address: int, length: int) -> Region | None:
+        for region in (self.flash, self.ram):
+            if region.holds(address, length):
+                return region
+        return None
+
+    def _get(self) -> None:
+        self._send(bytes([ACK, len(self.commands), self.version, *self.commands, ACK]))
+
+    def _get_version(self) -> None:
+        self._send(bytes([ACK, self.version, 0x00, 0x00, ACK]))
+
+    def _get_id(self) -> None:
+        self._send(bytes([ACK, 0x01, self.pid >> 8, self.pid & 0xFF, ACK]))
+
+    def _read_memory(self) -> None:
+        if self._refuse_if_protected():
+            return
+        self._send(ACK)
+        address = self._recv_address()
+        if address is None:
+            return
+        if self._region(address, 1) is None:
+            self._send(NACK)
+            return
+        self._send(ACK)
+        n, check = self._recv(2)
+        region = self._region(address, n + 1)
+        if n ^ check != 0xFF or region is None:
+            self._send(NACK)
+            return
+        off = address - region.start
+        self._send(bytes([ACK]) + bytes(region.data[off : off + n + 1]))
+        self.log.append(("read", (address, n + 1)))
+
+    def _go(self) -> None:
+        if self._refuse_if_protected():
+            return
+        self._send(ACK)
+        address = self._recv_address()
+        if address is None:
+            return
+        if self._region(address, 4) is None:
+            self._send(NACK)
+            return
+        self._send(ACK)
+        self.log.append(("go", address))
+        self.running_app = True
+
+    def _write_memory(self) -> None:
+        if self._refuse_if_protected():
+            return
+        self._send(ACK)
+        address = self._recv_address()
+        if address is None:
+            return
+        if self._region(address, 1) is None or address % 4:
+            self._send(NACK)
+            return
+        self._send(ACK)
+        n = self._recv(1)[0]
+        data = self._recv(n + 1)
+        check = self._recv(1)[0]
+        region = self._region(address, n + 1)
+        if check != _xor(bytes([n]) + data) or region is None or (n + 1) % 4:
+            self._send(NACK)
+            return
+        off = address - region.start
+        if region is self.ram:
+            if address < region.writable_from:
+                self._send(NACK)
+                return
+            region.data[off : off + n + 1] = data
+            self._send(ACK)
+            return
+        if self._write_protected_range(off, n + 1):
+            self._send(NACK)
+            return
+        blank = bytes([self.erased]) * 4
+        for i in range(0, n + 1, 4):
+            have = bytes(region.data[off + i : off + i + 4])
+            want = data[i : i + 4]
+            if have not in (blank, want) and want != blank:
+                self._send(NACK)  # programming a word that is not erased: PGERR
+                return
+        for i in range(0, n + 1, 4):
+            if data[i : i + 4] != blank:
+                region.data[off + i : off + i + 4] = data[i : i + 4]
+        self.log.append(("write", (address, n + 1)))
+        self._send(ACK)
+
+    def _write_protected_range(self, off: int, length: int) -> bool:
+        return any(
+            start < off + length and start + size > off
+            for number, (start, size) in enumerate(self.pages)
+            if number in self.write_protected
+        )
+
+    def _erase_pages(self, numbers: list[int]) -> bool:
+        if any(n >= len(self.pages) for n in numbers) or any(
+            n in self.write_protected for n in numbers
+        ):
+            return False
+        for n in numbers:
+            start, size = self.pages[n]
+            self.flash.data[start : start + size] = bytes([self.erased]) * size
+        self.log.append(("erase", list(numbers)))
+        return True
+
+    def _mass_erase(self, what: str = "mass-erase") -> None:
+        self.flash.data[:] = bytes([self.erased]) * len(self.flash.data)
+        self.log.append((what, None))
+
+    def _erase(self) -> None:
+        if self._refuse_if_protected():
+            return
+        self._send(ACK)
+        n = self._recv(1)[0]
+        if n == 0xFF:
+            if self._recv(1)[0] != 0x00:
+                self._send(NACK)
+                return
+            self._mass_erase("global-erase")
+            self._send(ACK)
+            return
+        pages = self._recv(n + 1)
+        check = self._recv(1)[0]
+        if check != _xor(bytes([n]) + pages):
+            self._send(NACK)
+            return
+        self._send(ACK if self._erase_pages(list(pages)) else NACK)
+
+    def _extended_erase(self) -> None:
+        if self._refuse_if_protected():
+            return
+        self._send(ACK)
+        head = self._recv(2)
+        n = int.from_bytes(head, "big")
+        if n >= 0xFFF0:
+            check = self._recv(1)[0]
+            if check != _xor(head) or n not in (0xFFFF, 0xFFFE, 0xFFFD):
+                self._send(NACK)
+                return
+            if n == 0xFFFF:
+                self._mass_erase()
+            else:
+                half = len(self.pages) // 2
+                bank = range(half) if n == 0xFFFE else range(half, len(self.pages))
+                self._erase_pages(list(bank))
+            self._send(ACK)
+            return
+        body = self._recv(2 * (n + 1))
+        check = self._recv(1)[0]
+        if check != _xor(head + body):
+            self._send(NACK)
+            return
+        numbers = [int.from_bytes(body[i : i + 2], "big") for i in range(0, len(body), 2)]
+        self._send(ACK if self._erase_pages(numbers) else NACK)
+
+    def _write_protect(self) -> None:
+        if self._refuse_if_protected():
+            return
+        self._send(ACK)
+        n = self._recv(1)[0]
+        sectors = self._recv(n + 1)
+        check = self._recv(1)[0]
+        if check != _xor(bytes([n]) + sectors):
+            self._send(NACK)
+            return
+        self.write_protected.update(sectors)
+        self._send(ACK)
+        self._restart()
+
+    def _write_unprotect(self) -> None:
+        if self._refuse_if_protected():
+            return
+        self.write_protected.clear()
+        self._send(bytes([ACK, ACK]))
+        self._restart()
+
+    def _readout_protect(self) -> None:
+        if self._refuse_if_protected():
+            return
+        self.readout_protected = True
+        self.log.append(("readout-protect", None))
+        self._send(bytes([ACK, ACK]))
+        self._restart()
+
+    def _readout_unprotect(self) -> None:
+        self._send(ACK)
+        self._mass_erase("readout-unprotect")
+        self.readout_protected = False
+        self._send(ACK)
+        self._restart()
