@@ -1,0 +1,180 @@
+"""`socketeer hw list|diagnose` with the USB and serial enumeration replaced (no hardware)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import app.cli
+from app.cli import main
+from app.commands import hw
+from app.commands.hw import FtdiScan, SerialPort
+from app.hal.ftdi_usb import UsbDeviceInfo, sysfs_ftdi_devices
+
+FT2232H = UsbDeviceInfo(
+    vid=0x0403,
+    pid=0x6010,
+    bus=1,
+    address=5,
+    serial="FT4ABCDE",
+    description="Dual RS232-HS",
+    interfaces=2,
+    accessible=True,
+    drivers={1: "ftdi_sio"},
+    sysfs_name="1-2",
+)
+LOCKED_FT232H = UsbDeviceInfo(
+    vid=0x0403,
+    pid=0x6014,
+    bus=1,
+    address=7,
+    serial=None,
+    description=None,
+    interfaces=1,
+    accessible=False,
+    error="permission denied",
+    drivers={0: "ftdi_sio"},
+    sysfs_name="1-3",
+)
+PICO = SerialPort("/dev/ttyACM0", 0x2E8A, 0x000A, "E6614C", "Pico", True, "dialout")
+LOCKED_CH340 = SerialPort("/dev/ttyUSB0", 0x1A86, 0x7523, None, "USB Serial", False, "dialout")
+
+
+@pytest.fixture(autouse=True)
+def hw_registered(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Until app/cli.py lists the hw module, add it for these tests."""
+    if hw not in app.cli.COMMAND_MODULES:
+        monkeypatch.setattr(app.cli, "COMMAND_MODULES", (*app.cli.COMMAND_MODULES, hw))
+
+
+def fake(monkeypatch, scan: FtdiScan, ports: list[SerialPort], platform="linux", groups=()):
+    monkeypatch.setattr(hw, "scan_ftdi", lambda: scan)
+    monkeypatch.setattr(hw, "scan_serial_ports", lambda: list(ports))
+    monkeypatch.setattr(hw, "PLATFORM", platform)
+    monkeypatch.setattr(hw, "current_groups", lambda: set(groups))
+
+
+def run(capsys, *argv: str) -> tuple[int, str]:
+    code = main(list(argv))
+    return code, capsys.readouterr().out
+
+
+def test_list_with_nothing_and_no_libusb(monkeypatch, capsys) -> None:
+    fake(
+        monkeypatch, FtdiScan([], "no libusb backend for pyusb (No backend available)", "none"), []
+    )
+    code, out = run(capsys, "hw", "list")
+    assert code == 0
+    assert "libusb is not available: no libusb backend" in out
+    assert out.count("none found") == 2
+
+
+def test_list_shows_devices_urls_and_access(monkeypatch, capsys) -> None:
+    fake(monkeypatch, FtdiScan([FT2232H, LOCKED_FT232H]), [PICO, LOCKED_CH340])
+    code, out = run(capsys, "hw", "list")
+    assert code == 0
+    assert "0403:6010  FT2232H  serial FT4ABCDE" in out
+    assert "ftdi://ftdi:2232h:FT4ABCDE/*" in out
+    assert "0403:6014  FT232H   serial ?" in out and "NOT ACCESSIBLE (permission denied)" in out
+    assert "/dev/ttyACM0  2e8a:000a  serial E6614C" in out
+    assert "Raspberry Pi Pico (serprog firmware)  serprog:///dev/ttyACM0" in out
+    assert "/dev/ttyUSB0  1a86:7523" in out and "CH340" in out
+
+    code, out = run(capsys, "hw", "list", "--json")
+    doc = json.loads(out)
+    first = doc["ftdi"]["devices"][0]
+    assert first["url"] == "ftdi://ftdi:2232h:FT4ABCDE/*" and first["mpsse_interfaces"] == 2
+    assert doc["ftdi"]["devices"][1]["url"] is None
+    assert doc["serial_ports"][0]["vid_pid"] == "2e8a:000a"
+    assert doc["serial_ports"][1]["accessible"] is False
+
+
+def test_list_runs_on_this_machine_without_hardware(capsys) -> None:
+    code, out = run(capsys, "hw", "list", "--json")
+    assert code == 0
+    doc = json.loads(out)
+    assert set(doc) == {"ftdi", "serial_ports"}
+
+
+def test_diagnose_all_good_exits_0(monkeypatch, capsys) -> None:
+    fake(monkeypatch, FtdiScan([FT2232H]), [PICO])
+    code, out = run(capsys, "hw", "diagnose")
+    assert code == 0
+    assert "OK      libusb backend available" in out
+    assert "FT2232H FT4ABCDE (bus 1 address 5): accessible" in out
+    # ftdi_sio on interface B: a note, not a problem
+    assert "ftdi_sio kernel driver is bound to interface(s) B" in out
+    assert "echo -n '1-2:1.1' | sudo tee /sys/bus/usb/drivers/ftdi_sio/unbind" in out
+    assert out.rstrip().endswith("no problems found")
+
+
+def test_diagnose_prints_the_exact_fixes(monkeypatch, capsys) -> None:
+    fake(monkeypatch, FtdiScan([LOCKED_FT232H], "no libusb backend", "sysfs"), [LOCKED_CH340])
+    code, out = run(capsys, "hw", "diagnose")
+    assert code == 1
+    assert "PROBLEM libusb backend: no libusb backend" in out
+    assert "sudo apt install libusb-1.0-0" in out
+    assert "FT232H 0403:6014 (bus 1 address 7): not accessible (permission denied)" in out
+    assert (
+        "99-socketeer.rules /etc/udev/rules.d/ && sudo udevadm control --reload"
+        " && sudo udevadm trigger" in out
+    )
+    assert "serial port /dev/ttyUSB0 (CH340 USB-serial (Arduino clones, adapters))" in out
+    assert "fix: sudo usermod -aG dialout $USER" in out and "log out and back in" in out
+    assert "3 problem(s) found" in out
+
+
+def test_diagnose_group_already_joined_and_json(monkeypatch, capsys) -> None:
+    fake(monkeypatch, FtdiScan([]), [LOCKED_CH340], groups={"dialout"})
+    code, out = run(capsys, "hw", "diagnose", "--json")
+    assert code == 1
+    doc = json.loads(out)
+    assert doc["problems"] == 1
+    problem = next(f for f in doc["findings"] if f["level"] == "problem")
+    assert "newgrp dialout" in problem["fixes"][0]
+    assert any("no FTDI device found" in f["text"] for f in doc["findings"])
+
+
+@pytest.mark.parametrize(
+    ("platform", "text"),
+    [
+        ("darwin", "brew install libusb"),
+        ("win32", "Zadig"),
+    ],
+)
+def test_diagnose_platform_notes(monkeypatch, capsys, platform, text) -> None:
+    fake(monkeypatch, FtdiScan([], "no backend", "none"), [], platform=platform)
+    code, out = run(capsys, "hw", "diagnose")
+    assert code == 1 and text in out
+    assert ("/dev/cu.*" in out) == (platform == "darwin")
+
+
+def test_sysfs_listing_without_libusb(tmp_path: Path) -> None:
+    dev = tmp_path / "1-2"
+    dev.mkdir()
+    for name, value in {
+        "idVendor": "0403",
+        "idProduct": "6014",
+        "busnum": "1",
+        "devnum": "9",
+        "serial": "FT1XYZ",
+        "product": "C232HM-DDHSL-0",
+        "bNumInterfaces": " 1",
+    }.items():
+        (dev / name).write_text(value + "\n")
+    intf = tmp_path / "1-2:1.0"
+    intf.mkdir()
+    (intf / "bInterfaceNumber").write_text("00\n")
+    driver = tmp_path / "drivers" / "ftdi_sio"
+    driver.mkdir(parents=True)
+    (dev / "1-2:1.0").symlink_to(intf)
+    (intf / "driver").symlink_to(driver)
+    other = tmp_path / "1-3"
+    other.mkdir()
+    (other / "idVendor").write_text("2e8a\n")
+    [found] = sysfs_ftdi_devices(tmp_path)
+    assert (found.pid, found.bus, found.address, found.serial) == (0x6014, 1, 9, "FT1XYZ")
+    assert found.drivers == {0: "ftdi_sio"} and found.sysfs_name == "1-2"
+    assert found.node == "/dev/bus/usb/001/009" and not found.accessible
