@@ -458,3 +458,14 @@ def test_cli_program_read_and_wrong_part(emulator_for, f1, f4, tmp_path, capsys)
     code = main(["verify", "--device", f4.id, "--programmer", url, str(hex_file)])
     out = capsys.readouterr().out
     assert code == 1 and "found PID 0x410" in out and "STM32F10" in out
+
+
+def test_cli_detect_names_the_stm32(emulator_for, f4, capsys) -> None:
+    import json
+
+    from app.cli import main
+
+    emu = emulator_for(f4)
+    assert main(["detect", "--programmer", f"uart://{emu.port}?parity=none", "--json"]) == 0
+    site = json.loads(capsys.readouterr().out)["sites"][0]
+    assert site["stm32_pid"] == "0x413" and f4.id in site["candidates"]

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from app.algorithms import algorithm_names
+from app.algorithms.base import ChipError
 from app.algorithms.spi_nor import SpiNor
+from app.algorithms.stm32_uart import Stm32Uart
 from app.commands.image import parse_number, parse_range
 from app.core.errors import InputError, UsageError
 from app.core.formats import FORMATS, format_from_extension, load_image, save_image
@@ -309,12 +311,40 @@ def cmd_detect(args: argparse.Namespace) -> int:
     return 0 if all(r["present"] for r in reports) else 1
 
 
+def _detect_stm32(site: Any, database: Any, report: dict[str, Any]) -> dict[str, Any]:
+    """Enter the ROM bootloader, read the product ID, name the part, let the board run."""
+    algo = Stm32Uart(site.uart, {"size_bytes": 0})
+    try:
+        site.power(True)
+        pid = algo.identify().hex
+        found = database.identify("stm32_pid", pid)
+        report.update(
+            present=True,
+            stm32_pid=f"0x{int(pid, 16):03X}",
+            candidates=[d.id for d in found.candidates],
+            ambiguous=found.ambiguous,
+        )
+        names = ", ".join(f"{d.vendor} {d.part} ({d.id})" for d in found.candidates)
+        report["summary"] = f"PID 0x{int(pid, 16):03X}: {names or 'not in the device database'}"
+        algo.finish(True)
+    except ChipError as err:
+        report["summary"] = f"no bootloader answer: {err}"
+    except HalError as err:
+        report["summary"] = f"programmer error: {err}"
+        report["link_lost"] = True
+    finally:
+        site.power(False)
+    return report
+
+
 def _detect_site(site: Any, database: Any) -> dict[str, Any]:
     report: dict[str, Any] = {"site": site.index, "present": False}
     if not site.part_present():
         report["summary"] = "socket empty"
         return report
     if site.spi is None:
+        if getattr(site, "uart", None) is not None:
+            return _detect_stm32(site, database, report)
         report["summary"] = "no SPI bus on this site"
         return report
     try:
