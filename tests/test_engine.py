@@ -210,3 +210,12 @@ def test_sst26_block_protection_register(database) -> None:
     assert refused.failed_step == "protection" and "block-protection register" in refused.message
     result = st.run(CycleSpec("program", device, image, unprotect=True)).results[0]
     assert result.passed, result.message
+
+
+def test_several_boards_make_one_station(database, w25q128) -> None:
+    url = "sim://?sites=2 ; sim://?sites=3&fault=1:verify@0x10"
+    st = station(url, w25q128, database)
+    assert st.site_numbers == [1, 2, 3, 4, 5]
+    outcome = st.run(CycleSpec("program", w25q128, random_image(4096)))
+    assert [r.passed for r in outcome.results] == [True, True, False, True, True]
+    assert outcome.results[2].site == 3 and outcome.results[2].failed_step == "verify"

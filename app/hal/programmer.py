@@ -84,9 +84,31 @@ def parse_url(url: str) -> ParsedUrl:
 
 
 def open_programmer(url: str, **context: object) -> Programmer:
-    """Open the programmer a URL names. ``context`` passes e.g. the job's device id."""
+    """Open the programmer a URL names. ``context`` passes e.g. the job's device id.
+
+    Several URLs joined by " ; " make one station of several boards: their sites are
+    numbered 1..N in URL order (each board bound by its own URL, e.g. a USB serial
+    number, so the numbering survives re-plugging).
+    """
     import app.hal  # noqa: F401  (imports the backends, which register their schemes)
 
+    parts = [part.strip() for part in url.split(";") if part.strip()]
+    if len(parts) > 1:
+        from app.hal.station_programmer import StationProgrammer
+
+        opened: list[Programmer] = []
+        try:
+            for part in parts:
+                opened.append(_open_one(part, context))
+        except BaseException:
+            for programmer in opened:
+                programmer.close()
+            raise
+        return StationProgrammer(url, opened)
+    return _open_one(url, context)
+
+
+def _open_one(url: str, context: Mapping[str, object]) -> Programmer:
     parsed = parse_url(url)
     opener = _SCHEMES.get(parsed.scheme)
     if opener is None:
