@@ -13,10 +13,10 @@ import os
 import sys
 from collections.abc import Sequence
 
-from app.commands import devices, gui, hw, image, job, log, programming, run
+from app.commands import devices, gui, hw, image, job, log, programming, run, serials
 from app.core.errors import SocketeerError
 
-COMMAND_MODULES = (image, devices, programming, job, run, log, hw, gui)
+COMMAND_MODULES = (image, devices, programming, job, run, serials, log, hw, gui)
 
 
 class _Parser(argparse.ArgumentParser):

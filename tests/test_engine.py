@@ -9,7 +9,7 @@ import pytest
 
 from app.algorithms.spi_nor import SpiNor
 from app.core.image import MemoryImage
-from app.engine.events import ProgressEvent, SiteFinished
+from app.engine.events import LogEvent, ProgressEvent, SiteFinished
 from app.engine.site_runner import CycleSpec
 from app.engine.station import Station
 from app.hal.programmer import open_programmer
@@ -219,3 +219,18 @@ def test_several_boards_make_one_station(database, w25q128) -> None:
     outcome = st.run(CycleSpec("program", w25q128, random_image(4096)))
     assert [r.passed for r in outcome.results] == [True, True, False, True, True]
     assert outcome.results[2].site == 3 and outcome.results[2].failed_step == "verify"
+
+
+def test_skip_matching_leaves_blocks_that_already_hold_the_image(database, w25q128) -> None:
+    events: list = []
+    st = station("sim://?sites=1", w25q128, database, events)
+    image = random_image(64 * 1024)
+    assert st.run(CycleSpec("program", w25q128, image)).all_passed
+    changed = image.copy()
+    changed.add(0x8000, b"\x00\x01\x02", last_wins=True)
+    result = st.run(CycleSpec("program", w25q128, changed, skip_matching=True)).results[0]
+    assert result.passed
+    notes = [e.message for e in events if isinstance(e, LogEvent)]
+    assert any("15 block(s) already hold the image" in m for m in notes)
+    chip = st.programmer.sites[0].chip
+    assert bytes(chip.memory[0x8000:0x8003]) == b"\x00\x01\x02"

@@ -179,3 +179,30 @@ def test_killing_the_station_mid_run_loses_nothing(tmp_path: Path, capsys) -> No
     passed_serials = [s for s, result in logged if result == "pass"]
     assert len(passed_serials) == len(set(passed_serials)), "a serial was logged twice"
     assert used <= set(passed_serials), "a used serial has no production record"
+
+
+def test_serials_list_and_void(tmp_path: Path, capsys, monkeypatch) -> None:
+    job_path = make_job(tmp_path, capsys)
+    loaded = load_job(job_path)
+    database = load_database()
+    device = database.get(loaded.job.device_id)
+    programmer = open_programmer(
+        "sim://?sites=3&fault=2:verify@0x40", device=device, database=database
+    )
+    prepared = prepare_job(loaded, device, programmer, on_event=lambda e: None, operator="o")
+    prepared.run.run_once()
+    capsys.readouterr()
+    assert main(["serials", "list", str(job_path), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["counts"]["used"] == 2 and doc["counts"]["voided"] == 1
+    assert [s["state"] for s in doc["serials"]].count("used") == 2
+    from app.core.roles import RoleStore
+
+    RoleStore().set_password("engineer-pw")
+    monkeypatch.setenv("SOCKETEER_ENGINEER_PASSWORD", "wrong-pw")
+    voidable = next(s["index"] for s in doc["serials"] if s["state"] == "used")
+    assert main(["serials", "void", str(job_path), str(voidable), "--note", "x"]) == 2
+    assert "wrong engineer password" in capsys.readouterr().err
+    monkeypatch.setenv("SOCKETEER_ENGINEER_PASSWORD", "engineer-pw")
+    assert main(["serials", "void", str(job_path), str(voidable), "--note", "x"]) == 2
+    assert "used" in capsys.readouterr().err  # a used number can never be voided

@@ -64,23 +64,6 @@ def geometry_from_params(params: Mapping[str, Any]) -> Geometry:
     )
 
 
-def params_from_sfdp(table: Mapping[str, Any]) -> dict[str, Any]:
-    """Device parameters for a part known only by its SFDP table (timings conservative)."""
-    return {
-        "size_bytes": table["size_bytes"],
-        "page_size_bytes": table["page_size_bytes"],
-        "address_bytes": table["address_bytes"],
-        "four_byte_mode": "opcodes" if table["address_bytes"] == 4 else None,
-        "erase": [
-            {"opcode": op, "size_bytes": size, "ms_typ": 100, "ms_max": 3000}
-            for op, size in table["erase_types"]
-        ]
-        + [{"opcode": 0xC7, "size_bytes": "chip", "ms_typ": 100_000, "ms_max": 600_000}],
-        "page_program_ms_typ": 1,
-        "page_program_ms_max": 5,
-    }
-
-
 @register
 class SpiNor(ChipAlgorithm):
     name = "spi_nor"

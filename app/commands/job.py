@@ -126,6 +126,17 @@ def _password(env: str, prompt: str) -> str:
         raise UsageError(f"no password given (set ${env} or run from a terminal)") from None
 
 
+def require_engineer(consequence: str) -> None:
+    """Ask for the station's engineer password; InputError (exit 2) when it is wrong."""
+    store = RoleStore()
+    if not store.has_password():
+        raise InputError(
+            "no engineer password is set on this station; set one with 'socketeer job password'"
+        )
+    if not store.verify(_password(ENV_PASSWORD, "engineer password: ")):
+        raise InputError(f"wrong engineer password; {consequence}")
+
+
 def cmd_new(args: argparse.Namespace) -> int:
     out: Path = args.output
     if out.exists() and not args.force:
@@ -300,13 +311,7 @@ def cmd_unlock(args: argparse.Namespace) -> int:
     if not loaded.job.locked:
         print(f"{args.job} is not locked")
         return 0
-    store = RoleStore()
-    if not store.has_password():
-        raise InputError(
-            "no engineer password is set on this station; set one with 'socketeer job password'"
-        )
-    if not store.verify(_password(ENV_PASSWORD, "engineer password: ")):
-        raise InputError("wrong engineer password; the job stays locked")
+    require_engineer("the job stays locked")
     if problem is not None:
         print(f"socketeer: warning: {problem}; removing the lock anyway", file=sys.stderr)
     lock = loaded.job.lock

@@ -7,7 +7,6 @@ programmer or connection error.
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import os
 import signal
@@ -15,17 +14,15 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from app.commands.job import require_engineer
 from app.commands.programming import _candidates, _open, _programmable, fitting_adapters
 from app.core.errors import UsageError
 from app.core.job import load_job
-from app.core.roles import RoleStore
 from app.devicedb import load_database
 from app.engine.events import LogEvent
 from app.engine.job_setup import prepare_job
 from app.engine.production import ProductionEvent
 from app.engine.results import FAIL, LINK_LOST
-
-ENV_PASSWORD = "SOCKETEER_ENGINEER_PASSWORD"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -62,14 +59,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_run)
 
 
-def _engineer_ok() -> bool:
-    store = RoleStore()
-    if not store.has_password():
-        raise UsageError("no engineer password is set; run 'socketeer job password' first")
-    password = os.environ.get(ENV_PASSWORD) or getpass.getpass("Engineer password: ")
-    return store.verify(password)
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     if args.count is not None and args.count < 1:
         raise UsageError("--count must be at least 1")
@@ -80,8 +69,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 f"{args.job}: the job is not locked; an engineer locks it after the first"
                 " article (or use --allow-unlocked for an engineer trial run)"
             )
-        if not _engineer_ok():
-            raise UsageError("wrong engineer password")
+        require_engineer("no trial run")
     database = load_database()
     device = _programmable(database, loaded.job.device_id)
     url = args.programmer or loaded.job.programmer

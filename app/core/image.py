@@ -135,16 +135,6 @@ class MemoryImage:
         if runs:
             self._provenance = [_Provenance(runs[0][0], runs[-1][0] + len(runs[-1][1]), source)]
 
-    def merge(self, other: MemoryImage, *, last_wins: bool = False) -> None:
-        for seg, source in other._segments_with_sources():
-            self.add(seg.start, seg.data, source=source, last_wins=last_wins)
-        if other.start_address is not None and (last_wins or self.start_address is None):
-            self.start_address = other.start_address
-
-    def _segments_with_sources(self) -> Iterator[tuple[Segment, str]]:
-        for seg in self.segments:
-            yield seg, self._source_at(seg.start, seg.end)
-
     def _source_at(self, start: int, end: int) -> str:
         names = [p.source for p in self._provenance if p.start < end and p.end > start]
         unique = list(dict.fromkeys(names))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from pathlib import Path
 
 from app.core.errors import InputError
 from app.devicedb.families import ID_BUSES
@@ -62,18 +61,6 @@ class DeviceDatabase:
                 self._by_jedec.setdefault(device.jedec_id, []).append(device)
             if device.stm32_pid is not None:
                 self._by_pid.setdefault(device.stm32_pid, []).append(device)
-
-    @classmethod
-    def load(
-        cls,
-        installed: Path | None = None,
-        overlay: Path | None = None,
-        use_overlay: bool = True,
-    ) -> DeviceDatabase:
-        """Load and validate the installed DB and the overlay (see app.devicedb.loader)."""
-        from app.devicedb.loader import load_database
-
-        return load_database(installed, overlay, use_overlay=use_overlay)
 
     # -- collection protocol -------------------------------------------------
 

@@ -11,13 +11,6 @@ FAMILY_DIRS: dict[str, str] = {
 FAMILIES: tuple[str, ...] = tuple(FAMILY_DIRS)
 DIR_FAMILIES: dict[str, str] = {folder: family for family, folder in FAMILY_DIRS.items()}
 
-#: The algorithm each family uses unless an entry names another one.
-DEFAULT_ALGORITHM: dict[str, str] = {
-    "spi-nor": "spi_nor",
-    "i2c-eeprom": "i2c_eeprom",
-    "stm32-uart": "stm32_uart",
-}
-
 #: Bus names understood by DeviceDatabase.identify().
 ID_BUSES: tuple[str, ...] = ("jedec", "stm32_pid")
 

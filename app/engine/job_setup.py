@@ -51,6 +51,18 @@ def serial_scheme_id(config: SerialConfig) -> str:
     return "serials@" + hashlib.sha256(canonical_json(scheme)).hexdigest()[:16]
 
 
+def open_ledger(loaded: LoadedJob, folder: Path | None = None) -> SerialLedger | None:
+    """The serial ledger of the job's numbering scheme (None for an unserialized job)."""
+    if loaded.job.serialization is None:
+        return None
+    folder = folder or data_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    config = SerialConfig.from_json(loaded.job.serialization)
+    base_dir = loaded.path.parent if loaded.path is not None else None
+    source = SerialSource(config, base_dir=base_dir)
+    return SerialLedger(folder / LEDGER_FILE, serial_scheme_id(config), source, config.policy)
+
+
 def cycle_spec(loaded: LoadedJob, device: Any, adapters: frozenset[str] | None) -> CycleSpec:
     job = loaded.job
     ops = job.operations
@@ -84,15 +96,12 @@ def prepare_job(
     folder = folder or data_dir()
     folder.mkdir(parents=True, exist_ok=True)
     job_id, job_hash = job_identity(loaded)
-    ledger = None
+    ledger = open_ledger(loaded, folder)
     address = None
     recovered: list[int] = []
     span = None
-    if loaded.job.serialization is not None:
-        config = SerialConfig.from_json(loaded.job.serialization)
-        base_dir = loaded.path.parent if loaded.path is not None else None
-        source = SerialSource(config, base_dir=base_dir)
-        ledger = SerialLedger(folder / LEDGER_FILE, serial_scheme_id(config), source, config.policy)
+    if ledger is not None:
+        config = SerialConfig.from_json(loaded.job.serialization or {})
         recovered = ledger.recover()
         address = config.address
         span = serial_range(config)

@@ -351,6 +351,15 @@ class SiteRunner:
 
         with cycle.phase("plan"):
             plan = plan_program(geometry, image, spec.erase_mode, current)
+        if plan.skipped_units:
+            self.emit(
+                LogEvent(
+                    self.site.index,
+                    "info",
+                    f"site {self.site.index}: {len(plan.skipped_units)} block(s)"
+                    " already hold the image: left untouched",
+                )
+            )
         erased = plan.erased_ranges(geometry.size)
         erase_for = getattr(algo, "erase_for", None)
         if erase_for is not None and spec.erase_mode == "auto" and not plan.chip_erase:
