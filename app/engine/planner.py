@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from app.algorithms.base import EraseBlock, Geometry
@@ -113,6 +113,17 @@ def _page_writes(
     return writes
 
 
+def _coalesce(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted ranges with touching neighbours joined (one buffer per run, not per block)."""
+    out: list[tuple[int, int]] = []
+    for lo, hi in sorted(ranges):
+        if out and lo <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
+
+
 def plan_program(
     geometry: Geometry,
     image: MemoryImage,
@@ -172,8 +183,8 @@ def plan_program(
         units = keep
     blocks = cover_units(units, geometry.erase_blocks, geometry.size)
     expected = MemoryImage()
-    for block, addr in blocks:
-        expected.add(addr, bytes([erased]) * block.size)
+    for lo, hi in _coalesce((addr, addr + block.size) for block, addr in blocks):
+        expected.add(lo, bytes([erased]) * (hi - lo))
     for seg in image.segments:
         expected.add(seg.start, seg.data, last_wins=True)
     ranges = [(addr, addr + block.size) for block, addr in blocks]
