@@ -5,6 +5,7 @@ engineer approve and lock the job (app.core.job.lock_job refuses anything else).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,7 +52,10 @@ def _spec(loaded: LoadedJob, serial_span: tuple[int, int] | None) -> ChecksumSpe
 
 
 def run_first_article(
-    prepared: PreparedJob, loaded: LoadedJob, site_index: int
+    prepared: PreparedJob,
+    loaded: LoadedJob,
+    site_index: int,
+    emit: Callable[[Any], None] | None = None,
 ) -> FirstArticleOutcome:
     """Program the part in ``site_index`` (a real production cycle: serial, log record),
     then read back the checked range and checksum it."""
@@ -60,7 +64,7 @@ def run_first_article(
     spec = _spec(loaded, prepared.serial_range)
     image = loaded.image
     expected = loaded.job.checksum.value if loaded.job.checksum else checksum(image, spec)
-    programmed = run.cycle(site)
+    programmed = run.cycle(site, emit)
     if programmed is None:
         raise RuntimeError("the job's count is already reached")
     serial = run.last_serial.get(site_index)
@@ -69,7 +73,7 @@ def run_first_article(
     lo = spec.start if spec.start is not None else image.min_address
     hi = spec.end if spec.end is not None else image.max_address
     read_spec = CycleSpec("read", run.spec.device, read_range=(lo, hi))
-    readback = SiteRunner(site, run.emit).run(read_spec, threading.Event())
+    readback = SiteRunner(site, emit or run.emit).run(read_spec, threading.Event())
     if not readback.passed or readback.data is None:
         return FirstArticleOutcome(programmed, readback, spec.algo, None, expected, serial)
     if spec.fill is None:  # data only: the part's bytes where the image has data

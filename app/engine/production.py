@@ -126,15 +126,22 @@ class ProductionRun:
 
     # -- one device -------------------------------------------------------------------
 
-    def cycle(self, site: Any) -> DeviceResult | None:
-        """Program the part in ``site`` once; None when the count is already reached."""
+    def cycle(
+        self, site: Any, emit: Callable[[Event | ProductionEvent], None] | None = None
+    ) -> DeviceResult | None:
+        """Program the part in ``site`` once; None when the count is already reached.
+
+        ``emit`` receives this cycle's events instead of the run's ``on_event`` (the
+        window passes its worker's thread-safe, progress-coalescing sink).
+        """
+        emit = emit or self.emit
         if not self._claim_slot():
             return None
         passed = False
         try:
             insertions = self.wear.insert(self.socket_key(site))
             if self.wear_threshold and insertions >= self.wear_threshold:
-                self.emit(
+                emit(
                     LogEvent(
                         site.index,
                         "warning",
@@ -150,7 +157,7 @@ class ProductionRun:
                 spec = replace(
                     spec, image=patch_serial(spec.image, self.serial_address, reservation.data)
                 )
-            runner = SiteRunner(site, self.emit, self.identify_candidates)
+            runner = SiteRunner(site, emit, self.identify_candidates)
             result = runner.run(spec, self.stop_event)
             serial_text = reservation.text if reservation is not None else None
             record_id = self._record(result, serial_text, insertions)
@@ -165,9 +172,7 @@ class ProductionRun:
         with self._lock:
             self._results.append(result)
             self.last_serial[site.index] = serial_text
-        self.emit(
-            ProductionEvent(site.index, result, serial_text, record_id, self.good, self.remaining)
-        )
+        emit(ProductionEvent(site.index, result, serial_text, record_id, self.good, self.remaining))
         return result
 
     def _record(self, result: DeviceResult, serial: str | None, insertions: int) -> int:

@@ -77,6 +77,9 @@ class Controller(QObject):
     runningChanged = Signal(bool)
     bufferRead = Signal(int, bytes)
     error = Signal(str)
+    engineEvent = Signal(object)
+    #: thread-safe way in for events from outside a worker's cycle (queued to the GUI thread)
+    post = Signal(object)
 
     _dispatch = Signal(int, object)  # site, CycleFn
 
@@ -94,6 +97,8 @@ class Controller(QObject):
         self._cancel: dict[int, threading.Event] = {}
         self._busy: set[int] = set()
         self._started_at: dict[int, float] = {}
+        self.image_crc32: str | None = None
+        self.post.connect(self._on_event)
 
     # -- job settings -----------------------------------------------------------------
 
@@ -119,15 +124,21 @@ class Controller(QObject):
             self.error.emit(str(err))
             self.log.emit(None, "error", str(err))
             return False
-        self.image = loaded
-        crc = checksum(loaded.image, ChecksumSpec("crc32"))
+        self.set_image(loaded)
         self.log.emit(
             None,
             "info",
-            f"image: {path} ({loaded.format}, {loaded.image.data_bytes} bytes, CRC-32 {crc})",
+            f"image: {path} ({loaded.format}, {loaded.image.data_bytes} bytes,"
+            f" CRC-32 {self.image_crc32})",
         )
-        self.jobChanged.emit()
         return True
+
+    def set_image(self, loaded: LoadedImage) -> None:
+        """Use ``loaded`` (already checked against the device) as the job's image; its
+        CRC-32 is computed here once, not on every redraw of the job pane."""
+        self.image = loaded
+        self.image_crc32 = checksum(loaded.image, ChecksumSpec("crc32"))
+        self.jobChanged.emit()
 
     def set_programmer(self, url: str) -> bool:
         self.programmer_url = url
@@ -276,6 +287,8 @@ class Controller(QObject):
             self.sitePhase.emit(event.site, event.phase)
         elif isinstance(event, LogEvent):
             self.log.emit(event.site, event.level, event.message)
+        else:
+            self.engineEvent.emit(event)
 
     @Slot(int, object)
     def _on_finished(self, site: int, result: DeviceResult | None) -> None:

@@ -21,7 +21,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.checksums import ChecksumSpec, checksum
 from app.ui.format import size_text
 
 #: (key, label, user can switch it) in the order the cycle runs them
@@ -135,10 +134,9 @@ class JobPanel(QWidget):
             self.image_path.setText(str(loaded.path))
             ranges = ", ".join(f"[0x{s.start:X}, 0x{s.end:X})" for s in image.segments[:4])
             more = f" +{len(image.segments) - 4} more" if len(image.segments) > 4 else ""
-            crc = checksum(image, ChecksumSpec("crc32"))
             self.image_info.setText(
                 f"{loaded.format}, {image.data_bytes:,} bytes in {len(image.segments)} segment(s):"
-                f" {ranges}{more}<br>CRC-32 {crc}"
+                f" {ranges}{more}<br>CRC-32 {controller.image_crc32}"
             )
         self.programmer.setText(controller.programmer_url)
         for key, box in self.checks.items():

@@ -186,6 +186,7 @@ class MainWindow(QMainWindow):
         self.passed = 0
         self.failed = 0
         self.selected_site = 1
+        self._buffer_source: object = None
         self._wire()
         self.production_menus = ProductionMenus(self, self.production)
         if remember_layout:
@@ -282,10 +283,11 @@ class MainWindow(QMainWindow):
 
     def _job_changed(self) -> None:
         self.job.show_job(self.controller)
-        if self.controller.image is not None:
-            self.buffer.set_image(
-                self.controller.image.image, title=str(self.controller.image.path)
-            )
+        loaded = self.controller.image
+        if loaded is not None and loaded is not self._buffer_source:
+            # Only a new image reloads the buffer, not every change of an operation.
+            self._buffer_source = loaded
+            self.buffer.set_image(loaded.image, title=str(loaded.path))
         self._update_status()
 
     def _running_changed(self, running: bool) -> None:

@@ -3,12 +3,11 @@ serialized runs with count-down and auto-start on insertion.
 
 Everything that decides lives in the engine (app.engine.job_setup / production /
 first_article) and app.core (job, roles); this object only sequences it for the window
-and turns worker-thread events into queued Qt signals.
+and hands each production cycle to its site's worker, like any other cycle.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -29,12 +28,11 @@ from app.core.job import (
     save_job,
 )
 from app.core.roles import Role, RoleChange, Session
-from app.engine.events import LogEvent, PhaseStarted, ProgressEvent
 from app.engine.first_article import FirstArticleOutcome, run_first_article
 from app.engine.job_setup import PreparedJob, prepare_job
 from app.engine.production import ProductionEvent
 from app.engine.serialization import SerialConfig, serial_range
-from app.ui.controller import PROGRESS_INTERVAL_S, Controller
+from app.ui.controller import Controller
 
 AUTO_START_POLL_MS = 50
 
@@ -44,7 +42,6 @@ class ProductionController(QObject):
     jobChanged = Signal()
     countChanged = Signal(int, object)
     firstArticleDone = Signal(object)
-    _forward = Signal(object)  # worker-thread events, queued to the GUI thread
 
     def __init__(self, controller: Controller, session: Session | None = None) -> None:
         super().__init__(controller)
@@ -57,8 +54,7 @@ class ProductionController(QObject):
         self.count_limit: int | None = None
         self.prepared: PreparedJob | None = None
         self.outcome: FirstArticleOutcome | None = None
-        self._last_progress: dict[int, float] = {}
-        self._forward.connect(self._dispatch)
+        controller.engineEvent.connect(self._on_engine_event)
         self.firstArticleDone.connect(self._remember_outcome)
         self._auto = QTimer(self)
         self._auto.setInterval(AUTO_START_POLL_MS)
@@ -168,9 +164,9 @@ class ProductionController(QObject):
             {k: job.operations[k] for k in ("erase", "blank_check", "verify", "protect")}
         )
         c.erase_mode = job.erase_mode if job.erase_mode != "none" else "auto"
+        c.programmer_url = job.programmer  # set first: choosing the device opens it
         if not c.set_device(job.device_id):
             return False
-        c.programmer_url = job.programmer
         if not self._adopt_image(loaded):
             return False
         state = f"locked by {job.lock.approved_by}" if job.lock else "unlocked"
@@ -185,22 +181,25 @@ class ProductionController(QObject):
         except SocketeerError as err:
             c.error.emit(str(err))
             return False
-        c.image = LoadedImage(
-            loaded.image, loaded.job.image.format, loaded.image_path or Path(loaded.job.image.path)
+        c.set_image(
+            LoadedImage(
+                loaded.image,
+                loaded.job.image.format,
+                loaded.image_path or Path(loaded.job.image.path),
+            )
         )
-        c.jobChanged.emit()
         return True
 
     def _prepare(self) -> bool:
         c = self.controller
-        if not c.set_programmer(c.programmer_url) or c.programmer is None or self.loaded is None:
+        if c.programmer is None or self.loaded is None:
             return False
         try:
             self.prepared = prepare_job(
                 self.loaded,
                 c.device,
                 c.programmer,
-                on_event=self._from_worker,
+                on_event=c.post.emit,
                 operator=self.session.operator_name or self.role.value,
                 adapters=self._adapters(),
                 identify_candidates=c._names,
@@ -266,7 +265,7 @@ class ProductionController(QObject):
         prepared.run.stop_event.clear()
 
         def cycle(site_obj: Any, emit: Any) -> Any:
-            outcome = run_first_article(prepared, loaded, site_obj.index)
+            outcome = run_first_article(prepared, loaded, site_obj.index, emit)
             self.firstArticleDone.emit(outcome)
             return outcome.programmed
 
@@ -318,7 +317,7 @@ class ProductionController(QObject):
         if not self.controller.running:
             run.stop_event.clear()
         for site in sites or self.controller.sites:
-            self.controller.run_cycle(site, lambda s, _emit: run.cycle(s), run.stop_event)
+            self.controller.run_cycle(site, lambda s, emit: run.cycle(s, emit), run.stop_event)
 
     def set_auto_start(self, on: bool) -> None:
         if on and self.prepared is None:
@@ -351,29 +350,13 @@ class ProductionController(QObject):
             was = self._present.get(site.index, False)
             self._present[site.index] = present
             if present and not was and site.index not in c._busy:
-                c.run_cycle(site.index, lambda s, _emit: run.cycle(s), run.stop_event)
+                c.run_cycle(site.index, lambda s, emit: run.cycle(s, emit), run.stop_event)
 
-    # -- worker events ----------------------------------------------------------------
+    # -- production events ------------------------------------------------------------
 
-    def _from_worker(self, event: Any) -> None:
-        """Called in worker threads: coalesce progress, queue the rest to the GUI thread."""
-        if isinstance(event, ProgressEvent):
-            now = time.monotonic()
-            last = self._last_progress.get(event.site, 0.0)
-            if now - last < PROGRESS_INTERVAL_S and event.done not in (0, event.total):
-                return
-            self._last_progress[event.site] = now
-        self._forward.emit(event)
-
-    def _dispatch(self, event: Any) -> None:
+    def _on_engine_event(self, event: Any) -> None:
         c = self.controller
-        if isinstance(event, ProgressEvent):
-            c.siteProgress.emit(event.site, event.phase, event.done, event.total)
-        elif isinstance(event, PhaseStarted):
-            c.sitePhase.emit(event.site, event.phase)
-        elif isinstance(event, LogEvent):
-            c.log.emit(event.site, event.level, event.message)
-        elif isinstance(event, ProductionEvent):
+        if isinstance(event, ProductionEvent):
             serial = f" serial {event.serial}" if event.serial else ""
             c.log.emit(event.site, "info", f"site {event.site}: record {event.record_id}{serial}")
             self.countChanged.emit(event.good, event.remaining)
