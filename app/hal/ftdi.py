@@ -53,7 +53,14 @@ from app.hal.ftdi_usb import (
     product_for,
     udev_fix,
 )
-from app.hal.programmer import Capabilities, Indication, ParsedUrl, register_scheme
+from app.hal.programmer import (
+    Capabilities,
+    Indication,
+    ParsedUrl,
+    check_options,
+    connection_options,
+    register_scheme,
+)
 
 log = logging.getLogger(__name__)
 
@@ -173,15 +180,6 @@ def _int(text: str, base: int = 0) -> int | None:
         return int(text, base)
     except ValueError:
         return None
-
-
-def _choice(options: Mapping[str, str], key: str, allowed: tuple[str, ...]) -> str:
-    value = options.get(key, allowed[0]).strip().lower()
-    if value not in allowed:
-        raise ProgrammerUrlError(
-            f"ftdi option {key}={options[key]!r}: expected {' or '.join(allowed)}"
-        )
-    return value
 
 
 def _number(options: Mapping[str, str], key: str, default: int, lo: int, hi: int) -> int:
@@ -494,8 +492,9 @@ def _match(url: FtdiUrl, devices: list[UsbDeviceInfo], shown: str) -> UsbDeviceI
 
 
 def _settings(
-    options: Mapping[str, str], context: Mapping[str, object], product: FtdiProduct
+    parsed: ParsedUrl, context: Mapping[str, object], product: FtdiProduct
 ) -> SiteSettings:
+    options = parsed.options
     device: Any = context.get("device")
     family = getattr(device, "family", None)
     default_bus = "1" if family == "i2c-eeprom" else "0"
@@ -511,15 +510,14 @@ def _settings(
         cap = _number(options, "clock", DEFAULT_I2C_HZ, 1000, MAX_I2C_HZ)
         clock = min(cap, part_max or cap)
     pins = parse_pin_map(options.get("pins", "none"), bus=bus, wide=product.wide, chip=product.name)
-    connection = _choice(options, "connection", ("socket", "in-system"))
-    power = _choice(options, "power", ("programmer", "board"))
+    in_system, board_powered = connection_options(parsed, in_system=False, board_powered=False)
     return SiteSettings(
         bus=bus,
         clock_hz=clock,
         pins=pins,
         latency_ms=_number(options, "latency", DEFAULT_LATENCY_MS, 1, 255),
-        in_system=connection == "in-system",
-        board_powered=power == "board",
+        in_system=in_system,
+        board_powered=board_powered,
         vcc_mv=_number(options, "vcc", 3300, 1000, 5500),
     )
 
@@ -542,23 +540,18 @@ def _open_error(err: BaseException, site: FtdiSite) -> HalError:
 @register_scheme("ftdi")
 def open_ftdi(parsed: ParsedUrl, context: Mapping[str, object]) -> FtdiProgrammer:
     options = parsed.options
-    unknown = set(options) - KNOWN_OPTIONS
-    if unknown:
-        raise ProgrammerUrlError(
-            f"unknown ftdi option(s) {', '.join(sorted(unknown))}"
-            f" (known: {', '.join(sorted(KNOWN_OPTIONS))})"
-        )
+    check_options(parsed, KNOWN_OPTIONS)
     sites_opt = options.get("sites")
     if sites_opt not in (None, "all"):
         raise ProgrammerUrlError(f"ftdi option sites={sites_opt!r}: only sites=all is accepted")
     shown = f"ftdi://{parsed.path}"
     url = parse_ftdi_path(parsed.path, all_sites=sites_opt == "all")
     # Check the options before touching USB, so a bad URL says so even without a board.
-    _settings(options, context, url.product or PRODUCTS[0x6014])
+    _settings(parsed, context, url.product or PRODUCTS[0x6014])
     backend: Any = context.get("ftdi_backend") or pyftdi_backend()
     device = _match(url, backend.find_devices(), shown)
     product = device.product
-    settings = _settings(options, context, product)
+    settings = _settings(parsed, context, product)
     if not device.accessible:
         raise HalError(
             f"FTDI {product.name} {device.vid_pid} ({shown}) is not accessible"

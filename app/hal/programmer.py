@@ -7,7 +7,7 @@ adding a file.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 from urllib.parse import parse_qs, urlsplit
@@ -57,6 +57,39 @@ class ParsedUrl:
     scheme: str
     path: str
     options: Mapping[str, str] = field(default_factory=dict)
+
+
+def check_options(parsed: ParsedUrl, known: Iterable[str]) -> None:
+    """Refuse options the backend does not know (a typo must not be ignored)."""
+    known = set(known)
+    unknown = set(parsed.options) - known
+    if unknown:
+        raise ProgrammerUrlError(
+            f"unknown {parsed.scheme} option(s) {', '.join(sorted(unknown))}"
+            f" (known: {', '.join(sorted(known))})"
+        )
+
+
+def choice(parsed: ParsedUrl, key: str, default: str, allowed: tuple[str, ...]) -> str:
+    """A keyword option (case-insensitive), ``default`` when absent."""
+    value = parsed.options.get(key, default).strip().lower()
+    if value not in allowed:
+        raise ProgrammerUrlError(
+            f"{parsed.scheme} option {key}={parsed.options[key]!r}: expected {' or '.join(allowed)}"
+        )
+    return value
+
+
+def connection_options(
+    parsed: ParsedUrl, *, in_system: bool, board_powered: bool
+) -> tuple[bool, bool]:
+    """The options every backend takes, with the backend's defaults:
+    ``connection=socket|in-system`` and ``power=programmer|board``."""
+    connections = ("in-system", "socket") if in_system else ("socket", "in-system")
+    powers = ("board", "programmer") if board_powered else ("programmer", "board")
+    connection = choice(parsed, "connection", connections[0], connections)
+    power = choice(parsed, "power", powers[0], powers)
+    return connection == "in-system", power == "board"
 
 
 Opener = Callable[[ParsedUrl, Mapping[str, object]], Programmer]

@@ -43,7 +43,14 @@ import serial
 
 from app.hal.bus import SpiOp, SpiStep, WaitReady
 from app.hal.errors import BusTimeout, HalError, LinkError, ProgrammerUrlError
-from app.hal.programmer import Capabilities, Indication, ParsedUrl, register_scheme
+from app.hal.programmer import (
+    Capabilities,
+    Indication,
+    ParsedUrl,
+    check_options,
+    connection_options,
+    register_scheme,
+)
 
 log = logging.getLogger(__name__)
 
@@ -611,13 +618,6 @@ def parse_hz(text: str) -> int:
     return value
 
 
-def _choice(options: Mapping[str, str], key: str, choices: tuple[str, ...]) -> str:
-    value = options.get(key, choices[0])
-    if value not in choices:
-        raise ProgrammerUrlError(f"serprog {key}={value!r}: expected {' or '.join(choices)}")
-    return value
-
-
 def _number(options: Mapping[str, str], key: str, default: float, hi: float) -> float:
     text = options.get(key)
     if text is None:
@@ -644,19 +644,13 @@ def port_from_url(parsed: ParsedUrl) -> str:
 
 @register_scheme("serprog")
 def open_serprog(parsed: ParsedUrl, context: Mapping[str, object]) -> SerprogProgrammer:
-    unknown = set(parsed.options) - _KNOWN_OPTIONS
-    if unknown:
-        raise ProgrammerUrlError(
-            f"unknown serprog option(s) {', '.join(sorted(unknown))}"
-            f" (known: {', '.join(sorted(_KNOWN_OPTIONS))})"
-        )
+    check_options(parsed, _KNOWN_OPTIONS)
     port = port_from_url(parsed)
     baud = int(_number(parsed.options, "baud", 115200, 20_000_000))
     timeout_s = _number(parsed.options, "timeout", 2.0, 60.0)
     spispeed = parsed.options.get("spispeed")
     limit = parse_hz(spispeed) if spispeed else None
-    in_system = _choice(parsed.options, "connection", ("in-system", "socket")) == "in-system"
-    board = _choice(parsed.options, "power", ("programmer", "board")) == "board"
+    in_system, board = connection_options(parsed, in_system=True, board_powered=False)
     client = SerprogClient(port, baud, timeout_s)
     client.open()
     spi = SerprogSpiBus(client, limit)

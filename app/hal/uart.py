@@ -41,7 +41,15 @@ import serial
 from serial.tools import list_ports
 
 from app.hal.errors import HalError, LinkError, ProgrammerUrlError
-from app.hal.programmer import Capabilities, Indication, ParsedUrl, register_scheme
+from app.hal.programmer import (
+    Capabilities,
+    Indication,
+    ParsedUrl,
+    check_options,
+    choice,
+    connection_options,
+    register_scheme,
+)
 
 log = logging.getLogger(__name__)
 
@@ -369,13 +377,6 @@ def _open_error(path: str, err: serial.SerialException) -> HalError:
     return HalError(f"cannot open serial port {path}: {err}")
 
 
-def _choice(options: Mapping[str, str], key: str, default: str, allowed: tuple[str, ...]) -> str:
-    value = options.get(key, default).lower()
-    if value not in allowed:
-        raise ProgrammerUrlError(f"uart option {key}={value!r}: expected {' or '.join(allowed)}")
-    return value
-
-
 def _baud(options: Mapping[str, str]) -> int:
     text = options.get("baud", str(DEFAULT_BAUD))
     try:
@@ -390,19 +391,14 @@ def _baud(options: Mapping[str, str]) -> int:
 @register_scheme("uart")
 def open_uart(parsed: ParsedUrl, context: Mapping[str, object]) -> UartProgrammer:
     options = parsed.options
-    unknown = set(options) - _KNOWN_OPTIONS
-    if unknown:
-        raise ProgrammerUrlError(
-            f"unknown uart option(s) {', '.join(sorted(unknown))}"
-            f" (known: {', '.join(sorted(_KNOWN_OPTIONS))})"
-        )
+    check_options(parsed, _KNOWN_OPTIONS)
     usb_serial = options.get("serial") or None
     if not parsed.path and not usb_serial:
         raise ProgrammerUrlError(
             "uart URL names no port: uart:///dev/ttyUSB0, uart://COM3 or uart://?serial=..."
         )
-    reset = _choice(options, "reset", "dtr", (*_LINES, "none"))
-    boot0 = _choice(options, "boot0", "rts", (*_LINES, "none"))
+    reset = choice(parsed, "reset", "dtr", (*_LINES, "none"))
+    boot0 = choice(parsed, "boot0", "rts", (*_LINES, "none"))
     if reset == boot0 != "none":
         raise ProgrammerUrlError(f"uart options reset and boot0 both name {reset.upper()}")
     invert = frozenset(
@@ -412,15 +408,14 @@ def open_uart(parsed: ParsedUrl, context: Mapping[str, object]) -> UartProgramme
         raise ProgrammerUrlError(
             f"uart option invert={options['invert']!r}: expected reset, boot0 or reset,boot0"
         )
-    connection = _choice(options, "connection", "in-system", ("in-system", "socket"))
-    power = _choice(options, "power", "board", ("board", "programmer"))
+    in_system, board_powered = connection_options(parsed, in_system=True, board_powered=True)
     site = UartSite(
         parsed.path,
         usb_serial,
-        in_system=connection == "in-system",
-        board_powered=power == "board",
+        in_system=in_system,
+        board_powered=board_powered,
         baud=_baud(options),
-        parity=_choice(options, "parity", "even", ("even", "none")),
+        parity=choice(parsed, "parity", "even", ("even", "none")),
         reset_line=None if reset == "none" else reset,
         boot0_line=None if boot0 == "none" else boot0,
         invert=invert,

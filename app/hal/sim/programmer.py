@@ -19,7 +19,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from app.hal.errors import ProgrammerUrlError
-from app.hal.programmer import Capabilities, Indication, ParsedUrl, register_scheme
+from app.hal.programmer import (
+    Capabilities,
+    Indication,
+    ParsedUrl,
+    check_options,
+    register_scheme,
+)
 from app.hal.sim.buses import LinkState, SimI2cBus, SimSpiBus
 from app.hal.sim.clock import SimClock, Timing
 from app.hal.sim.faults import Fault, parse_faults
@@ -213,12 +219,7 @@ def _float_option(options: Mapping[str, str], key: str) -> float | None:
 
 @register_scheme("sim")
 def open_sim(parsed: ParsedUrl, context: Mapping[str, object]) -> SimProgrammer:
-    unknown = set(parsed.options) - _KNOWN_OPTIONS
-    if unknown:
-        raise ProgrammerUrlError(
-            f"unknown sim option(s) {', '.join(sorted(unknown))}"
-            f" (known: {', '.join(sorted(_KNOWN_OPTIONS))})"
-        )
+    check_options(parsed, _KNOWN_OPTIONS)
     n_sites = _int_option(parsed.options, "sites", 1, 1, MAX_SITES)
     seed = _int_option(parsed.options, "seed", 1, 0, 2**32)
     spi_hz = _int_option(parsed.options, "spi_hz", 30_000_000, 1000, 200_000_000)
