@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from app.core.errors import InputError
+
 
 def _default_mode() -> int:
     umask = os.umask(0o022)
@@ -39,6 +41,22 @@ def atomic_writer(path: str | Path, *, text: bool = False, mode: int | None = No
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def user_file(path: Path, what: str | None = None, noun: str = "a file") -> Iterator[None]:
+    """Turn the OS errors of opening a file the user named into one-line InputErrors that
+    start with ``what`` (default: the path) and name the path if ``what`` does not."""
+    label = str(path) if what is None else what
+    where = "" if str(path) in label else f" ({path})"
+    try:
+        yield
+    except FileNotFoundError:
+        raise InputError(f"{label}: no such file{where}") from None
+    except IsADirectoryError:
+        raise InputError(f"{label}: is a directory, not {noun}{where}") from None
+    except PermissionError:
+        raise InputError(f"{label}: permission denied{where}") from None
 
 
 def write_atomic(path: str | Path, data: bytes, *, mode: int | None = None) -> None:

@@ -41,7 +41,7 @@ from typing import Any, NamedTuple
 
 from app.core.checksums import ALGORITHMS, ChecksumSpec
 from app.core.errors import InputError, UsageError
-from app.core.fileio import write_atomic
+from app.core.fileio import user_file, write_atomic
 from app.core.formats import FORMATS, detect_format, parse_image_bytes
 from app.core.image import MemoryImage
 
@@ -593,15 +593,8 @@ def lock_from_dict(raw: Any, where: str = "job") -> Lock:
 
 def _read_file(path: Path, what: str) -> bytes:
     """The file's bytes; InputError starting with ``what`` (plus the resolved path if new)."""
-    where = "" if str(path) in what else f" ({path})"
-    try:
+    with user_file(path, what):
         return path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{what}: no such file{where}") from None
-    except IsADirectoryError:
-        raise InputError(f"{what}: is a directory, not a file{where}") from None
-    except PermissionError:
-        raise InputError(f"{what}: permission denied{where}") from None
 
 
 def reference_image(

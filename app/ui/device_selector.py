@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, QTimer
+from PySide6.QtCore import QModelIndex, Qt, QTimer
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -23,34 +23,26 @@ from PySide6.QtWidgets import (
 )
 
 from app.ui.format import size_text
+from app.ui.table_model import Index, RowsTableModel
 
-Index = QModelIndex | QPersistentModelIndex
 COLUMNS = ("Part", "Vendor", "Family", "Size", "Voltage", "Packages")
 ANY = "Any"
 
 
-class DeviceTableModel(QAbstractTableModel):
+class DeviceTableModel(RowsTableModel):
+    columns = COLUMNS
+
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.devices: list[Any] = []
+        super().__init__([], parent)
+
+    @property
+    def devices(self) -> list[Any]:
+        return self.rows  # type: ignore[return-value]
 
     def set_devices(self, devices: list[Any]) -> None:
         self.beginResetModel()
-        self.devices = devices
+        self.rows = devices
         self.endResetModel()
-
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.devices)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> object:
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return COLUMNS[section]
-        return None
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> object:
         if not index.isValid() or role != Qt.ItemDataRole.DisplayRole:

@@ -7,20 +7,15 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from PySide6.QtCore import (
-    QAbstractTableModel,
-    QModelIndex,
-    QPersistentModelIndex,
-    QSortFilterProxyModel,
-    Qt,
-)
+from PySide6.QtCore import QModelIndex, QObject, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QBrush, QColor
+
+from app.ui.table_model import Index, RowsTableModel
 
 LEVELS = ("debug", "info", "warning", "error")
 _LEVEL_RANK = {name: i for i, name in enumerate(LEVELS)}
 _LEVEL_COLOURS = {"warning": QColor("#8a5a00"), "error": QColor("#b00020")}
 COLUMNS = ("Time", "Site", "Level", "Message")
-Index = QModelIndex | QPersistentModelIndex
 
 
 @dataclass(frozen=True)
@@ -36,32 +31,20 @@ class LogRecord:
         return f"{stamp}\t{site}\t{self.level}\t{self.message}"
 
 
-class LogModel(QAbstractTableModel):
-    def __init__(self, capacity: int = 100_000, parent: object = None) -> None:
-        super().__init__(parent)
+class LogModel(RowsTableModel):
+    columns = COLUMNS
+
+    def __init__(self, capacity: int = 100_000, parent: QObject | None = None) -> None:
+        super().__init__(deque(), parent)
         self.capacity = capacity
-        self._rows: deque[LogRecord] = deque()
-
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> object:
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return COLUMNS[section]
-        return None
 
     def record(self, row: int) -> LogRecord:
-        return self._rows[row]
+        return self.rows[row]
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> object:
         if not index.isValid():
             return None
-        rec = self._rows[index.row()]
+        rec = self.rows[index.row()]
         col = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
             if col == 0:
@@ -76,20 +59,20 @@ class LogModel(QAbstractTableModel):
         return None
 
     def append(self, record: LogRecord) -> None:
-        if len(self._rows) >= self.capacity:
+        if len(self.rows) >= self.capacity:
             drop = max(1, self.capacity // 100)  # drop in batches: one model reset-free removal
             self.beginRemoveRows(QModelIndex(), 0, drop - 1)
             for _ in range(drop):
-                self._rows.popleft()
+                self.rows.popleft()
             self.endRemoveRows()
-        row = len(self._rows)
+        row = len(self.rows)
         self.beginInsertRows(QModelIndex(), row, row)
-        self._rows.append(record)
+        self.rows.append(record)
         self.endInsertRows()
 
     def clear(self) -> None:
         self.beginResetModel()
-        self._rows.clear()
+        self.rows.clear()
         self.endResetModel()
 
 

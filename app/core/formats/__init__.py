@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from app.core.errors import ImageFormatError, InputError
-from app.core.fileio import atomic_writer
+from app.core.errors import InputError
+from app.core.fileio import atomic_writer, user_file
 from app.core.formats.ihex import read_ihex, write_ihex
 from app.core.formats.srec import read_srec, write_srec
 from app.core.formats.titxt import read_titxt, write_titxt
@@ -91,26 +91,17 @@ def detect_format(path: Path, head: bytes) -> str:
 def load_image(path: str | Path, fmt: str | None = None, base: int = 0) -> LoadedImage:
     """Read an image file. ``fmt`` forces a format; ``base`` places raw binaries."""
     path = Path(path)
-    try:
-        with path.open("rb") as stream:
-            if fmt is None:
-                fmt = detect_format(path, stream.read(4096))
-                stream.seek(0)
-            if fmt not in FORMATS:
-                raise InputError(f"unknown image format {fmt!r} (known: {', '.join(FORMATS)})")
-            if fmt == "bin":
-                image = MemoryImage()
-                image.add(base, stream.read(), source=str(path))
-            else:
-                image = _READERS[fmt](stream, str(path))
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, not an image file") from None
-    except PermissionError:
-        raise InputError(f"{path}: permission denied") from None
-    except UnicodeDecodeError as err:  # defensive: readers work on bytes
-        raise ImageFormatError(f"undecodable text ({err.reason})", path=str(path)) from None
+    with user_file(path, noun="an image file"), path.open("rb") as stream:
+        if fmt is None:
+            fmt = detect_format(path, stream.read(4096))
+            stream.seek(0)
+        if fmt not in FORMATS:
+            raise InputError(f"unknown image format {fmt!r} (known: {', '.join(FORMATS)})")
+        if fmt == "bin":
+            image = MemoryImage()
+            image.add(base, stream.read(), source=str(path))
+        else:
+            image = _READERS[fmt](stream, str(path))
     return LoadedImage(image, fmt, path)
 
 
