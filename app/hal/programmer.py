@@ -80,6 +80,20 @@ def choice(parsed: ParsedUrl, key: str, default: str, allowed: tuple[str, ...]) 
     return value
 
 
+def int_option(parsed: ParsedUrl, key: str, default: int, lo: int, hi: int, base: int = 10) -> int:
+    """An integer option within [lo, hi]; ``base`` 0 also takes 0x.. and 0b.. forms."""
+    text = parsed.options.get(key)
+    if text is None:
+        return default
+    try:
+        value = int(text, base)
+    except ValueError:
+        raise ProgrammerUrlError(f"{parsed.scheme} option {key}={text!r} is not a number") from None
+    if not lo <= value <= hi:
+        raise ProgrammerUrlError(f"{parsed.scheme} option {key}={value} must be within {lo}..{hi}")
+    return value
+
+
 def connection_options(
     parsed: ParsedUrl, *, in_system: bool, board_powered: bool
 ) -> tuple[bool, bool]:

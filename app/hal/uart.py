@@ -48,6 +48,7 @@ from app.hal.programmer import (
     check_options,
     choice,
     connection_options,
+    int_option,
     register_scheme,
 )
 
@@ -377,17 +378,6 @@ def _open_error(path: str, err: serial.SerialException) -> HalError:
     return HalError(f"cannot open serial port {path}: {err}")
 
 
-def _baud(options: Mapping[str, str]) -> int:
-    text = options.get("baud", str(DEFAULT_BAUD))
-    try:
-        baud = int(text)
-    except ValueError:
-        raise ProgrammerUrlError(f"uart option baud={text!r} is not a number") from None
-    if not 300 <= baud <= 4_000_000:
-        raise ProgrammerUrlError(f"uart option baud={baud} must be within 300..4000000")
-    return baud
-
-
 @register_scheme("uart")
 def open_uart(parsed: ParsedUrl, context: Mapping[str, object]) -> UartProgrammer:
     options = parsed.options
@@ -414,7 +404,7 @@ def open_uart(parsed: ParsedUrl, context: Mapping[str, object]) -> UartProgramme
         usb_serial,
         in_system=in_system,
         board_powered=board_powered,
-        baud=_baud(options),
+        baud=int_option(parsed, "baud", DEFAULT_BAUD, 300, 4_000_000),
         parity=choice(parsed, "parity", "even", ("even", "none")),
         reset_line=None if reset == "none" else reset,
         boot0_line=None if boot0 == "none" else boot0,

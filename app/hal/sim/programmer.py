@@ -24,6 +24,7 @@ from app.hal.programmer import (
     Indication,
     ParsedUrl,
     check_options,
+    int_option,
     register_scheme,
 )
 from app.hal.sim.buses import LinkState, SimI2cBus, SimSpiBus
@@ -191,19 +192,6 @@ class SimProgrammer:
             site.power(False)
 
 
-def _int_option(options: Mapping[str, str], key: str, default: int, lo: int, hi: int) -> int:
-    text = options.get(key)
-    if text is None:
-        return default
-    try:
-        value = int(text, 0)
-    except ValueError:
-        raise ProgrammerUrlError(f"sim option {key}={text!r} is not a number") from None
-    if not lo <= value <= hi:
-        raise ProgrammerUrlError(f"sim option {key}={value} must be within {lo}..{hi}")
-    return value
-
-
 def _float_option(options: Mapping[str, str], key: str) -> float | None:
     text = options.get(key)
     if text is None:
@@ -220,10 +208,10 @@ def _float_option(options: Mapping[str, str], key: str) -> float | None:
 @register_scheme("sim")
 def open_sim(parsed: ParsedUrl, context: Mapping[str, object]) -> SimProgrammer:
     check_options(parsed, _KNOWN_OPTIONS)
-    n_sites = _int_option(parsed.options, "sites", 1, 1, MAX_SITES)
-    seed = _int_option(parsed.options, "seed", 1, 0, 2**32)
-    spi_hz = _int_option(parsed.options, "spi_hz", 30_000_000, 1000, 200_000_000)
-    i2c_hz = _int_option(parsed.options, "i2c_hz", 400_000, 1000, 3_400_000)
+    n_sites = int_option(parsed, "sites", 1, 1, MAX_SITES, base=0)
+    seed = int_option(parsed, "seed", 1, 0, 2**32, base=0)
+    spi_hz = int_option(parsed, "spi_hz", 30_000_000, 1000, 200_000_000, base=0)
+    i2c_hz = int_option(parsed, "i2c_hz", 400_000, 1000, 3_400_000, base=0)
     timing = Timing.parse(parsed.options.get("timing", "instant"))
     faults = parse_faults(parsed.options.get("fault", ""), n_sites)
     database: Any = context.get("database")
