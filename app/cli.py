@@ -12,6 +12,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 
 from app.commands import devices, gui, hw, image, job, log, programming, run, serials
 from app.core.errors import SocketeerError
@@ -26,12 +27,21 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+def installed_version() -> str:
+    """The version of the installed distribution (from its metadata, set in pyproject)."""
+    try:
+        return metadata.version("socketeer")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed: pip install -e .)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="socketeer",
         description="Socketeer device-programming workstation."
         " Without a subcommand, opens the GUI.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {installed_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for module in COMMAND_MODULES:
         module.register(sub)

@@ -311,10 +311,14 @@ def test_environment_selects_the_folders(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_default_folders(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.resources
+
     import platformdirs
 
     monkeypatch.delenv("SOCKETEER_OVERLAY_DB")
-    assert installed_db_path() == Path(__file__).resolve().parents[1] / "device_db"
+    installed = installed_db_path()
+    assert installed == Path(str(importlib.resources.files("app.device_db")))
+    assert (installed / "packages.json").is_file() and (installed / "schema").is_dir()
     expected = Path(platformdirs.user_data_dir("socketeer", appauthor=False)) / "device_db"
     assert overlay_db_path() == expected
 

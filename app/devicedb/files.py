@@ -10,20 +10,19 @@ from typing import Any
 
 import platformdirs
 
-import app
+from app.core.package_data import device_db_dir
 
 ENV_DEVICE_DB = "SOCKETEER_DEVICE_DB"
 ENV_OVERLAY_DB = "SOCKETEER_OVERLAY_DB"
 PACKAGES_FILE = "packages.json"
 SCHEMA_DIR = "schema"
 
-_REPO_DB = Path(app.__file__).resolve().parents[1] / "device_db"
-
 
 def installed_db_path() -> Path:
-    """The installed database folder: $SOCKETEER_DEVICE_DB, else the repo's device_db/."""
+    """The installed database folder: $SOCKETEER_DEVICE_DB, else the one installed with
+    the package (``app.device_db``)."""
     env = os.environ.get(ENV_DEVICE_DB)
-    return Path(env) if env else _REPO_DB
+    return Path(env) if env else device_db_dir()
 
 
 def overlay_db_path() -> Path:
@@ -40,8 +39,9 @@ def overlay_db_path() -> Path:
 
 
 def schema_dir() -> Path:
-    """The schemas that match this code (always the repo's, whatever DB is loaded)."""
-    return _REPO_DB / SCHEMA_DIR
+    """The schemas that match this code (always the installed ones, whatever DB is
+    loaded)."""
+    return device_db_dir() / SCHEMA_DIR
 
 
 def display_path(path: Path) -> str:

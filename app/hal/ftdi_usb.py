@@ -18,6 +18,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.core.package_data import linux_dir
 from app.hal.errors import HalError
 
 FTDI_VID = 0x0403
@@ -116,9 +117,8 @@ def locator(dev: UsbDeviceInfo) -> str:
 
 
 def udev_rules_path() -> str:
-    """Socketeer's udev rules file (absolute in a source tree, else repo-relative)."""
-    path = Path(__file__).resolve().parents[2] / "packaging" / "linux" / "99-socketeer.rules"
-    return str(path) if path.is_file() else "packaging/linux/99-socketeer.rules"
+    """Socketeer's udev rules file, as installed with the package."""
+    return str(linux_dir() / "99-socketeer.rules")
 
 
 def udev_fix() -> str:

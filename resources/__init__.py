@@ -1,0 +1,1 @@
+"""Run-time resources (icons), installed as ``app.resources``; see README.md here."""
