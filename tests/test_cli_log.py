@@ -251,6 +251,7 @@ def test_summary_json(capsys: pytest.CaptureFixture[str], filled: Path) -> None:
         "failed": 1,
         "cancelled": 0,
         "link_lost": 0,
+        "errors": 0,
         "yield_percent": 50.0,
     }
     assert datetime.fromisoformat(doc["first_time"]) == NOW - timedelta(days=10)

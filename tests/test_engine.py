@@ -9,7 +9,8 @@ import pytest
 
 from app.algorithms.spi_nor import SpiNor
 from app.core.image import MemoryImage
-from app.engine.events import LogEvent, ProgressEvent, SiteFinished
+from app.engine.cycle import part_names
+from app.engine.events import CycleFinished, LogEvent, ProgressEvent
 from app.engine.site_runner import CycleSpec
 from app.engine.station import Station
 from app.hal.programmer import open_programmer
@@ -19,10 +20,7 @@ def station(url: str, device, database, events: list | None = None) -> Station:
     programmer = open_programmer(url, device=device, database=database)
     sink = events.append if events is not None else (lambda _e: None)
 
-    def names(id_hex: str) -> list[str]:
-        return [f"{d.vendor} {d.part}" for d in database.identify("jedec", id_hex).candidates]
-
-    return Station(programmer, sink, names)
+    return Station(programmer, sink, part_names(database))
 
 
 def random_image(size: int, base: int = 0, seed: int = 7) -> MemoryImage:
@@ -179,13 +177,13 @@ def test_cancel_mid_program_leaves_a_clear_result(database, w25q128) -> None:
     ):
         assert worker.is_alive()
         threading.Event().wait(0.01)
-    st.cancel()
+    st.stop()
     assert done.wait(10), "station did not stop"
     worker.join()
     results = outcome["r"].results
     assert all(r.status == "cancelled" for r in results)
     assert all("program" in r.message for r in results)
-    finished = [e for e in events if isinstance(e, SiteFinished)]
+    finished = [e for e in events if isinstance(e, CycleFinished)]
     assert len(finished) == 2
     assert not [t for t in threading.enumerate() if t.name.startswith("site-")]
 

@@ -20,8 +20,10 @@ from app.core.formats import save_image
 from app.core.image import MemoryImage
 from app.core.job import load_job, lock_job, save_job
 from app.devicedb import load_database
+from app.engine.cycle import part_names
 from app.engine.first_article import run_first_article
-from app.engine.job_setup import prepare_job
+from app.engine.job_setup import PreparedJob, prepare_job
+from app.engine.station import Station
 from app.hal.programmer import open_programmer
 
 SERIAL = {
@@ -71,14 +73,24 @@ def make_job(tmp_path: Path, capsys: pytest.CaptureFixture[str], count: int = 20
     return job_path
 
 
+def job_station(loaded, url: str, operator: str) -> tuple[Station, PreparedJob]:
+    """The station `socketeer run` and the window build for a job."""
+    database = load_database()
+    device = database.get(loaded.job.device_id)
+    prepared = prepare_job(loaded, device, database, operator=operator)
+    programmer = open_programmer(url, device=device, database=database)
+    return Station(programmer, lambda e: None, part_names(database), prepared.production), prepared
+
+
+def first_article(loaded, url: str):
+    station, prepared = job_station(loaded, url, "erin")
+    return run_first_article(station, loaded, load_database(), prepared.serial_range, 1)
+
+
 def approve(job_path: Path, url: str = "sim://?sites=1") -> None:
     """The engineer's first article, then approve and lock."""
     loaded = load_job(job_path)
-    database = load_database()
-    device = database.get(loaded.job.device_id)
-    programmer = open_programmer(url, device=device, database=database)
-    prepared = prepare_job(loaded, device, programmer, on_event=lambda e: None, operator="erin")
-    outcome = run_first_article(prepared, loaded, 1)
+    outcome = first_article(loaded, url)
     assert outcome.programmed.passed and outcome.matches, outcome
     assert outcome.serial == "00005000"
     locked = lock_job(loaded.job, loaded.image_bytes, "erin", outcome.record())
@@ -94,13 +106,7 @@ def test_unlocked_job_is_refused_for_operators(tmp_path: Path, capsys) -> None:
 def test_first_article_mismatch_keeps_the_job_unlocked(tmp_path: Path, capsys) -> None:
     job_path = make_job(tmp_path, capsys)
     loaded = load_job(job_path)
-    database = load_database()
-    device = database.get(loaded.job.device_id)
-    programmer = open_programmer(
-        "sim://?sites=1&fault=1:stuck-bit@0x20", device=device, database=database
-    )
-    prepared = prepare_job(loaded, device, programmer, on_event=lambda e: None, operator="erin")
-    outcome = run_first_article(prepared, loaded, 1)
+    outcome = first_article(loaded, "sim://?sites=1&fault=1:stuck-bit@0x20")
     assert not outcome.matches and not outcome.programmed.passed
 
 
@@ -160,11 +166,7 @@ def test_killing_the_station_mid_run_loses_nothing(tmp_path: Path, capsys) -> No
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     # One more (clean) start recovers what the last kill left reserved.
-    load = load_database()
-    loaded = load_job(job_path)
-    device = load.get(loaded.job.device_id)
-    programmer = open_programmer("sim://?sites=1", device=device, database=load)
-    prepare_job(loaded, device, programmer, on_event=lambda e: None, operator="olga")
+    job_station(load_job(job_path), "sim://?sites=1", "olga")
     folder = Path(env["SOCKETEER_DATA_DIR"])
     rows = _ledger_rows(folder)
     assert rows, "the runs programmed nothing before being killed"
@@ -183,14 +185,8 @@ def test_killing_the_station_mid_run_loses_nothing(tmp_path: Path, capsys) -> No
 
 def test_serials_list_and_void(tmp_path: Path, capsys, monkeypatch) -> None:
     job_path = make_job(tmp_path, capsys)
-    loaded = load_job(job_path)
-    database = load_database()
-    device = database.get(loaded.job.device_id)
-    programmer = open_programmer(
-        "sim://?sites=3&fault=2:verify@0x40", device=device, database=database
-    )
-    prepared = prepare_job(loaded, device, programmer, on_event=lambda e: None, operator="o")
-    prepared.run.run_once()
+    station, prepared = job_station(load_job(job_path), "sim://?sites=3&fault=2:verify@0x40", "o")
+    station.run(prepared.production.spec, counted=True)
     capsys.readouterr()
     assert main(["serials", "list", str(job_path), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)

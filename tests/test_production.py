@@ -10,10 +10,12 @@ import pytest
 from app.core.image import MemoryImage
 from app.engine.events import LogEvent
 from app.engine.ledger import SerialLedger
-from app.engine.production import ProductionEvent, ProductionRun
+from app.engine.events import CycleFinished
+from app.engine.production import Production
 from app.engine.production_log import ProductionLog, SocketWear
 from app.engine.serialization import SerialConfig, SerialSource
 from app.engine.site_runner import CycleSpec
+from app.engine.station import Station
 from app.hal.programmer import open_programmer
 
 SERIAL_AT = 0x100
@@ -42,21 +44,36 @@ def make_run(
     ledger = SerialLedger(tmp_path / "ledger.sqlite3", "job-1", SerialSource(config), policy)
     log = ProductionLog(tmp_path / "log.sqlite3")
     events: list = []
-    run = ProductionRun(
-        programmer,
+    production = Production(
         CycleSpec("program", device, image),
         job_id="job-1",
         job_hash="abc",
         log=log,
         wear=SocketWear(tmp_path / "log.sqlite3"),
-        on_event=events.append,
         ledger=ledger,
         serial_address=SERIAL_AT,
         count_limit=count,
         wear_threshold=wear_threshold,
         operator="olga",
     )
-    return run, programmer, ledger, log, events
+    station = Station(programmer, events.append, production=production)
+    return Run(station, production), programmer, ledger, log, events
+
+
+class Run:
+    """A job's station as `socketeer run` drives it: once (Start) or auto-start."""
+
+    def __init__(self, station: Station, production: Production) -> None:
+        self.station = station
+        self.production = production
+
+    def run_once(self) -> Production:
+        self.station.run(self.production.spec, counted=True)
+        return self.production
+
+    def run_auto(self, idle_timeout_s: float) -> Production:
+        self.station.run_auto(self.production.spec, idle_timeout_s=idle_timeout_s)
+        return self.production
 
 
 def test_serial_is_patched_committed_and_logged(tmp_path: Path, database) -> None:
@@ -95,7 +112,7 @@ def test_count_down_with_auto_start_and_handler(tmp_path: Path, database) -> Non
     assert len({r.serial for r in passed}) == 20, "a serial was used twice"
     assert ledger.counts()["used"] == 20
     assert any(r.site == 5 and r.result == "fail" for r in records)
-    finished = [e for e in events if isinstance(e, ProductionEvent)]
+    finished = [e for e in events if isinstance(e, CycleFinished)]
     assert finished[-1].remaining == 0
     # Every cycle after a site's first ran on a part the handler inserted.
     assert sum(site.insertions for site in programmer.sites) >= len(records) - 8
@@ -108,11 +125,11 @@ def test_auto_start_waits_for_insertion(tmp_path: Path, database) -> None:
     worker = threading.Thread(target=run.run_auto, kwargs={"idle_timeout_s": 10})
     worker.start()
     threading.Event().wait(0.1)
-    assert not [e for e in events if isinstance(e, ProductionEvent)]  # nothing without a part
+    assert not [e for e in events if isinstance(e, CycleFinished)]  # nothing without a part
     site.insert_part(True)
     worker.join(10)
     assert not worker.is_alive()
-    assert [e.result.passed for e in events if isinstance(e, ProductionEvent)] == [True]
+    assert [e.result.passed for e in events if isinstance(e, CycleFinished)] == [True]
 
 
 def test_socket_wear_warning(tmp_path: Path, database) -> None:

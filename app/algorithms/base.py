@@ -122,3 +122,6 @@ class ChipAlgorithm(ABC):
 
     def unique_id(self) -> bytes | None:
         return None
+
+    def finish(self, passed: bool) -> None:
+        """Leave the part when the cycle ends (before power-off); nothing by default."""

@@ -169,6 +169,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
     print(f"passed:    {summary['passed']}")
     print(f"failed:    {summary['failed']}")
     print(f"link lost: {summary['link_lost']}")
+    print(f"station errors: {summary['errors']}")
     print(f"cancelled: {summary['cancelled']}")
     print(f"yield:     {_pct(summary['yield_percent'])}  (passed / cycles not cancelled)")
     print(f"rate:      {'-' if rate is None else f'{rate:.1f}'} devices/hour")

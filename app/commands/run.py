@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from app.commands.job import require_engineer
-from app.commands.programming import _candidates, _open, _programmable, fitting_adapters
 from app.core.errors import UsageError
 from app.core.job import load_job
 from app.devicedb import load_database
-from app.engine.events import LogEvent
+from app.engine.cycle import part_names
+from app.engine.events import CycleFinished, Event, LogEvent
 from app.engine.job_setup import prepare_job
-from app.engine.production import ProductionEvent
-from app.engine.results import FAIL, LINK_LOST
+from app.engine.station import Station
+from app.engine.station_setup import open_station_programmer, programmable_device
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -71,71 +71,67 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
         require_engineer("no trial run")
     database = load_database()
-    device = _programmable(database, loaded.job.device_id)
-    url = args.programmer or loaded.job.programmer
-    programmer = _open(url, device, database)
+    device = programmable_device(database, loaded.job.device_id)
+    prepared = prepare_job(loaded, device, database, operator=args.operator, count_limit=args.count)
+    if prepared.recovered_serials and not args.json:
+        print(
+            f"voided {len(prepared.recovered_serials)} serial(s) left reserved by an"
+            " interrupted run",
+            flush=True,
+        )
     lock = threading.Lock()
     results: list[dict[str, Any]] = []
 
-    def on_event(event: Any) -> None:
+    def on_event(event: Event) -> None:
         with lock:
-            if isinstance(event, ProductionEvent):
+            if isinstance(event, CycleFinished):
                 results.append(
                     {**event.result.to_json(), "serial": event.serial, "record_id": event.record_id}
                 )
                 if not args.json:
-                    r = event.result
-                    serial = f" serial {event.serial}" if event.serial else ""
-                    left = f" ({event.remaining} to go)" if event.remaining is not None else ""
-                    word = "PASS" if r.passed else f"{r.status.upper()} at {r.failed_step}"
-                    print(f"site {r.site}:{serial} {word}: {r.message}{left}", flush=True)
-            elif isinstance(event, LogEvent) and event.level == "warning" and not args.json:
-                print(f"warning: {event.message}", flush=True)
+                    print(_finished_line(event), flush=True)
+            elif isinstance(event, LogEvent) and event.level != "info" and not args.json:
+                print(f"{event.level}: {event.message}", flush=True)
 
+    url = args.programmer or loaded.job.programmer
+    programmer = open_station_programmer(url, device, database)
+    station = Station(programmer, on_event, part_names(database), prepared.production)
+    spec = prepared.production.spec
     try:
-        prepared = prepare_job(
-            loaded,
-            device,
-            programmer,
-            on_event=on_event,
-            operator=args.operator,
-            adapters=fitting_adapters(database, device),
-            count_limit=args.count,
-            identify_candidates=_candidates(database),
-        )
-        if prepared.recovered_serials and not args.json:
-            print(
-                f"voided {len(prepared.recovered_serials)} serial(s) left reserved by an"
-                " interrupted run",
-                flush=True,
-            )
-        run = prepared.run
-        previous = signal.signal(signal.SIGINT, lambda *_: run.stop())
+        previous = signal.signal(signal.SIGINT, lambda *_: station.stop())
         try:
-            summary = (
-                run.run_auto(idle_timeout_s=args.idle_timeout) if args.auto else run.run_once()
-            )
+            if args.auto:
+                outcome = station.run_auto(spec, idle_timeout_s=args.idle_timeout)
+            else:
+                outcome = station.run(spec, counted=True)
         finally:
             signal.signal(signal.SIGINT, previous)
     finally:
         programmer.close()
+    good, failed = prepared.production.good, prepared.production.failed
     if args.json:
         print(
             json.dumps(
                 {
                     "job": str(args.job),
-                    "good": summary.good,
-                    "failed": summary.failed,
-                    "remaining": summary.remaining,
+                    "good": good,
+                    "failed": failed,
+                    "remaining": outcome.remaining,
                     "devices": results,
                 },
                 indent=2,
             )
         )
     else:
-        left = f", {summary.remaining} to go" if summary.remaining is not None else ""
-        print(f"run: {summary.good} good, {summary.failed} failed{left}")
-    statuses = {r.status for r in summary.results}
-    if FAIL in statuses or "cancelled" in statuses:
-        return 1
-    return 3 if LINK_LOST in statuses else 0
+        left = f", {outcome.remaining} to go" if outcome.remaining is not None else ""
+        print(f"run: {good} good, {failed} failed{left}")
+    return outcome.exit_code
+
+
+def _finished_line(event: CycleFinished) -> str:
+    r = event.result
+    serial = f" serial {event.serial}" if event.serial else ""
+    left = f" ({event.remaining} to go)" if event.remaining is not None else ""
+    if r.passed:  # the runner's message already starts with PASS
+        return f"site {r.site}:{serial} {r.message}{left}"
+    return f"site {r.site}:{serial} {r.status.upper()} at {r.failed_step}: {r.message}{left}"

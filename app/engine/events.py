@@ -33,9 +33,36 @@ class LogEvent:
 
 
 @dataclass(frozen=True)
-class SiteFinished:
+class CycleStarted:
+    """A cycle began on ``site``; exactly one CycleFinished follows for it."""
+
+    site: int
+    action: str
+    counted: bool  # a production cycle (serial, log record, counts), not a service one
+
+
+@dataclass(frozen=True)
+class CycleFinished:
+    """The one result of a started cycle, emitted after its records are durable.
+
+    ``good`` and ``remaining`` are the job's count-down after this cycle (production
+    cycles only); ``serial`` and ``record_id`` what the cycle used and wrote.
+    """
+
     site: int
     result: DeviceResult
+    counted: bool = False
+    serial: str | None = None
+    record_id: int | None = None
+    good: int | None = None
+    remaining: int | None = None
 
 
-Event = PhaseStarted | ProgressEvent | LogEvent | SiteFinished
+@dataclass(frozen=True)
+class SiteIdle:
+    """A site did not start a cycle: the job's count is reached."""
+
+    site: int
+
+
+Event = PhaseStarted | ProgressEvent | LogEvent | CycleStarted | CycleFinished | SiteIdle

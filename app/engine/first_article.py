@@ -4,17 +4,18 @@ engineer approve and lock the job (app.core.job.lock_job refuses anything else).
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.core.checksums import ALGORITHMS, ChecksumSpec, checksum
 from app.core.image import MemoryImage
 from app.core.job import LoadedJob, same_checksum
-from app.engine.job_setup import PreparedJob
-from app.engine.results import DeviceResult
-from app.engine.site_runner import CycleSpec, SiteRunner
+from app.engine.cycle import build_cycle_spec
+from app.engine.results import ERROR, DeviceResult
+from app.engine.station import Emit, Station
+
+if TYPE_CHECKING:
+    from app.devicedb.database import DeviceDatabase
 
 
 @dataclass(frozen=True)
@@ -52,29 +53,39 @@ def _spec(loaded: LoadedJob, serial_span: tuple[int, int] | None) -> ChecksumSpe
 
 
 def run_first_article(
-    prepared: PreparedJob,
+    station: Station,
     loaded: LoadedJob,
+    database: DeviceDatabase,
+    serial_span: tuple[int, int] | None,
     site_index: int,
-    emit: Callable[[Any], None] | None = None,
+    emit: Emit | None = None,
 ) -> FirstArticleOutcome:
     """Program the part in ``site_index`` (a real production cycle: serial, log record),
     then read back the checked range and checksum it."""
-    run = prepared.run
-    site = next(s for s in run.programmer.sites if s.index == site_index)
-    spec = _spec(loaded, prepared.serial_range)
+    production = station.production
+    if production is None:
+        raise ValueError("the first article needs the station's job")
+    spec = _spec(loaded, serial_span)
     image = loaded.image
     expected = loaded.job.checksum.value if loaded.job.checksum else checksum(image, spec)
-    programmed = run.cycle(site, emit)
+    programmed = station.cycle(site_index, production.spec, counted=True, emit=emit)
     if programmed is None:
-        raise RuntimeError("the job's count is already reached")
-    serial = run.last_serial.get(site_index)
+        programmed = DeviceResult(
+            site_index,
+            "program",
+            production.spec.device.id,
+            ERROR,
+            "not started: the site is busy or the job's count is reached",
+            failed_step="setup",
+        )
+    serial = production.last_serial.get(site_index)
     if not programmed.passed:
         return FirstArticleOutcome(programmed, None, spec.algo, None, expected, serial)
     lo = spec.start if spec.start is not None else image.min_address
     hi = spec.end if spec.end is not None else image.max_address
-    read_spec = CycleSpec("read", run.spec.device, read_range=(lo, hi))
-    readback = SiteRunner(site, emit or run.emit).run(read_spec, threading.Event())
-    if not readback.passed or readback.data is None:
+    read_spec = build_cycle_spec("read", production.spec.device, database, read_range=(lo, hi))
+    readback = station.cycle(site_index, read_spec, emit=emit)
+    if readback is None or not readback.passed or readback.data is None:
         return FirstArticleOutcome(programmed, readback, spec.algo, None, expected, serial)
     if spec.fill is None:  # data only: the part's bytes where the image has data
         part = MemoryImage()

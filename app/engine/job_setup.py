@@ -1,21 +1,25 @@
-"""Turn a loaded job into a ready ProductionRun: the cycle spec, the serial ledger (with
-crash recovery), the production log and the socket-wear counters. Shared by
-`socketeer run` and the window, so both run a job exactly the same way."""
+"""Turn a loaded job into its Production: the cycle spec, the serial ledger (with crash
+recovery), the production log and the socket-wear counters. Shared by `socketeer run`
+and the window, so both run a job exactly the same way."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from app.core.job import LoadedJob, canonical_json
+from app.engine.cycle import CycleOptions, build_cycle_spec
 from app.engine.ledger import SerialLedger
-from app.engine.production import ProductionRun
+from app.engine.production import Production
 from app.engine.production_log import LOG_FILE_NAME, ProductionLog, SocketWear, data_dir
 from app.engine.serialization import SerialConfig, SerialSource, serial_range
 from app.engine.site_runner import CycleSpec
+
+if TYPE_CHECKING:
+    from app.devicedb.database import DeviceDatabase
+    from app.devicedb.models import Device
 
 LEDGER_FILE = "serials.sqlite3"
 DEFAULT_WEAR_THRESHOLD = 10_000
@@ -23,7 +27,7 @@ DEFAULT_WEAR_THRESHOLD = 10_000
 
 @dataclass(frozen=True)
 class PreparedJob:
-    run: ProductionRun
+    production: Production
     recovered_serials: tuple[int, ...]  # numbers voided because a previous run died
     serial_range: tuple[int, int] | None
 
@@ -63,35 +67,22 @@ def open_ledger(loaded: LoadedJob, folder: Path | None = None) -> SerialLedger |
     return SerialLedger(folder / LEDGER_FILE, serial_scheme_id(config), source, config.policy)
 
 
-def cycle_spec(loaded: LoadedJob, device: Any, adapters: frozenset[str] | None) -> CycleSpec:
+def job_cycle_spec(loaded: LoadedJob, device: Device, database: DeviceDatabase) -> CycleSpec:
+    """The job's program cycle (the same builder the CLI and the window use)."""
     job = loaded.job
-    ops = job.operations
-    return CycleSpec(
-        action="program",
-        device=device,
-        image=loaded.image,
-        erase_mode=job.erase,
-        blank_check=ops["blank_check"],
-        verify=ops["verify"],
-        unprotect=ops["unprotect"],
-        protect=ops["protect"],
-        skip_matching=ops["skip_matching"],
-        adapters=adapters,
-    )
+    options = CycleOptions.from_operations(job.operations, job.erase_mode)
+    return build_cycle_spec("program", device, database, image=loaded.image, options=options)
 
 
 def prepare_job(
     loaded: LoadedJob,
-    device: Any,
-    programmer: Any,
+    device: Device,
+    database: DeviceDatabase,
     *,
-    on_event: Callable[[Any], None],
     operator: str,
-    adapters: frozenset[str] | None = None,
     count_limit: int | None = None,
     wear_threshold: int | None = DEFAULT_WEAR_THRESHOLD,
     folder: Path | None = None,
-    identify_candidates: Callable[[str], list[str]] | None = None,
 ) -> PreparedJob:
     folder = folder or data_dir()
     folder.mkdir(parents=True, exist_ok=True)
@@ -106,19 +97,16 @@ def prepare_job(
         address = config.address
         span = serial_range(config)
     log = ProductionLog(folder / LOG_FILE_NAME)
-    run = ProductionRun(
-        programmer,
-        cycle_spec(loaded, device, adapters),
+    production = Production(
+        job_cycle_spec(loaded, device, database),
         job_id=job_id,
         job_hash=job_hash,
         log=log,
         wear=SocketWear(folder / LOG_FILE_NAME),
-        on_event=on_event,
         ledger=ledger,
         serial_address=address,
         count_limit=count_limit if count_limit is not None else loaded.job.count_limit,
         wear_threshold=wear_threshold,
         operator=operator,
-        identify_candidates=identify_candidates,
     )
-    return PreparedJob(run, tuple(recovered), span)
+    return PreparedJob(production, tuple(recovered), span)

@@ -33,11 +33,11 @@ from typing import Any, Literal, Self, TextIO
 import platformdirs
 
 from app.core.errors import InputError
-from app.engine.results import CANCELLED, FAIL, LINK_LOST, PASS, DeviceResult
+from app.engine.results import CANCELLED, ERROR, FAIL, LINK_LOST, PASS, DeviceResult
 
 ENV_DATA_DIR = "SOCKETEER_DATA_DIR"
 LOG_FILE_NAME = "production.sqlite3"
-RESULTS = (PASS, FAIL, CANCELLED, LINK_LOST)
+RESULTS = (PASS, FAIL, CANCELLED, LINK_LOST, ERROR)
 SCHEMA_VERSION = 1
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -101,7 +101,7 @@ class ProductionRecord:
     chip_id: str | None  # ID read back, hex
     unique_id: str | None  # hex
     serial: str | None
-    result: str  # "pass" | "fail" | "cancelled" | "link-lost"
+    result: str  # "pass" | "fail" | "cancelled" | "link-lost" | "error"
     failed_step: str | None
     message: str
     details: Mapping[str, Any] = field(default_factory=dict)
@@ -506,11 +506,17 @@ class ProductionLog(_Database):
         return count
 
 
-_COUNT_KEYS = {PASS: "passed", FAIL: "failed", CANCELLED: "cancelled", LINK_LOST: "link_lost"}
+_COUNT_KEYS = {
+    PASS: "passed",
+    FAIL: "failed",
+    CANCELLED: "cancelled",
+    LINK_LOST: "link_lost",
+    ERROR: "errors",
+}
 
 
 def _counts() -> dict[str, Any]:
-    return {"total": 0, "passed": 0, "failed": 0, "cancelled": 0, "link_lost": 0}
+    return {"total": 0, "passed": 0, "failed": 0, "cancelled": 0, "link_lost": 0, "errors": 0}
 
 
 def _with_yield(counts: dict[str, Any]) -> dict[str, Any]:

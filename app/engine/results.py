@@ -9,6 +9,9 @@ from typing import Any
 import numpy as np
 
 PASS, FAIL, CANCELLED, LINK_LOST = "pass", "fail", "cancelled", "link-lost"
+#: the station could not complete the cycle (storage failure, a bug): not the part's fault
+ERROR = "error"
+STATUSES = (PASS, FAIL, CANCELLED, LINK_LOST, ERROR)
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,7 @@ class DeviceResult:
     site: int
     action: str
     device_id: str | None
-    status: str  # pass / fail / cancelled / link-lost
+    status: str  # one of STATUSES
     message: str  # in words, for the operator
     failed_step: str | None = None
     address: int | None = None

@@ -7,7 +7,6 @@ power off -> DeviceResult. Cancel is cooperative: checked between pages and bloc
 
 from __future__ import annotations
 
-import inspect
 import logging
 import threading
 import time
@@ -23,6 +22,7 @@ from app.engine.events import Event, LogEvent, PhaseStarted, ProgressEvent
 from app.engine.planner import Plan, plan_program
 from app.engine.results import (
     CANCELLED,
+    ERROR,
     FAIL,
     LINK_LOST,
     PASS,
@@ -103,28 +103,22 @@ class _Cycle:
 
 
 class SiteRunner:
-    """Runs cycles on one site. ``identify_candidates(id_hex, bus="jedec")`` names the
-    DB parts answering an ID; a one-argument callback is asked about JEDEC IDs only."""
+    """Runs cycles on one site. ``names(id_hex, bus)`` names the database's parts that
+    answer an ID (to say which part was found instead); None names none."""
 
     def __init__(
         self,
         site: Any,
         emit: Callable[[Event], None],
-        identify_candidates: Callable[..., list[str]] | None = None,
+        names: Callable[[str, str], list[str]] | None = None,
     ) -> None:
         self.site = site
         self.emit = emit
-        self.identify_candidates = identify_candidates or (lambda _hex, _bus="jedec": [])
+        self.names = names
 
     def _candidates(self, id_hex: str, bus: str) -> list[str] | None:
-        """DB parts answering ``id_hex``; None if the callback cannot look up ``bus``."""
-        if bus == "jedec":
-            return self.identify_candidates(id_hex)
-        try:
-            inspect.signature(self.identify_candidates).bind(id_hex, bus)
-        except TypeError:
-            return None  # an older callback that knows JEDEC IDs only
-        return self.identify_candidates(id_hex, bus)
+        """DB parts answering ``id_hex``; None when no database was given."""
+        return None if self.names is None else self.names(id_hex, bus)
 
     def run(self, spec: CycleSpec, cancel: threading.Event) -> DeviceResult:
         cycle = _Cycle(self.site.index, self.emit, cancel)
@@ -147,16 +141,11 @@ class SiteRunner:
             status, message = FAIL, f"programmer error during {cycle.step}: {err}"
         except Exception as err:  # a bug must not take the station down
             log.exception("site %s: internal error", self.site.index)
-            status, message = FAIL, f"internal error during {cycle.step}: {err!r}"
+            status, message = ERROR, f"internal error during {cycle.step}: {err!r}"
         finally:
-            # Bootloader algorithms leave it here (STM32: BOOT0 low + reset, so the board
-            # runs its new firmware; a failed part stays in its bootloader).
-            if hasattr(cycle.algo, "finish"):
-                with suppress(HalError, ChipError):
-                    cycle.algo.finish(status == PASS)
-            with suppress(HalError):
-                self.site.power(False)
-        self.site.indicate("pass" if status == PASS else "fail")
+            self._wind_down(cycle, status == PASS)
+        with _logged_on_error(self.site.index, "indicating the result"):
+            self.site.indicate("pass" if status == PASS else "fail")
         result = DeviceResult(
             site=self.site.index,
             action=spec.action,
@@ -175,6 +164,17 @@ class SiteRunner:
         level = "info" if result.passed else "error"
         self.emit(LogEvent(self.site.index, level, f"site {self.site.index}: {message}"))
         return result
+
+    def _wind_down(self, cycle: _Cycle, passed: bool) -> None:
+        """Leave the site safe whatever happened: the algorithm's own finish (STM32:
+        BOOT0 low + reset, so the board runs its new firmware; a failed part stays in
+        its bootloader), then power off. Errors here are logged, never raised: the
+        cycle's result is already decided."""
+        if cycle.algo is not None:
+            with _logged_on_error(self.site.index, "finishing"):
+                cycle.algo.finish(passed)
+        with _logged_on_error(self.site.index, "powering off"):
+            self.site.power(False)
 
     # -- the cycle ------------------------------------------------------------------
 
@@ -415,6 +415,14 @@ class SiteRunner:
             data = algo.read(lo, hi - lo, cycle.ticker(hi - lo))
         cycle.facts["read_bytes"] = len(data)
         return data
+
+
+@contextmanager
+def _logged_on_error(site: int, doing: str) -> Iterator[None]:
+    try:
+        yield
+    except Exception:
+        log.exception("site %s: error while %s", site, doing)
 
 
 def _zero_based(spec: CycleSpec, base: int) -> CycleSpec:

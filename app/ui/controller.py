@@ -1,17 +1,19 @@
-"""Controller: owns the programmer and one worker QThread per site; widgets talk to it by
-intent (start, stop, choose device, load image) and it answers with signals.
+"""Controller: owns the engine's Station and one worker QThread per site; widgets talk to
+it by intent (start, stop, choose device, load image) and it answers with signals.
 
-Workers run the engine's SiteRunner in their thread and forward its frozen events as
-queued signals; nothing here touches a widget from a worker thread. Progress is
-coalesced in the worker to at most ~20 updates per second per site.
+Workers call the Station in their thread (a cycle, or an auto-start loop) and forward its
+frozen events as queued signals; nothing here touches a widget from a worker thread.
+Progress is coalesced in the worker to at most ~20 updates per second per site. The
+tiles follow the engine's events (CycleStarted, CycleFinished, SiteIdle), so what the
+window shows is what the engine did.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,24 +22,37 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 from app.core.checksums import ChecksumSpec, checksum
 from app.core.errors import SocketeerError
 from app.core.formats import LoadedImage, load_image
-from app.engine.events import Event, LogEvent, PhaseStarted, ProgressEvent
-from app.engine.results import DeviceResult
-from app.engine.site_runner import CycleSpec, SiteRunner
-from app.hal.programmer import open_programmer
+from app.devicedb.database import DeviceDatabase
+from app.devicedb.models import Device
+from app.engine.cycle import CycleOptions, build_cycle_spec, part_names
+from app.engine.events import (
+    CycleFinished,
+    CycleStarted,
+    Event,
+    LogEvent,
+    PhaseStarted,
+    ProgressEvent,
+    SiteIdle,
+)
+from app.engine.site_runner import CycleSpec
+from app.engine.station import Emit, Station
+from app.engine.station_setup import open_station_programmer
+
+log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL_S = 0.05
 
-
-#: What a worker runs: given its site and a (throttled, thread-safe) event sink, do one
-#: device cycle and return its result (None: nothing was done, e.g. the count is reached).
-CycleFn = Callable[[Any, Callable[[Any], None]], DeviceResult | None]
+#: What a worker runs in its thread, given a (throttled, thread-safe) event sink: one
+#: station cycle, or an auto-start loop. It must not raise (the Station guarantees it
+#: for its own calls; the worker logs anything else).
+Work = Callable[[Emit], object]
 
 
 class SiteWorker(QObject):
     """Lives in its own QThread; runs one cycle at a time on its site."""
 
     event = Signal(object)  # an app.engine.events dataclass
-    finished = Signal(int, object)  # site, DeviceResult or None
+    finished = Signal(int)  # site: the worker is free again
 
     def __init__(self, site: Any) -> None:
         super().__init__()
@@ -57,12 +72,18 @@ class SiteWorker(QObject):
         self.event.emit(event)
 
     @Slot(int, object)
-    def run(self, site: int, cycle: CycleFn) -> None:
+    def run(self, site: int, work: Work) -> None:
         """Queued from the GUI thread to every worker; only the named site's runs it."""
         if site != self.site.index:
             return
         self._last_progress = 0.0
-        self.finished.emit(site, cycle(self.site, self.emit))
+        try:
+            work(self.emit)
+        except Exception as err:  # never leave the site marked busy
+            log.exception("site %s: worker failed", site)
+            self.event.emit(LogEvent(site, "error", f"site {site}: internal error: {err!r}"))
+        finally:
+            self.finished.emit(site)
 
 
 class Controller(QObject):
@@ -81,17 +102,17 @@ class Controller(QObject):
     #: thread-safe way in for events from outside a worker's cycle (queued to the GUI thread)
     post = Signal(object)
 
-    _dispatch = Signal(int, object)  # site, CycleFn
+    _dispatch = Signal(int, object)  # site, Work
 
-    def __init__(self, database: Any, parent: QObject | None = None) -> None:
+    def __init__(self, database: DeviceDatabase, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.database = database
-        self.device: Any | None = None
+        self.device: Device | None = None
         self.image: LoadedImage | None = None
         self.programmer_url = "sim://?sites=4"
-        self.operations = {"blank_check": False, "erase": True, "verify": True, "protect": False}
-        self.erase_mode = "auto"
-        self.programmer: Any | None = None
+        self.operations: dict[str, bool] = CycleOptions().operations()
+        self.erase_mode = "auto"  # the erase mode chosen for when erase is on
+        self.station: Station | None = None
         self._threads: dict[int, QThread] = {}
         self._workers: dict[int, SiteWorker] = {}
         self._cancel: dict[int, threading.Event] = {}
@@ -154,6 +175,15 @@ class Controller(QObject):
         self.erase_mode = mode
         self.jobChanged.emit()
 
+    @property
+    def options(self) -> CycleOptions:
+        """The job pane's operations as the engine takes them."""
+        return CycleOptions.from_operations(self.operations, self.erase_mode)
+
+    @property
+    def programmer(self) -> Any | None:
+        return self.station.programmer if self.station is not None else None
+
     # -- programmer and workers -------------------------------------------------------
 
     def _reopen(self) -> bool:
@@ -161,20 +191,17 @@ class Controller(QObject):
             self.error.emit("stop the running sites before changing the programmer or device")
             return False
         self._stop_threads()
-        if self.programmer is not None:
-            self.programmer.close()
-            self.programmer = None
+        self._close_station()
         try:
-            self.programmer = open_programmer(
-                self.programmer_url, device=self.device, database=self.database
-            )
+            programmer = open_station_programmer(self.programmer_url, self.device, self.database)
         except SocketeerError as err:
             self.error.emit(str(err))
             self.log.emit(None, "error", str(err))
             self.sitesChanged.emit([])
             return False
 
-        for site in self.programmer.sites:
+        self.station = Station(programmer, self.post.emit, part_names(self.database))
+        for site in programmer.sites:
             thread = QThread(self)
             thread.setObjectName(f"site-{site.index}")
             worker = SiteWorker(site)
@@ -202,11 +229,14 @@ class Controller(QObject):
         self._threads.clear()
         self._workers.clear()
 
+    def _close_station(self) -> None:
+        if self.station is not None:
+            self.station.programmer.close()
+            self.station = None
+
     def shutdown(self) -> None:
         self._stop_threads()
-        if self.programmer is not None:
-            self.programmer.close()
-            self.programmer = None
+        self._close_station()
 
     @property
     def sites(self) -> list[int]:
@@ -225,50 +255,41 @@ class Controller(QObject):
         if action in ("program", "verify") and self.image is None:
             self.error.emit("load an image first")
             return None
-        ops = self.operations
-        spec = CycleSpec(action=action, device=self.device)
-        if action in ("program", "verify"):
-            assert self.image is not None
-            spec = replace(spec, image=self.image.image)
-        if action == "program":
-            spec = replace(
-                spec,
-                erase_mode=self.erase_mode if ops["erase"] else "none",
-                blank_check=ops["blank_check"],
-                verify=ops["verify"],
-                protect=ops["protect"],
-            )
-        return spec
+        image = self.image.image if self.image is not None else None
+        return build_cycle_spec(
+            action, self.device, self.database, image=image, options=self.options
+        )
 
     def start(self, sites: list[int] | None = None, action: str = "program") -> None:
+        """Run ``action`` once on ``sites`` (default all): a service cycle, not counted."""
         spec = self._spec(action)
         if spec is None:
             return
-        for site in [s for s in (sites or self.sites) if s not in self._busy]:
-            cancel = threading.Event()
-            self.run_cycle(site, self._plain_cycle(spec, cancel), cancel)
+        for site in sites or self.sites:
+            self.run_cycle(site, spec)
 
-    def _plain_cycle(self, spec: CycleSpec, cancel: threading.Event) -> CycleFn:
-        def cycle(site: Any, emit: Callable[[Any], None]) -> DeviceResult:
-            return SiteRunner(site, emit, self._names).run(spec, cancel)
+    def run_cycle(self, site: int, spec: CycleSpec, *, counted: bool = False) -> bool:
+        """One station cycle on ``site``'s worker; False if the site is busy or unknown."""
+        station = self.station
+        if station is None:
+            return False
 
-        return cycle
+        def work(emit: Emit) -> object:
+            return station.cycle(site, spec, counted=counted, cancel=cancel, emit=emit)
 
-    def _names(self, id_hex: str, bus: str = "jedec") -> list[str]:
-        return [f"{d.vendor} {d.part}" for d in self.database.identify(bus, id_hex).candidates]
+        cancel = threading.Event()
+        return self.dispatch(site, work, cancel)
 
-    def run_cycle(self, site: int, cycle: CycleFn, cancel: threading.Event) -> bool:
-        """Hand ``cycle`` to the site's worker thread; False if the site is busy/unknown."""
+    def dispatch(self, site: int, work: Work, cancel: threading.Event) -> bool:
+        """Hand ``work`` to the site's worker thread; ``cancel`` is what Stop sets."""
         if site not in self._workers or site in self._busy:
             return False
         self._cancel[site] = cancel
         was_running = self.running
         self._busy.add(site)
-        self._started_at[site] = time.monotonic()
-        self.siteStarted.emit(site)
         if not was_running:
             self.runningChanged.emit(True)
-        self._dispatch.emit(site, cycle)
+        self._dispatch.emit(site, work)
         return True
 
     def stop(self, sites: list[int] | None = None) -> None:
@@ -287,18 +308,21 @@ class Controller(QObject):
             self.sitePhase.emit(event.site, event.phase)
         elif isinstance(event, LogEvent):
             self.log.emit(event.site, event.level, event.message)
-        else:
+        elif isinstance(event, CycleStarted):
+            self._started_at[event.site] = time.monotonic()
+            self.siteStarted.emit(event.site)
+        elif isinstance(event, CycleFinished):
+            result = event.result
+            self.siteFinished.emit(event.site, result)
+            if result.action == "read" and result.passed and result.data is not None:
+                self.bufferRead.emit(event.site, result.data)
             self.engineEvent.emit(event)
+        elif isinstance(event, SiteIdle):
+            self.siteIdle.emit(event.site)
 
-    @Slot(int, object)
-    def _on_finished(self, site: int, result: DeviceResult | None) -> None:
+    @Slot(int)
+    def _on_finished(self, site: int) -> None:
         self._busy.discard(site)
         self._cancel.pop(site, None)
-        if result is None:
-            self.siteIdle.emit(site)
-        else:
-            self.siteFinished.emit(site, result)
-            if result.action == "read" and result.passed and result.data is not None:
-                self.bufferRead.emit(site, result.data)
         if not self._busy:
             self.runningChanged.emit(False)

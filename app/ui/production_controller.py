@@ -8,11 +8,12 @@ and hands each production cycle to its site's worker, like any other cycle.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, Signal
 
 from app.core.checksums import checksum
 from app.core.errors import SocketeerError
@@ -28,13 +29,12 @@ from app.core.job import (
     save_job,
 )
 from app.core.roles import Role, RoleChange, Session
+from app.engine.events import CycleFinished
 from app.engine.first_article import FirstArticleOutcome, run_first_article
 from app.engine.job_setup import PreparedJob, prepare_job
-from app.engine.production import ProductionEvent
 from app.engine.serialization import SerialConfig, serial_range
+from app.engine.station import Emit
 from app.ui.controller import Controller
-
-AUTO_START_POLL_MS = 50
 
 
 class ProductionController(QObject):
@@ -55,11 +55,9 @@ class ProductionController(QObject):
         self.prepared: PreparedJob | None = None
         self.outcome: FirstArticleOutcome | None = None
         controller.engineEvent.connect(self._on_engine_event)
+        controller.sitesChanged.connect(self._attach)
         self.firstArticleDone.connect(self._remember_outcome)
-        self._auto = QTimer(self)
-        self._auto.setInterval(AUTO_START_POLL_MS)
-        self._auto.timeout.connect(self._poll_sockets)
-        self._present: dict[int, bool] = {}
+        self._auto_stops: dict[int, threading.Event] = {}  # site -> ends its loop
 
     # -- roles ------------------------------------------------------------------------
 
@@ -84,7 +82,7 @@ class ProductionController(QObject):
 
     def _role_changed(self, change: RoleChange) -> None:
         if self.prepared is not None:  # the records name who is at the station now
-            self.prepared.run.operator = change.operator_name or change.new_role.value
+            self.prepared.production.operator = change.operator_name or change.new_role.value
         who = f" ({change.operator_name})" if change.operator_name else ""
         self.controller.log.emit(
             None, "info", f"role: {change.old_role.value} -> {change.new_role.value}{who}"
@@ -112,7 +110,7 @@ class ProductionController(QObject):
         path = Path(path)
         try:
             ref = reference_image(c.image.path, path, c.image.format)
-            ops = c.operations
+            options = c.options
             spec_exclude = ()
             if self.serialization is not None:
                 spec_exclude = (serial_range(SerialConfig.from_json(self.serialization)),)
@@ -122,13 +120,8 @@ class ProductionController(QObject):
                 name=name or path.stem,
                 device_id=c.device.id,
                 image=ref.ref,
-                operations={
-                    "erase": ops["erase"],
-                    "blank_check": ops["blank_check"],
-                    "verify": ops["verify"],
-                    "protect": ops["protect"],
-                },
-                erase_mode=c.erase_mode if ops["erase"] else "none",
+                operations=options.operations(),
+                erase_mode=options.erase_mode,
                 programmer=c.programmer_url,
                 serialization=self.serialization,
                 checksum=replace(expected, value=value),
@@ -160,9 +153,7 @@ class ProductionController(QObject):
         self.serialization = loaded.job.serialization
         self.count_limit = loaded.job.count_limit
         job = loaded.job
-        c.operations.update(
-            {k: job.operations[k] for k in ("erase", "blank_check", "verify", "protect")}
-        )
+        c.operations.update(job.operations)
         c.erase_mode = job.erase_mode if job.erase_mode != "none" else "auto"
         c.programmer_url = job.programmer  # set first: choosing the device opens it
         if not c.set_device(job.device_id):
@@ -192,21 +183,19 @@ class ProductionController(QObject):
 
     def _prepare(self) -> bool:
         c = self.controller
-        if c.programmer is None or self.loaded is None:
+        if c.station is None or self.loaded is None or c.device is None:
             return False
         try:
             self.prepared = prepare_job(
                 self.loaded,
                 c.device,
-                c.programmer,
-                on_event=c.post.emit,
+                c.database,
                 operator=self.session.operator_name or self.role.value,
-                adapters=self._adapters(),
-                identify_candidates=c._names,
             )
         except SocketeerError as err:
             c.error.emit(str(err))
             return False
+        self._attach()
         if self.prepared.recovered_serials:
             c.log.emit(
                 None,
@@ -215,16 +204,15 @@ class ProductionController(QObject):
                 " left reserved by an interrupted run",
             )
         self.jobChanged.emit()
-        self.countChanged.emit(self.prepared.run.good, self.prepared.run.remaining)
+        production = self.prepared.production
+        self.countChanged.emit(production.good, production.remaining)
         return True
 
-    def _adapters(self) -> frozenset[str]:
-        db, dev = self.controller.database, self.controller.device
-        return frozenset(
-            db.packages[p].adapter
-            for p in dev.packages
-            if p in db.packages and db.packages[p].adapter
-        )
+    def _attach(self, _sites: object = None) -> None:
+        """Give the (re)opened station the job's production."""
+        station = self.controller.station
+        if station is not None:
+            station.production = self.prepared.production if self.prepared else None
 
     def export_job(self, path: str | Path) -> bool:
         if self.loaded is None:
@@ -256,20 +244,20 @@ class ProductionController(QObject):
     def first_article(self, site: int) -> bool:
         if not self._allowed("lock_job"):
             return False
+        c = self.controller
         if self.prepared is None or self.loaded is None or self.loaded.job.locked:
-            self.controller.error.emit(
-                "save the job first (an unlocked job) to run its first article"
-            )
+            c.error.emit("save the job first (an unlocked job) to run its first article")
             return False
-        prepared, loaded = self.prepared, self.loaded
-        prepared.run.stop_event.clear()
+        if c.station is None:
+            return False
+        station, loaded, span = c.station, self.loaded, self.prepared.serial_range
+        cancel = threading.Event()
 
-        def cycle(site_obj: Any, emit: Any) -> Any:
-            outcome = run_first_article(prepared, loaded, site_obj.index, emit)
+        def work(emit: Emit) -> None:
+            outcome = run_first_article(station, loaded, c.database, span, site, emit)
             self.firstArticleDone.emit(outcome)
-            return outcome.programmed
 
-        return self.controller.run_cycle(site, cycle, prepared.run.stop_event)
+        return c.dispatch(site, work, cancel)
 
     def _remember_outcome(self, outcome: FirstArticleOutcome) -> None:
         self.outcome = outcome
@@ -305,58 +293,51 @@ class ProductionController(QObject):
         return self.prepared is not None
 
     def start(self, sites: list[int] | None = None) -> None:
+        c = self.controller
         if self.prepared is None:
-            self.controller.start(sites)
+            c.start(sites)
             return
         if not self._allowed("run"):
             return
         if self.loaded is not None and not self.loaded.job.locked and self.role != Role.ENGINEER:
-            self.controller.error.emit("operators run only locked jobs")
+            c.error.emit("operators run only locked jobs")
             return
-        run = self.prepared.run
-        if not self.controller.running:
-            run.stop_event.clear()
-        for site in sites or self.controller.sites:
-            self.controller.run_cycle(site, lambda s, emit: run.cycle(s, emit), run.stop_event)
+        spec = self.prepared.production.spec
+        for site in sites or c.sites:
+            c.run_cycle(site, spec, counted=True)
 
     def set_auto_start(self, on: bool) -> None:
-        if on and self.prepared is None:
-            self.controller.error.emit("auto-start runs a job: open one first")
+        """Auto-start: each site's worker runs the engine's insertion loop (off the GUI
+        thread) until the count is reached, Stop, or auto-start is switched off."""
+        c = self.controller
+        if on and (self.prepared is None or c.station is None):
+            c.error.emit("auto-start runs a job: open one first")
             return
+        for stop in self._auto_stops.values():
+            stop.set()
+        self._auto_stops = {}
         if on:
-            self._present = {}
-            self.prepared.run.stop_event.clear()  # type: ignore[union-attr]
-            self._auto.start()
-        else:
-            self._auto.stop()
-        self.controller.log.emit(None, "info", f"auto-start {'on' if on else 'off'}")
+            assert self.prepared is not None and c.station is not None
+            station, spec = c.station, self.prepared.production.spec
+
+            def watch(site: int, stop: threading.Event) -> Any:
+                return lambda emit: station.watch(site, spec, emit=emit, stop=stop)
+
+            for site in c.sites:
+                stop = threading.Event()
+                if c.dispatch(site, watch(site, stop), stop):
+                    self._auto_stops[site] = stop
+        c.log.emit(None, "info", f"auto-start {'on' if on else 'off'}")
 
     @property
     def auto_start(self) -> bool:
-        return self._auto.isActive()
-
-    def _poll_sockets(self) -> None:
-        """Start a site when a part appears in its socket (socket detect, polled)."""
-        c = self.controller
-        if c.programmer is None or self.prepared is None:
-            return
-        run = self.prepared.run
-        if run.remaining == 0:
-            self._auto.stop()
-            c.log.emit(None, "info", "count reached: auto-start off")
-            return
-        for site in c.programmer.sites:
-            present = site.part_present()
-            was = self._present.get(site.index, False)
-            self._present[site.index] = present
-            if present and not was and site.index not in c._busy:
-                c.run_cycle(site.index, lambda s, emit: run.cycle(s, emit), run.stop_event)
+        return any(not stop.is_set() for stop in self._auto_stops.values())
 
     # -- production events ------------------------------------------------------------
 
     def _on_engine_event(self, event: Any) -> None:
         c = self.controller
-        if isinstance(event, ProductionEvent):
+        if isinstance(event, CycleFinished) and event.counted:
             serial = f" serial {event.serial}" if event.serial else ""
             c.log.emit(event.site, "info", f"site {event.site}: record {event.record_id}{serial}")
             self.countChanged.emit(event.good, event.remaining)

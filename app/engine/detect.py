@@ -1,0 +1,118 @@
+"""Detect: which part sits on a site, named from the device database (no device chosen).
+
+SPI sites read the JEDEC ID (and SFDP, when the part has it); UART sites enter the
+STM32 ROM bootloader and read the product ID. Every candidate the database holds for
+the ID is listed, since clones and rebrands share IDs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from app.algorithms.base import ChipError
+from app.algorithms.spi_nor import SpiNor
+from app.algorithms.stm32_uart import Stm32Uart
+from app.hal.errors import HalError
+
+if TYPE_CHECKING:
+    from app.devicedb.database import DeviceDatabase
+    from app.hal.programmer import Site
+
+
+@dataclass
+class DetectReport:
+    """What one site answered; ``summary`` says it in words."""
+
+    site: int
+    present: bool = False
+    summary: str = ""
+    link_lost: bool = False
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"site": self.site, "present": self.present, **self.facts}
+        doc["summary"] = self.summary
+        if self.link_lost:
+            doc["link_lost"] = True
+        return doc
+
+
+def detect_site(site: Site, database: DeviceDatabase) -> DetectReport:
+    report = DetectReport(site.index)
+    if not site.part_present():
+        report.summary = "socket empty"
+        return report
+    if site.spi is None:
+        if site.uart is not None:
+            return _detect_stm32(site, database, report)
+        report.summary = "no SPI bus on this site"
+        return report
+    try:
+        site.power(True)
+        _detect_spi(site, database, report)
+    except HalError as err:
+        report.summary = f"programmer error: {err}"
+        report.link_lost = True
+    finally:
+        site.power(False)
+    return report
+
+
+def _detect_spi(site: Site, database: DeviceDatabase, report: DetectReport) -> None:
+    assert site.spi is not None
+    algo = SpiNor(site.spi, {})
+    ident = algo.identify()
+    report.facts["jedec"] = ident.hex
+    if not ident.present:
+        report.summary = f"no part or bad contact (ID reads {ident.hex})"
+        return
+    report.present = True
+    found = database.identify("jedec", ident.hex[:6])
+    report.facts["candidates"] = [d.id for d in found.candidates]
+    report.facts["ambiguous"] = found.ambiguous
+    sfdp = algo.read_sfdp()
+    if sfdp:
+        report.facts["sfdp"] = {k: v for k, v in sfdp.items() if k != "erase_types"} | {
+            "erase_sizes": [size for _, size in sfdp["erase_types"]]
+        }
+    names = ", ".join(f"{d.vendor} {d.part} ({d.id})" for d in found.candidates)
+    if found.ambiguous:
+        summary = f"ID {ident.hex[:6]}: ambiguous, {len(found.candidates)} parts: {names}"
+    elif found.found:
+        summary = f"ID {ident.hex[:6]}: {names}"
+    else:
+        summary = f"ID {ident.hex[:6]}: not in the device database"
+    if sfdp:
+        summary += (
+            f"; SFDP: {sfdp['size_bytes'] // 1024} KiB,"
+            f" {sfdp['page_size_bytes']}-byte pages,"
+            f" {sfdp['address_bytes']}-byte addressing"
+        )
+    report.summary = summary
+
+
+def _detect_stm32(site: Site, database: DeviceDatabase, report: DetectReport) -> DetectReport:
+    """Enter the ROM bootloader, read the product ID, name the part, let the board run."""
+    algo = Stm32Uart(site.uart, {"size_bytes": 0})
+    try:
+        site.power(True)
+        pid = algo.identify().hex
+        found = database.identify("stm32_pid", pid)
+        report.present = True
+        report.facts.update(
+            stm32_pid=f"0x{int(pid, 16):03X}",
+            candidates=[d.id for d in found.candidates],
+            ambiguous=found.ambiguous,
+        )
+        names = ", ".join(f"{d.vendor} {d.part} ({d.id})" for d in found.candidates)
+        report.summary = f"PID 0x{int(pid, 16):03X}: {names or 'not in the device database'}"
+        algo.finish(True)
+    except ChipError as err:
+        report.summary = f"no bootloader answer: {err}"
+    except HalError as err:
+        report.summary = f"programmer error: {err}"
+        report.link_lost = True
+    finally:
+        site.power(False)
+    return report
