@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 
 from app.core.image import MemoryImage
-from app.engine.events import LogEvent
+from app.engine.events import CycleFinished, LogEvent
 from app.engine.ledger import SerialLedger
-from app.engine.events import CycleFinished
 from app.engine.production import Production
 from app.engine.production_log import ProductionLog, SocketWear
 from app.engine.serialization import SerialConfig, SerialSource

@@ -123,5 +123,5 @@ class ChipAlgorithm(ABC):
     def unique_id(self) -> bytes | None:
         return None
 
-    def finish(self, passed: bool) -> None:
+    def finish(self, passed: bool) -> None:  # noqa: B027 (an optional hook)
         """Leave the part when the cycle ends (before power-off); nothing by default."""
