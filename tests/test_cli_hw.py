@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-import app.cli
 from app.cli import main
-from app.commands import hw
-from app.commands.hw import FtdiScan, SerialPort
+from app.engine import hw_diagnosis as hw
+from app.engine.hw_diagnosis import FtdiScan, SerialPort
 from app.hal.ftdi_usb import UsbDeviceInfo, sysfs_ftdi_devices
 
 FT2232H = UsbDeviceInfo(
@@ -40,13 +39,6 @@ LOCKED_FT232H = UsbDeviceInfo(
 )
 PICO = SerialPort("/dev/ttyACM0", 0x2E8A, 0x000A, "E6614C", "Pico", True, "dialout")
 LOCKED_CH340 = SerialPort("/dev/ttyUSB0", 0x1A86, 0x7523, None, "USB Serial", False, "dialout")
-
-
-@pytest.fixture(autouse=True)
-def hw_registered(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Until app/cli.py lists the hw module, add it for these tests."""
-    if hw not in app.cli.COMMAND_MODULES:
-        monkeypatch.setattr(app.cli, "COMMAND_MODULES", (*app.cli.COMMAND_MODULES, hw))
 
 
 def fake(monkeypatch, scan: FtdiScan, ports: list[SerialPort], platform="linux", groups=()):

@@ -1,0 +1,235 @@
+"""Hardware diagnosis: which programmers this computer sees (FTDI devices over libusb or
+Linux sysfs, serial ports), and what keeps Socketeer from using them, each problem with
+the exact command that fixes it. The CLI (`socketeer hw`) and the window show these
+findings; nothing here needs a device or libusb: a missing backend is itself a finding.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+
+from app.hal.ftdi_usb import (
+    UsbDeviceInfo,
+    UsbUnavailable,
+    enumerate_ftdi,
+    libusb_fix,
+    sysfs_ftdi_devices,
+    udev_fix,
+)
+
+#: what a USB serial port's VID:PID usually is (serprog boards and USB-serial bridges)
+KNOWN_SERIAL_BOARDS: dict[tuple[int, int], str] = {
+    (0x2E8A, 0x000A): "Raspberry Pi Pico (serprog firmware)",
+    (0x0483, 0x5740): "STM32 virtual COM port (e.g. stm32-vserprog)",
+    (0x2341, 0x0043): "Arduino Uno",
+    (0x2341, 0x0001): "Arduino Uno (first revision)",
+    (0x1A86, 0x7523): "CH340 USB-serial (Arduino clones, adapters)",
+    (0x10C4, 0xEA60): "Silicon Labs CP210x USB-serial",
+    (0x0403, 0x6001): "FTDI FT232R USB-serial",
+    (0x0403, 0x6015): "FTDI FT-X USB-serial",
+}
+SERPROG_BOARDS = {(0x2E8A, 0x000A), (0x0483, 0x5740)}
+
+#: the platform the checks and fixes are written for (tests set it)
+PLATFORM = sys.platform
+
+
+@dataclass(frozen=True)
+class FtdiScan:
+    devices: list[UsbDeviceInfo]
+    libusb_error: str | None = None  # None: libusb works
+    source: str = "libusb"  # "libusb", "sysfs" (Linux, no libusb) or "none"
+
+
+@dataclass(frozen=True)
+class SerialPort:
+    device: str
+    vid: int | None = None
+    pid: int | None = None
+    serial: str | None = None
+    description: str | None = None
+    accessible: bool | None = None  # None: not checked (Windows)
+    group: str | None = None  # the device node's group (POSIX)
+
+    @property
+    def vid_pid(self) -> str | None:
+        return None if self.vid is None or self.pid is None else f"{self.vid:04x}:{self.pid:04x}"
+
+    @property
+    def board(self) -> str | None:
+        return KNOWN_SERIAL_BOARDS.get((self.vid or 0, self.pid or 0))
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: str  # "ok", "note" or "problem"
+    text: str
+    fixes: list[str] = field(default_factory=list)
+
+
+# -- probing (tests replace these) -------------------------------------------------------
+
+
+def scan_ftdi() -> FtdiScan:
+    try:
+        return FtdiScan(enumerate_ftdi())
+    except UsbUnavailable as err:
+        devices = sysfs_ftdi_devices()
+        return FtdiScan(devices, err.reason, "sysfs" if PLATFORM.startswith("linux") else "none")
+
+
+def scan_serial_ports() -> list[SerialPort]:
+    from serial.tools import list_ports
+
+    ports = []
+    for info in sorted(list_ports.comports(), key=lambda p: p.device):
+        accessible = group = None
+        if os.name == "posix":
+            accessible = os.access(info.device, os.R_OK | os.W_OK)
+            group = _group_of(info.device)
+        ports.append(
+            SerialPort(
+                device=info.device,
+                vid=info.vid,
+                pid=info.pid,
+                serial=info.serial_number,
+                description=info.description if info.description != "n/a" else None,
+                accessible=accessible,
+                group=group,
+            )
+        )
+    return ports
+
+
+def _group_of(path: str) -> str | None:
+    try:
+        import grp
+
+        return grp.getgrgid(os.stat(path).st_gid).gr_name
+    except (ImportError, KeyError, OSError):
+        return None
+
+
+def current_groups() -> set[str]:
+    try:
+        import grp
+
+        return {grp.getgrgid(gid).gr_name for gid in os.getgroups()}
+    except (ImportError, KeyError, OSError):
+        return set()
+
+
+def diagnose(
+    scan: FtdiScan, ports: list[SerialPort], platform: str, groups: set[str]
+) -> list[Finding]:
+    """Every check, in the order a user should fix them."""
+    linux, mac, windows = platform.startswith("linux"), platform == "darwin", platform == "win32"
+    found: list[Finding] = []
+    if scan.libusb_error:
+        found.append(
+            Finding("problem", f"libusb backend: {scan.libusb_error}", [libusb_fix(platform)])
+        )
+    else:
+        found.append(Finding("ok", "libusb backend available"))
+
+    if not scan.devices:
+        found.append(Finding("note", "no FTDI device found (is the programmer plugged in?)"))
+    for dev in scan.devices:
+        name = f"{dev.product.name} {dev.serial or dev.vid_pid}"
+        if dev.bus is not None:
+            name += f" (bus {dev.bus} address {dev.address})"
+        if dev.accessible:
+            found.append(Finding("ok", f"{name}: accessible"))
+        else:
+            found.append(
+                Finding("problem", f"{name}: not accessible ({dev.error})", _usb_fixes(platform))
+            )
+        mpsse = range(dev.product.mpsse_interfaces)
+        bound = sorted(n for n, drv in dev.drivers.items() if drv == "ftdi_sio" and n in mpsse)
+        if linux and bound:
+            letters = ", ".join("ABCD"[n] for n in bound)
+            unbind = [
+                f"echo -n '{dev.sysfs_name}:1.{n}' | sudo tee /sys/bus/usb/drivers/ftdi_sio/unbind"
+                for n in bound
+                if dev.sysfs_name
+            ]
+            found.append(
+                Finding(
+                    "note",
+                    f"{name}: the ftdi_sio kernel driver is bound to interface(s) {letters}."
+                    " pyftdi detaches it when Socketeer opens the interface (its /dev/ttyUSBn"
+                    " disappears meanwhile) and re-attaches it on close; nothing to do unless"
+                    " another program holds that tty. To unbind it by hand:",
+                    unbind or ["see /sys/bus/usb/drivers/ftdi_sio/unbind"],
+                )
+            )
+
+    if not ports:
+        found.append(Finding("note", "no serial ports found"))
+    for port in ports:
+        label = port.device + (f" ({port.board})" if port.board else "")
+        if port.accessible is False:
+            group = port.group or "dialout"
+            if group in groups:
+                fixes = [
+                    f"you are in the {group} group, but this login session started before:"
+                    f" log out and back in (or run `newgrp {group}`)"
+                ]
+            else:
+                fixes = [
+                    f"sudo usermod -aG {group} $USER",
+                    "then log out and back in (group changes apply to new sessions)",
+                ]
+            found.append(
+                Finding("problem", f"serial port {label}: no read/write permission", fixes)
+            )
+        else:
+            found.append(Finding("ok", f"serial port {label}: accessible"))
+
+    if mac:
+        found.append(
+            Finding(
+                "note",
+                "macOS: use /dev/cu.* (not /dev/tty.*) for serial programmers. Since 10.14"
+                " Apple's FTDI driver coexists with libusb; if an FTDI board will not open,"
+                " remove FTDI's own D2XX/VCP driver.",
+            )
+        )
+    if windows:
+        found.append(
+            Finding(
+                "note",
+                "Windows: serial ports (COMn) need no setup. An FTDI board needs the"
+                " libusb-win32 driver, installed with Zadig on the composite parent device"
+                " (Options > List All Devices; not 'Interface N'); it then stops being a COM"
+                " port.",
+            )
+        )
+    return found
+
+
+def _usb_fixes(platform: str) -> list[str]:
+    if platform.startswith("linux"):
+        return [
+            udev_fix(),
+            "then unplug and re-plug the board; the rules grant access to the logged-in user"
+            " (uaccess) and to the plugdev group (`sudo usermod -aG plugdev $USER`, then log"
+            " out and back in, for ssh sessions)",
+        ]
+    if platform == "darwin":
+        return ["another driver holds the device: uninstall FTDI's D2XX/VCP driver, re-plug"]
+    if platform == "win32":
+        return [
+            "install the libusb-win32 driver with Zadig on the board's composite parent"
+            " device (not 'Interface N')"
+        ]
+    return ["give this user read/write access to the USB device"]
+
+
+
+
+def run_diagnosis() -> list[Finding]:
+    """Scan this computer and diagnose it."""
+    return diagnose(scan_ftdi(), scan_serial_ports(), PLATFORM, current_groups())
