@@ -1,23 +1,21 @@
 """Command-line front end: ``socketeer [SUBCOMMAND ...]``.
 
-No Qt import happens on this path; only the ``gui`` subcommand loads app.ui.
-Each subcommand lives in app/commands/<name>.py and exposes ``register(subparsers)``,
-which adds its parser and sets ``func`` to a callable taking the parsed namespace and
-returning an exit code.
+Only the module of the command given is imported (app.commands.COMMANDS says which):
+``import app.cli`` and ``socketeer --help`` load no numpy, jsonschema, pyserial or Qt,
+and only the ``gui`` subcommand loads app.ui.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Sequence
 from importlib import metadata
 
-from app.commands import devices, gui, hw, image, job, log, programming, run, serials
+from app.commands import BY_NAME, COMMANDS
 from app.core.errors import SocketeerError
-
-COMMAND_MODULES = (image, devices, programming, job, run, serials, log, hw, gui)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,7 +33,9 @@ def installed_version() -> str:
         return "unknown (not installed: pip install -e .)"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser, complete for ``command`` (its module's parsers); every other command
+    is listed with its help line only."""
     parser = _Parser(
         prog="socketeer",
         description="Socketeer device-programming workstation."
@@ -43,16 +43,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {installed_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for module in COMMAND_MODULES:
+    if command in BY_NAME:
+        module = importlib.import_module(f"app.commands.{BY_NAME[command].module}")
         module.register(sub)
+    for entry in COMMANDS:
+        if entry.name not in sub.choices:
+            sub.add_parser(entry.name, help=entry.help)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
     if not args_list:
         args_list = ["gui"]
+    parser = build_parser(args_list[0])
     try:
         args = parser.parse_args(args_list)
     except SystemExit as exit_:  # --help (0) or a usage error (2), already printed

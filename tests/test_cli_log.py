@@ -1,66 +1,27 @@
-"""`socketeer log export|summary` end to end.
-
-Runs through app.cli.main once app/commands/log.py is registered there; until then through
-a parser built here the same way (``register`` + the same error handling as main).
-"""
+"""`socketeer log export|summary` end to end, through app.cli.main."""
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
 import os
 import stat
-import sys
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from app.cli import main
 from app.commands import log as log_command
-from app.core.errors import SocketeerError, UsageError
+from app.core.errors import UsageError
 from app.engine.production_log import EXPORT_COLUMNS, ProductionLog, ProductionRecord
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def _harness_main(argv: Sequence[str]) -> int:
-    """What app.cli.main does, with only the log command registered."""
-    parser = _Parser(prog="socketeer")
-    log_command.register(parser.add_subparsers(dest="command", parser_class=_Parser))
-    try:
-        args = parser.parse_args(list(argv))
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    if getattr(args, "func", None) is None:
-        getattr(args, "_help", parser).print_help(sys.stderr)
-        return 2
-    try:
-        return int(args.func(args))
-    except SocketeerError as err:
-        print(f"socketeer: error: {err}", file=sys.stderr)
-        return err.exit_code
-
-
-def _main(argv: Sequence[str]) -> int:
-    try:
-        from app import cli
-    except ImportError:  # pragma: no cover - a broken sibling module must not hide ours
-        return _harness_main(argv)
-    if log_command in getattr(cli, "COMMAND_MODULES", ()):
-        return cli.main(list(argv))
-    return _harness_main(argv)
-
-
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = _main(argv)
+    code = main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
 

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from app.commands import help_for
 from app.core.errors import UsageError
 from app.devicedb import (
     FAMILIES,
@@ -26,9 +27,7 @@ _BUS_LABEL = {"jedec": "JEDEC ID", "stm32_pid": "STM32 product ID"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(
-        "devices", help="search, show, identify and validate parts in the device database"
-    )
+    parser = sub.add_parser("devices", help=help_for("devices"))
     dsub = parser.add_subparsers(dest="devices_command", metavar="ACTION")
 
     search = dsub.add_parser("search", help="find parts by name, alias, size or ID fields")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from app.commands import help_for
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("gui", help="open the workstation window (the default)")
+    p = sub.add_parser("gui", help=help_for("gui"))
     p.add_argument("--programmer", metavar="URL", help="programmer URL (default sim://?sites=4)")
     p.add_argument("--device", metavar="ID", help="device id to start with")
     p.add_argument("--image", metavar="FILE", help="image file to load")

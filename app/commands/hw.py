@@ -13,6 +13,7 @@ import json
 from dataclasses import asdict
 from typing import Any
 
+from app.commands import help_for
 from app.engine import hw_diagnosis as hw
 from app.engine.hw_diagnosis import SERPROG_BOARDS, SerialPort
 from app.hal.ftdi_usb import UsbDeviceInfo, libusb_fix
@@ -21,7 +22,7 @@ from app.hal.ftdi_usb import UsbDeviceInfo, libusb_fix
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("hw", help="list programmers and diagnose USB/serial access")
+    parser = sub.add_parser("hw", help=help_for("hw"))
     hw_sub = parser.add_subparsers(dest="hw_command", metavar="ACTION")
     lst = hw_sub.add_parser("list", help="FTDI devices and serial ports this computer sees")
     lst.add_argument("--json", action="store_true", help="print one JSON document")

@@ -7,6 +7,7 @@ import json
 import re
 from pathlib import Path
 
+from app.commands import help_for
 from app.core.checksums import ALGORITHMS, ChecksumSpec, checksum
 from app.core.errors import ImageRangeError, UsageError
 from app.core.formats import FORMATS, LoadedImage, format_from_extension, load_image, save_image
@@ -45,7 +46,7 @@ def parse_byte(text: str, what: str = "fill") -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("image", help="inspect, convert and checksum firmware images")
+    parser = sub.add_parser("image", help=help_for("image"))
     image_sub = parser.add_subparsers(dest="image_command", metavar="ACTION")
 
     def add_input(p: argparse.ArgumentParser) -> None:

@@ -14,6 +14,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from app.commands import help_for
 from app.commands.image import parse_byte, parse_number, parse_range
 from app.core.checksums import ALGORITHMS, checksum
 from app.core.errors import InputError, UsageError
@@ -38,7 +39,7 @@ ENV_NEW_PASSWORD = "SOCKETEER_NEW_ENGINEER_PASSWORD"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("job", help="create, inspect, check, export and unlock job files")
+    parser = sub.add_parser("job", help=help_for("job"))
     job_sub = parser.add_subparsers(dest="job_command", metavar="ACTION")
 
     p = job_sub.add_parser("new", help="create a job file for a device and an image")

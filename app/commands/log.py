@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
+from app.commands import help_for
 from app.core.errors import InputError, UsageError
 from app.core.fileio import atomic_writer
 from app.engine.production_log import EXPORT_FORMATS, ProductionLog, iso_time
@@ -55,7 +56,7 @@ def parse_until(text: str, *, now: datetime | None = None) -> datetime:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("log", help="export and summarise the production log")
+    parser = sub.add_parser("log", help=help_for("log"))
     log_sub = parser.add_subparsers(dest="log_command", metavar="ACTION")
 
     def add_common(p: argparse.ArgumentParser) -> None:

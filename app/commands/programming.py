@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from app.commands import help_for
 from app.commands.image import parse_number, parse_range
 from app.core.errors import InputError, UsageError
 from app.core.formats import FORMATS, format_from_extension, load_image, save_image
@@ -75,12 +76,12 @@ def register(sub: argparse._SubParsersAction) -> None:
             help="load address of a raw binary (default: the device's first address)",
         )
 
-    p = sub.add_parser("detect", help="read the part's ID on each site and name it")
+    p = sub.add_parser("detect", help=help_for("detect"))
     common(p, device=False)
     p.add_argument("--site", type=int, help="only this site")
     p.set_defaults(func=cmd_detect)
 
-    p = sub.add_parser("read", help="read a part into a file")
+    p = sub.add_parser("read", help=help_for("read"))
     common(p)
     p.add_argument("--site", type=int, default=1, help="site to read (default 1)")
     p.add_argument("--range", help="START:END to read (default the whole part)")
@@ -93,7 +94,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("output", type=Path)
     p.set_defaults(func=cmd_read)
 
-    p = sub.add_parser("program", help="erase, program and verify parts on all sites")
+    p = sub.add_parser("program", help=help_for("program"))
     common(p)
     sites(p)
     image_in(p)
@@ -111,19 +112,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(func=cmd_cycle, action="program", **_NO_OPTIONS)
 
-    p = sub.add_parser("verify", help="compare parts with an image")
+    p = sub.add_parser("verify", help=help_for("verify"))
     common(p)
     sites(p)
     image_in(p)
     p.set_defaults(func=cmd_cycle, action="verify", **_NO_OPTIONS)
 
-    p = sub.add_parser("erase", help="erase whole parts")
+    p = sub.add_parser("erase", help=help_for("erase"))
     common(p)
     sites(p)
     p.add_argument("--unprotect", action="store_true", help="clear block protection first")
     p.set_defaults(func=cmd_cycle, action="erase", **_NO_OPTIONS)
 
-    p = sub.add_parser("blank-check", help="check that parts are erased")
+    p = sub.add_parser("blank-check", help=help_for("blank-check"))
     common(p)
     sites(p)
     p.set_defaults(func=cmd_cycle, action="blank-check", **_NO_OPTIONS)

@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from app.commands import help_for
 from app.commands.job import require_engineer
 from app.core.errors import UsageError
 from app.core.job import load_job
@@ -26,7 +27,7 @@ from app.engine.station_setup import open_station_programmer, programmable_devic
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="run a locked job on all sites (production)")
+    p = sub.add_parser("run", help=help_for("run"))
     p.add_argument("job", type=Path, help="job file (.json) or exported package (.sjob)")
     p.add_argument("--programmer", metavar="URL", help="override the job's programmer URL")
     p.add_argument(

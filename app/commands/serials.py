@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from app.commands import help_for
 from app.commands.job import require_engineer
 from app.core.errors import UsageError
 from app.core.job import load_job
@@ -14,7 +15,7 @@ from app.engine.ledger import STATES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("serials", help="list or void serial numbers of a job")
+    parser = sub.add_parser("serials", help=help_for("serials"))
     serial_sub = parser.add_subparsers(dest="serials_command", metavar="ACTION")
     p = serial_sub.add_parser("list", help="every number issued, with its state and history")
     p.add_argument("job", type=Path)

@@ -1,0 +1,59 @@
+"""The CLI imports only what the command given needs.
+
+``import app.cli`` and ``socketeer --help`` load none of the heavy libraries (numpy,
+jsonschema, pyserial, Qt); a command loads its own module's imports only.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from app.cli import build_parser
+from app.commands import COMMANDS
+
+HEAVY = ("numpy", "jsonschema", "serial", "PySide6", "pyqtgraph", "usb", "pyftdi")
+
+
+def loaded_after(code: str) -> set[str]:
+    """Top-level packages among HEAVY imported by a fresh interpreter running ``code``."""
+    script = (
+        "import sys, json\n"
+        f"{code}\n"
+        f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    return set(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def test_importing_the_cli_loads_nothing_heavy() -> None:
+    assert loaded_after("import app.cli") == set()
+
+
+def test_help_and_version_load_nothing_heavy() -> None:
+    code = (
+        "from app.cli import main\n"
+        "import contextlib, io\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    main(['--help']); main(['--version'])"
+    )
+    assert loaded_after(code) == set()
+
+
+def test_image_commands_do_not_load_the_device_database_or_qt() -> None:
+    assert loaded_after("from app.cli import build_parser; build_parser('image')") <= {"numpy"}
+
+
+@pytest.mark.parametrize("command", [c.name for c in COMMANDS])
+def test_every_command_has_its_full_parser_when_given(command: str) -> None:
+    parser = build_parser(command)
+    sub = next(a for a in parser._actions if a.dest == "command")
+    chosen = sub.choices[command]  # type: ignore[index]
+    assert chosen.get_default("func") is not None or chosen.get_default("_help") is not None
+    listed = {c.name for c in COMMANDS}
+    assert set(sub.choices) == listed  # type: ignore[arg-type]
