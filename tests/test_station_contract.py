@@ -93,7 +93,7 @@ INJECTIONS = [
         "wear store",
         lambda p, s: setattr(p.wear, "insert", _raiser(OSError("disk full"))),
         "error",
-        "socket",
+        "socket wear",
     ),
     (
         "serial allocation",

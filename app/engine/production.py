@@ -112,11 +112,11 @@ class Production:
 
     def begin(self, site: int, socket_key: str, emit: Callable[[Event], None]) -> Ticket:
         """Count the insertion and reserve the device's serial. Raises SetupFailed naming
-        the step (``socket`` or ``serial``); the station turns it into the result."""
+        the step (``socket wear`` or ``serial``); the station turns it into the result."""
         try:
             insertions = self.wear.insert(socket_key)
         except Exception as err:
-            raise SetupFailed("socket", err) from err
+            raise SetupFailed("socket wear", err) from err
         if self.wear_threshold and insertions >= self.wear_threshold:
             emit(
                 LogEvent(

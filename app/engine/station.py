@@ -318,17 +318,21 @@ def _shielded(emit: Emit) -> Emit:
 
 def _not_run(index: int, spec: CycleSpec, err: Exception) -> DeviceResult:
     """The result of a cycle that ended before it reached the part: no serial number
-    left is the device's failure; anything else is the station's error."""
+    left is the device's failure; anything else is the station's error (a storage
+    failure named as such, anything unexpected as an internal error, with a traceback
+    in the log)."""
     step = "setup"
     if isinstance(err, SetupFailed):
         step, err = err.step, err.cause
     if isinstance(err, SerialsExhausted):
         status, message = FAIL, f"no serial numbers left: {err}"
     elif isinstance(err, SocketeerError):
-        status, message = ERROR, str(err)
+        status, message = ERROR, f"{step}: {err}"
+    elif isinstance(err, OSError):
+        status, message = ERROR, f"{step}: could not be recorded: {err}"
     else:  # a bug must not take the station down
         log.error("site %s: internal error before the cycle", index, exc_info=err)
-        status, message = ERROR, f"internal error: {err!r}"
+        status, message = ERROR, f"internal error at {step}: {err!r}"
     return DeviceResult(
         site=index,
         action=spec.action,
@@ -340,5 +344,7 @@ def _not_run(index: int, spec: CycleSpec, err: Exception) -> DeviceResult:
 
 
 def _with_error(result: DeviceResult, message: str) -> DeviceResult:
-    text = f"{result.message}; {message}" if result.message else message
-    return replace(result, status=ERROR, message=text, failed_step=result.failed_step or "log")
+    """``result`` turned into the station's error ``message`` (what the cycle itself
+    did stays in the text, so a passed part is not mistaken for a failed one)."""
+    text = f"{message} (the cycle itself: {result.message})" if result.message else message
+    return replace(result, status=ERROR, message=text, failed_step="log")
