@@ -40,14 +40,13 @@ Emit = Callable[[Event], None]
 
 @dataclass(frozen=True)
 class StationResult:
-    """The results of one run (every cycle that started), and what they add up to."""
+    """What a run added up to (``tally``: every cycle it started) and the last result of
+    each site that ran. A run keeps counts, not every result, so a shift of auto-start
+    does not grow with the number of parts."""
 
     results: tuple[DeviceResult, ...]
+    tally: Tally
     remaining: int | None = None
-
-    @property
-    def tally(self) -> Tally:
-        return Tally.of(r.status for r in self.results)
 
     @property
     def passed(self) -> int:
@@ -55,7 +54,7 @@ class StationResult:
 
     @property
     def failed(self) -> int:
-        return len(self.results) - self.passed
+        return self.tally.total - self.tally.passed
 
     @property
     def all_passed(self) -> bool:
@@ -86,7 +85,8 @@ class Station:
         self._emit_lock = threading.Lock()
         self._busy: set[int] = set()
         self._busy_lock = threading.Lock()
-        self._results: list[DeviceResult] = []
+        self._tally = Tally()
+        self._last: dict[int, DeviceResult] = {}  # site -> its latest result
 
     # -- sites ------------------------------------------------------------------------
 
@@ -154,7 +154,8 @@ class Station:
                 if production.count_reached:
                     self.stop_event.set()
             with self._busy_lock:
-                self._results.append(result)
+                self._tally = self._tally.add(result.status)
+                self._last[index] = result
             serial = ticket.serial if ticket is not None else None
             emit(CycleFinished(index, result, counted, serial, record_id, good, remaining))
             return result
@@ -217,7 +218,7 @@ class Station:
         """Run ``spec`` once on ``sites`` (default all) in parallel; like Start."""
         chosen = self._chosen(sites)
         self.stop_event.clear()
-        before = len(self._results)
+        before = self._begin_run()
         self._threads(chosen, lambda i: self.cycle(i, spec, counted=counted))
         return self._result_since(before)
 
@@ -233,7 +234,7 @@ class Station:
         arrives for ``idle_timeout_s``."""
         chosen = self._chosen(sites)
         self.stop_event.clear()
-        before = len(self._results)
+        before = self._begin_run()
         self._threads(
             chosen, lambda i: self.watch(i, spec, counted=counted, idle_timeout_s=idle_timeout_s)
         )
@@ -296,11 +297,17 @@ class Station:
         for thread in threads:
             thread.join()
 
-    def _result_since(self, before: int) -> StationResult:
+    def _begin_run(self) -> Tally:
         with self._busy_lock:
-            results = tuple(sorted(self._results[before:], key=lambda r: r.site))
+            self._last.clear()
+            return self._tally
+
+    def _result_since(self, before: Tally) -> StationResult:
+        with self._busy_lock:
+            results = tuple(self._last[site] for site in sorted(self._last))
+            tally = self._tally.minus(before)
         remaining = self.production.remaining if self.production is not None else None
-        return StationResult(results, remaining)
+        return StationResult(results, tally, remaining)
 
 
 def _shielded(emit: Emit) -> Emit:

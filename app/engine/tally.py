@@ -35,6 +35,12 @@ class Tally:
             raise ValueError(f"unknown result status {status!r}")
         return Tally(**{**self.__dict__, field: getattr(self, field) + 1})
 
+    def minus(self, earlier: Tally) -> Tally:
+        """The cycles counted since ``earlier`` (a snapshot of this tally)."""
+        return Tally(
+            *(getattr(self, name) - getattr(earlier, name) for name in _FIELDS.values())
+        )
+
     @property
     def total(self) -> int:
         return self.passed + self.failed + self.cancelled + self.link_lost + self.errors
