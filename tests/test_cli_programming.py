@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -194,3 +196,20 @@ def test_adapter_that_does_not_fit_is_refused(
     )
     assert code == 1
     assert out.count("FAIL at socket: adapter 'TSSOP8 clamshell' does not fit W25Q128JV") == 2
+
+
+def test_a_closed_pipe_changes_neither_the_parts_nor_the_exit_code(tmp_path: Path) -> None:
+    """`socketeer program ... | head -1`: the reader goes away after one line."""
+    image = tmp_path / "fw.bin"
+    image.write_bytes(bytes(range(256)) * 64)
+    argv = [
+        sys.executable, "-m", "app", "program", "--device", "winbond.w25x40cl",
+        "--programmer", "sim://?sites=4&timing=instant&fault=2:verify@0x10", str(image),
+    ]  # fmt: skip
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.readline()
+    proc.stdout.close()  # like head -1
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 1  # site 2 failed verify
+    assert "Traceback" not in err and "internal error" not in err

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from app.commands import help_for
 from app.commands.image import parse_number, parse_range
+from app.commands.output import say
 from app.core.errors import InputError, UsageError
 from app.core.formats import FORMATS, format_from_extension, load_image, save_image
 from app.core.image import MemoryImage
@@ -142,11 +143,11 @@ class _LivePrinter:
             return
         with self.lock:
             if isinstance(event, PhaseStarted) and event.phase not in ("socket", "power"):
-                print(f"site {event.site}: {event.phase}...", flush=True)
+                say(f"site {event.site}: {event.phase}...")
             elif isinstance(event, CycleFinished):
-                print(f"site {event.site}: {_result_line(event.result)}", flush=True)
+                say(f"site {event.site}: {_result_line(event.result)}")
             elif isinstance(event, LogEvent) and event.level == "warning":
-                print(f"site {event.site}: warning: {event.message}", flush=True)
+                say(f"site {event.site}: warning: {event.message}")
 
 
 def _result_line(result: DeviceResult) -> str:
@@ -205,7 +206,7 @@ def cmd_cycle(args: argparse.Namespace) -> int:
     finally:
         station.programmer.close()
     if args.json:
-        print(
+        say(
             json.dumps(
                 {
                     "action": args.action,
@@ -219,7 +220,7 @@ def cmd_cycle(args: argparse.Namespace) -> int:
             )
         )
     else:
-        print(
+        say(
             f"{args.action}: {outcome.passed} passed, {outcome.failed} failed"
             f" ({device.vendor} {device.part})"
         )
@@ -247,9 +248,9 @@ def cmd_read(args: argparse.Namespace) -> int:
     if args.json:
         doc = result.to_json()
         doc["output"] = str(args.output) if result.passed else None
-        print(json.dumps(doc, indent=2))
+        say(json.dumps(doc, indent=2))
     elif result.passed:
-        print(f"wrote {args.output} ({fmt}, {len(result.data or b'')} bytes)")
+        say(f"wrote {args.output} ({fmt}, {len(result.data or b'')} bytes)")
     return outcome.exit_code
 
 
@@ -268,10 +269,10 @@ def cmd_detect(args: argparse.Namespace) -> int:
         raise UsageError(f"--site {args.site}: no such site")
     if args.json:
         doc = {"programmer": args.programmer, "sites": [r.to_json() for r in reports]}
-        print(json.dumps(doc, indent=2))
+        say(json.dumps(doc, indent=2))
     else:
         for rep in reports:
-            print(f"site {rep.site}: {rep.summary}")
+            say(f"site {rep.site}: {rep.summary}")
     if any(r.link_lost for r in reports):
         return 3
     return 0 if all(r.present for r in reports) else 1

@@ -16,6 +16,7 @@ from typing import Any
 
 from app.commands import help_for
 from app.commands.job import require_engineer
+from app.commands.output import say
 from app.core.errors import UsageError
 from app.core.job import load_job
 from app.devicedb import load_database
@@ -75,10 +76,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     device = programmable_device(database, loaded.job.device_id)
     prepared = prepare_job(loaded, device, database, operator=args.operator, count_limit=args.count)
     if prepared.recovered_serials and not args.json:
-        print(
+        say(
             f"voided {len(prepared.recovered_serials)} serial(s) left reserved by an"
-            " interrupted run",
-            flush=True,
+            " interrupted run"
         )
     lock = threading.Lock()
     results: list[dict[str, Any]] = []
@@ -90,9 +90,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                     {**event.result.to_json(), "serial": event.serial, "record_id": event.record_id}
                 )
                 if not args.json:
-                    print(_finished_line(event), flush=True)
+                    say(_finished_line(event))
             elif isinstance(event, LogEvent) and event.level != "info" and not args.json:
-                print(f"{event.level}: {event.message}", flush=True)
+                say(f"{event.level}: {event.message}")
 
     url = args.programmer or loaded.job.programmer
     programmer = open_station_programmer(url, device, database)
@@ -111,7 +111,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         programmer.close()
     good, failed = prepared.production.good, prepared.production.failed
     if args.json:
-        print(
+        say(
             json.dumps(
                 {
                     "job": str(args.job),
@@ -125,7 +125,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     else:
         left = f", {outcome.remaining} to go" if outcome.remaining is not None else ""
-        print(f"run: {good} good, {failed} failed{left}")
+        say(f"run: {good} good, {failed} failed{left}")
     return outcome.exit_code
 
 

@@ -1,0 +1,28 @@
+"""Printing that a closed pipe cannot break.
+
+``socketeer program ... | head -1`` closes the reader early: what the command does to the
+parts, its records and its exit code must not depend on whether anybody still reads its
+output. Once stdout is gone, further output is dropped.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+_closed = False
+
+
+def say(text: str) -> None:
+    """Print one line to stdout (flushed); nothing once the reader has gone."""
+    global _closed
+    if _closed:
+        return
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        _closed = True
+        # Python would complain again when it flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
