@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -177,3 +178,64 @@ def test_srec_cat_reads_what_we_write(
     )
     image = load_image(src).image
     assert binary.read_bytes() == image.read(0, image.max_address, 0xFF)
+
+
+# -- files that are not what they should be: one line naming the path, never a traceback --
+
+
+def _fifo(tmp: Path) -> Path:
+    path = tmp / "pipe.hex"
+    os.mkfifo(path)
+    return path
+
+
+def _loop(tmp: Path) -> Path:
+    (tmp / "a.hex").symlink_to(tmp / "b.hex")
+    (tmp / "b.hex").symlink_to(tmp / "a.hex")
+    return tmp / "a.hex"
+
+
+def _huge(tmp: Path) -> Path:
+    path = tmp / "huge.bin"
+    with path.open("wb") as stream:  # sparse: no disk space used
+        stream.truncate((1 << 30) + 1)
+    return path
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX special files")
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (_fifo, "not a regular file"),
+        (lambda tmp: Path("/dev/zero"), "not a regular file"),
+        (_loop, "too many symbolic links"),
+        (_huge, "is more than the 1,073,741,824 bytes"),
+        (lambda tmp: tmp, "is a directory"),
+    ],
+)
+def test_special_inputs_are_refused_in_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, make, message: str
+) -> None:
+    path = make(tmp_path)
+    code, _, err = run(capsys, "image", "info", str(path))
+    assert code == 2
+    assert err.count("\n") == 1 and message in err and str(path) in err
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("missing/dir/x.hex", "folder {tmp}/missing/dir does not exist"),
+        ("file.bin/x.hex", "{tmp}/file.bin is a file, not a folder"),
+    ],
+)
+def test_unwritable_outputs_are_refused_in_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, target: str, message: str
+) -> None:
+    source = tmp_path / "file.bin"
+    source.write_bytes(bytes(range(64)))
+    code, _, err = run(capsys, "image", "convert", str(source), str(tmp_path / target))
+    assert code == 2
+    assert err.startswith(f"socketeer: error: cannot write {tmp_path / target}: ")
+    assert message.format(tmp=tmp_path) in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.bin"]  # nothing half-written

@@ -14,13 +14,16 @@ from pathlib import Path
 from typing import BinaryIO
 
 from app.core.errors import InputError
-from app.core.fileio import atomic_writer, user_file
+from app.core.fileio import atomic_writer, open_user_file
 from app.core.formats.ihex import read_ihex, write_ihex
 from app.core.formats.srec import read_srec, write_srec
 from app.core.formats.titxt import read_titxt, write_titxt
 from app.core.image import MemoryImage
 
 FORMATS = ("ihex", "srec", "ti-txt", "bin")
+#: the largest image file read: the largest part in the database (256 MiB) as Intel HEX
+#: with short records is under 1 GiB; anything bigger is not an image for a part
+MAX_IMAGE_FILE_BYTES = 1 << 30
 
 _EXTENSIONS = {
     ".hex": "ihex",
@@ -91,7 +94,7 @@ def detect_format(path: Path, head: bytes) -> str:
 def load_image(path: str | Path, fmt: str | None = None, base: int = 0) -> LoadedImage:
     """Read an image file. ``fmt`` forces a format; ``base`` places raw binaries."""
     path = Path(path)
-    with user_file(path, noun="an image file"), path.open("rb") as stream:
+    with open_user_file(path, max_bytes=MAX_IMAGE_FILE_BYTES, noun="an image file") as stream:
         if fmt is None:
             fmt = detect_format(path, stream.read(4096))
             stream.seek(0)
