@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from pathlib import Path
 
 from app.commands import help_for
@@ -12,37 +11,7 @@ from app.core.checksums import ALGORITHMS, ChecksumSpec, checksum
 from app.core.errors import ImageRangeError, UsageError
 from app.core.formats import FORMATS, LoadedImage, format_from_extension, load_image, save_image
 from app.core.image import MemoryImage, format_range
-
-_SUFFIX = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
-
-
-def parse_number(text: str, what: str = "number") -> int:
-    """Parse 4096, 0x1000, 0b1..., 4K, 16M (K/M/G are binary multiples)."""
-    match = re.fullmatch(
-        r"\s*(-?(?:0[xX][0-9a-fA-F_]+|0[bB][01_]+|[0-9_]+))\s*([kKmMgG]?)\s*", text
-    )
-    if not match:
-        raise UsageError(f"{what} {text!r} is not a number (use 4096, 0x1000 or 4K)")
-    return int(match.group(1), 0) * _SUFFIX[match.group(2).lower()]
-
-
-def parse_range(text: str, what: str = "range") -> tuple[int, int]:
-    """Parse START:END (half-open) into a pair; END must not be below START."""
-    if ":" not in text:
-        raise UsageError(f"{what} {text!r} must be START:END, e.g. 0x0:0x8000")
-    lo_text, hi_text = text.split(":", 1)
-    lo = parse_number(lo_text, f"{what} start")
-    hi = parse_number(hi_text, f"{what} end")
-    if lo < 0 or hi < lo:
-        raise UsageError(f"{what} {text!r}: END must be >= START >= 0")
-    return lo, hi
-
-
-def parse_byte(text: str, what: str = "fill") -> int:
-    value = parse_number(text, what)
-    if not 0 <= value <= 0xFF:
-        raise UsageError(f"{what} {text!r} must be a byte value 0x00-0xFF")
-    return value
+from app.core.numbers import parse_byte, parse_number, parse_range
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -163,7 +132,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     fill = parse_byte(args.fill, "--fill")
     loaded = _load(args)
     image: MemoryImage = loaded.image
-    offset = parse_number(args.offset, "--offset")
+    offset = parse_number(args.offset, "--offset", signed=True)
     if offset:
         image = image.relocated(offset)
     options: dict[str, int | None] = {"record_bytes": args.line_bytes}

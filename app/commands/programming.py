@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.commands import help_for
-from app.commands.image import parse_number, parse_range
 from app.commands.output import say
 from app.core.errors import InputError, UsageError
 from app.core.formats import FORMATS, format_from_extension, load_image, save_image
 from app.core.image import MemoryImage
+from app.core.numbers import parse_number, parse_range
 from app.devicedb import load_database
 from app.engine.cycle import CycleOptions, build_cycle_spec, part_names
 from app.engine.detect import detect_site

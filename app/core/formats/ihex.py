@@ -12,7 +12,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from app.core.errors import ImageFormatError
+from app.core.errors import ImageFormatError, ImageRangeError
 from app.core.formats._lines import (
     LineChunk,
     bytes_to_hex,
@@ -249,10 +249,10 @@ def write_ihex(image: MemoryImage, stream: BinaryIO, *, record_bytes: int = 16) 
     (05) record when the image has a start address.
     """
     if not 1 <= record_bytes <= 255:
-        raise ValueError("Intel HEX records hold 1 to 255 data bytes")
+        raise ImageRangeError("Intel HEX records hold 1 to 255 data bytes")
     need_linear = not image.is_empty and image.max_address > 0x10000
     if not image.is_empty and image.max_address > 0x1_0000_0000:
-        raise ValueError("Intel HEX addresses stop at 4 GiB")
+        raise ImageRangeError("Intel HEX addresses stop at 4 GiB")
     upper = 0
     for seg in image.segments:
         pos = seg.start
@@ -269,7 +269,7 @@ def write_ihex(image: MemoryImage, stream: BinaryIO, *, record_bytes: int = 16) 
             pos = stop
     if image.start_address is not None:
         if image.start_address > 0xFFFF_FFFF:
-            raise ValueError("start address does not fit Intel HEX")
+            raise ImageRangeError("start address does not fit Intel HEX")
         stream.write(_record(START_LINEAR, 0, image.start_address.to_bytes(4, "big")))
     stream.write(b":00000001FF\n")
 

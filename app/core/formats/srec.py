@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from typing import BinaryIO
 
-from app.core.errors import ImageFormatError
+from app.core.errors import ImageFormatError, ImageRangeError
 from app.core.formats.runs import RunCollector
 from app.core.image import MemoryImage
 
@@ -105,7 +105,9 @@ def srec_address_bytes(image: MemoryImage) -> int:
         return 2
     if top <= 0xFF_FFFF:
         return 3
-    return 4
+    if top <= 0xFFFF_FFFF:
+        return 4
+    raise ImageRangeError(f"address 0x{top:X} is beyond the 4 GiB an S-record can address")
 
 
 def _record(rtype: int, address: int, data: bytes) -> bytes:
@@ -124,12 +126,14 @@ def write_srec(
     """Write S19/S28/S37 (chosen by the highest address unless ``address_bytes`` forces it)."""
     alen = address_bytes or srec_address_bytes(image)
     if alen not in (2, 3, 4):
-        raise ValueError("S-record address size is 2, 3 or 4 bytes")
+        raise ImageRangeError("S-record address size is 2, 3 or 4 bytes")
     if alen < srec_address_bytes(image):
-        raise ValueError(f"addresses do not fit a {alen}-byte S-record address field")
+        raise ImageRangeError(f"addresses do not fit a {alen}-byte S-record address field")
     max_data = 255 - alen - 1
     if not 1 <= record_bytes <= max_data:
-        raise ValueError(f"S-records with {alen}-byte addresses hold 1 to {max_data} data bytes")
+        raise ImageRangeError(
+            f"S-records with {alen}-byte addresses hold 1 to {max_data} data bytes"
+        )
     data_type = {2: 1, 3: 2, 4: 3}[alen]
     if image.header is not None:
         stream.write(_record(0, 0, image.header[:252]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from typing import BinaryIO
 
-from app.core.errors import ImageFormatError
+from app.core.errors import ImageFormatError, ImageRangeError
 from app.core.formats.runs import RunCollector
 from app.core.image import MemoryImage
 
@@ -65,7 +65,7 @@ def read_titxt(stream: BinaryIO | bytes, source: str = "<data>") -> MemoryImage:
 
 def write_titxt(image: MemoryImage, stream: BinaryIO, *, record_bytes: int = 16) -> None:
     if record_bytes < 1:
-        raise ValueError("TI-TXT lines hold at least one byte")
+        raise ImageRangeError("TI-TXT lines hold at least one byte")
     for seg in image.segments:
         stream.write(b"@%04X\n" % seg.start)
         view = memoryview(seg.data)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.core.errors import UsageError
+from app.core.numbers import parse_number
 from app.hal.errors import ProgrammerUrlError
 
 FAULT_KINDS = {
@@ -32,7 +34,7 @@ def parse_faults(text: str, sites: int) -> dict[int, Fault]:
     for item in filter(None, (part.strip() for part in text.split(","))):
         site_text, sep, rest = item.partition(":")
         kind, _, addr_text = rest.partition("@")
-        if not sep or not site_text.isdigit():
+        if not sep or not (site_text.isascii() and site_text.isdigit()) or len(site_text) > 4:
             raise ProgrammerUrlError(f"fault {item!r}: expected SITE:KIND, e.g. 3:verify")
         site = int(site_text)
         if not 1 <= site <= sites:
@@ -41,9 +43,9 @@ def parse_faults(text: str, sites: int) -> dict[int, Fault]:
             known = ", ".join(FAULT_KINDS)
             raise ProgrammerUrlError(f"fault {item!r}: unknown kind {kind!r} (known: {known})")
         try:
-            address = int(addr_text, 0) if addr_text else None
-        except ValueError:
-            raise ProgrammerUrlError(f"fault {item!r}: bad address {addr_text!r}") from None
+            address = parse_number(addr_text, "address") if addr_text else None
+        except UsageError as err:
+            raise ProgrammerUrlError(f"fault {item!r}: {err}") from None
         if site in faults:
             raise ProgrammerUrlError(f"fault {item!r}: site {site} already has a fault")
         faults[site] = Fault(site, kind, address)
