@@ -239,3 +239,24 @@ def test_unwritable_outputs_are_refused_in_one_line(
     assert err.startswith(f"socketeer: error: cannot write {tmp_path / target}: ")
     assert message.format(tmp=tmp_path) in err and "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file.bin"]  # nothing half-written
+
+
+def test_a_truncated_s_record_file_is_warned_about_and_refused_for_programming(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`head -n 165 composite.s19 > half.s19`: srec_cat warns; so do we, and programming
+    refuses it unless told otherwise."""
+    lines = (IMAGES / "composite.s19").read_text().splitlines(keepends=True)
+    half = tmp_path / "half.s19"
+    half.write_text("".join(lines[:165]))
+    code, out, err = run(capsys, "image", "info", str(half))
+    assert code == 0 and "data bytes" in out
+    assert "warning:" in err and "may be truncated" in err and str(half) in err
+    code, out, _ = run(capsys, "image", "info", str(half), "--json")
+    assert json.loads(out)["warnings"]
+    argv = ["program", "--device", "winbond.w25q80dv", "--programmer", "sim://?timing=instant"]
+    code, _, err = run(capsys, *argv, str(half))
+    assert code == 2 and "--allow-incomplete" in err
+    assert run(capsys, *argv, "--allow-incomplete", str(half))[0] == 0
+    code, _, err = run(capsys, "image", "info", str(IMAGES / "composite.s19"))
+    assert code == 0 and "warning" not in err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from app.commands import help_for
@@ -88,6 +89,7 @@ def image_summary(loaded: LoadedImage) -> dict:
         "data_bytes": image.data_bytes,
         "crc32_data": checksum(image, ChecksumSpec("crc32")),
         "sha256_data": checksum(image, ChecksumSpec("sha256")),
+        "warnings": list(image.warnings),
     }
     if image.header is not None:
         summary["header"] = image.header.decode("latin-1")
@@ -101,6 +103,8 @@ def image_summary(loaded: LoadedImage) -> dict:
 
 def cmd_info(args: argparse.Namespace) -> int:
     summary = image_summary(_load(args))
+    for warning in summary["warnings"]:
+        print(f"socketeer: warning: {warning}", file=sys.stderr)
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0

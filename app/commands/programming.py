@@ -76,6 +76,12 @@ def register(sub: argparse._SubParsersAction) -> None:
             default=None,
             help="load address of a raw binary (default: the device's first address)",
         )
+        p.add_argument(
+            "--allow-incomplete",
+            action="store_true",
+            help="use an image the reader warns about (e.g. an S-record file without its"
+            " termination record, which may be truncated)",
+        )
 
     p = sub.add_parser("detect", help=help_for("detect"))
     common(p, device=False)
@@ -177,6 +183,8 @@ def _load_for_device(args: argparse.Namespace, device: Device) -> MemoryImage:
     image = loaded.image
     if image.is_empty:
         raise InputError(f"{args.image}: the image holds no data")
+    if image.warnings and not args.allow_incomplete:
+        raise InputError(f"{image.warnings[0]}; add --allow-incomplete to use it anyway")
     image.check_within(lo, hi, f"{device.part} ({device.size_bytes} bytes at 0x{lo:X})")
     return image
 

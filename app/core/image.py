@@ -46,6 +46,8 @@ class MemoryImage:
         self._provenance: list[_Provenance] = []
         self.start_address = start_address
         self.header = header
+        #: what the reader noticed but did not refuse (e.g. no termination record)
+        self.warnings: list[str] = []
 
     # -- building -------------------------------------------------------------------
 

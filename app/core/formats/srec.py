@@ -62,6 +62,7 @@ def read_srec(stream: BinaryIO | bytes, source: str = "<data>") -> MemoryImage:
     header: bytes | None = None
     start_address: int | None = None
     data_records = 0
+    counted = False  # an S5/S6 record confirmed the number of data records
     end_line: int | None = None
     for line_no, raw_line in enumerate(stream, start=1):
         line = raw_line.strip()
@@ -87,12 +88,18 @@ def read_srec(stream: BinaryIO | bytes, source: str = "<data>") -> MemoryImage:
                     path=source,
                     line=line_no,
                 )
+            counted = True
         else:
             start_address = address
             end_line = line_no
     image = runs.to_image(source)
     image.header = header
     image.start_address = start_address
+    if end_line is None and not counted and data_records:
+        image.warnings.append(
+            f"{source}: neither a count (S5/S6) nor a termination (S7/S8/S9) record:"
+            " the file may be truncated"
+        )
     return image
 
 
