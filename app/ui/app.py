@@ -15,11 +15,13 @@ from app.core.formats import save_image
 from app.core.image import MemoryImage
 from app.devicedb import load_database
 from app.ui.controller import Controller
+from app.ui.icons import app_icon
 from app.ui.main_window import MainWindow
 
 DEMO_PROGRAMMER = "sim://?sites=8&fault=6:verify&timing=scale:0.05"
 DEMO_DEVICE = "winbond.w25q32jv"
 DEMO_ROUNDS = 3
+DESKTOP_FILE_NAME = "io.github.socketeer.Socketeer"
 
 
 def demo_image(directory: Path) -> Path:
@@ -43,6 +45,9 @@ def run_gui(
 ) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Socketeer")
+    # The .desktop file's name: Wayland's app id and the taskbar's grouping key.
+    QApplication.setDesktopFileName(DESKTOP_FILE_NAME)
+    QApplication.setWindowIcon(app_icon())
     database = load_database()
     controller = Controller(database)
     window = MainWindow(controller, remember_layout=not (demo or screenshot))

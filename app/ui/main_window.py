@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from PySide6.QtCore import QByteArray, QSettings, Qt
+from PySide6.QtCore import QByteArray, QSettings, QSize, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
@@ -29,6 +29,7 @@ from app.engine.results import DeviceResult
 from app.ui.buffer_view import BufferView
 from app.ui.controller import Controller
 from app.ui.device_selector import DeviceSelector
+from app.ui.icons import action_icon, app_icon
 from app.ui.job_panel import JobPanel
 from app.ui.log_model import LEVELS, LogFilter, LogModel, LogRecord
 from app.ui.production_controller import ProductionController
@@ -137,6 +138,7 @@ class MainWindow(QMainWindow):
         self.production = ProductionController(controller, session)
         self.remember_layout = remember_layout
         self.setWindowTitle("Socketeer")
+        self.setWindowIcon(app_icon())
         self.resize(1600, 950)
         self.log_model = LogModel()
         self.grid = SiteGrid()
@@ -189,6 +191,10 @@ class MainWindow(QMainWindow):
         self._buffer_source: object = None
         self._wire()
         self.production_menus = ProductionMenus(self, self.production)
+        toolbar_actions = self.toolbar.actions()
+        for name, action in self.actions_by_name.items():
+            if action in toolbar_actions:  # ours and the Auto-start ProductionMenus adds
+                action.setIcon(action_icon(name))
         if remember_layout:
             self._restore_layout()
 
@@ -202,7 +208,8 @@ class MainWindow(QMainWindow):
     def _build_actions(self) -> None:
         bar = self.toolbar = self.addToolBar("Main")
         bar.setObjectName("main_toolbar")
-        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        bar.setIconSize(QSize(24, 24))
         self.actions_by_name: dict[str, QAction] = {}
         for name, text, key in TOOLBAR:
             action = QAction(text, self)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import (
     QFrame,
     QGridLayout,
@@ -15,6 +15,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.ui.icons import state_icon
+
 STATE_COLOURS = {
     "idle": ("#eceff1", "#37474f"),
     "busy": ("#fff3c4", "#5d4300"),
@@ -24,6 +26,8 @@ STATE_COLOURS = {
 }
 TILE_MIN_WIDTH = 160
 STATE_WORDS = {"idle": "READY", "busy": "BUSY", "pass": "PASS", "fail": "FAIL", "empty": "EMPTY"}
+#: logical pixels of the state icon beside the state word (about the word's height)
+STATE_ICON_SIZE = 26
 
 
 class SiteTile(QFrame):
@@ -48,6 +52,9 @@ class SiteTile(QFrame):
         self.state_label.setObjectName("state")
         self.state_label.setStyleSheet("font-weight: bold; font-size: 20pt;")
         self.state_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.state_icon = QLabel()
+        self.state_icon.setObjectName("state_icon")
+        self.state_icon.setFixedSize(STATE_ICON_SIZE, STATE_ICON_SIZE)
         self.start_button = QToolButton(text="▶")
         self.start_button.setToolTip(f"Start site {site}")
         self.start_button.clicked.connect(lambda: self.startRequested.emit(self.site))
@@ -70,7 +77,12 @@ class SiteTile(QFrame):
         top.addWidget(self.stop_button)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
-        layout.addWidget(self.state_label)
+        state_row = QHBoxLayout()
+        state_row.addStretch(1)
+        state_row.addWidget(self.state_icon)
+        state_row.addWidget(self.state_label)
+        state_row.addStretch(1)
+        layout.addLayout(state_row)
         layout.addWidget(self.phase_label)
         layout.addWidget(self.progress)
         layout.addWidget(self.result_label, 1)
@@ -90,6 +102,8 @@ class SiteTile(QFrame):
             f" border-radius: 6px; }} QLabel {{ color: {text}; }}"
         )
         self.state_label.setText(STATE_WORDS[state])
+        size = QSize(STATE_ICON_SIZE, STATE_ICON_SIZE)
+        self.state_icon.setPixmap(state_icon(state).pixmap(size, self.devicePixelRatioF()))
         self.phase_label.setText(phase)
         busy = state == "busy"
         self.start_button.setEnabled(not busy)
