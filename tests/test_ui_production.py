@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, Qt
 
 from app.core.formats import save_image
 from app.core.image import MemoryImage
@@ -132,3 +132,19 @@ def test_first_start_sets_the_engineer_password(qtbot, window, monkeypatch) -> N
     monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: ("long-enough", True))
     window.production_menus.first_start()
     assert store.verify("long-enough")
+
+
+def test_every_operation_set_in_the_window_is_saved_in_the_job(
+    qtbot, window, tmp_path: Path
+) -> None:
+    panel = window.job
+    for key in ("unprotect", "skip_matching", "blank_check"):
+        box = panel.checks[key]  # clicked on its tick box, as a user does
+        qtbot.mouseClick(box, Qt.MouseButton.LeftButton, pos=QPoint(8, box.height() // 2))
+    assert window.production.save_job(tmp_path / "job.json")
+    ops = load_job(tmp_path / "job.json").job.operations
+    assert ops["unprotect"] and ops["skip_matching"] and ops["blank_check"]
+    assert window.production.prepared is not None
+    spec = window.production.prepared.production.spec
+    assert spec.unprotect and spec.skip_matching and spec.blank_check
+    assert spec.adapters is not None  # the window checks adapters like the CLI

@@ -26,7 +26,9 @@ from app.ui.format import size_text
 #: (key, label, user can switch it) in the order the cycle runs them
 OPERATIONS = (
     ("identify", "Identify (ID check)", False),
+    ("unprotect", "Unprotect (clear block protection)", True),
     ("erase", "Erase", True),
+    ("skip_matching", "Skip blocks that already hold the image", True),
     ("blank_check", "Blank check", True),
     ("program", "Program", False),
     ("verify", "Verify", True),
