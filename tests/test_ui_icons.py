@@ -14,14 +14,16 @@ from PySide6.QtSvg import QSvgRenderer
 from PySide6.QtWidgets import QToolBar
 
 from app.core.package_data import PackageDataMissing, resources_dir
+from app.engine.results import DeviceResult
 from app.ui import icons
 from app.ui.controller import Controller
 from app.ui.main_window import TOOLBAR, MainWindow
-from app.ui.site_grid import STATE_ICON_SIZE, STATE_WORDS, SiteTile
+from app.ui.site_grid import ICON_OF, STATE_ICON_SIZE, STATE_WORDS, SiteTile
 
 ICONS = resources_dir() / "icons"
 ICO_SIZES = {16, 24, 32, 48, 64, 128, 256}
-EXTRA_STATES = ("aborted", "service")  # an operator stop, a service result (READ OK)
+#: one icon file per tile state, except the states drawn with another's icon
+STATE_ICONS = sorted({ICON_OF.get(state, state) for state in STATE_WORDS})
 
 
 @pytest.fixture
@@ -90,7 +92,7 @@ def test_the_ico_holds_the_windows_sizes(qapp) -> None:
 
 def test_every_svg_is_valid_and_draws_something(qapp) -> None:
     svgs = sorted(ICONS.rglob("*.svg"))
-    assert len(svgs) >= 1 + len(TOOLBAR) + len(STATE_WORDS) + len(EXTRA_STATES)
+    assert len(svgs) >= 1 + len(TOOLBAR) + len(STATE_ICONS)
     for path in svgs:
         text = path.read_text(encoding="utf-8")
         assert "href" not in text and "<text" not in text, f"{path.name}: external or font"
@@ -109,7 +111,7 @@ def test_every_svg_is_valid_and_draws_something(qapp) -> None:
 def test_every_action_and_state_has_its_icon_file() -> None:
     for name in [name for name, _text, _key in TOOLBAR] + ["auto_start"]:
         assert (ICONS / "actions" / f"{name}.svg").is_file(), name
-    for state in [*STATE_WORDS, *EXTRA_STATES]:
+    for state in STATE_ICONS:
         assert (ICONS / "states" / f"{state}.svg").is_file(), state
 
 
@@ -140,7 +142,7 @@ def test_a_site_tile_shows_the_icon_of_its_state(qtbot) -> None:
     qtbot.addWidget(tile)
     tile.show()
     seen = {}
-    for state in ("idle", "pass", "fail", "busy", "empty"):
+    for state in ("idle", "pass", "fail", "busy", "empty", "aborted", "service"):
         tile.set_state(state)
         pixmap = tile.state_icon.pixmap()
         assert not pixmap.isNull(), state
@@ -149,7 +151,7 @@ def test_a_site_tile_shows_the_icon_of_its_state(qtbot) -> None:
         seen[state] = pixmap.toImage()
     assert len({img.cacheKey() for img in seen.values()}) == len(seen)
     assert seen["idle"] != seen["pass"] != seen["fail"] != seen["idle"]
-    tile.set_result(True, "programmed")
+    tile.show_result(DeviceResult(1, "program", "x", "pass", "PASS: programmed"), "programmed")
     assert tile.state_icon.pixmap().toImage() == seen["pass"]
 
 

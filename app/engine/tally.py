@@ -11,7 +11,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from app.engine.results import CANCELLED, ERROR, FAIL, LINK_LOST, PASS
+from app.engine.results import CANCELLED, ERROR, FAIL, LINK_LOST, PASS, DeviceResult
+
+
+def counts_for_production(result: DeviceResult) -> bool:
+    """Whether ``result`` moves production counts, yield and statistics: a program
+    cycle that judged a part. Service operations (detect, read, verify, erase, blank
+    check), an operator's stop and an empty socket are reported, not counted."""
+    return (
+        result.action == "program"
+        and result.status != CANCELLED
+        and result.failed_step != "socket"
+    )
 
 
 @dataclass(frozen=True)
@@ -34,6 +45,9 @@ class Tally:
         if field is None:
             raise ValueError(f"unknown result status {status!r}")
         return Tally(**{**self.__dict__, field: getattr(self, field) + 1})
+
+    def __add__(self, other: Tally) -> Tally:
+        return Tally(*(getattr(self, n) + getattr(other, n) for n in _FIELDS.values()))
 
     def minus(self, earlier: Tally) -> Tally:
         """The cycles counted since ``earlier`` (a snapshot of this tally)."""

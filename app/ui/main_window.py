@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from app.core.roles import Role, RoleStore, Session
 from app.engine.results import DeviceResult
+from app.engine.tally import Tally, counts_for_production
 from app.ui.buffer_view import BufferView
 from app.ui.controller import Controller
 from app.ui.device_selector import DeviceSelector
@@ -185,8 +186,7 @@ class MainWindow(QMainWindow):
             self.status_totals,
         ):
             self.statusBar().addPermanentWidget(label)
-        self.passed = 0
-        self.failed = 0
+        self.totals = Tally()  # production results of this session (counts_for_production)
         self.selected_site = 1
         self._buffer_source: object = None
         self._wire()
@@ -268,18 +268,13 @@ class MainWindow(QMainWindow):
         self.grid.set_sites(sites)
         self.site_log.set_sites(sites)
         self.stats.reset()
-        self.passed = self.failed = 0
+        self.totals = Tally()
         self._update_status()
 
     def _site_finished(self, site: int, result: DeviceResult) -> None:
-        tile = self.grid.tile(site)
-        state = "empty" if result.failed_step == "socket" else None
-        tile.set_result(result.passed, _result_text(result), state)
-        if result.action == "program" and result.failed_step != "socket":
-            if result.passed:
-                self.passed += 1
-            else:
-                self.failed += 1
+        self.grid.tile(site).show_result(result, _result_text(result))
+        if counts_for_production(result):
+            self.totals = self.totals.add(result.status)
             self.stats.add_result(
                 site, result.passed, sum(result.timings.values()), time.monotonic()
             )
@@ -319,9 +314,11 @@ class MainWindow(QMainWindow):
         self.status_programmer.setText(f"Programmer: {c.programmer_url}")
         dev = c.device
         self.status_device.setText(f"Device: {dev.vendor} {dev.part}" if dev else "Device: none")
-        total = self.passed + self.failed
-        yield_text = f" ({100 * self.passed / total:.1f}%)" if total else ""
-        self.status_totals.setText(f"Pass {self.passed}  Fail {self.failed}{yield_text}")
+        totals = self.totals
+        pct = totals.yield_percent
+        yield_text = f" ({pct:.1f}%)" if pct is not None else ""
+        failed = totals.judged - totals.passed
+        self.status_totals.setText(f"Pass {totals.passed}  Fail {failed}{yield_text}")
 
     # -- layout persistence -----------------------------------------------------------
 

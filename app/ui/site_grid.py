@@ -15,6 +15,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.engine.results import CANCELLED, ERROR, LINK_LOST, DeviceResult
+from app.engine.tally import Tally, counts_for_production
 from app.ui.icons import state_icon
 
 STATE_COLOURS = {
@@ -23,9 +25,31 @@ STATE_COLOURS = {
     "pass": ("#c8f7c5", "#0b5e1a"),
     "fail": ("#ffcdd2", "#8e0015"),
     "empty": ("#e0e0e0", "#616161"),
+    "aborted": ("#ffe0b2", "#7a3e00"),  # an operator's stop: neither pass nor fail
+    "service": ("#dbeafe", "#0b3d91"),  # a service operation's result (read, verify, ...)
+    "error": ("#ede7f6", "#4a148c"),  # the station failed, not the part
 }
 TILE_MIN_WIDTH = 160
-STATE_WORDS = {"idle": "READY", "busy": "BUSY", "pass": "PASS", "fail": "FAIL", "empty": "EMPTY"}
+STATE_WORDS = {
+    "idle": "READY",
+    "busy": "BUSY",
+    "pass": "PASS",
+    "fail": "FAIL",
+    "empty": "EMPTY",
+    "aborted": "STOPPED",
+    "service": "DONE",
+    "error": "ERROR",
+}
+#: what a passed service operation's tile says
+SERVICE_WORDS = {
+    "identify": "ID OK",
+    "read": "READ OK",
+    "verify": "VERIFIED",
+    "erase": "ERASED",
+    "blank-check": "BLANK",
+}
+#: states drawn with another state's icon
+ICON_OF = {"error": "fail"}
 #: logical pixels of the state icon beside the state word (about the word's height)
 STATE_ICON_SIZE = 26
 
@@ -39,8 +63,7 @@ class SiteTile(QFrame):
         super().__init__(parent)
         self.site = site
         self.state = "idle"
-        self.passed = 0
-        self.failed = 0
+        self.tally = Tally()  # production results only (counts_for_production)
         self.setObjectName(f"site-tile-{site}")
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.setMinimumSize(TILE_MIN_WIDTH, 170)
@@ -94,16 +117,17 @@ class SiteTile(QFrame):
         self.selected.emit(self.site)
         super().mousePressEvent(event)  # type: ignore[arg-type]
 
-    def set_state(self, state: str, phase: str = "") -> None:
+    def set_state(self, state: str, phase: str = "", word: str | None = None) -> None:
         self.state = state
         background, text = STATE_COLOURS[state]
         self.setStyleSheet(
             f"SiteTile {{ background: {background}; border: 2px solid {text};"
             f" border-radius: 6px; }} QLabel {{ color: {text}; }}"
         )
-        self.state_label.setText(STATE_WORDS[state])
+        self.state_label.setText(word or STATE_WORDS[state])
         size = QSize(STATE_ICON_SIZE, STATE_ICON_SIZE)
-        self.state_icon.setPixmap(state_icon(state).pixmap(size, self.devicePixelRatioF()))
+        icon = state_icon(ICON_OF.get(state, state))
+        self.state_icon.setPixmap(icon.pixmap(size, self.devicePixelRatioF()))
         self.phase_label.setText(phase)
         busy = state == "busy"
         self.start_button.setEnabled(not busy)
@@ -116,20 +140,48 @@ class SiteTile(QFrame):
         self.progress.setValue(int(1000 * done / total) if total else 0)
         self.progress.setFormat(f"{phase} %p%")
 
-    def set_result(self, passed: bool, text: str, state: str | None = None) -> None:
-        if passed:
-            self.passed += 1
-        else:
-            self.failed += 1
+    def show_result(self, result: DeviceResult, text: str) -> None:
+        """Show what the cycle did, in words and a state that says which kind of
+        result it is; only production results move the site's counts."""
+        state, word = _state_of(result)
         self.result_label.setText(text)
-        self.set_state(state or ("pass" if passed else "fail"))
-        self.progress.setValue(1000 if passed else self.progress.value())
-        self._update_counts()
+        self.set_state(state, word=word)
+        if result.passed:
+            self.progress.setValue(1000)
+        else:  # no stale "erase 84%" after a failure or a stop
+            self.progress.setValue(0)
+            self.progress.setFormat("")
+        if counts_for_production(result):
+            self.tally = self.tally.add(result.status)
+            self._update_counts()
+
+    @property
+    def passed(self) -> int:
+        return self.tally.passed
+
+    @property
+    def failed(self) -> int:
+        return self.tally.judged - self.tally.passed
 
     def _update_counts(self) -> None:
-        total = self.passed + self.failed
-        yield_text = f"{100 * self.passed / total:.0f}%" if total else "–"
+        pct = self.tally.yield_percent
+        yield_text = f"{pct:.0f}%" if pct is not None else "–"
         self.counts_label.setText(f"{self.passed} pass · {self.failed} fail · {yield_text}")
+
+
+def _state_of(result: DeviceResult) -> tuple[str, str | None]:
+    """(tile state, the word it shows when not the state's own)."""
+    if result.status == CANCELLED:
+        return "aborted", None
+    if result.failed_step == "socket":
+        return "empty", None
+    if result.status == ERROR:
+        return "error", None
+    if result.status == LINK_LOST:
+        return "fail", "LINK LOST"
+    if result.action != "program":
+        return ("service", SERVICE_WORDS.get(result.action)) if result.passed else ("fail", None)
+    return ("pass" if result.passed else "fail"), None
 
 
 class SiteGrid(QWidget):

@@ -15,6 +15,9 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
 
+from app.engine.results import FAIL, PASS
+from app.engine.tally import Tally
+
 REDRAW_INTERVAL_MS = 200
 DEFAULT_WINDOW_S = 600.0  # sliding window for devices/hour
 MIN_RATE_SPAN_S = 60.0  # no throughput point before a minute of session time
@@ -27,20 +30,6 @@ LINE = QColor("#1f5fbf")
 
 
 @dataclass
-class SiteCounts:
-    passed: int = 0
-    failed: int = 0
-
-    @property
-    def total(self) -> int:
-        return self.passed + self.failed
-
-    @property
-    def yield_pct(self) -> float | None:
-        return 100.0 * self.passed / self.total if self.total else None
-
-
-@dataclass
 class SessionStats:
     """Counts, cycle times and completion times of one production session.
 
@@ -50,17 +39,15 @@ class SessionStats:
 
     window_s: float = DEFAULT_WINDOW_S
     session_start: float | None = None
-    sites: dict[int, SiteCounts] = field(default_factory=dict)
+    sites: dict[int, Tally] = field(default_factory=dict)
     pass_cycles_s: list[float] = field(default_factory=list)
     finished_at: list[float] = field(default_factory=list)
 
     def add(self, site: int, passed: bool, cycle_s: float, finished_at: float) -> None:
-        counts = self.sites.setdefault(site, SiteCounts())
+        """One production result (the window adds only counts_for_production ones)."""
+        self.sites[site] = self.sites.get(site, Tally()).add(PASS if passed else FAIL)
         if passed:
-            counts.passed += 1
             self.pass_cycles_s.append(cycle_s)
-        else:
-            counts.failed += 1
         self.finished_at.append(finished_at)
         start = finished_at - cycle_s
         if self.session_start is None or start < self.session_start:
@@ -101,19 +88,19 @@ class SessionStats:
         return t[keep] / 60.0, done[keep] * 3600.0 / span[keep]
 
     def summary(self) -> dict:
-        """Plain numbers for tests, the status bar and reports."""
-        passed = self.passed
+        """Plain numbers for tests, the status bar and reports (yield as Tally has it)."""
+        whole = sum(self.sites.values(), Tally())
         return {
-            "total": self.total,
-            "passed": passed,
-            "failed": self.total - passed,
-            "yield_pct": 100.0 * passed / self.total if self.total else None,
+            "total": whole.judged,
+            "passed": whole.passed,
+            "failed": whole.judged - whole.passed,
+            "yield_pct": whole.yield_percent,
             "sites": {
                 site: {
                     "passed": c.passed,
-                    "failed": c.failed,
-                    "total": c.total,
-                    "yield_pct": c.yield_pct,
+                    "failed": c.judged - c.passed,
+                    "total": c.judged,
+                    "yield_pct": c.yield_percent,
                 }
                 for site, c in sorted(self.sites.items())
             },

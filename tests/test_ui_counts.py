@@ -1,0 +1,100 @@
+"""What a site tile and the session counts say after each kind of result: production
+results count; service operations, operator stops and empty sockets are shown for what
+they are and do not touch counts, yield or statistics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.core.formats import save_image
+from app.core.image import MemoryImage
+from app.engine.results import DeviceResult
+from app.ui.controller import Controller
+from app.ui.main_window import MainWindow
+from app.ui.site_grid import SiteTile
+
+
+def result(action: str, status: str, step: str | None = None, message: str = "m") -> DeviceResult:
+    return DeviceResult(1, action, "winbond.w25x40cl", status, message, failed_step=step)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "state", "word", "counted"),
+    [
+        (result("program", "pass"), "pass", "PASS", (1, 0)),
+        (result("program", "fail", "verify"), "fail", "FAIL", (0, 1)),
+        (result("program", "link-lost", "program"), "fail", "LINK LOST", (0, 1)),
+        (result("program", "error", "serial"), "error", "ERROR", (0, 1)),
+        (result("program", "cancelled", "erase"), "aborted", "STOPPED", (0, 0)),
+        (result("program", "fail", "socket"), "empty", "EMPTY", (0, 0)),
+        (result("read", "pass"), "service", "READ OK", (0, 0)),
+        (result("verify", "pass"), "service", "VERIFIED", (0, 0)),
+        (result("erase", "pass"), "service", "ERASED", (0, 0)),
+        (result("blank-check", "pass"), "service", "BLANK", (0, 0)),
+        (result("identify", "pass"), "service", "ID OK", (0, 0)),
+        (result("verify", "fail", "verify"), "fail", "FAIL", (0, 0)),
+    ],
+)
+def test_a_tile_says_what_happened_and_counts_only_production(
+    qtbot, outcome: DeviceResult, state: str, word: str, counted: tuple[int, int]
+) -> None:
+    tile = SiteTile(1)
+    qtbot.addWidget(tile)
+    tile.set_progress("erase", 84, 100)
+    tile.show_result(outcome, outcome.message)
+    assert (tile.state, tile.state_label.text()) == (state, word)
+    assert (tile.passed, tile.failed) == counted
+    if not outcome.passed:  # no stale "erase 84%"
+        assert tile.progress.value() == 0 and "84" not in tile.progress.text()
+    expected = "–" if counted == (0, 0) else f"{100 * counted[0] // sum(counted)}%"
+    assert tile.counts_label.text().endswith(expected)
+
+
+@pytest.fixture
+def window(qtbot, database, tmp_path: Path):
+    controller = Controller(database)
+    win = MainWindow(controller, remember_layout=False)
+    qtbot.addWidget(win)
+    win.show()
+    image = tmp_path / "fw.hex"
+    save_image(MemoryImage.from_bytes(bytes((i * 3) % 251 for i in range(4096))), image, "ihex")
+    controller.set_device("winbond.w25x40cl")
+    controller.set_programmer("sim://?sites=4&timing=typ&fault=3:verify@0x20")
+    controller.load_image(image)
+    yield win
+    controller.stop()
+    controller.shutdown()
+
+
+def _run(qtbot, window: MainWindow, start) -> None:
+    with qtbot.waitSignal(
+        window.controller.runningChanged, timeout=20000, check_params_cb=lambda r: r is False
+    ):
+        start()
+
+
+def test_service_operations_and_stops_leave_counts_and_statistics_alone(
+    qtbot, window: MainWindow
+) -> None:
+    c = window.controller
+    _run(qtbot, window, lambda: window.production.start())
+    assert window.stats.summary()["total"] == 4
+    assert window.status_totals.text() == "Pass 3  Fail 1 (75.0%)"
+    before = {s: (t.passed, t.failed) for s, t in window.grid.tiles.items()}
+    _run(qtbot, window, lambda: c.start([3], action="read"))
+    assert window.grid.tile(3).state_label.text() == "READ OK"
+    _run(qtbot, window, lambda: c.start(action="verify"))
+    _run(qtbot, window, lambda: c.start(action="erase"))
+    assert {s: (t.passed, t.failed) for s, t in window.grid.tiles.items()} == before
+    # an operator's stop in the middle of a run: STOPPED, not FAIL, and not counted
+    with qtbot.waitSignal(c.runningChanged, timeout=20000, check_params_cb=lambda r: not r):
+        window.production.start()
+        qtbot.waitUntil(lambda: window.grid.tile(1).state == "busy", timeout=5000)
+        window.actions_by_name["stop"].trigger()
+    assert {t.state for t in window.grid.tiles.values()} == {"aborted"}
+    assert all(t.state_label.text() == "STOPPED" for t in window.grid.tiles.values())
+    assert {s: (t.passed, t.failed) for s, t in window.grid.tiles.items()} == before
+    assert window.stats.summary()["total"] == 4
+    assert window.status_totals.text() == "Pass 3  Fail 1 (75.0%)"
