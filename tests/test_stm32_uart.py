@@ -469,3 +469,24 @@ def test_cli_detect_names_the_stm32(emulator_for, f4, capsys) -> None:
     assert main(["detect", "--programmer", f"uart://{emu.port}?parity=none", "--json"]) == 0
     site = json.loads(capsys.readouterr().out)["sites"][0]
     assert site["stm32_pid"] == "0x413" and f4.id in site["candidates"]
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="POSIX pseudo-terminals")
+def test_a_port_in_a_state_termios_refuses_is_a_link_error(capsys) -> None:
+    """An even-parity open leaves a pty in a state the next open's tcsetattr refuses
+    (termios.error, which is not an OSError): one line, exit 3, no traceback."""
+    from app.cli import main
+    from app.hal.errors import HalError
+
+    master, slave = os.openpty()
+    try:
+        path = os.ttyname(slave)
+        open_programmer(f"uart://{path}").close()
+        with pytest.raises(HalError, match=f"cannot open serial port {path}"):
+            open_programmer(f"uart://{path}")
+        assert main(["detect", "--programmer", f"uart://{path}"]) == 3
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and path in err
+    finally:
+        os.close(master)
+        os.close(slave)

@@ -43,6 +43,7 @@ import serial
 
 from app.hal.bus import SpiOp, SpiStep, WaitReady
 from app.hal.errors import BusTimeout, HalError, LinkError, ProgrammerUrlError
+from app.hal.port_errors import PORT_ERRORS
 from app.hal.programmer import (
     Capabilities,
     Indication,
@@ -199,7 +200,7 @@ class SerprogClient:
             port.exclusive = True
         try:
             port.open()
-        except (serial.SerialException, OSError, ValueError) as err:
+        except (*PORT_ERRORS, ValueError) as err:
             raise HalError(_open_error(self.port, err)) from None
         return port
 
@@ -330,7 +331,7 @@ class SerprogClient:
         port = self._port()
         try:
             port.write(data)
-        except (serial.SerialException, OSError) as err:
+        except PORT_ERRORS as err:
             raise self.lost(f"write failed ({err})") from None
 
     def _read_raw(self, size: int, timeout_s: float) -> bytes:
@@ -341,7 +342,7 @@ class SerprogClient:
         try:
             while len(out) < size and time.monotonic() < end:
                 out += port.read(size - len(out))
-        except (serial.SerialException, OSError) as err:
+        except PORT_ERRORS as err:
             raise self.lost(f"read failed ({err})") from None
         return bytes(out)
 
@@ -360,13 +361,13 @@ class SerprogClient:
                     raise self.lost(
                         f"no answer for {self.timeout_s:g} s (unplugged, reset or hung?)"
                     )
-        except (serial.SerialException, OSError) as err:
+        except PORT_ERRORS as err:
             raise self.lost(f"read failed ({err})") from None
         return bytes(out)
 
     def close(self) -> None:
         if self._serial is not None:
-            with suppress(serial.SerialException, OSError):
+            with suppress(*PORT_ERRORS):
                 self._serial.close()
             self._serial = None
 

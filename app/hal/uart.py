@@ -41,6 +41,7 @@ import serial
 from serial.tools import list_ports
 
 from app.hal.errors import HalError, LinkError, ProgrammerUrlError
+from app.hal.port_errors import PORT_ERRORS, port_error_text
 from app.hal.programmer import (
     Capabilities,
     Indication,
@@ -111,7 +112,7 @@ class UartLink:
             port.rts = rest["rts"]
         try:
             port.open()
-        except serial.SerialException as err:
+        except PORT_ERRORS as err:
             raise _open_error(self.port_name, err) from None
         self._port = port
         self._dead_lines.clear()
@@ -137,7 +138,7 @@ class UartLink:
         port = self._require()
         try:
             port.write(data)
-        except (serial.SerialException, OSError) as err:
+        except PORT_ERRORS as err:
             raise self.lost(f"write to {self.port_name} failed: {err}") from None
 
     def read(self, size: int, timeout_s: float) -> bytes:
@@ -147,13 +148,13 @@ class UartLink:
             if timeout_s != self._timeout:
                 self._set_timeout(port, timeout_s)
             return bytes(port.read(size))
-        except (serial.SerialException, OSError) as err:
+        except PORT_ERRORS as err:
             raise self.lost(f"read from {self.port_name} failed: {err}") from None
 
     def _set_timeout(self, port: Any, timeout_s: float) -> None:
         try:
             port.timeout = timeout_s
-        except Exception as err:  # termios.error is no OSError
+        except PORT_ERRORS as err:  # termios.error is no OSError
             # pyserial stores the value, then re-applies the termios settings. A
             # pseudo-terminal refuses a set that only asks for parity again (EINVAL);
             # on POSIX pyserial times reads out with select(), so the value still holds.
@@ -168,7 +169,7 @@ class UartLink:
         try:
             waiting = port.in_waiting
             return bytes(port.read(waiting)) if waiting else b""
-        except (serial.SerialException, OSError) as err:
+        except PORT_ERRORS as err:
             raise self.lost(f"read from {self.port_name} failed: {err}") from None
 
     @property
@@ -181,7 +182,7 @@ class UartLink:
             port.baudrate = baud
         except ValueError as err:
             raise HalError(f"{self.port_name}: baud rate {baud} not accepted: {err}") from None
-        except (serial.SerialException, OSError) as err:
+        except PORT_ERRORS as err:
             raise self.lost(f"setting {baud} baud on {self.port_name} failed: {err}") from None
         self._baud = baud
 
@@ -197,7 +198,7 @@ class UartLink:
         if port is not None:
             try:
                 port.close()
-            except (serial.SerialException, OSError) as err:
+            except PORT_ERRORS as err:
                 log.debug("closing %s: %s", self.port_name, err)
 
     @property
@@ -217,7 +218,7 @@ class UartLink:
         port = self._require()
         try:
             setattr(port, line, level)
-        except OSError as err:  # serial.SerialException is an OSError too
+        except PORT_ERRORS as err:  # serial.SerialException is an OSError too
             if err.errno in _NO_LINE_ERRNOS:
                 # Pseudo-terminals and some virtual ports have no modem lines.
                 log.debug(
@@ -362,7 +363,7 @@ class UartProgrammer:
         self._site.close()
 
 
-def _open_error(path: str, err: serial.SerialException) -> HalError:
+def _open_error(path: str, err: BaseException) -> HalError:
     code = getattr(err, "errno", None)
     if code == errno.ENOENT:
         ports = ", ".join(sorted(p.device for p in list_ports.comports())) or "none found"
@@ -375,7 +376,7 @@ def _open_error(path: str, err: serial.SerialException) -> HalError:
         )
     if code == errno.EBUSY:
         return HalError(f"serial port {path} is busy: another program has it open")
-    return HalError(f"cannot open serial port {path}: {err}")
+    return HalError(f"cannot open serial port {path}: {port_error_text(err)}")
 
 
 @register_scheme("uart")
