@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QPushButton
 
 from app.core.formats import save_image
 from app.core.image import MemoryImage
@@ -98,3 +100,30 @@ def test_service_operations_and_stops_leave_counts_and_statistics_alone(
     assert {s: (t.passed, t.failed) for s, t in window.grid.tiles.items()} == before
     assert window.stats.summary()["total"] == 4
     assert window.status_totals.text() == "Pass 3  Fail 1 (75.0%)"
+
+
+def test_a_bad_programmer_url_is_explained_at_the_field_and_the_last_one_kept(
+    qtbot, window: MainWindow
+) -> None:
+    panel = window.job
+    panel.programmer.setText("sim://?sites=abc")
+    qtbot.mouseClick(panel.findChild(QPushButton, "connect"), Qt.MouseButton.LeftButton)
+    assert panel.programmer_problem.isVisible()
+    assert "sites" in panel.programmer_problem.text() and "abc" in panel.programmer_problem.text()
+    assert "b00020" in panel.programmer.styleSheet()
+    assert panel.programmer.text() == "sim://?sites=abc"  # kept, to be corrected
+    assert sorted(window.grid.tiles) == [1, 2, 3, 4]  # the last good programmer is still open
+    assert window.controller.programmer_url.startswith("sim://?sites=4")
+    panel.programmer.setText("sim://?sites=2")
+    qtbot.keyClick(panel.programmer, Qt.Key.Key_Return)
+    assert not panel.programmer_problem.isVisible() and panel.programmer.styleSheet() == ""
+    assert sorted(window.grid.tiles) == [1, 2]
+
+
+def test_start_says_why_it_cannot_start(qtbot, window: MainWindow, monkeypatch) -> None:
+    controller = window.controller
+    controller.shutdown()  # no programmer open at all
+    controller.programmer_problem = "unknown programmer scheme 'xyz'"
+    window.actions_by_name["start"].trigger()
+    message = window.statusBar().currentMessage()
+    assert message == "cannot start: no programmer: unknown programmer scheme 'xyz'"

@@ -53,11 +53,14 @@ class SiteWorker(QObject):
 
     event = Signal(object)  # an app.engine.events dataclass
     finished = Signal(int)  # site: the worker is free again
+    #: the GUI thread's way in: emitted there, queued to this worker's own thread only
+    job = Signal(object)  # Work
 
     def __init__(self, site: Any) -> None:
         super().__init__()
         self.site = site
         self._last_progress = 0.0
+        self.job.connect(self.run)
 
     def emit(self, event: Event) -> None:
         """Thread-safe: a queued signal; progress coalesced to ~20 Hz."""
@@ -71,11 +74,10 @@ class SiteWorker(QObject):
             self._last_progress = now
         self.event.emit(event)
 
-    @Slot(int, object)
-    def run(self, site: int, work: Work) -> None:
-        """Queued from the GUI thread to every worker; only the named site's runs it."""
-        if site != self.site.index:
-            return
+    @Slot(object)
+    def run(self, work: Work) -> None:
+        """Runs in the worker's thread (queued through ``job``)."""
+        site = self.site.index
         self._last_progress = 0.0
         try:
             work(self.emit)
@@ -102,7 +104,9 @@ class Controller(QObject):
     #: thread-safe way in for events from outside a worker's cycle (queued to the GUI thread)
     post = Signal(object)
 
-    _dispatch = Signal(int, object)  # site, Work
+    #: the programmer URL typed was refused (url, reason); the last good one stays open
+    programmerRejected = Signal(str, str)
+    programmerAccepted = Signal(str)
 
     def __init__(self, database: DeviceDatabase, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -113,6 +117,8 @@ class Controller(QObject):
         self.operations: dict[str, bool] = CycleOptions().operations()
         self.erase_mode = "auto"  # the erase mode chosen for when erase is on
         self.station: Station | None = None
+        #: why the programmer could not be opened (None while one is open)
+        self.programmer_problem: str | None = None
         self._threads: dict[int, QThread] = {}
         self._workers: dict[int, SiteWorker] = {}
         self._cancel: dict[int, threading.Event] = {}
@@ -162,8 +168,19 @@ class Controller(QObject):
         self.jobChanged.emit()
 
     def set_programmer(self, url: str) -> bool:
+        """Open ``url``; if it cannot be opened, say why and go back to the last
+        programmer that worked (a typo must not leave the station without sites)."""
+        previous = self.programmer_url
         self.programmer_url = url
         ok = self._reopen()
+        if ok:
+            self.programmerAccepted.emit(url)
+        elif not self._busy:
+            reason = self.programmer_problem or "cannot be opened"
+            if previous != url:
+                self.programmer_url = previous
+                self._reopen()
+            self.programmerRejected.emit(url, reason)
         self.jobChanged.emit()
         return ok
 
@@ -195,10 +212,12 @@ class Controller(QObject):
         try:
             programmer = open_station_programmer(self.programmer_url, self.device, self.database)
         except SocketeerError as err:
+            self.programmer_problem = str(err)
             self.error.emit(str(err))
             self.log.emit(None, "error", str(err))
             self.sitesChanged.emit([])
             return False
+        self.programmer_problem = None
 
         self.station = Station(programmer, self.post.emit, part_names(self.database))
         for site in programmer.sites:
@@ -208,7 +227,6 @@ class Controller(QObject):
             worker.moveToThread(thread)
             worker.event.connect(self._on_event)
             worker.finished.connect(self._on_finished)
-            self._dispatch.connect(worker.run)  # queued: the worker lives in its thread
             thread.start()
             self._threads[site.index] = thread
             self._workers[site.index] = worker
@@ -221,8 +239,6 @@ class Controller(QObject):
     def _stop_threads(self) -> None:
         for cancel in self._cancel.values():
             cancel.set()
-        for worker in self._workers.values():
-            self._dispatch.disconnect(worker.run)
         for thread in self._threads.values():
             thread.quit()
             thread.wait()
@@ -262,11 +278,25 @@ class Controller(QObject):
 
     def start(self, sites: list[int] | None = None, action: str = "program") -> None:
         """Run ``action`` once on ``sites`` (default all): a service cycle, not counted."""
+        if not self.ready_to_start():
+            return
         spec = self._spec(action)
         if spec is None:
             return
         for site in sites or self.sites:
             self.run_cycle(site, spec)
+
+    def ready_to_start(self) -> bool:
+        """True when there are sites to start; else says why (status bar and log)."""
+        if self.station is not None:
+            return True
+        why = (
+            f"no programmer: {self.programmer_problem}"
+            if self.programmer_problem
+            else ("no programmer: enter a programmer URL and press Connect")
+        )
+        self.error.emit(f"cannot start: {why}")
+        return False
 
     def run_cycle(self, site: int, spec: CycleSpec, *, counted: bool = False) -> bool:
         """One station cycle on ``site``'s worker; False if the site is busy or unknown."""
@@ -289,7 +319,7 @@ class Controller(QObject):
         self._busy.add(site)
         if not was_running:
             self.runningChanged.emit(True)
-        self._dispatch.emit(site, work)
+        self._workers[site].job.emit(work)
         return True
 
     def stop(self, sites: list[int] | None = None) -> None:

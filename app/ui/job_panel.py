@@ -83,7 +83,13 @@ class JobPanel(QWidget):
         self.programmer.returnPressed.connect(
             lambda: self.programmerChosen.emit(self.programmer.text().strip())
         )
+        self.programmer_problem = QLabel("")
+        self.programmer_problem.setObjectName("programmer-problem")
+        self.programmer_problem.setWordWrap(True)
+        self.programmer_problem.setStyleSheet("color: #b00020;")
+        self.programmer_problem.hide()
         apply = QPushButton("Connect")
+        apply.setObjectName("connect")
         apply.clicked.connect(lambda: self.programmerChosen.emit(self.programmer.text().strip()))
 
         device_row = QHBoxLayout()
@@ -101,10 +107,25 @@ class JobPanel(QWidget):
         form.addRow("", self.image_info)
         form.addRow("Erase mode", self.erase_mode)
         form.addRow("Programmer", prog_row)
+        form.addRow("", self.programmer_problem)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(ops_box)
         layout.addStretch(1)
+
+    def show_programmer_problem(self, url: str, reason: str) -> None:
+        """Mark the programmer field: ``url`` was refused for ``reason`` (the field keeps
+        what was typed, so it can be corrected)."""
+        self.programmer.setText(url)
+        self.programmer.setStyleSheet("QLineEdit { border: 2px solid #b00020; }")
+        self.programmer.setToolTip(reason)
+        self.programmer_problem.setText(f"{reason}. Still using the last working programmer.")
+        self.programmer_problem.show()
+
+    def clear_programmer_problem(self) -> None:
+        self.programmer.setStyleSheet("")
+        self.programmer.setToolTip("")
+        self.programmer_problem.hide()
 
     def _browse(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open image", "", IMAGE_FILTER)
@@ -140,7 +161,8 @@ class JobPanel(QWidget):
                 f"{loaded.format}, {image.data_bytes:,} bytes in {len(image.segments)} segment(s):"
                 f" {ranges}{more}<br>CRC-32 {controller.image_crc32}"
             )
-        self.programmer.setText(controller.programmer_url)
+        if not self.programmer_problem.isVisible():  # keep a refused URL for correcting
+            self.programmer.setText(controller.programmer_url)
         for key, box in self.checks.items():
             if key in controller.operations:
                 box.blockSignals(True)

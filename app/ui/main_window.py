@@ -234,6 +234,8 @@ class MainWindow(QMainWindow):
         self.job.deviceRequested.connect(self.choose_device)
         self.job.imageChosen.connect(c.load_image)
         self.job.programmerChosen.connect(c.set_programmer)
+        c.programmerRejected.connect(self.job.show_programmer_problem)
+        c.programmerAccepted.connect(lambda _url: self.job.clear_programmer_problem())
         self.job.operationToggled.connect(c.set_operation)
         self.job.eraseModeChosen.connect(c.set_erase_mode)
         self.grid.startRequested.connect(lambda s: self.production.start([s]))

@@ -297,7 +297,7 @@ class ProductionController(QObject):
         if self.prepared is None:
             c.start(sites)
             return
-        if not self._allowed("run"):
+        if not self._allowed("run") or not c.ready_to_start():
             return
         if self.loaded is not None and not self.loaded.job.locked and self.role != Role.ENGINEER:
             c.error.emit("operators run only locked jobs")
