@@ -127,3 +127,25 @@ def test_start_says_why_it_cannot_start(qtbot, window: MainWindow, monkeypatch) 
     window.actions_by_name["start"].trigger()
     message = window.statusBar().currentMessage()
     assert message == "cannot start: no programmer: unknown programmer scheme 'xyz'"
+
+
+def test_erase_asks_first_naming_the_sites(qtbot, window: MainWindow, monkeypatch) -> None:
+    from PySide6.QtWidgets import QMessageBox
+
+    asked: list[str] = []
+
+    def answer(reply):
+        def question(_parent, _title, text, *_args):
+            asked.append(text)
+            return reply
+
+        return question
+
+    monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.Cancel))
+    window.actions_by_name["erase"].trigger()
+    assert "sites 1, 2, 3, 4" in asked[0] and "Winbond W25X40CL" in asked[0]
+    assert not window.controller.running
+    assert all(t.state == "idle" for t in window.grid.tiles.values())
+    monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.Yes))
+    _run(qtbot, window, lambda: window.actions_by_name["erase"].trigger())
+    assert {t.state_label.text() for t in window.grid.tiles.values()} == {"ERASED"}

@@ -259,6 +259,10 @@ class Controller(QObject):
         return sorted(self._workers)
 
     @property
+    def idle_sites(self) -> list[int]:
+        return [site for site in self.sites if site not in self._busy]
+
+    @property
     def running(self) -> bool:
         return bool(self._busy)
 
@@ -278,10 +282,8 @@ class Controller(QObject):
 
     def start(self, sites: list[int] | None = None, action: str = "program") -> None:
         """Run ``action`` once on ``sites`` (default all): a service cycle, not counted."""
-        if not self.ready_to_start():
-            return
         spec = self._spec(action)
-        if spec is None:
+        if spec is None or not self.ready_to_start():
             return
         for site in sites or self.sites:
             self.run_cycle(site, spec)

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMainWindow,
+    QMessageBox,
     QScrollArea,
     QTableView,
     QVBoxLayout,
@@ -229,7 +230,7 @@ class MainWindow(QMainWindow):
         acts["detect"].triggered.connect(lambda: c.start(action="identify"))
         acts["read"].triggered.connect(lambda: c.start([self.selected_site], action="read"))
         acts["verify"].triggered.connect(lambda: c.start(action="verify"))
-        acts["erase"].triggered.connect(lambda: c.start(action="erase"))
+        acts["erase"].triggered.connect(self.erase_sites)
         acts["device"].triggered.connect(self.choose_device)
         self.job.deviceRequested.connect(self.choose_device)
         self.job.imageChosen.connect(c.load_image)
@@ -254,6 +255,27 @@ class MainWindow(QMainWindow):
         c.error.connect(self._error)
 
     # -- reactions --------------------------------------------------------------------
+
+    def erase_sites(self) -> bool:
+        """Erase the parts on every idle site, after the engineer confirms which."""
+        c = self.controller
+        sites = c.idle_sites
+        if not sites or not c.ready_to_start():
+            return False
+        device = f"{c.device.vendor} {c.device.part}" if c.device else "the part"
+        answer = QMessageBox.question(
+            self,
+            "Erase parts",
+            f"Erase the whole {device} on site{'s' if len(sites) > 1 else ''}"
+            f" {', '.join(map(str, sites))}?\n\nEverything on the part is lost.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel,
+        )
+        if answer != QMessageBox.StandardButton.Yes:
+            c.log.emit(None, "info", "erase cancelled")
+            return False
+        c.start(sites, action="erase")
+        return True
 
     def choose_device(self) -> None:
         current = self.controller.device.id if self.controller.device else None
