@@ -81,3 +81,45 @@ def test_throughput_over_sliding_window() -> None:
     assert minutes[-1] == pytest.approx(20.0)
     assert rate == pytest.approx([120.0] * len(rate))
     assert stats.devices_per_hour() == pytest.approx(120.0)
+
+
+def test_a_short_fast_session_still_draws_every_plot_in_fitting_units(
+    view: StatisticsView,
+) -> None:
+    """48 devices in 3 s (the demo): the throughput curve has points, time in seconds,
+    cycle times in ms (never pyqtgraph's '(x0.001)')."""
+    for i in range(48):
+        view.add_result(site=i % 8 + 1, passed=True, cycle_s=0.25, finished_at=0.3 + i * 0.06)
+    view.redraw()
+    x, y = view.rate_curve.getData()
+    assert x is not None and len(x) > 10 and view.rate_unit == "s"
+    assert float(x.max()) == pytest.approx(3.07, abs=0.01)  # seconds, not minutes
+    assert float(y[-1]) == pytest.approx(48 * 3600 / (0.3 + 47 * 0.06 - 0.05), rel=0.05)
+    assert view.cycle_unit == "ms"
+    assert view.cycle_plot.getAxis("bottom").labelText == "Cycle time (ms)"
+    assert view.mean_line.value() == pytest.approx(250.0)
+    assert not view.cycle_plot.getAxis("bottom").autoSIPrefix
+
+
+def test_a_long_shift_is_drawn_in_hours(view: StatisticsView) -> None:
+    for i in range(600):
+        view.add_result(site=1, passed=True, cycle_s=30.0, finished_at=30.0 * (i + 1))
+    view.redraw()
+    x, _ = view.rate_curve.getData()
+    assert view.rate_unit == "h" and float(x.max()) == pytest.approx(5.0)
+    assert view.cycle_unit == "s"
+
+
+@pytest.mark.parametrize("sites", [1, 8, 16, 64])
+def test_yield_per_site_at_every_station_size(view: StatisticsView, sites: int) -> None:
+    for site in range(1, sites + 1):
+        view.add_result(site=site, passed=site % 5 != 0, cycle_s=1.0, finished_at=float(site))
+    view.redraw()
+    assert list(view.yield_bars.opts["x"]) == list(range(1, sites + 1))
+    heights = list(view.yield_bars.opts["height"])
+    assert heights == [0.0 if s % 5 == 0 else 100.0 for s in range(1, sites + 1)]
+    ticks = view.yield_plot.getAxis("bottom")._tickLevels[0]
+    assert len(ticks) <= 16 and ticks[0] == (1, "1")
+    labels = [label.textItem.toPlainText() for label in view.yield_labels]
+    expected = [f"{int(s % 5 != 0)}/1" for s in range(1, sites + 1)] if sites <= 8 else []
+    assert labels == expected  # beyond 8 sites the labels would overlap: bars and axis only

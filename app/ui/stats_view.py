@@ -20,7 +20,11 @@ from app.engine.tally import Tally
 
 REDRAW_INTERVAL_MS = 200
 DEFAULT_WINDOW_S = 600.0  # sliding window for devices/hour
-MIN_RATE_SPAN_S = 60.0  # no throughput point before a minute of session time
+#: a throughput point needs this much session time behind it (or a tenth of the session,
+#: if that is shorter: a demo of a few seconds still draws its curve)
+MIN_RATE_SPAN_S = 60.0
+#: per-site count labels over the yield bars up to this many sites (more would overlap)
+MAX_YIELD_LABELS = 8
 
 GOOD = QColor("#2e9d4a")
 FAIR = QColor("#e0a400")
@@ -76,15 +80,17 @@ class SessionStats:
         """(minutes since session start, devices/hour over the trailing window).
 
         Evaluated at each completion. Early in the session the window is the elapsed
-        time so far; points before MIN_RATE_SPAN_S are left out because one device in
-        five seconds is not 720 devices/hour in any useful sense.
+        time so far; points with less than MIN_RATE_SPAN_S (or a tenth of the session,
+        if shorter) behind them are left out, because one device in the first second is
+        not 3,600 devices/hour in any useful sense.
         """
         if not self.finished_at or self.session_start is None:
             return np.empty(0), np.empty(0)
         t = np.sort(np.asarray(self.finished_at, dtype=float)) - self.session_start
         done = np.arange(1, len(t) + 1) - np.searchsorted(t, t - self.window_s, side="right")
         span = np.minimum(t, self.window_s)
-        keep = span >= min(MIN_RATE_SPAN_S, self.window_s)
+        keep = span >= min(MIN_RATE_SPAN_S, self.window_s, 0.1 * float(t[-1]))
+        keep &= span > 0
         return t[keep] / 60.0, done[keep] * 3600.0 / span[keep]
 
     def summary(self) -> dict:
@@ -110,6 +116,15 @@ class SessionStats:
         }
 
 
+def _time_unit(elapsed_s: float) -> tuple[str, float]:
+    """(unit, how many of it per minute) for a session time axis of ``elapsed_s``."""
+    if elapsed_s < 120:
+        return "s", 60.0
+    if elapsed_s < 3 * 3600:
+        return "min", 1.0
+    return "h", 1 / 60
+
+
 def _yield_colour(pct: float) -> QColor:
     return GOOD if pct >= 95.0 else FAIR if pct >= 80.0 else POOR
 
@@ -132,6 +147,7 @@ def _make_plot(title: str, x_label: str, y_label: str) -> pg.PlotWidget:
         axis.setTextPen(pg.mkPen(INK))
         axis.setTickFont(font)
         axis.setLabel(text, color=INK.name(), **{"font-size": "10pt"})
+        axis.enableAutoSIPrefix(False)  # units are chosen here (s or ms), never "(x0.001)"
     return plot
 
 
@@ -151,6 +167,8 @@ class StatisticsView(QWidget):
         self.summary_label.setTextFormat(Qt.TextFormat.RichText)
         self.yield_plot = _make_plot("Yield per site", "Site", "Pass (%)")
         self.cycle_plot = _make_plot("Cycle time (passed)", "Cycle time (s)", "Devices")
+        self.cycle_unit = "s"
+        self.rate_unit = "min"
         self.rate_plot = _make_plot(
             f"Throughput ({window_s / 60:g} min window)", "Session time (min)", "Devices / hour"
         )
@@ -256,13 +274,14 @@ class StatisticsView(QWidget):
             brushes=[pg.mkBrush(c) for c in colours] or None,
             pens=[pg.mkPen(c.darker(130)) for c in colours] or None,
         )
-        for x, s in sites.items():
+        for x, s in sites.items() if len(sites) <= MAX_YIELD_LABELS else ():
             label = pg.TextItem(f"{s['passed']}/{s['total']}", color=INK, anchor=(0.5, 1.0))
             label.setPos(x, s["yield_pct"])
             self.yield_plot.addItem(label)
             self.yield_labels.append(label)
         axis = self.yield_plot.getAxis("bottom")
-        axis.setTicks([[(x, str(x)) for x in xs]] if xs else None)
+        step = max(1, len(xs) // 16)  # every site up to 16, then every other, ...
+        axis.setTicks([[(x, str(x)) for x in xs[::step]]] if xs else None)
         if xs:
             self.yield_plot.setXRange(min(xs) - 0.7, max(xs) + 0.7, padding=0)
 
@@ -272,18 +291,31 @@ class StatisticsView(QWidget):
             self.cycle_bars.setOpts(x0=[], x1=[], height=[])
             self.mean_line.hide()
             return
+        unit, scale = ("ms", 1000.0) if float(cycles.max()) < 1.0 else ("s", 1.0)
+        cycles = cycles * scale
         lo, hi = float(cycles.min()), float(cycles.max())
         if hi - lo < 1e-9:
             lo, hi = lo - 0.5, hi + 0.5
         bins = int(min(30, max(5, np.sqrt(len(cycles)) * 2)))
         counts, edges = np.histogram(cycles, bins=bins, range=(lo, hi))
         self.cycle_bars.setOpts(x0=edges[:-1], x1=edges[1:], height=counts)
+        self.cycle_unit = unit
+        self.cycle_plot.getAxis("bottom").setLabel(
+            f"Cycle time ({unit})", color=INK.name(), **{"font-size": "10pt"}
+        )
+        self.mean_line.label.setFormat(f"mean {{value:.1f}} {unit}")
         self.mean_line.show()  # the label only reformats while the line is visible
-        self.mean_line.setValue(mean)
+        self.mean_line.setValue((mean or 0.0) * scale)
 
     def _draw_rate(self) -> None:
-        x, y = self._stats.throughput_curve()
+        minutes, y = self._stats.throughput_curve()
+        unit, per_minute = _time_unit(self._stats.elapsed_s)
+        x = minutes * per_minute
         self.rate_curve.setData(x, y)
+        self.rate_unit = unit
+        self.rate_plot.getAxis("bottom").setLabel(
+            f"Session time ({unit})", color=INK.name(), **{"font-size": "10pt"}
+        )
         # anchored at zero: a rate axis starting at 380 makes a 5 % dip look like a crash
         top = float(y.max()) * 1.15 if len(y) else 1.0
         right = max(float(x.max()) if len(x) else 0.0, 1.0)
