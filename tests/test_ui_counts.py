@@ -149,3 +149,23 @@ def test_erase_asks_first_naming_the_sites(qtbot, window: MainWindow, monkeypatc
     monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.Yes))
     _run(qtbot, window, lambda: window.actions_by_name["erase"].trigger())
     assert {t.state_label.text() for t in window.grid.tiles.values()} == {"ERASED"}
+
+
+@pytest.mark.parametrize(("size", "sites"), [((1024, 700), 16), ((1024, 700), 4)])
+def test_small_screens_give_the_site_grid_the_space(
+    qtbot, window: MainWindow, size: tuple[int, int], sites: int
+) -> None:
+    window.controller.set_programmer(f"sim://?sites={sites}&timing=instant")
+    window.resize(*size)
+    qtbot.waitUntil(lambda: window.width() == size[0], timeout=2000)
+    qtbot.wait(50)
+    scroll = window.centralWidget()
+    grid = window.grid
+    assert grid.width() <= scroll.viewport().width()
+    assert grid.height() <= scroll.viewport().height(), "the grid scrolls"
+    assert scroll.width() >= size[0] * 0.45  # the operator's grid has the most room
+    assert grid.compact == (sites == 16)
+    for tile in grid.tiles.values():
+        assert tile.isVisible() and tile.state_label.isVisible()
+        assert tile.progress.isVisible() and tile.result_label.isVisible()
+        assert tile.counts_label.isVisible() != grid.compact

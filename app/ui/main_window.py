@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 from PySide6.QtCore import QByteArray, QSettings, QSize, Qt
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QResizeEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QDockWidget,
@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.roles import Role, RoleStore, Session
+from app.engine.events import CycleFinished
 from app.engine.results import DeviceResult
 from app.engine.tally import Tally, counts_for_production
 from app.ui.buffer_view import BufferView
@@ -122,6 +123,12 @@ class LogPane(QWidget):
         QApplication.clipboard().setText("\n".join(model.record(r).text() for r in rows))
 
 
+#: side panes' share of the window width, within these bounds (pixels)
+SIDE_SHARE, SIDE_MIN, SIDE_MAX = 0.2, 200, 360
+#: below this width the docks are re-fitted on every resize (the grid keeps its space)
+SMALL_SCREEN_WIDTH = 1400
+
+
 class MainWindow(QMainWindow):
     def __init__(
         self,
@@ -164,13 +171,15 @@ class MainWindow(QMainWindow):
             "stats": self._dock("Statistics", self.stats, Qt.DockWidgetArea.RightDockWidgetArea),
             "buffer": self._dock("Buffer", self.buffer, Qt.DockWidgetArea.RightDockWidgetArea),
         }
+        # side panes may shrink (their content scrolls or wraps): the grid comes first
+        for pane in (self.job, self.stats, self.buffer):
+            pane.setMinimumWidth(SIDE_MIN - 20)
         self.tabifyDockWidget(self.docks["log"], self.docks["site_log"])
         self.tabifyDockWidget(self.docks["stats"], self.docks["buffer"])
         self.docks["log"].raise_()
         self.docks["stats"].raise_()
-        self.resizeDocks([self.docks["job"]], [340], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.docks["stats"]], [360], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.docks["log"]], [230], Qt.Orientation.Vertical)
+        self._layout_restored = False
+        self._fit_docks()
         self._build_actions()
         self.status_role = QLabel()
         self.status_job = QLabel()
@@ -247,6 +256,7 @@ class MainWindow(QMainWindow):
         c.sitePhase.connect(lambda s, p: self.grid.tile(s).set_progress(p, 0, 0))
         c.siteProgress.connect(lambda s, p, d, t: self.grid.tile(s).set_progress(p, d, t))
         c.siteFinished.connect(self._site_finished)
+        c.engineEvent.connect(self._engine_event)
         c.siteIdle.connect(lambda s: self.grid.tile(s).set_state("idle", "count reached"))
         c.log.connect(self._log)
         c.jobChanged.connect(self._job_changed)
@@ -304,6 +314,10 @@ class MainWindow(QMainWindow):
             )
         self._update_status()
 
+    def _engine_event(self, event: object) -> None:
+        if isinstance(event, CycleFinished) and event.serial and event.site in self.grid.tiles:
+            self.grid.tile(event.site).show_serial(event.serial)
+
     def _log(self, site: int | None, level: str, message: str) -> None:
         self.log_model.append(LogRecord(time.time(), site, level, message))
 
@@ -353,12 +367,28 @@ class MainWindow(QMainWindow):
         if isinstance(geometry, QByteArray):
             self.restoreGeometry(geometry)
         if isinstance(state, QByteArray):
-            self.restoreState(state)
+            self._layout_restored = self.restoreState(state)
 
     def save_layout(self) -> None:
         settings = QSettings(SETTINGS_ORG, SETTINGS_APP)
         settings.setValue("window/geometry", self.saveGeometry())
         settings.setValue("window/state", self.saveState())
+
+    def _fit_docks(self) -> None:
+        """The site grid gets the space first: the side panes take about a fifth of the
+        width each (200-360 px) and the log about a fifth of the height (110-230 px)."""
+        side = int(min(SIDE_MAX, max(SIDE_MIN, self.width() * SIDE_SHARE)))
+        self.resizeDocks(
+            [self.docks["job"], self.docks["stats"]], [side, side], Qt.Orientation.Horizontal
+        )
+        log_height = int(min(230, max(110, self.height() * 0.22)))
+        self.resizeDocks([self.docks["log"]], [log_height], Qt.Orientation.Vertical)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        small = event.size().width() < SMALL_SCREEN_WIDTH or event.size().height() < 800
+        if small or not self._layout_restored:
+            self._fit_docks()  # the operator's grid first; a saved layout wins on big screens
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if self.remember_layout:

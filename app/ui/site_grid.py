@@ -30,6 +30,10 @@ STATE_COLOURS = {
     "error": ("#ede7f6", "#4a148c"),  # the station failed, not the part
 }
 TILE_MIN_WIDTH = 160
+TILE_MIN_HEIGHT = 170
+#: the compact tile (site, state, phase, progress, reason) when full tiles do not fit
+COMPACT_MIN_WIDTH = 118
+COMPACT_MIN_HEIGHT = 96
 STATE_WORDS = {
     "idle": "READY",
     "busy": "BUSY",
@@ -64,9 +68,10 @@ class SiteTile(QFrame):
         self.site = site
         self.state = "idle"
         self.tally = Tally()  # production results only (counts_for_production)
+        self.compact = False
         self.setObjectName(f"site-tile-{site}")
         self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.setMinimumSize(TILE_MIN_WIDTH, 170)
+        self.setMinimumSize(TILE_MIN_WIDTH, TILE_MIN_HEIGHT)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
         self.title = QLabel(f"Site {site}")
@@ -92,6 +97,10 @@ class SiteTile(QFrame):
         self.result_label.setWordWrap(True)
         self.result_label.setObjectName("result")
         self.counts_label = QLabel()
+        #: the last part: its ID, serial and cycle time (full tiles only)
+        self.details_label = QLabel("")
+        self.details_label.setObjectName("details")
+        self.details_label.setWordWrap(True)
 
         top = QHBoxLayout()
         top.addWidget(self.title)
@@ -109,6 +118,7 @@ class SiteTile(QFrame):
         layout.addWidget(self.phase_label)
         layout.addWidget(self.progress)
         layout.addWidget(self.result_label, 1)
+        layout.addWidget(self.details_label)
         layout.addWidget(self.counts_label)
         self.set_state("idle")
         self._update_counts()
@@ -140,11 +150,34 @@ class SiteTile(QFrame):
         self.progress.setValue(int(1000 * done / total) if total else 0)
         self.progress.setFormat(f"{phase} %p%")
 
+    def set_compact(self, compact: bool) -> None:
+        """The compact form: smaller state word, the reason on one line, no counts or
+        details; for small screens and big stations."""
+        self.compact = compact
+        if compact:
+            self.setMinimumSize(COMPACT_MIN_WIDTH, COMPACT_MIN_HEIGHT)
+        else:
+            self.setMinimumSize(TILE_MIN_WIDTH, TILE_MIN_HEIGHT)
+        size = "13pt" if compact else "20pt"
+        self.state_label.setStyleSheet(f"font-weight: bold; font-size: {size};")
+        self.title.setStyleSheet(f"font-weight: bold; font-size: {'10pt' if compact else '12pt'};")
+        self.result_label.setWordWrap(not compact)
+        self.counts_label.setVisible(not compact)
+        self.details_label.setVisible(not compact)
+        self.phase_label.setVisible(not compact)  # the progress bar names the phase
+        for button in (self.start_button, self.stop_button):
+            button.setFixedSize(QSize(18, 18) if compact else button.sizeHint())
+
     def show_result(self, result: DeviceResult, text: str) -> None:
         """Show what the cycle did, in words and a state that says which kind of
         result it is; only production results move the site's counts."""
         state, word = _state_of(result)
         self.result_label.setText(text)
+        self.result_label.setToolTip(text)
+        facts = [f"ID {result.chip_id}"] if result.chip_id else []
+        if result.timings:
+            facts.append(f"{sum(result.timings.values()):.2f} s")
+        self.details_label.setText(" · ".join(facts))
         self.set_state(state, word=word)
         if result.passed:
             self.progress.setValue(1000)
@@ -154,6 +187,11 @@ class SiteTile(QFrame):
         if counts_for_production(result):
             self.tally = self.tally.add(result.status)
             self._update_counts()
+
+    def show_serial(self, serial: str) -> None:
+        """The serial number the last part was given."""
+        text = self.details_label.text()
+        self.details_label.setText(f"{text} · serial {serial}" if text else f"serial {serial}")
 
     @property
     def passed(self) -> int:
@@ -195,6 +233,7 @@ class SiteGrid(QWidget):
         self._layout = QGridLayout(self)
         self._layout.setSpacing(8)
         self._columns = 0
+        self.compact = False
 
     def set_sites(self, sites: list[int]) -> None:
         for tile in self.tiles.values():
@@ -206,15 +245,28 @@ class SiteGrid(QWidget):
             tile.startRequested.connect(self.startRequested)
             tile.stopRequested.connect(self.stopRequested)
             tile.selected.connect(self.siteSelected)
+            tile.set_compact(self.compact)
             self.tiles[site] = tile
         self._columns = 0
         self._relayout()
 
     def _relayout(self) -> None:
-        """As many columns as fit (at most 4, or 8 for big stations), rows fill down."""
+        """Full tiles when they all fit the visible area, else compact ones; as many
+        columns as fit (at most 4 full or 8 compact), rows fill down."""
         n = len(self.tiles)
-        fit = max(1, (self.width() - 8) // (TILE_MIN_WIDTH + self._layout.spacing()))
-        columns = max(1, min(n, fit, 8 if n > 16 else 4))
+        if not n:
+            return
+        area = self.parentWidget().size() if self.parentWidget() is not None else self.size()
+        gap = self._layout.spacing()
+        columns = self._columns_for(n, area.width(), TILE_MIN_WIDTH, 8 if n > 16 else 4)
+        rows = -(-n // columns)
+        compact = rows * (TILE_MIN_HEIGHT + gap) > area.height()
+        if compact:
+            columns = self._columns_for(n, area.width(), COMPACT_MIN_WIDTH, 8)
+        if compact != self.compact:
+            self.compact = compact
+            for tile in self.tiles.values():
+                tile.set_compact(compact)
         if columns == self._columns:
             return
         self._columns = columns
@@ -222,6 +274,12 @@ class SiteGrid(QWidget):
             self._layout.removeWidget(tile)
         for i, tile in enumerate(self.tiles.values()):
             self._layout.addWidget(tile, i // columns, i % columns)
+        for column in range(self._layout.columnCount()):  # equal widths, whatever the text
+            self._layout.setColumnStretch(column, 1 if column < columns else 0)
+
+    def _columns_for(self, n: int, width: int, tile_width: int, most: int) -> int:
+        fit = max(1, (width - 8) // (tile_width + self._layout.spacing()))
+        return max(1, min(n, fit, most))
 
     def resizeEvent(self, event: object) -> None:
         super().resizeEvent(event)  # type: ignore[arg-type]

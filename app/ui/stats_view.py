@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QColor, QFont
+from PySide6.QtGui import QColor, QFont, QResizeEvent
 from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
 
 from app.engine.results import FAIL, PASS
@@ -25,6 +25,10 @@ DEFAULT_WINDOW_S = 600.0  # sliding window for devices/hour
 MIN_RATE_SPAN_S = 60.0
 #: per-site count labels over the yield bars up to this many sites (more would overlap)
 MAX_YIELD_LABELS = 8
+#: room a per-site count label needs over its bar (pixels)
+YIELD_LABEL_WIDTH = 30
+#: below this width the plots stand one above the other
+STACK_BELOW_WIDTH = 560
 
 GOOD = QColor("#2e9d4a")
 FAIR = QColor("#e0a400")
@@ -165,6 +169,7 @@ class StatisticsView(QWidget):
 
         self.summary_label = QLabel()
         self.summary_label.setTextFormat(Qt.TextFormat.RichText)
+        self.summary_label.setWordWrap(True)  # a long line must not widen the pane
         self.yield_plot = _make_plot("Yield per site", "Site", "Pass (%)")
         self.cycle_plot = _make_plot("Cycle time (passed)", "Cycle time (s)", "Devices")
         self.cycle_unit = "s"
@@ -174,16 +179,36 @@ class StatisticsView(QWidget):
         )
         self._build_items()
 
-        grid = QGridLayout()
-        grid.setSpacing(6)
-        grid.addWidget(self.yield_plot, 0, 0)
-        grid.addWidget(self.cycle_plot, 0, 1)
-        grid.addWidget(self.rate_plot, 1, 0, 1, 2)
+        self._grid = QGridLayout()
+        self._grid.setSpacing(6)
+        self._stacked: bool | None = None
+        self._arrange(stacked=False)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.summary_label)
-        layout.addLayout(grid, 1)
+        layout.addLayout(self._grid, 1)
         self.redraw()
+
+    def _arrange(self, *, stacked: bool) -> None:
+        """Two plots over the throughput plot; one above the other in a narrow pane."""
+        if stacked == self._stacked:
+            return
+        self._stacked = stacked
+        for plot in (self.yield_plot, self.cycle_plot, self.rate_plot):
+            self._grid.removeWidget(plot)
+        if stacked:
+            for row, plot in enumerate((self.yield_plot, self.cycle_plot, self.rate_plot)):
+                self._grid.addWidget(plot, row, 0)
+        else:
+            self._grid.addWidget(self.yield_plot, 0, 0)
+            self._grid.addWidget(self.cycle_plot, 0, 1)
+            self._grid.addWidget(self.rate_plot, 1, 0, 1, 2)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._arrange(stacked=event.size().width() < STACK_BELOW_WIDTH)
+        if self._stats.sites:
+            self._schedule()  # labels shown or hidden by the room they have
 
     def _build_items(self) -> None:
         self.yield_bars = pg.BarGraphItem(x=[], height=[], width=0.6)
@@ -274,7 +299,9 @@ class StatisticsView(QWidget):
             brushes=[pg.mkBrush(c) for c in colours] or None,
             pens=[pg.mkPen(c.darker(130)) for c in colours] or None,
         )
-        for x, s in sites.items() if len(sites) <= MAX_YIELD_LABELS else ():
+        room = self.yield_plot.width() / max(1, len(sites))
+        fits = len(sites) <= MAX_YIELD_LABELS and room >= YIELD_LABEL_WIDTH
+        for x, s in sites.items() if fits else ():
             label = pg.TextItem(f"{s['passed']}/{s['total']}", color=INK, anchor=(0.5, 1.0))
             label.setPos(x, s["yield_pct"])
             self.yield_plot.addItem(label)
