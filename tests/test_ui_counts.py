@@ -169,3 +169,24 @@ def test_small_screens_give_the_site_grid_the_space(
         assert tile.isVisible() and tile.state_label.isVisible()
         assert tile.progress.isVisible() and tile.result_label.isVisible()
         assert tile.counts_label.isVisible() != grid.compact
+
+
+def test_the_site_grid_works_from_the_keyboard(qtbot, window: MainWindow) -> None:
+    grid = window.grid
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=2000)
+    first = grid.tile(1)
+    first.setFocus()
+    qtbot.waitUntil(first.hasFocus, timeout=2000)
+    assert window.selected_site == 1
+    qtbot.keyClick(first, Qt.Key.Key_Right)
+    assert grid.tile(2).hasFocus() and window.selected_site == 2
+    qtbot.keyClick(grid.tile(2), Qt.Key.Key_Left)
+    assert first.hasFocus()
+    assert "border: 4px solid" in first.styleSheet()  # the focus is visible
+    with qtbot.waitSignal(
+        window.controller.runningChanged, timeout=20000, check_params_cb=lambda r: not r
+    ):
+        qtbot.keyClick(first, Qt.Key.Key_Return)  # starts this site only
+    assert first.state == "pass"
+    assert all(grid.tile(s).state == "idle" for s in (2, 3, 4))

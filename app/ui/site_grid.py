@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QFocusEvent, QKeyEvent
 from PySide6.QtWidgets import (
     QFrame,
     QGridLayout,
@@ -52,6 +53,14 @@ SERVICE_WORDS = {
     "erase": "ERASED",
     "blank-check": "BLANK",
 }
+#: the border of the tile that has the keyboard focus
+FOCUS_COLOUR = "#1565c0"
+_ARROWS = {
+    Qt.Key.Key_Left: (-1, 0),
+    Qt.Key.Key_Right: (1, 0),
+    Qt.Key.Key_Up: (0, -1),
+    Qt.Key.Key_Down: (0, 1),
+}
 #: states drawn with another state's icon
 ICON_OF = {"error": "fail"}
 #: logical pixels of the state icon beside the state word (about the word's height)
@@ -62,10 +71,14 @@ class SiteTile(QFrame):
     startRequested = Signal(int)
     stopRequested = Signal(int)
     selected = Signal(int)
+    #: arrow keys: move the focus by (columns, rows)
+    moveFocus = Signal(int, int, int)  # site, dx, dy
 
     def __init__(self, site: int, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.site = site
+        # Keyboard: Tab or the arrows reach a tile, Enter/Space start it, Delete stops it.
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.state = "idle"
         self.tally = Tally()  # production results only (counts_for_production)
         self.compact = False
@@ -123,6 +136,21 @@ class SiteTile(QFrame):
         self.set_state("idle")
         self._update_counts()
 
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        key = event.key()
+        if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Space):
+            self.startRequested.emit(self.site)
+        elif key == Qt.Key.Key_Delete:
+            self.stopRequested.emit(self.site)
+        elif key in _ARROWS:
+            self.moveFocus.emit(self.site, *_ARROWS[key])
+        else:
+            super().keyPressEvent(event)
+
+    def focusInEvent(self, event: QFocusEvent) -> None:
+        super().focusInEvent(event)
+        self.selected.emit(self.site)
+
     def mousePressEvent(self, event: object) -> None:
         self.selected.emit(self.site)
         super().mousePressEvent(event)  # type: ignore[arg-type]
@@ -133,6 +161,7 @@ class SiteTile(QFrame):
         self.setStyleSheet(
             f"SiteTile {{ background: {background}; border: 2px solid {text};"
             f" border-radius: 6px; }} QLabel {{ color: {text}; }}"
+            f" SiteTile:focus {{ border: 4px solid {FOCUS_COLOUR}; }}"
         )
         self.state_label.setText(word or STATE_WORDS[state])
         size = QSize(STATE_ICON_SIZE, STATE_ICON_SIZE)
@@ -245,6 +274,7 @@ class SiteGrid(QWidget):
             tile.startRequested.connect(self.startRequested)
             tile.stopRequested.connect(self.stopRequested)
             tile.selected.connect(self.siteSelected)
+            tile.moveFocus.connect(self._move_focus)
             tile.set_compact(self.compact)
             self.tiles[site] = tile
         self._columns = 0
@@ -276,6 +306,12 @@ class SiteGrid(QWidget):
             self._layout.addWidget(tile, i // columns, i % columns)
         for column in range(self._layout.columnCount()):  # equal widths, whatever the text
             self._layout.setColumnStretch(column, 1 if column < columns else 0)
+
+    def _move_focus(self, site: int, dx: int, dy: int) -> None:
+        order = list(self.tiles)
+        index = order.index(site) + dx + dy * max(1, self._columns)
+        if 0 <= index < len(order):
+            self.tiles[order[index]].setFocus(Qt.FocusReason.OtherFocusReason)
 
     def _columns_for(self, n: int, width: int, tile_width: int, most: int) -> int:
         fit = max(1, (width - 8) // (tile_width + self._layout.spacing()))
