@@ -56,12 +56,15 @@ class FtdiI2cBus:
             if hint_s > 0:
                 link.sleep(hint_s)
             port = self._port(address)
+            past_deadline = False
             while not port.poll(write=True, relax=True, start=True):
-                if link.now() - started > timeout_s:
+                if past_deadline:  # polled once more after the deadline: still busy
                     raise BusTimeout(
                         f"no acknowledge from 0x{address:02X} within {timeout_s * 1000:.0f} ms"
                     )
-                link.sleep(0.0005)
+                past_deadline = link.now() - started > timeout_s
+                if not past_deadline:
+                    link.sleep(0.0005)
 
 
 __all__ = ["FtdiI2cBus", "I2cNack"]
