@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from app.cli import main
-from app.core.formats import load_image
+from app.core.formats import load_image, save_image
+from app.core.image import MemoryImage
 
 IMAGES = Path(__file__).parent / "data" / "images"
 
@@ -260,3 +261,20 @@ def test_a_truncated_s_record_file_is_warned_about_and_refused_for_programming(
     assert run(capsys, *argv, "--allow-incomplete", str(half))[0] == 0
     code, _, err = run(capsys, "image", "info", str(IMAGES / "composite.s19"))
     assert code == 0 and "warning" not in err
+
+
+def test_a_binary_spanning_gigabytes_is_refused_not_allocated(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    image = MemoryImage()
+    image.add(0, b"\x01")
+    image.add(0xFFFF_FFF0, b"\x02")
+    save_image(image, tmp_path / "huge.hex", "ihex")
+    code, _, err = run(
+        capsys, "image", "convert", str(tmp_path / "huge.hex"), str(tmp_path / "o.bin")
+    )
+    assert code == 2 and "--range" in err and "4,294,967,281 bytes" in err
+    assert not (tmp_path / "o.bin").exists()
+    assert run(capsys, "image", "convert", str(tmp_path / "huge.hex"), str(tmp_path / "o.bin"),
+               "--range", "0:0x100")[0] == 0  # fmt: skip
+    assert (tmp_path / "o.bin").read_bytes() == b"\x01" + b"\xff" * 0xFF

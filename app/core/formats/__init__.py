@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from app.core.errors import InputError
+from app.core.errors import ImageRangeError, InputError
 from app.core.fileio import atomic_writer, open_user_file
 from app.core.formats.ihex import read_ihex, write_ihex
 from app.core.formats.srec import read_srec, write_srec
@@ -24,6 +24,7 @@ FORMATS = ("ihex", "srec", "ti-txt", "bin")
 #: the largest image file read: the largest part in the database (256 MiB) as Intel HEX
 #: with short records is under 1 GiB; anything bigger is not an image for a part
 MAX_IMAGE_FILE_BYTES = 1 << 30
+_BINARY_PIECE = 1 << 20
 
 _EXTENSIONS = {
     ".hex": "ihex",
@@ -133,10 +134,25 @@ def write_image(
     elif fmt == "ti-txt":
         write_titxt(image, stream, record_bytes=record_bytes or 16)
     elif fmt == "bin":
-        if not image.is_empty:
-            stream.write(image.filled(fill))
+        _write_binary(image, stream, fill)
     else:
         raise InputError(f"unknown image format {fmt!r} (known: {', '.join(FORMATS)})")
+
+
+def _write_binary(image: MemoryImage, stream: BinaryIO, fill: int) -> None:
+    """The image from its lowest to its highest address, gaps as ``fill``, written in
+    pieces (a sparse image must not be materialised whole), and refused when the span
+    is larger than any part Socketeer programs."""
+    if image.is_empty:
+        return
+    lo, hi = image.min_address, image.max_address
+    if hi - lo > MAX_IMAGE_FILE_BYTES:
+        raise ImageRangeError(
+            f"a binary from 0x{lo:X} to 0x{hi:X} would be {hi - lo:,} bytes, more than"
+            f" {MAX_IMAGE_FILE_BYTES:,}: choose the part of the image with --range"
+        )
+    for start in range(lo, hi, _BINARY_PIECE):
+        stream.write(image.filled(fill, start, min(hi, start + _BINARY_PIECE)))
 
 
 def save_image(image: MemoryImage, path: str | Path, fmt: str, **options: int | None) -> None:
