@@ -6,8 +6,14 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+# The fuzz suite (tests/test_fuzz_*.py) runs a bounded number of examples by default;
+# `pytest --fuzz-long` runs many more (hypothesis profile "long").
+settings.register_profile("default", deadline=None)
+settings.register_profile("long", max_examples=5000, deadline=None)
 
 DATA = Path(__file__).parent / "data"
 
@@ -28,6 +34,9 @@ def database():  # -> app.devicedb.DeviceDatabase
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--ftdi-url", default=None, help="pyftdi URL of a real FTDI programmer")
     parser.addoption("--port", default=None, help="serial port of a real serprog/UART target")
+    parser.addoption(
+        "--fuzz-long", action="store_true", help="run the fuzz suite with many more examples"
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -40,6 +49,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    settings.load_profile("long" if config.getoption("--fuzz-long") else "default")
     config.addinivalue_line(
         "markers",
         "db_coverage: counts of the installed device DB (fails until the data is complete)",

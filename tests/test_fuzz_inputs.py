@@ -1,0 +1,153 @@
+"""The standing fuzz suite: every input ends in success or in one of Socketeer's own
+errors with a one-line message, within a time and a memory bound. Bounded by default;
+`pytest --fuzz-long` runs thousands of examples per target.
+
+Targets: image files (every reader, through the CLI's loading path, and every writer),
+programmer URLs, the numbers and ranges users type.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from app.core.errors import SocketeerError
+from app.core.formats import load_image, parse_image_bytes, save_image
+from app.core.numbers import parse_number, parse_range
+from app.hal.programmer import open_programmer
+
+IMAGES = Path(__file__).parent / "data" / "images"
+SECONDS = 2.0
+PEAK_BYTES = 64 << 20
+
+
+@contextmanager
+def bounded() -> Iterator[None]:
+    """The block must finish within SECONDS and allocate at most PEAK_BYTES at once,
+    and may raise only a SocketeerError with a one-line message."""
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    try:
+        yield
+    except SocketeerError as err:
+        assert "\n" not in str(err) and str(err), repr(err)
+    finally:
+        elapsed = time.perf_counter() - t0
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    assert elapsed < SECONDS, f"took {elapsed:.2f} s"
+    assert peak < PEAK_BYTES, f"peak {peak >> 20} MiB"
+
+
+def _seeds() -> list[bytes]:
+    return [path.read_bytes()[:4000] for path in sorted(IMAGES.glob("composite*"))]
+
+
+def mutated(seed: bytes) -> st.SearchStrategy[bytes]:
+    """A reference image with bytes flipped, lines cut, duplicated or spliced."""
+
+    @st.composite
+    def build(draw: st.DrawFn) -> bytes:
+        data = bytearray(seed)
+        for _ in range(draw(st.integers(0, 8))):
+            if not data:
+                break
+            at = draw(st.integers(0, len(data) - 1))
+            action = draw(st.sampled_from(["flip", "cut", "dup", "insert"]))
+            if action == "flip":
+                data[at] = draw(st.integers(0, 255))
+            elif action == "cut":
+                del data[at : at + draw(st.integers(1, 80))]
+            elif action == "dup":
+                data[at:at] = data[at : at + draw(st.integers(1, 80))]
+            else:
+                data[at:at] = draw(st.binary(max_size=40))
+        return bytes(data)
+
+    return build()
+
+
+FORMATS = ("ihex", "srec", "ti-txt", "bin")
+fuzz = settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+@fuzz
+@given(data=st.sampled_from(_seeds()).flatmap(mutated), fmt=st.sampled_from(FORMATS))
+def test_image_readers(data: bytes, fmt: str) -> None:
+    with bounded():
+        parse_image_bytes(data, fmt, 0, "fuzz")
+
+
+@fuzz
+@given(data=st.binary(max_size=3000))
+def test_image_loading_by_content(data: bytes) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "image.hex"
+        path.write_bytes(data)
+        with bounded():
+            load_image(path)
+
+
+@fuzz
+@given(
+    chunks=st.lists(
+        st.tuples(st.integers(0, (1 << 32) - 64), st.binary(min_size=1, max_size=64)),
+        max_size=6,
+    ),
+    fmt=st.sampled_from(FORMATS),
+    start=st.one_of(st.none(), st.integers(0, (1 << 33))),
+)
+def test_image_writers(
+    chunks: list[tuple[int, bytes]],
+    fmt: str,
+    start: int | None,
+) -> None:
+    from app.core.image import MemoryImage
+
+    image = MemoryImage(start_address=start)
+    for address, data in chunks:
+        if fmt == "bin":  # a raw binary spans every gap: keep it small on disk
+            address &= 0xFFFFF
+        image.add(address, data, last_wins=True)
+    with tempfile.TemporaryDirectory() as folder, bounded():
+        out = Path(folder) / f"out.{fmt}"
+        save_image(image, out, fmt)
+        assert load_image(out, fmt).image == image or fmt == "bin"
+
+
+URL_PARTS = st.sampled_from(
+    ["sites", "timing", "fault", "seed", "spi_hz", "i2c_hz", "adapter", "handler", "chip",
+     "connection", "power", "x"]
+)  # fmt: skip
+URL_VALUES = st.one_of(
+    st.sampled_from(["1", "0", "-1", "abc", "1e9", "typ", "max", "scale:0.5", "1:verify",
+                     "²:verify", "1:verify@0x10", "winbond.w25q128jv", "in-system", ""]),
+    st.text(max_size=12),
+)  # fmt: skip
+
+
+@fuzz
+@given(options=st.lists(st.tuples(URL_PARTS, URL_VALUES), max_size=4))
+def test_programmer_urls(options: list[tuple[str, str]]) -> None:
+    from urllib.parse import quote
+
+    query = "&".join(f"{key}={quote(value)}" for key, value in options)
+    with bounded():
+        programmer = open_programmer(f"sim://?{query}")
+        programmer.close()
+
+
+@fuzz
+@given(text=st.text(max_size=50))
+def test_numbers_and_ranges(text: str) -> None:
+    parse: Callable[[str], object]
+    for parse in (parse_number, parse_range):
+        with bounded():
+            parse(text)
