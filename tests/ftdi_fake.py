@@ -24,6 +24,7 @@ from pyftdi.spi import SpiIOError
 from pyftdi.usbtools import UsbToolsError
 from usb.core import USBError
 
+from app.devicedb import Device
 from app.hal.errors import I2cNack
 from app.hal.ftdi import FtdiBackend
 from app.hal.ftdi_usb import PRODUCT_ALIASES, UsbDeviceInfo, product_for
@@ -36,12 +37,12 @@ CS_BIT = 0x08
 SPI_OUT = 0x0B
 
 
-def spi_chip(device: Any, **kwargs: Any) -> SpiNorChip:
-    return SpiNorChip(device.raw, SimClock(Timing("instant")), unique_id=bytes(range(16)), **kwargs)
+def spi_chip(device: Device, **kwargs: Any) -> SpiNorChip:
+    return SpiNorChip(device, SimClock(Timing("instant")), unique_id=bytes(range(16)), **kwargs)
 
 
-def eeprom_chip(device: Any, faults: ChipFaults | None = None) -> I2cEepromChip:
-    return I2cEepromChip(device.raw, SimClock(Timing("instant")), faults=faults)
+def eeprom_chip(device: Device, faults: ChipFaults | None = None) -> I2cEepromChip:
+    return I2cEepromChip(device, SimClock(Timing("instant")), faults=faults)
 
 
 class FakeClock:

@@ -24,6 +24,7 @@ import tty
 from collections import Counter
 from pathlib import Path
 
+from app.devicedb import Device
 from app.hal.serprog import ACK, BUS_SPI, NAK, Cmd
 from app.hal.sim.clock import SimClock, Timing
 from app.hal.sim.spi_nor_chip import SpiNorChip
@@ -32,15 +33,15 @@ _PARAMS = {Cmd.S_BUSTYPE: 1, Cmd.S_PIN_STATE: 1, Cmd.S_SPI_FREQ: 4}
 
 
 @functools.cache
-def _device_raw(device_id: str) -> dict:
+def _device(device_id: str) -> Device:
     from app.devicedb import load_database
 
-    return dict(load_database(use_overlay=False).get(device_id).raw)
+    return load_database(use_overlay=False).get(device_id)
 
 
 def make_chip(device_id: str = "winbond.w25q128jv", timing: str = "instant") -> SpiNorChip:
     """A blank SPI NOR model of a DB device."""
-    return SpiNorChip(_device_raw(device_id), SimClock(Timing.parse(timing)))
+    return SpiNorChip(_device(device_id), SimClock(Timing.parse(timing)))
 
 
 class SerprogEmulator:

@@ -2,7 +2,7 @@
 
 The target side of a pty pair answers the bootloader protocol in a thread; the host
 side (``emulator.port``, e.g. /dev/pts/3) is what Socketeer -- or stm32flash -- opens.
-Memory, product ID, bootloader version and command set come from a device DB entry.
+Memory, product ID, bootloader version and command set come from a device's typed facts.
 
 What it models: the 0x7F autobaud sync (and NACK for a 0x7F after sync), Get / Get
 Version / Get ID, Read Memory, Write Memory (word granularity; writing a programmed
@@ -28,11 +28,13 @@ import select
 import termios
 import threading
 import tty
-from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import reduce
 from operator import xor
 from typing import Any
+
+from app.devicedb import Device
+from app.devicedb.facts import Stm32Facts
 
 ACK, NACK = 0x79, 0x1F
 _SPEEDS = {
@@ -54,10 +56,6 @@ def _xor(data: bytes | bytearray) -> int:
     return reduce(xor, data, 0)
 
 
-def _hex(value: Any) -> int:
-    return value if isinstance(value, int) else int(str(value), 16)
-
-
 @dataclass
 class Region:
     start: int
@@ -73,32 +71,28 @@ class Region:
 
 
 class Stm32Emulator:
-    """The target end of a pty pair, answering AN3155 frames from ``entry``'s facts."""
+    """The target end of a pty pair, answering AN3155 frames from ``device``'s facts."""
 
     def __init__(
         self,
-        entry: Mapping[str, Any],
+        device: Device,
         *,
         pid: int | None = None,
         readout_protected: bool = False,
         max_baud: int | None = None,
     ) -> None:
-        raw = getattr(entry, "raw", entry)  # a Device or its JSON entry
-        loader = raw["bootloader"]
-        self.pid = pid if pid is not None else _hex(raw["ids"]["stm32_pid"])
-        self.version = _hex(loader.get("version", "0x31"))
-        self.commands = [_hex(c) for c in loader["commands"]]
-        self.erased = _hex(raw.get("erased_value", "0xFF"))
-        self.flash = Region(_hex(raw["flash_base"]), bytearray([self.erased]) * raw["size_bytes"])
-        reserved = int(loader.get("ram_reserved_bytes", 0))
-        ram_base = _hex(raw.get("ram_base", "0x20000000"))
-        self.ram = Region(ram_base, bytearray(int(raw["ram_bytes"])), ram_base + reserved)
-        self.pages: list[tuple[int, int]] = []  # (offset, size), numbered as erase counts
-        offset = 0
-        for run in raw["flash_layout"]:
-            for _ in range(int(run["count"])):
-                self.pages.append((offset, int(run["size_bytes"])))
-                offset += int(run["size_bytes"])
+        facts = device.facts_as(Stm32Facts)
+        loader = facts.bootloader
+        self.pid = pid if pid is not None else facts.pid
+        self.version = loader.version
+        self.commands = sorted(loader.commands)
+        self.erased = device.erased_value
+        self.flash = Region(facts.flash_base, bytearray([self.erased]) * device.size_bytes)
+        self.ram = Region(
+            facts.ram_base, bytearray(facts.ram_bytes), facts.ram_base + loader.ram_reserved_bytes
+        )
+        #: (offset, size), numbered as erase counts
+        self.pages = [(sector.start, sector.size) for sector in facts.flash.sectors]
         self.readout_protected = readout_protected
         self.write_protected: set[int] = set()
         self.max_baud = max_baud

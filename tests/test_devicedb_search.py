@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_devicedb_validation import spi_entry  # tests/ is on sys.path (rootdir conftest)
 
 from app.core.errors import InputError
 from app.devicedb import (
@@ -53,16 +54,13 @@ def make(
     vendor: str = "Acme",
     size: int = 1 << 20,
 ) -> Device:
-    raw = {
+    raw = spi_entry() | {
         "id": device_id,
         "vendor": vendor,
         "part": part,
         "aliases": list(aliases),
-        "family": "spi-nor",
-        "algorithm": "spi_nor",
         "size_bytes": size,
         "packages": ["SOIC-8-150mil"],
-        "voltage_mv": [2700, 3600],
     }
     return Device.from_raw(raw, "memory")
 

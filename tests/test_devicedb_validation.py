@@ -328,7 +328,7 @@ def test_overlay_may_override_an_installed_id(tmp_path: Path) -> None:
     )
     database = load_database(tmp_path / "db", overlay)
     device = database.get("winbond.w25q128jv")
-    assert device.raw["notes"] == "measured"
+    assert device.notes == "measured"
     assert device.source_file == str(overlay / "fix.json")
     assert device.overrides == str(tmp_path / "db" / "spi_nor" / "winbond.json")
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import os
 import threading
+from dataclasses import replace
 
 import pytest
 
-from app.algorithms.spi_nor import SpiNor
+from app.algorithms.sfdp import read_sfdp
+from app.algorithms.spi_nor import identify_jedec
 from app.core.image import MemoryImage
+from app.devicedb import Family
+from app.devicedb.facts import I2cEepromFacts, SpiNorFacts
 from app.engine.cycle import part_names
 from app.engine.events import CycleFinished, LogEvent, ProgressEvent
 from app.engine.site_runner import CycleSpec
@@ -122,7 +126,9 @@ def test_read_gives_back_what_was_programmed(database, w25q128) -> None:
 @pytest.mark.parametrize("mode", ["b7", "opcodes", "bank-register"])
 def test_four_byte_parts_program_above_16_mib(database, mode: str) -> None:
     device = next(
-        d for d in database.search("", family="spi-nor") if d.raw.get("four_byte_mode") == mode
+        d
+        for d in database.search("", family=Family.SPI_NOR)
+        if d.facts_as(SpiNorFacts).four_byte_mode == mode
     )
     st = station("sim://?sites=1", device, database)
     image = MemoryImage.from_segments([(0x100, b"low"), (0x1000100, b"above 16 MiB")])
@@ -134,19 +140,18 @@ def test_four_byte_parts_program_above_16_mib(database, mode: str) -> None:
 
 
 def test_sfdp_identifies_a_part_the_database_does_not_know(database, w25q128) -> None:
-    raw = dict(w25q128.raw, ids={"jedec": "AA5518"}, sfdp=True)
-    unknown = type(w25q128).from_raw(raw, "test")
+    facts = replace(w25q128.facts, jedec_id=bytes.fromhex("AA5518"), sfdp=True)
+    unknown = replace(w25q128, facts=facts)
     programmer = open_programmer("sim://?sites=1", device=unknown, database=database)
     site = programmer.sites[0]
     site.power(True)
-    algo = SpiNor(site.spi, {})
-    ident = algo.identify()
+    ident = identify_jedec(site.spi)
     assert ident.hex == "AA5518" and not database.identify("jedec", "AA5518").found
-    table = algo.read_sfdp()
+    table = read_sfdp(site.spi)
     assert table is not None
-    assert table["size_bytes"] == w25q128.size_bytes
-    assert table["page_size_bytes"] == 256
-    assert [size for _, size in table["erase_types"]] == [4096, 32768, 65536]
+    assert table.size_bytes == w25q128.size_bytes
+    assert table.page_size_bytes == 256
+    assert [size for _, size in table.erase_types] == [4096, 32768, 65536]
 
 
 def test_protection_can_be_cleared_and_set(database, w25q128) -> None:
@@ -189,7 +194,11 @@ def test_cancel_mid_program_leaves_a_clear_result(database, w25q128) -> None:
 
 
 def test_i2c_eeprom_programs_across_block_bits(database) -> None:
-    device = next(d for d in database.search("", family="i2c-eeprom") if d.raw["block_bits"] == 3)
+    device = next(
+        d
+        for d in database.search("", family=Family.I2C_EEPROM)
+        if d.facts_as(I2cEepromFacts).block_bits == 3
+    )
     st = station("sim://?sites=2&fault=2:stuck-bit@0x700", device, database)
     image = random_image(device.size_bytes)
     outcome = st.run(CycleSpec("program", device, image))

@@ -14,7 +14,7 @@ import pytest
 import serial
 from serprog_emulator import SerprogEmulator, make_chip  # tests/ is on sys.path
 
-from app.algorithms.spi_nor import SpiNor
+from app.algorithms.spi_nor import identify_jedec
 from app.core.image import MemoryImage
 from app.engine.site_runner import CycleSpec
 from app.engine.station import Station
@@ -218,7 +218,7 @@ def test_silent_programmer_is_a_lost_link(emulator) -> None:
         site.spi.transfer([SpiOp(b"\x9f", 3)])
     emulator.mute(False)
     assert site.reconnect()
-    assert SpiNor(site.spi, {}).identify().hex == "EF4018"
+    assert identify_jedec(site.spi).hex == "EF4018"
     programmer.close()
 
 

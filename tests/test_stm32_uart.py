@@ -18,7 +18,7 @@ import pytest
 import serial
 from stm32_emulator import Stm32Emulator  # tests/ is on sys.path (rootdir conftest)
 
-import app.algorithms.stm32_uart as stm32_uart
+import app.algorithms.stm32_bootloader as stm32_bootloader
 import app.hal.uart as uart
 from app.core.formats.ihex import read_ihex, write_ihex
 from app.core.image import MemoryImage
@@ -266,7 +266,7 @@ def test_verify_mismatch_reports_the_flash_address(emulator_for, f1, database) -
 
 
 def test_no_bootloader_answer(emulator_for, f1, database, monkeypatch) -> None:
-    monkeypatch.setattr(stm32_uart, "SYNC_TIMEOUT_S", 0.01)
+    monkeypatch.setattr(stm32_bootloader, "SYNC_TIMEOUT_S", 0.01)
     emu = emulator_for(f1, max_baud=4800)  # never locks on: as with TX/RX swapped
     result = run(open_station(emu, f1, database), CycleSpec("identify", f1))
     assert result.status == "fail" and result.failed_step == "identify"

@@ -8,9 +8,14 @@ called between pages/blocks with the bytes done so far; it raises Cancelled to s
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from app.devicedb.facts import Timing
+
+if TYPE_CHECKING:
+    from app.devicedb.models import Device
 
 Tick = Callable[[int], None]
 
@@ -27,32 +32,74 @@ class ChipError(Exception):
         self.address = address
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EraseBlock:
+    """One way to erase: the command (SPI NOR opcode, STM32 erase command), the bytes it
+    erases and how long that takes."""
+
     opcode: int
     size: int
-    ms_typ: float
-    ms_max: float
+    timing: Timing
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
+class EraseRegion:
+    """[start, start + size) is erased in units of ``blocks`` (ascending sizes, each
+    dividing ``size``); a block starts at a multiple of its size from ``start``.
+
+    A SPI NOR part is one region with its 4/32/64 KiB erases; an STM32 F4 is three, one
+    per sector size (4 x 16 KiB, 1 x 64 KiB, 7 x 128 KiB).
+    """
+
+    start: int
+    size: int
+    blocks: tuple[EraseBlock, ...]
+
+    def __post_init__(self) -> None:
+        sizes = [block.size for block in self.blocks]
+        if not sizes or sizes != sorted(sizes) or any(self.size % size for size in sizes):
+            raise ValueError(f"erase blocks {sizes} do not tile a {self.size}-byte region")
+
+    @property
+    def end(self) -> int:
+        return self.start + self.size
+
+    @property
+    def unit(self) -> int:
+        """The smallest erasable unit."""
+        return self.blocks[0].size
+
+
+@dataclass(frozen=True, slots=True)
 class Geometry:
-    """The layout the planner needs. ``erase_blocks`` ascend by size; empty means the part
-    needs no erase (EEPROM: cells are rewritten directly)."""
+    """The layout the planner needs. ``regions`` ascend and do not overlap; none means
+    the part needs no erase (EEPROM: cells are rewritten directly)."""
 
     size: int
     page_size: int
-    erase_blocks: tuple[EraseBlock, ...]
+    regions: tuple[EraseRegion, ...]
     chip_erase: EraseBlock | None
     erased_value: int
-    program_ms_typ: float
-    program_ms_max: float
+    program: Timing  # one page
     #: NOR pages are programmed whole (erased-value fill is a no-op); EEPROM writes only
     #: the bytes the image holds.
     fill_pages: bool = True
     #: where the memory sits in the image's address space (STM32 flash: 0x08000000). The
     #: engine relocates images by -base, so planner and algorithm work on 0-based offsets.
     base: int = 0
+
+    def __post_init__(self) -> None:
+        end = 0
+        for region in self.regions:
+            if region.start < end or region.end > self.size:
+                raise ValueError(f"erase regions overlap or leave the {self.size}-byte part")
+            end = region.end
+
+    @property
+    def erase_blocks(self) -> tuple[EraseBlock, ...]:
+        """Every block erase of the part, smallest first; empty: it has none."""
+        blocks = {block for region in self.regions for block in region.blocks}
+        return tuple(sorted(blocks, key=lambda block: (block.size, block.opcode)))
 
 
 @dataclass(frozen=True)
@@ -74,18 +121,14 @@ class Protection:
     description: str
 
 
-def hex_field(value: Any) -> int:
-    return value if isinstance(value, int) else int(str(value), 16)
-
-
 class ChipAlgorithm(ABC):
     """Base of the registered algorithms; see app.algorithms.register."""
 
     name: ClassVar[str]
 
-    def __init__(self, bus: Any, params: Mapping[str, Any]) -> None:
+    def __init__(self, bus: Any, device: Device) -> None:
         self.bus = bus
-        self.params = params
+        self.device = device
 
     @property
     @abstractmethod
@@ -102,7 +145,8 @@ class ChipAlgorithm(ABC):
     def read(self, start: int, length: int, tick: Tick) -> bytes: ...
 
     @abstractmethod
-    def erase_blocks(self, blocks: Sequence[tuple[EraseBlock, int]], tick: Tick) -> None: ...
+    def erase_blocks(self, blocks: Sequence[tuple[EraseBlock, int]], tick: Tick) -> None:
+        """Erase each (block, start address) the planner chose from ``geometry``."""
 
     @abstractmethod
     def erase_chip(self) -> None: ...

@@ -7,8 +7,8 @@ is writing the erased value, which the engine plans as ordinary page writes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from app.algorithms import register
 from app.algorithms.base import (
@@ -19,9 +19,12 @@ from app.algorithms.base import (
     Geometry,
     Protection,
     Tick,
-    hex_field,
 )
+from app.devicedb.facts import I2cEepromFacts
 from app.hal.errors import BusTimeout, I2cNack
+
+if TYPE_CHECKING:
+    from app.devicedb.models import Device
 
 BASE_ADDRESS = 0x50
 READ_CHUNK = 4096
@@ -31,21 +34,19 @@ READ_CHUNK = 4096
 class I2cEeprom(ChipAlgorithm):
     name = "i2c_eeprom"
 
-    def __init__(self, bus: Any, params: Mapping[str, Any]) -> None:
-        super().__init__(bus, params)
-        self.address_bytes = int(params["address_bytes"])
-        self.block_bits = int(params.get("block_bits", 0))
+    def __init__(self, bus: Any, device: Device) -> None:
+        super().__init__(bus, device)
+        facts = device.facts_as(I2cEepromFacts)
+        self.address_bytes = facts.address_bytes
         self.block_size = 256**self.address_bytes
-        self.write_ms_max = float(params["write_cycle_ms_max"])
-        self.write_ms_typ = float(params.get("write_cycle_ms_typ", self.write_ms_max))
+        self.write_cycle = facts.write_cycle
         self._geometry = Geometry(
-            size=int(params["size_bytes"]),
-            page_size=int(params["page_size_bytes"]),
-            erase_blocks=(),
+            size=device.size_bytes,
+            page_size=facts.page_size,
+            regions=(),
             chip_erase=None,
-            erased_value=hex_field(params.get("erased_value", "0xFF")),
-            program_ms_typ=self.write_ms_typ,
-            program_ms_max=self.write_ms_max,
+            erased_value=device.erased_value,
+            program=facts.write_cycle,
             fill_pages=False,
         )
 
@@ -89,17 +90,17 @@ class I2cEeprom(ChipAlgorithm):
         raise ChipError("I2C EEPROMs have no erase command")
 
     def program(self, writes: Sequence[tuple[int, bytes]], tick: Tick) -> None:
-        timeout = self.write_ms_max * 1.2 / 1000.0 + 0.02
+        timeout = self.write_cycle.ms_max * 1.2 / 1000.0 + 0.02
         done = 0
         for address, data in writes:
             device, word = self._split(address)
             try:
                 self.bus.write(device, word + data)
-                self.bus.wait_ack(device, timeout, self.write_ms_typ / 1000.0)
+                self.bus.wait_ack(device, timeout, self.write_cycle.ms_typ / 1000.0)
             except BusTimeout as err:
                 raise ChipError(
                     f"write cycle at 0x{address:X} did not finish: {err}"
-                    f" (datasheet maximum {self.write_ms_max:g} ms)",
+                    f" (datasheet maximum {self.write_cycle.ms_max:g} ms)",
                     address,
                 ) from None
             except I2cNack as err:

@@ -3,12 +3,48 @@
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from app.hal.bus import SpiOp
+
+SFDP_READ = b"\x5a\x00\x00\x00\x00"  # 5Ah, address 0, one dummy byte
+SFDP_SPACE = 0x1000  # the table must sit in the first 4 KiB
 
 
-def parse_sfdp(read: Mapping[int, int] | bytes) -> dict[str, object] | None:
+@dataclass(frozen=True, slots=True)
+class SfdpInfo:
+    """The Basic Flash Parameter Table fields Socketeer uses."""
+
+    size_bytes: int
+    page_size_bytes: int
+    erase_types: tuple[tuple[int, int], ...]  # (opcode, size_bytes), smallest first
+    address_bytes: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "size_bytes": self.size_bytes,
+            "page_size_bytes": self.page_size_bytes,
+            "address_bytes": self.address_bytes,
+            "erase_sizes": [size for _, size in self.erase_types],
+        }
+
+
+def read_sfdp(bus: Any) -> SfdpInfo | None:
+    """The part's SFDP table over ``bus`` (a SpiBus); None if it has none."""
+    header = bus.transfer([SpiOp(SFDP_READ, 16)])[0]
+    if header[:4] != b"SFDP":
+        return None
+    length = header[11]
+    pointer = int.from_bytes(header[12:15], "little")
+    end = pointer + 4 * length
+    if length < 9 or end > SFDP_SPACE:
+        return None
+    return parse_sfdp(bus.transfer([SpiOp(SFDP_READ, end)])[0])
+
+
+def parse_sfdp(data: bytes) -> SfdpInfo | None:
     """Inverse of build_sfdp for the fields Socketeer uses; None if no valid signature."""
-    data = bytes(read) if not isinstance(read, bytes) else read
     if data[:4] != b"SFDP" or len(data) < 16:
         return None
     length = data[11]
@@ -26,9 +62,9 @@ def parse_sfdp(read: Mapping[int, int] | bytes) -> dict[str, object] | None:
                 erase_types.append((opcode, 1 << n))
     page_size = 1 << ((dw[10] >> 4) & 0xF) if length >= 11 else 256
     addr_mode = (dw[0] >> 17) & 0x3
-    return {
-        "size_bytes": size_bits // 8,
-        "page_size_bytes": page_size,
-        "erase_types": sorted(erase_types, key=lambda e: e[1]),
-        "address_bytes": 3 if addr_mode == 0 else 4,
-    }
+    return SfdpInfo(
+        size_bytes=size_bits // 8,
+        page_size_bytes=page_size,
+        erase_types=tuple(sorted(erase_types, key=lambda e: e[1])),
+        address_bytes=3 if addr_mode == 0 else 4,
+    )

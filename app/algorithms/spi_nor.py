@@ -1,5 +1,5 @@
-"""SPI NOR flash: JEDEC ID, SFDP, read, sector/block/chip erase, page program,
-status-register protection, 3- and 4-byte addressing.
+"""SPI NOR flash: JEDEC ID, read, sector/block/chip erase, page program,
+status-register protection, 3- and 4-byte addressing (SFDP: app.algorithms.sfdp).
 
 Writes go out in batches: WREN + PAGE PROGRAM + wait-ready for several pages per bus
 call, so a real link spends one round trip on many pages.
@@ -7,8 +7,8 @@ call, so a real link spends one round trip on many pages.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from app.algorithms import register
 from app.algorithms.base import (
@@ -16,14 +16,17 @@ from app.algorithms.base import (
     ChipError,
     ChipIdentity,
     EraseBlock,
+    EraseRegion,
     Geometry,
     Protection,
     Tick,
-    hex_field,
 )
-from app.algorithms.sfdp import parse_sfdp
+from app.devicedb.facts import FourByteMode, SpiNorFacts, Timing
 from app.hal.bus import SpiOp, WaitReady
 from app.hal.errors import BusTimeout
+
+if TYPE_CHECKING:
+    from app.devicedb.models import Device
 
 WREN = SpiOp(b"\x06")
 READ_CHUNK = 64 * 1024
@@ -37,30 +40,32 @@ def _timeout_s(ms_max: float) -> float:
     return ms_max * 1.2 / 1000.0 + 0.05
 
 
-def geometry_from_params(params: Mapping[str, Any]) -> Geometry:
-    blocks = []
-    chip = None
-    for entry in params.get("erase", []):
-        block = EraseBlock(
-            hex_field(entry["opcode"]),
-            int(params["size_bytes"])
-            if entry["size_bytes"] == "chip"
-            else int(entry["size_bytes"]),
-            float(entry["ms_typ"]),
-            float(entry["ms_max"]),
-        )
-        if entry["size_bytes"] == "chip":
-            chip = block
-        else:
-            blocks.append(block)
+def identify_jedec(bus: Any, extended_bytes: int = 0) -> ChipIdentity:
+    """The 9Fh JEDEC ID (3 bytes, plus ``extended_bytes``); works on any SPI NOR part,
+    known to the database or not."""
+    raw = bus.transfer([SpiOp(b"\x9f", 3 + extended_bytes)])[0]
+    present = raw[:3] not in (b"\xff\xff\xff", b"\x00\x00\x00")
+    return ChipIdentity("jedec", raw, present)
+
+
+def spi_nor_geometry(device: Device) -> Geometry:
+    """One erase region over the whole part, with the DB's sector/block erases."""
+    facts = device.facts_as(SpiNorFacts)
+    blocks = tuple(
+        EraseBlock(op.opcode, op.size, op.timing)
+        for op in facts.block_erases
+        if op.size is not None
+    )
+    chip = facts.chip_erase
     return Geometry(
-        size=int(params["size_bytes"]),
-        page_size=int(params.get("page_size_bytes", 256)),
-        erase_blocks=tuple(sorted(blocks, key=lambda b: b.size)),
-        chip_erase=chip,
-        erased_value=hex_field(params.get("erased_value", "0xFF")),
-        program_ms_typ=float(params.get("page_program_ms_typ", 0.7)),
-        program_ms_max=float(params.get("page_program_ms_max", 5.0)),
+        size=device.size_bytes,
+        page_size=facts.page_size,
+        regions=(EraseRegion(0, device.size_bytes, blocks),) if blocks else (),
+        chip_erase=None
+        if chip is None
+        else EraseBlock(chip.opcode, device.size_bytes, chip.timing),
+        erased_value=device.erased_value,
+        program=facts.page_program,
     )
 
 
@@ -68,59 +73,43 @@ def geometry_from_params(params: Mapping[str, Any]) -> Geometry:
 class SpiNor(ChipAlgorithm):
     name = "spi_nor"
 
-    def __init__(self, bus: Any, params: Mapping[str, Any]) -> None:
-        super().__init__(bus, params)
-        self._geometry = geometry_from_params(params) if "size_bytes" in params else None
-        status = params.get("status") or {}
-        self.bp_mask = hex_field(status.get("bp_mask", "0x1C"))
-        self.global_unlock = status.get("unlock") == "global-0x98"
-        self.address_bytes = int(params.get("address_bytes", 3))
-        self.four_byte_mode = params.get("four_byte_mode")
-        self.use_4b_opcodes = self.address_bytes == 4 and self.four_byte_mode == "opcodes"
+    def __init__(self, bus: Any, device: Device) -> None:
+        super().__init__(bus, device)
+        self.facts = device.facts_as(SpiNorFacts)
+        self._geometry = spi_nor_geometry(device)
+        self.bp_mask = self.facts.protection.bp_mask
+        self.global_unlock = self.facts.protection.global_unlock
+        self.address_bytes = self.facts.address_bytes
+        self.four_byte_mode = self.facts.four_byte_mode
+        self.use_4b_opcodes = (
+            self.address_bytes == 4 and self.four_byte_mode is FourByteMode.OPCODES
+        )
 
     @property
     def geometry(self) -> Geometry:
-        if self._geometry is None:
-            raise ChipError("the part's geometry is unknown (no DB entry and no SFDP)")
         return self._geometry
 
     # -- identification -------------------------------------------------------------
 
     def identify(self) -> ChipIdentity:
-        extra = len(str(self.params.get("ids", {}).get("extended", ""))) // 2
-        raw = self.bus.transfer([SpiOp(b"\x9f", 3 + extra)])[0]
-        present = raw[:3] not in (b"\xff\xff\xff", b"\x00\x00\x00")
-        return ChipIdentity("jedec", raw, present)
-
-    def read_sfdp(self) -> dict[str, Any] | None:
-        header = self.bus.transfer([SpiOp(b"\x5a\x00\x00\x00\x00", 16)])[0]
-        if header[:4] != b"SFDP":
-            return None
-        length = header[11]
-        pointer = int.from_bytes(header[12:15], "little")
-        end = pointer + 4 * length
-        if length < 9 or end > 0x1000:
-            return None
-        table = self.bus.transfer([SpiOp(b"\x5a\x00\x00\x00\x00", end)])[0]
-        return parse_sfdp(table)
+        return identify_jedec(self.bus, len(self.facts.extended_id))
 
     def unique_id(self) -> bytes | None:
-        uid = self.params.get("unique_id")
-        if not uid:
+        uid = self.facts.unique_id
+        if uid is None:
             return None
-        cmd = bytes([hex_field(uid["opcode"])]) + bytes(int(uid.get("dummy_bytes", 4)))
-        return self.bus.transfer([SpiOp(cmd, int(uid["length_bytes"]))])[0]
+        cmd = bytes([uid.opcode]) + bytes(uid.dummy_bytes)
+        return self.bus.transfer([SpiOp(cmd, uid.length)])[0]
 
     # -- addressing -----------------------------------------------------------------
 
     def prepare(self) -> None:
-        max_hz = int(self.params.get("max_clock_hz", 0) or 0)
-        if max_hz:
-            self.bus.set_clock(max_hz)
+        if self.device.max_clock_hz:
+            self.bus.set_clock(self.device.max_clock_hz)
         if self.address_bytes == 4:
-            if self.four_byte_mode == "b7":
+            if self.four_byte_mode is FourByteMode.B7:
                 self.bus.transfer([WREN, SpiOp(b"\xb7")])
-            elif self.four_byte_mode == "bank-register":
+            elif self.four_byte_mode is FourByteMode.BANK_REGISTER:
                 self.bus.transfer([SpiOp(b"\x17\x80")])
 
     def _cmd(self, opcode: int, address: int) -> bytes:
@@ -143,8 +132,8 @@ class SpiNor(ChipAlgorithm):
             tick(pos - start)
         return bytes(out)
 
-    def _wait(self, ms_typ: float, ms_max: float) -> WaitReady:
-        return WaitReady(0x05, 0x01, 0x00, _timeout_s(ms_max), ms_typ / 1000.0)
+    def _wait(self, timing: Timing) -> WaitReady:
+        return WaitReady(0x05, 0x01, 0x00, _timeout_s(timing.ms_max), timing.ms_typ / 1000.0)
 
     def erase_blocks(self, blocks: Sequence[tuple[EraseBlock, int]], tick: Tick) -> None:
         done = 0
@@ -154,13 +143,13 @@ class SpiNor(ChipAlgorithm):
                     [
                         WREN,
                         SpiOp(self._cmd(block.opcode, address)),
-                        self._wait(block.ms_typ, block.ms_max),
+                        self._wait(block.timing),
                     ]
                 )
             except BusTimeout as err:
                 raise ChipError(
                     f"erase of the {block.size // 1024} KiB block at 0x{address:X} timed out:"
-                    f" {err} (datasheet maximum {block.ms_max:g} ms)",
+                    f" {err} (datasheet maximum {block.timing.ms_max:g} ms)",
                     address,
                 ) from None
             done += block.size
@@ -171,17 +160,15 @@ class SpiNor(ChipAlgorithm):
         if chip is None:
             raise ChipError("this part has no chip-erase command")
         try:
-            self.bus.transfer(
-                [WREN, SpiOp(bytes([chip.opcode])), self._wait(chip.ms_typ, chip.ms_max)]
-            )
+            self.bus.transfer([WREN, SpiOp(bytes([chip.opcode])), self._wait(chip.timing)])
         except BusTimeout as err:
             raise ChipError(
-                f"chip erase timed out: {err} (datasheet maximum {chip.ms_max:g} ms)"
+                f"chip erase timed out: {err} (datasheet maximum {chip.timing.ms_max:g} ms)"
             ) from None
 
     def program(self, writes: Sequence[tuple[int, bytes]], tick: Tick) -> None:
         geo = self.geometry
-        wait = self._wait(geo.program_ms_typ, geo.program_ms_max)
+        wait = self._wait(geo.program)
         done = 0
         for first in range(0, len(writes), PAGES_PER_BATCH):
             batch = writes[first : first + PAGES_PER_BATCH]
@@ -193,7 +180,7 @@ class SpiNor(ChipAlgorithm):
             except BusTimeout as err:
                 raise ChipError(
                     f"page program in 0x{batch[0][0]:X}..0x{batch[-1][0] + len(batch[-1][1]):X}"
-                    f" timed out: {err} (datasheet maximum {geo.program_ms_max:g} ms)",
+                    f" timed out: {err} (datasheet maximum {geo.program.ms_max:g} ms)",
                     batch[0][0],
                 ) from None
             done += sum(len(d) for _, d in batch)
@@ -226,7 +213,9 @@ class SpiNor(ChipAlgorithm):
         return Protection(False, "no block-protect bits set")
 
     def _write_status(self, value: int) -> None:
-        self.bus.transfer([WREN, SpiOp(bytes([0x01, value])), self._wait(5, 15)])
+        self.bus.transfer(
+            [WREN, SpiOp(bytes([0x01, value])), self._wait(self.facts.protection.status_write)]
+        )
 
     def unprotect(self) -> None:
         if self.global_unlock:

@@ -22,6 +22,7 @@ from app.devicedb import (
     load_database,
     normalize,
 )
+from app.devicedb.facts import I2cEepromFacts, SpiNorFacts, StatusBit, Stm32Facts
 
 _BUS_LABEL = {"jedec": "JEDEC ID", "stm32_pid": "STM32 product ID"}
 
@@ -184,7 +185,6 @@ def _line(label: str, value: object) -> str:
 
 def describe(device: Device, db: DeviceDatabase) -> list[str]:
     """The human-readable `devices show` text of one device."""
-    raw = device.raw
     out = [
         f"{device.id}: {device.vendor} {device.part}",
         _line("family", f"{device.family} (algorithm {device.algorithm})"),
@@ -192,19 +192,16 @@ def describe(device: Device, db: DeviceDatabase) -> list[str]:
     if device.aliases:
         out.append(_line("aliases", ", ".join(device.aliases)))
     out.append(_line("size", format_size_long(device.size_bytes)))
-    if device.family == "spi-nor":
-        out += _describe_spi_nor(raw)
-    elif device.family == "i2c-eeprom":
-        out += _describe_i2c_eeprom(raw)
-    elif device.family == "stm32-uart":
-        out += _describe_stm32_uart(raw)
-    out.append(
-        _line(
-            "voltage",
-            f"{format_voltage(device)} ({raw['voltage_mv'][0]}-{raw['voltage_mv'][1]} mV)",
-        )
-    )
-    out.append(_line("erased value", raw.get("erased_value", "0xFF")))
+    facts = device.facts
+    if isinstance(facts, SpiNorFacts):
+        out += _describe_spi_nor(facts, device)
+    elif isinstance(facts, I2cEepromFacts):
+        out += _describe_i2c_eeprom(facts, device)
+    else:
+        out += _describe_stm32_uart(facts)
+    low, high = device.voltage_mv
+    out.append(_line("voltage", f"{format_voltage(device)} ({low}-{high} mV)"))
+    out.append(_line("erased value", f"0x{device.erased_value:02X}"))
     out.append("packages:")
     for name in device.packages:
         package = db.packages.get(name)
@@ -219,8 +216,8 @@ def describe(device: Device, db: DeviceDatabase) -> list[str]:
     if tested:
         out.append(_line("tested", ", ".join(f"{k} {v}" for k, v in tested.items())))
     out.append(_line("source", device.source))
-    if raw.get("notes"):
-        out.append(_line("notes", raw["notes"]))
+    if device.notes:
+        out.append(_line("notes", device.notes))
     origin = device.source_file
     if device.overrides:
         origin += f" (user overlay; replaces the entry in {device.overrides})"
@@ -228,94 +225,95 @@ def describe(device: Device, db: DeviceDatabase) -> list[str]:
     return out
 
 
-def _describe_spi_nor(raw: dict[str, Any]) -> list[str]:
-    ids = raw.get("ids", {})
-    ident = ids.get("jedec", "?")
-    if ids.get("extended"):
-        ident += f" + extended {ids['extended']}"
-    if ids.get("legacy_rdid"):
-        ident += f" (ABh device ID {ids['legacy_rdid']})"
+def _status_bit(bit: StatusBit | None) -> str:
+    return f"sr{bit.register}.{bit.bit}" if bit is not None else "none"
+
+
+def _describe_spi_nor(facts: SpiNorFacts, device: Device) -> list[str]:
+    ident = facts.jedec_id.hex().upper()
+    if facts.extended_id:
+        ident += f" + extended {facts.extended_id.hex().upper()}"
+    if facts.legacy_rdid is not None:
+        ident += f" (ABh device ID 0x{facts.legacy_rdid:02X})"
     out = [_line("JEDEC ID", ident)]
-    out.append(_line("page size", f"{raw['page_size_bytes']} bytes"))
+    out.append(_line("page size", f"{facts.page_size} bytes"))
+    program = facts.page_program
     out.append(
-        _line(
-            "page program",
-            f"typ {format_ms(raw['page_program_ms_typ'])}, "
-            f"max {format_ms(raw['page_program_ms_max'])}",
-        )
+        _line("page program", f"typ {format_ms(program.ms_typ)}, max {format_ms(program.ms_max)}")
     )
-    addressing = f"{raw['address_bytes']} bytes"
-    if raw.get("four_byte_mode"):
-        addressing += f" (4-byte mode: {raw['four_byte_mode']})"
+    addressing = f"{facts.address_bytes} bytes"
+    if facts.four_byte_mode is not None:
+        addressing += f" (4-byte mode: {facts.four_byte_mode})"
     out.append(_line("address", addressing))
-    out.append(_line("max clock", format_hz(raw["max_clock_hz"])))
-    status = raw.get("status", {})
+    out.append(_line("max clock", format_hz(device.max_clock_hz or 0)))
+    protection = facts.protection
     out.append(
         _line(
             "status",
-            f"BP mask {status.get('bp_mask')}, QE {status.get('qe') or 'none'}"
-            f", SRP {status.get('srp') or 'none'}",
+            f"BP mask 0x{protection.bp_mask:02X}, QE {_status_bit(protection.quad_enable)}"
+            f", SRP {_status_bit(protection.status_protect)}",
         )
     )
-    if "sfdp" in raw:
-        out.append(_line("SFDP", "yes" if raw["sfdp"] else "no"))
-    unique = raw.get("unique_id")
-    if unique:
+    out.append(_line("SFDP", "yes" if facts.sfdp else "no"))
+    unique = facts.unique_id
+    if unique is not None:
         out.append(
             _line(
                 "unique ID",
-                f"opcode {unique['opcode']}, {unique['dummy_bytes']} dummy "
-                f"bytes, {unique['length_bytes']} bytes long",
+                f"opcode 0x{unique.opcode:02X}, {unique.dummy_bytes} dummy "
+                f"bytes, {unique.length} bytes long",
             )
         )
     out.append("erase:")
     rows = []
-    for erase in raw.get("erase", []):
-        size = erase["size_bytes"]
-        label = "chip" if size == "chip" else f"{format_size(size)} ({size:,} bytes)"
+    for erase in facts.erase_ops:
+        size = erase.size
+        label = "chip" if size is None else f"{format_size(size)} ({size:,} bytes)"
+        timing = erase.timing
         rows.append(
-            ("  " + erase["opcode"], label, format_ms(erase["ms_typ"]), format_ms(erase["ms_max"]))
+            (f"  0x{erase.opcode:02X}", label, format_ms(timing.ms_typ), format_ms(timing.ms_max))
         )
     out.append(_table(rows, ("  OPCODE", "BLOCK", "TYP", "MAX")))
     return out
 
 
-def _describe_i2c_eeprom(raw: dict[str, Any]) -> list[str]:
-    write = f"max {format_ms(raw['write_cycle_ms_max'])}"
-    if "write_cycle_ms_typ" in raw:
-        write = f"typ {format_ms(raw['write_cycle_ms_typ'])}, " + write
+def _describe_i2c_eeprom(facts: I2cEepromFacts, device: Device) -> list[str]:
+    cycle = facts.write_cycle
+    write = f"max {format_ms(cycle.ms_max)}"
+    if cycle.ms_typ != cycle.ms_max:  # the DB gives the typical time of some parts only
+        write = f"typ {format_ms(cycle.ms_typ)}, " + write
     return [
-        _line("page size", f"{raw['page_size_bytes']} bytes"),
+        _line("page size", f"{facts.page_size} bytes"),
         _line(
             "address",
-            f"{raw['address_bytes']} byte(s) + {raw['block_bits']} block bit(s) "
+            f"{facts.address_bytes} byte(s) + {facts.block_bits} block bit(s) "
             "in the device address",
         ),
         _line("write cycle", write),
-        _line("max clock", format_hz(raw["max_clock_hz"])),
+        _line("max clock", format_hz(device.max_clock_hz or 0)),
     ]
 
 
-def _describe_stm32_uart(raw: dict[str, Any]) -> list[str]:
-    loader = raw.get("bootloader", {})
+def _describe_stm32_uart(facts: Stm32Facts) -> list[str]:
+    loader = facts.bootloader
+    erase = "extended" if loader.extended_erase else "legacy"
     out = [
-        _line("product ID", raw.get("ids", {}).get("stm32_pid", "?")),
-        _line("RAM", f"{format_size(raw['ram_bytes'])} at {raw['ram_base']}"),
+        _line("product ID", f"0x{facts.pid:03X}"),
+        _line("RAM", f"{format_size(facts.ram_bytes)} at 0x{facts.ram_base:08X}"),
         _line(
             "bootloader",
-            f"version {loader.get('version')}, {loader.get('erase')} erase"
-            + (f", USART: {', '.join(loader['usart'])}" if loader.get("usart") else ""),
+            f"version 0x{loader.version:02X}, {erase} erase"
+            + (f", USART: {', '.join(loader.usarts)}" if loader.usarts else ""),
         ),
     ]
-    if "ram_reserved_bytes" in loader:
-        out.append(_line("bootloader RAM", f"{loader['ram_reserved_bytes']} bytes reserved"))
-    out.append(_line("commands", " ".join(loader.get("commands", []))))
-    out.append(f"flash layout (from {raw['flash_base']}):")
-    address = int(raw["flash_base"], 16)
-    for run in raw.get("flash_layout", []):
-        count, size = run["count"], run["size_bytes"]
-        out.append(f"  0x{address:08X}  {count} x {format_size(size)}")
-        address += count * size
+    if loader.ram_reserved_bytes:
+        out.append(_line("bootloader RAM", f"{loader.ram_reserved_bytes} bytes reserved"))
+    out.append(_line("commands", " ".join(f"0x{c:02X}" for c in sorted(loader.commands))))
+    out.append(f"flash layout (from 0x{facts.flash_base:08X}):")
+    address = facts.flash_base
+    for run in facts.flash.runs:
+        out.append(f"  0x{address:08X}  {run.count} x {format_size(run.size)}")
+        address += run.count * run.size
     return out
 
 

@@ -9,13 +9,16 @@ Typical use::
     found = db.identify("jedec", "EF4018")    # found.candidates, found.ambiguous
 
 The JSON format is described in device_db/README.md and enforced by
-device_db/schema/*.schema.json plus the semantic checks in checks.py.
+device_db/schema/*.schema.json plus the semantic checks in checks.py. Each entry loads
+into a frozen Device whose family facts (app.devicedb.facts) are typed: ``chip.family``
+is a Family, ``chip.facts_as(SpiNorFacts).page_size`` an int.
 """
 
 from __future__ import annotations
 
 from app.devicedb.database import DeviceDatabase, UnknownDeviceError, normalize_hex
-from app.devicedb.families import FAMILIES, FAMILY_DIRS, ID_BUSES, known_algorithms
+from app.devicedb.entry_reader import FactsError
+from app.devicedb.families import FAMILIES, FAMILY_DIRS, ID_BUSES, Family, known_algorithms
 from app.devicedb.files import installed_db_path, overlay_db_path
 from app.devicedb.loader import DeviceDbInvalidError, database_from_report, load_database
 from app.devicedb.models import Device, Identification, Package
@@ -34,6 +37,8 @@ __all__ = [
     "Device",
     "DeviceDatabase",
     "DeviceDbInvalidError",
+    "FactsError",
+    "Family",
     "Identification",
     "Package",
     "UnknownDeviceError",

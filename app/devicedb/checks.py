@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from app.devicedb.entry_reader import EXTENDED_ERASE, LEGACY_ERASE, parse_hex
+from app.devicedb.families import Family
 from app.devicedb.schema import JsonPath
 
 SIXTEEN_MIB = 16 * 1024 * 1024
@@ -29,7 +31,7 @@ def _num(value: Any) -> float | None:
 def _hex(value: Any) -> int | None:
     if isinstance(value, str):
         try:
-            return int(value, 16)
+            return parse_hex(value)
         except ValueError:
             return None
     return None
@@ -47,11 +49,11 @@ def entry_problems(entry: Mapping[str, Any]) -> Iterator[Problem]:
     """Every semantic problem of one device entry."""
     yield from _voltage(entry)
     family = entry.get("family")
-    if family == "spi-nor":
+    if family == Family.SPI_NOR:
         yield from _spi_nor(entry)
-    elif family == "i2c-eeprom":
+    elif family == Family.I2C_EEPROM:
         yield from _i2c_eeprom(entry)
-    elif family == "stm32-uart":
+    elif family == Family.STM32_UART:
         yield from _stm32_uart(entry)
 
 
@@ -196,7 +198,7 @@ def _stm32_uart(entry: Mapping[str, Any]) -> Iterator[Problem]:
         yield ("flash_layout",), f"runs add up to {total} bytes, not size_bytes {size}"
     loader = _dict(entry.get("bootloader"))
     commands = {_hex(c) for c in _list(loader.get("commands"))}
-    needed = {"extended": 0x44, "legacy": 0x43}.get(loader.get("erase"))
+    needed = {EXTENDED_ERASE: 0x44, LEGACY_ERASE: 0x43}.get(str(loader.get("erase")))
     if needed is not None and commands and needed not in commands:
         yield (
             ("bootloader", "erase"),

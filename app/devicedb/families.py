@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
-#: family name (as written in the JSON) -> folder under device_db/
-FAMILY_DIRS: dict[str, str] = {
-    "spi-nor": "spi_nor",
-    "i2c-eeprom": "i2c_eeprom",
-    "stm32-uart": "stm32_uart",
+from enum import StrEnum
+
+
+class Family(StrEnum):
+    """A device family, spelt as in the JSON ``family`` field."""
+
+    SPI_NOR = "spi-nor"
+    I2C_EEPROM = "i2c-eeprom"
+    STM32_UART = "stm32-uart"
+
+
+#: family -> folder under device_db/
+FAMILY_DIRS: dict[Family, str] = {
+    Family.SPI_NOR: "spi_nor",
+    Family.I2C_EEPROM: "i2c_eeprom",
+    Family.STM32_UART: "stm32_uart",
 }
-FAMILIES: tuple[str, ...] = tuple(FAMILY_DIRS)
-DIR_FAMILIES: dict[str, str] = {folder: family for family, folder in FAMILY_DIRS.items()}
+FAMILIES: tuple[Family, ...] = tuple(Family)
+DIR_FAMILIES: dict[str, Family] = {folder: family for family, folder in FAMILY_DIRS.items()}
 
 #: Bus names understood by DeviceDatabase.identify().
 ID_BUSES: tuple[str, ...] = ("jedec", "stm32_pid")

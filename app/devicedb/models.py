@@ -1,15 +1,22 @@
 """Typed, read-only views of device and package entries.
 
-A Device keeps the common facts as typed attributes and the whole JSON entry in
-``raw`` (family parameters: erase table, page size, bootloader, ...), so the schema
-can grow without this class changing. Algorithms read their parameters from ``raw``.
+A Device is built once, when the database loads: its common facts are attributes and
+its family's facts a frozen dataclass (app.devicedb.facts), read from the JSON entry by
+app.devicedb.entry_reader. Nothing downstream reads the JSON.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import Any, TypeVar
+
+from app.devicedb.entry_reader import EntryReader, family_facts
+from app.devicedb.facts import FamilyFacts, SpiNorFacts, Stm32Facts, VoltageRange
+from app.devicedb.families import Family
+
+F = TypeVar("F", bound=FamilyFacts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,21 +59,30 @@ class Package:
 
 @dataclass(frozen=True, slots=True)
 class Device:
-    """One device entry of the database.
+    """One device entry of the database, as typed facts.
 
-    ``source_file`` is the file the entry was read from (display form, e.g.
-    ``device_db/spi_nor/winbond.json``); when a user overlay entry replaced an
-    installed one, ``overrides`` names the installed file it replaced.
+    The common facts are attributes; ``facts`` holds the family's (SpiNorFacts,
+    I2cEepromFacts or Stm32Facts; :meth:`facts_as` narrows it). ``raw`` is the JSON entry,
+    kept only to print it (``to_json``). ``source_file`` is the file the entry was read
+    from (display form, e.g. ``device_db/spi_nor/winbond.json``); when a user overlay
+    entry replaced an installed one, ``overrides`` names the installed file it replaced.
     """
 
     id: str
     vendor: str
     part: str
     aliases: tuple[str, ...]
-    family: str
+    family: Family
     algorithm: str
     size_bytes: int
+    voltage_mv: VoltageRange
+    erased_value: int
+    max_clock_hz: int | None  # None: the part sets the clock itself (STM32 bootloader)
     packages: tuple[str, ...]
+    source: str  # the datasheet the entry's facts came from
+    tested: Mapping[str, str] = field(compare=False)  # step -> untested/simulator/hardware
+    notes: str | None
+    facts: FamilyFacts
     raw: Mapping[str, Any] = field(compare=False, repr=False)
     source_file: str = ""
     overlay: bool = False
@@ -81,62 +97,67 @@ class Device:
         overlay: bool = False,
         overrides: str | None = None,
     ) -> Device:
+        """The device of a JSON entry. Raises FactsError naming the JSON path of a
+        value that is missing or malformed."""
+        entry = EntryReader(raw)
+        family = entry.family()
+        tested = entry.child("tested").obj if entry.has("tested") else {}
         return cls(
-            id=raw["id"],
-            vendor=raw["vendor"],
-            part=raw["part"],
-            aliases=tuple(raw.get("aliases", ())),
-            family=raw["family"],
-            algorithm=raw["algorithm"],
-            size_bytes=raw["size_bytes"],
-            packages=tuple(raw.get("packages", ())),
+            id=entry.text("id"),
+            vendor=entry.text("vendor"),
+            part=entry.text("part"),
+            aliases=entry.strings("aliases"),
+            family=family,
+            algorithm=entry.text("algorithm"),
+            size_bytes=entry.integer("size_bytes", 1),
+            voltage_mv=entry.voltage(),
+            erased_value=entry.hex_int("erased_value"),
+            max_clock_hz=entry.integer("max_clock_hz", 1) if entry.has("max_clock_hz") else None,
+            packages=entry.strings("packages"),
+            source=entry.text("source"),
+            tested=MappingProxyType(dict(tested)),
+            notes=entry.optional_text("notes"),
+            facts=family_facts(entry, family),
             raw=raw,
             source_file=source_file,
             overlay=overlay,
             overrides=overrides,
         )
 
-    def param(self, key: str, default: Any = None) -> Any:
-        """A family parameter from the entry, e.g. ``param("page_size_bytes")``."""
-        return self.raw.get(key, default)
+    def facts_as(self, kind: type[F]) -> F:
+        """The family facts as ``kind``; TypeError when the part is of another family
+        (an algorithm given a part it cannot program)."""
+        if not isinstance(self.facts, kind):
+            raise TypeError(f"{self.id} is of family {self.family}, not {kind.family}")
+        return self.facts
 
     @property
-    def voltage_mv(self) -> tuple[int, int]:
-        low, high = self.raw["voltage_mv"]
-        return low, high
-
-    @property
-    def source(self) -> str:
-        """The datasheet the entry's facts came from."""
-        return self.raw.get("source", "")
-
-    @property
-    def tested(self) -> Mapping[str, str]:
-        return self.raw.get("tested", {})
+    def memory_base(self) -> int:
+        """Where the memory sits in an image's address space (STM32 flash: flash_base)."""
+        return self.facts.flash_base if isinstance(self.facts, Stm32Facts) else 0
 
     @property
     def address_range(self) -> tuple[int, int]:
-        """[start, end) of the part as images address it (STM32 flash sits at flash_base)."""
-        base = int(str(self.raw.get("flash_base", "0")), 0)
-        return base, base + self.size_bytes
+        """[start, end) of the part as images address it."""
+        return self.memory_base, self.memory_base + self.size_bytes
 
     @property
     def jedec_id(self) -> str | None:
         """6 uppercase hex digits (SPI NOR), else None."""
-        return self.raw.get("ids", {}).get("jedec")
+        if isinstance(self.facts, SpiNorFacts):
+            return self.facts.jedec_id.hex().upper()
+        return None
 
     @property
     def jedec_extended(self) -> str | None:
-        return self.raw.get("ids", {}).get("extended")
+        """Uppercase hex of the ID bytes after the first 3 (SPI NOR), else None."""
+        if isinstance(self.facts, SpiNorFacts) and self.facts.extended_id:
+            return self.facts.extended_id.hex().upper()
+        return None
 
     @property
     def stm32_pid(self) -> int | None:
-        pid = self.raw.get("ids", {}).get("stm32_pid")
-        return None if pid is None else int(pid, 16)
-
-    @property
-    def erased_value(self) -> int:
-        return int(self.raw.get("erased_value", "0xFF"), 16)
+        return self.facts.pid if isinstance(self.facts, Stm32Facts) else None
 
     def to_json(self) -> dict[str, Any]:
         """The entry as in its file, plus where it came from."""

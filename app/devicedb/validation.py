@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from app.devicedb.checks import entry_problems
+from app.devicedb.entry_reader import FactsError
 from app.devicedb.families import DIR_FAMILIES, known_algorithms
 from app.devicedb.files import (
     discover,
@@ -87,6 +88,8 @@ class _Entry:
     raw: Mapping[str, Any]
     shown: str
     index: int
+    #: no schema or semantic problem: typed facts can be built from it
+    clean: bool = True
 
     def at(self, *path: str | int) -> str:
         return f"{self.shown}: {format_path(('devices', self.index, *path))}"
@@ -183,6 +186,8 @@ def _check_device_file(path: Path, errors: list[str]) -> list[_Entry]:
             )
         if isinstance(dev_id, str):
             entries.append(_Entry(raw, shown, index))
+    for entry in entries:
+        entry.clean = not any(path[:2] == ("devices", entry.index) for path, _ in problems)
     _emit(errors, shown, problems)
     return entries
 
@@ -203,11 +208,18 @@ def _check_package_refs(
                 )
 
 
-def _make_device(entry: _Entry, overlay: bool, overrides: str | None) -> Device | None:
+def _make_device(
+    entry: _Entry, overlay: bool, overrides: str | None, errors: list[str]
+) -> Device | None:
+    """The entry's Device; None when it has problems (already reported) or its facts
+    cannot be built (reported here, with the value's JSON path)."""
+    if not entry.clean:
+        return None
     try:
         return Device.from_raw(entry.raw, entry.shown, overlay=overlay, overrides=overrides)
-    except (KeyError, TypeError):
-        return None  # malformed; the schema errors say why
+    except FactsError as err:
+        errors.append(f"{entry.at(*err.path)}: {err}")
+        return None
 
 
 def check_layers(
@@ -257,7 +269,7 @@ def check_layers(
                 summary.devices += 1
                 summary.overrides += overrides is not None
                 merged[dev_id] = entry
-                device = _make_device(entry, layer.overlay, overrides)
+                device = _make_device(entry, layer.overlay, overrides, report.errors)
                 if device is not None:
                     report.devices[dev_id] = device
     if not report.packages:

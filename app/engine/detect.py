@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from app.algorithms.base import ChipError
-from app.algorithms.spi_nor import SpiNor
-from app.algorithms.stm32_uart import Stm32Uart
+from app.algorithms.sfdp import read_sfdp
+from app.algorithms.spi_nor import identify_jedec
+from app.algorithms.stm32_bootloader import Stm32Bootloader
 from app.hal.errors import HalError
 
 if TYPE_CHECKING:
@@ -61,8 +62,7 @@ def detect_site(site: Site, database: DeviceDatabase) -> DetectReport:
 
 def _detect_spi(site: Site, database: DeviceDatabase, report: DetectReport) -> None:
     assert site.spi is not None
-    algo = SpiNor(site.spi, {})
-    ident = algo.identify()
+    ident = identify_jedec(site.spi)
     report.facts["jedec"] = ident.hex
     if not ident.present:
         report.summary = f"no part or bad contact (ID reads {ident.hex})"
@@ -71,11 +71,9 @@ def _detect_spi(site: Site, database: DeviceDatabase, report: DetectReport) -> N
     found = database.identify("jedec", ident.hex[:6])
     report.facts["candidates"] = [d.id for d in found.candidates]
     report.facts["ambiguous"] = found.ambiguous
-    sfdp = algo.read_sfdp()
+    sfdp = read_sfdp(site.spi)
     if sfdp:
-        report.facts["sfdp"] = {k: v for k, v in sfdp.items() if k != "erase_types"} | {
-            "erase_sizes": [size for _, size in sfdp["erase_types"]]
-        }
+        report.facts["sfdp"] = sfdp.to_json()
     names = ", ".join(f"{d.vendor} {d.part} ({d.id})" for d in found.candidates)
     if found.ambiguous:
         summary = f"ID {ident.hex[:6]}: ambiguous, {len(found.candidates)} parts: {names}"
@@ -85,19 +83,19 @@ def _detect_spi(site: Site, database: DeviceDatabase, report: DetectReport) -> N
         summary = f"ID {ident.hex[:6]}: not in the device database"
     if sfdp:
         summary += (
-            f"; SFDP: {sfdp['size_bytes'] // 1024} KiB,"
-            f" {sfdp['page_size_bytes']}-byte pages,"
-            f" {sfdp['address_bytes']}-byte addressing"
+            f"; SFDP: {sfdp.size_bytes // 1024} KiB,"
+            f" {sfdp.page_size_bytes}-byte pages,"
+            f" {sfdp.address_bytes}-byte addressing"
         )
     report.summary = summary
 
 
 def _detect_stm32(site: Site, database: DeviceDatabase, report: DetectReport) -> DetectReport:
     """Enter the ROM bootloader, read the product ID, name the part, let the board run."""
-    algo = Stm32Uart(site.uart, {"size_bytes": 0})
+    loader = Stm32Bootloader(site.uart)
     try:
         site.power(True)
-        pid = algo.identify().hex
+        pid = loader.connect().hex().upper()
         found = database.identify("stm32_pid", pid)
         report.present = True
         report.facts.update(
@@ -107,7 +105,7 @@ def _detect_stm32(site: Site, database: DeviceDatabase, report: DetectReport) ->
         )
         names = ", ".join(f"{d.vendor} {d.part} ({d.id})" for d in found.candidates)
         report.summary = f"PID 0x{int(pid, 16):03X}: {names or 'not in the device database'}"
-        algo.finish(True)
+        loader.leave(run_application=True)
     except ChipError as err:
         report.summary = f"no bootloader answer: {err}"
     except HalError as err:

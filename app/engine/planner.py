@@ -1,8 +1,9 @@
 """Planner: which blocks to erase, which pages to program, what to verify.
 
 - ``auto`` erases only the smallest erase units the image touches, covered with the
-  largest aligned erase commands that fit; ``full`` erases the chip; ``none`` erases
-  nothing.
+  largest aligned erase commands that fit, region by region (a part's erase regions may
+  differ: STM32 F4 sectors are 16, 64 and 128 KiB); ``full`` erases the chip; ``none``
+  erases nothing.
 - After an erase, pages whose bytes are all the erased value are not programmed.
 - With ``current`` (the part's present content), units whose content already matches
   the image are neither erased nor programmed.
@@ -15,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from app.algorithms.base import EraseBlock, Geometry
+from app.algorithms.base import EraseBlock, EraseRegion, Geometry
 from app.core.image import MemoryImage
 
 ContentReader = Callable[[int, int], bytes]
@@ -43,25 +44,23 @@ class Plan:
         return [(addr, addr + block.size) for block, addr in self.erase]
 
 
-def touched_units(image: MemoryImage, unit: int) -> list[int]:
-    """Start addresses of the ``unit``-aligned units holding image data, ascending."""
+def touched_units(image: MemoryImage, region: EraseRegion) -> list[int]:
+    """Start addresses of the ``region``'s smallest erase units holding image data,
+    ascending."""
+    unit = region.unit
     units: list[int] = []
-    for seg in image.segments:
-        first = seg.start - seg.start % unit
-        for addr in range(first, seg.end, unit):
+    for seg in image.segments_in(region.start, region.end):
+        lo, hi = max(seg.start, region.start), min(seg.end, region.end)
+        for addr in range(lo - (lo - region.start) % unit, hi, unit):
             if not units or units[-1] != addr:
                 units.append(addr)
     return units
 
 
-def cover_units(
-    units: list[int], blocks: tuple[EraseBlock, ...], size: int
-) -> list[tuple[EraseBlock, int]]:
-    """Cover the sorted unit addresses with the largest aligned erase blocks that lie
-    entirely inside the set (never erasing a unit that is not in it)."""
-    if not units:
-        return []
-    smallest = blocks[0].size
+def cover_units(units: list[int], region: EraseRegion) -> list[tuple[EraseBlock, int]]:
+    """Cover the sorted unit addresses of ``region`` with the largest aligned erase blocks
+    that lie entirely inside the set (never erasing a unit that is not in it)."""
+    blocks = region.blocks
     wanted = set(units)
     plan: list[tuple[EraseBlock, int]] = []
     i = 0
@@ -69,9 +68,9 @@ def cover_units(
         addr = units[i]
         chosen = blocks[0]
         for block in reversed(blocks):
-            if addr % block.size or addr + block.size > size:
+            if (addr - region.start) % block.size or addr + block.size > region.end:
                 continue
-            if all(a in wanted for a in range(addr, addr + block.size, smallest)):
+            if all(a in wanted for a in range(addr, addr + block.size, region.unit)):
                 chosen = block
                 break
         plan.append((chosen, addr))
@@ -79,6 +78,16 @@ def cover_units(
         while i < len(units) and units[i] < end:
             i += 1
     return plan
+
+
+def _holds_image(image: MemoryImage, current: ContentReader, lo: int, hi: int) -> bool:
+    """Whether the part's [lo, hi) already holds the image's bytes there."""
+    have = current(lo, hi)
+    return all(
+        have[s - lo : e - lo] == bytes(seg.data[s - seg.start : e - seg.start])
+        for seg in image.segments_in(lo, hi)
+        for s, e in [(max(seg.start, lo), min(seg.end, hi))]
+    )
 
 
 def _page_writes(
@@ -124,6 +133,15 @@ def _coalesce(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
+def _cover_all(regions: tuple[EraseRegion, ...]) -> list[tuple[EraseBlock, int]]:
+    """Every unit of every region, in the largest blocks."""
+    return [
+        pair
+        for region in regions
+        for pair in cover_units(list(range(region.start, region.end, region.unit)), region)
+    ]
+
+
 def plan_program(
     geometry: Geometry,
     image: MemoryImage,
@@ -133,7 +151,7 @@ def plan_program(
     """Plan erase + program + verify for ``image`` (already cropped to the part)."""
     if erase_mode not in ("auto", "full", "none"):
         raise ValueError(f"erase mode {erase_mode!r}")
-    can_erase = bool(geometry.erase_blocks)
+    can_erase = bool(geometry.regions)
     erased = geometry.erased_value
     if erase_mode == "full":
         if can_erase or geometry.chip_erase:
@@ -142,18 +160,8 @@ def plan_program(
                 expected.add(seg.start, seg.data, last_wins=True)
             writes = _page_writes(image, geometry, [(0, geometry.size)], skip_erased=True)
             chip = geometry.chip_erase is not None
-            blocks = (
-                ()
-                if chip
-                else tuple(
-                    cover_units(
-                        list(range(0, geometry.size, geometry.erase_blocks[-1].size)),
-                        geometry.erase_blocks,
-                        geometry.size,
-                    )
-                )
-            )
-            return Plan(chip, blocks, tuple(writes), expected)
+            every_unit = () if chip else tuple(_cover_all(geometry.regions))
+            return Plan(chip, every_unit, tuple(writes), expected)
         # No erase command (EEPROM): write the erased value over the whole part.
         full = MemoryImage.from_bytes(bytes([erased]) * geometry.size)
         for seg in image.segments:
@@ -167,21 +175,15 @@ def plan_program(
         writes = _page_writes(image, geometry, [(0, geometry.size)], skip_erased=False)
         return Plan(False, (), tuple(writes), image.copy())
 
-    unit = geometry.erase_blocks[0].size
-    units = touched_units(image, unit)
+    blocks: list[tuple[EraseBlock, int]] = []
     skipped: list[int] = []
-    if current is not None:
-        keep = []
-        for addr in units:
-            have = current(addr, addr + unit)
-            same = all(
-                have[s - addr : e - addr] == bytes(seg.data[s - seg.start : e - seg.start])
-                for seg in image.segments_in(addr, addr + unit)
-                for s, e in [(max(seg.start, addr), min(seg.end, addr + unit))]
-            )
-            (skipped if same else keep).append(addr)
-        units = keep
-    blocks = cover_units(units, geometry.erase_blocks, geometry.size)
+    for region in geometry.regions:
+        units = touched_units(image, region)
+        if current is not None:
+            same = {a for a in units if _holds_image(image, current, a, a + region.unit)}
+            skipped += sorted(same)
+            units = [a for a in units if a not in same]
+        blocks += cover_units(units, region)
     expected = MemoryImage()
     for lo, hi in _coalesce((addr, addr + block.size) for block, addr in blocks):
         expected.add(lo, bytes([erased]) * (hi - lo))

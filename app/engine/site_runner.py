@@ -18,6 +18,7 @@ from typing import Any
 from app.algorithms import algorithm_names, get_algorithm
 from app.algorithms.base import Cancelled, ChipAlgorithm, ChipError
 from app.core.image import MemoryImage
+from app.devicedb.families import Family
 from app.engine.events import Event, LogEvent, PhaseStarted, ProgressEvent
 from app.engine.planner import Plan, plan_program
 from app.engine.results import (
@@ -242,12 +243,14 @@ class SiteRunner:
         if device.algorithm not in algorithm_names():
             raise StepFailed(f"no '{device.algorithm}' algorithm in this version of Socketeer")
         cls = get_algorithm(device.algorithm)
-        bus = {"i2c-eeprom": self.site.i2c, "stm32-uart": getattr(self.site, "uart", None)}.get(
-            device.family, self.site.spi
-        )
+        bus = {
+            Family.SPI_NOR: self.site.spi,
+            Family.I2C_EEPROM: self.site.i2c,
+            Family.STM32_UART: getattr(self.site, "uart", None),
+        }[device.family]
         if bus is None:
             raise StepFailed(f"this site has no bus for {device.family} parts")
-        return cls(bus, device.raw)
+        return cls(bus, device)
 
     def _identify(self, algo: ChipAlgorithm, device: Any, cycle: _Cycle) -> None:
         ident = algo.identify()
@@ -361,15 +364,7 @@ class SiteRunner:
                 )
             )
         erased = plan.erased_ranges(geometry.size)
-        erase_for = getattr(algo, "erase_for", None)
-        if erase_for is not None and spec.erase_mode == "auto" and not plan.chip_erase:
-            # Non-uniform sectors (STM32): the algorithm erases the pages/sectors the
-            # image touches; the planner only splits the writes.
-            with cycle.phase("erase"):
-                erased = erase_for([(s.start, s.end) for s in image.segments], cycle.ticker)
-                for lo, hi in erased:
-                    self._expect_erased(algo, lo, hi, cycle, "did not erase")
-        elif plan.erase or plan.chip_erase or (spec.erase_mode == "full" and plan.writes):
+        if plan.erase or plan.chip_erase or (spec.erase_mode == "full" and plan.writes):
             self._erase(algo, plan, cycle)
         if spec.blank_check:
             ranges = erased or [(s.start, s.end) for s in image.segments]

@@ -38,6 +38,8 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.devicedb.families import Family
+from app.devicedb.models import Device
 from app.hal.errors import HalError, I2cNack, LinkError, ProgrammerUrlError
 from app.hal.ftdi_i2c import FtdiI2cBus
 from app.hal.ftdi_pins import PinMap, parse_pin_map
@@ -495,14 +497,14 @@ def _settings(
     parsed: ParsedUrl, context: Mapping[str, object], product: FtdiProduct
 ) -> SiteSettings:
     options = parsed.options
-    device: Any = context.get("device")
-    family = getattr(device, "family", None)
-    default_bus = "1" if family == "i2c-eeprom" else "0"
+    device = context.get("device")
+    part = device if isinstance(device, Device) else None
+    default_bus = "1" if part is not None and part.family is Family.I2C_EEPROM else "0"
     i2c = options.get("i2c", default_bus).strip().lower()
     if i2c not in ("0", "1", "yes", "no", "true", "false", "on", "off"):
         raise ProgrammerUrlError(f"ftdi option i2c={options['i2c']!r}: expected 1 or 0")
     bus = "i2c" if i2c in ("1", "yes", "true", "on") else "spi"
-    part_max = int(getattr(device, "raw", {}).get("max_clock_hz", 0) or 0) if device else 0
+    part_max = (part.max_clock_hz if part is not None else None) or 0
     if bus == "spi":
         cap = _number(options, "clock", MAX_CLOCK_HZ, 1000, 200_000_000)
         clock = min(cap, MAX_CLOCK_HZ, part_max or MAX_CLOCK_HZ)

@@ -4,7 +4,6 @@ and package, and read a part's facts before choosing it."""
 from __future__ import annotations
 
 import html
-from typing import Any
 
 from PySide6.QtCore import QModelIndex, Qt, QTimer
 from PySide6.QtWidgets import (
@@ -22,6 +21,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.devicedb.database import DeviceDatabase
+from app.devicedb.facts import I2cEepromFacts, SpiNorFacts
+from app.devicedb.models import Device
 from app.ui.format import size_text
 from app.ui.table_model import Index, RowsTableModel
 
@@ -36,10 +38,10 @@ class DeviceTableModel(RowsTableModel):
         super().__init__([], parent)
 
     @property
-    def devices(self) -> list[Any]:
+    def devices(self) -> list[Device]:
         return self.rows  # type: ignore[return-value]
 
-    def set_devices(self, devices: list[Any]) -> None:
+    def set_devices(self, devices: list[Device]) -> None:
         self.beginResetModel()
         self.rows = devices
         self.endResetModel()
@@ -59,49 +61,66 @@ class DeviceTableModel(RowsTableModel):
         )[index.column()]
 
 
-def device_details_html(dev: Any) -> str:
+def _ms(value: float) -> str:
+    return f"{value:.10g}"
+
+
+def _clock(dev: Device) -> list[tuple[str, str]]:
+    return [("Max clock", f"{dev.max_clock_hz / 1e6:g} MHz")] if dev.max_clock_hz else []
+
+
+def _spi_nor_rows(dev: Device, facts: SpiNorFacts) -> list[tuple[str, str]]:
+    ids = [f"jedec: {facts.jedec_id.hex().upper()}"]
+    if facts.extended_id:
+        ids.append(f"extended: {facts.extended_id.hex().upper()}")
+    if facts.legacy_rdid is not None:
+        ids.append(f"legacy_rdid: 0x{facts.legacy_rdid:02X}")
+    rows = [("IDs", ", ".join(ids)), ("Page", f"{facts.page_size} bytes")]
+    for op in facts.erase_ops:
+        size = "chip" if op.size is None else size_text(op.size)
+        typ, high = _ms(op.timing.ms_typ), _ms(op.timing.ms_max)
+        rows.append((f"Erase 0x{op.opcode:02X}", f"{size}: {typ} ms typ, {high} ms max"))
+    program = facts.page_program
+    rows.append(("Page program", f"{_ms(program.ms_typ)} ms typ, {_ms(program.ms_max)} ms max"))
+    mode = f" ({facts.four_byte_mode})" if facts.four_byte_mode else ""
+    return [*rows, *_clock(dev), ("Addressing", f"{facts.address_bytes}-byte{mode}")]
+
+
+def _i2c_eeprom_rows(dev: Device, facts: I2cEepromFacts) -> list[tuple[str, str]]:
+    return [
+        ("Page", f"{facts.page_size} bytes"),
+        ("Write cycle", f"{_ms(facts.write_cycle.ms_max)} ms max"),
+        *_clock(dev),
+        ("Addressing", f"{facts.address_bytes}-byte"),
+    ]
+
+
+def _family_rows(dev: Device) -> list[tuple[str, str]]:
+    """The family's facts an engineer checks: IDs, page, erase table, timing, clock."""
+    facts = dev.facts
+    if isinstance(facts, SpiNorFacts):
+        return _spi_nor_rows(dev, facts)
+    if isinstance(facts, I2cEepromFacts):
+        return _i2c_eeprom_rows(dev, facts)
+    return [("IDs", f"stm32_pid: 0x{facts.pid:03X}"), *_clock(dev)]
+
+
+def device_details_html(dev: Device) -> str:
     """The facts an engineer checks before choosing a part."""
-    raw = dev.raw
     rows: list[tuple[str, str]] = [
         ("Id", dev.id),
         ("Vendor", dev.vendor),
         ("Family / algorithm", f"{dev.family} / {dev.algorithm}"),
         ("Size", f"{size_text(dev.size_bytes)} ({dev.size_bytes:,} bytes)"),
         ("Voltage", "{:g}–{:g} V".format(*(v / 1000 for v in dev.voltage_mv))),
+        *_family_rows(dev),
     ]
-    ids = raw.get("ids") or {}
-    if ids:
-        rows.append(("IDs", ", ".join(f"{k}: {v}" for k, v in ids.items())))
-    if "page_size_bytes" in raw:
-        rows.append(("Page", f"{raw['page_size_bytes']} bytes"))
-    for entry in raw.get("erase", []):
-        size = "chip" if entry["size_bytes"] == "chip" else size_text(entry["size_bytes"])
-        rows.append(
-            (
-                f"Erase {entry['opcode']}",
-                f"{size}: {entry['ms_typ']} ms typ, {entry['ms_max']} ms max",
-            )
-        )
-    if "page_program_ms_typ" in raw:
-        rows.append(
-            (
-                "Page program",
-                f"{raw['page_program_ms_typ']} ms typ, {raw['page_program_ms_max']} ms max",
-            )
-        )
-    if "write_cycle_ms_max" in raw:
-        rows.append(("Write cycle", f"{raw['write_cycle_ms_max']} ms max"))
-    if raw.get("max_clock_hz"):
-        rows.append(("Max clock", f"{raw['max_clock_hz'] / 1e6:g} MHz"))
-    if "address_bytes" in raw:
-        mode = raw.get("four_byte_mode")
-        rows.append(("Addressing", f"{raw['address_bytes']}-byte" + (f" ({mode})" if mode else "")))
     rows.append(("Packages", ", ".join(dev.packages)))
     tested = ", ".join(f"{k}: {v}" for k, v in dev.tested.items())
     rows.append(("Tested", tested or "untested"))
     rows.append(("Source", dev.source))
-    if raw.get("notes"):
-        rows.append(("Notes", raw["notes"]))
+    if dev.notes:
+        rows.append(("Notes", dev.notes))
     body = "".join(
         f"<tr><td style='color:#555;padding-right:12px'>{html.escape(k)}</td>"
         f"<td>{html.escape(str(v))}</td></tr>"
@@ -114,7 +133,10 @@ class DeviceSelector(QDialog):
     """Modal selector; ``selected_id`` holds the choice after ``accept()``."""
 
     def __init__(
-        self, database: Any, current: str | None = None, parent: QWidget | None = None
+        self,
+        database: DeviceDatabase,
+        current: str | None = None,
+        parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Select device")
@@ -198,7 +220,7 @@ class DeviceSelector(QDialog):
         if current.isValid():
             self.details.setHtml(device_details_html(self.model.devices[current.row()]))
 
-    def current_device(self) -> Any | None:
+    def current_device(self) -> Device | None:
         index = self.table.currentIndex()
         return self.model.devices[index.row()] if index.isValid() else None
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from app.algorithms.spi_nor import geometry_from_params
+from app.algorithms.spi_nor import spi_nor_geometry
 from app.core.image import MemoryImage
 from app.devicedb import load_database
 from app.engine.planner import plan_program
@@ -86,10 +86,10 @@ def scaling(database) -> None:
 def efficiency(database) -> None:
     device = database.get(SMALL_PART)
     image = MemoryImage.from_bytes(os.urandom(device.size_bytes))
-    geometry = geometry_from_params(device.raw)
+    geometry = spi_nor_geometry(device)
     plan = plan_program(geometry, image, "auto")
     chip_s = (
-        sum(b.ms_typ for b, _ in plan.erase) + len(plan.writes) * geometry.program_ms_typ
+        sum(b.timing.ms_typ for b, _ in plan.erase) + len(plan.writes) * geometry.program.ms_typ
     ) / 1000
     wall, _, programmer = run("sim://?sites=1&timing=typ", device, database, image)
     bus = programmer.sites[0].spi

@@ -8,11 +8,15 @@ acknowledge its address (acknowledge polling). Sequential reads roll over at the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
+from app.devicedb.facts import I2cEepromFacts
 from app.hal.errors import I2cNack
 from app.hal.sim.clock import SimClock
 from app.hal.sim.spi_nor_chip import ChipFaults
+
+if TYPE_CHECKING:
+    from app.devicedb.models import Device
 
 BASE_ADDRESS = 0x50
 
@@ -20,20 +24,21 @@ BASE_ADDRESS = 0x50
 class I2cEepromChip:
     def __init__(
         self,
-        device: Mapping[str, object],
+        device: Device,
         clock: SimClock,
         *,
         faults: ChipFaults | None = None,
         write_protected: bool = False,
     ) -> None:
+        facts = device.facts_as(I2cEepromFacts)
         self.clock = clock
-        self.size = int(device["size_bytes"])  # type: ignore[arg-type]
-        self.page_size = int(device["page_size_bytes"])  # type: ignore[arg-type]
-        self.address_bytes = int(device["address_bytes"])  # type: ignore[arg-type]
-        self.block_bits = int(device.get("block_bits", 0))  # type: ignore[arg-type]
-        typ = float(device.get("write_cycle_ms_typ", device["write_cycle_ms_max"]))  # type: ignore[arg-type]
-        self.write_ms = (typ, float(device["write_cycle_ms_max"]))  # type: ignore[arg-type]
-        self.memory = bytearray([0xFF]) * self.size
+        self.size = device.size_bytes
+        self.page_size = facts.page_size
+        self.address_bytes = facts.address_bytes
+        self.block_bits = facts.block_bits
+        self.write_cycle = facts.write_cycle
+        self.erased = device.erased_value
+        self.memory = bytearray([self.erased]) * self.size
         self.faults = faults or ChipFaults()
         self.write_protected = write_protected
         self.pointer = 0
@@ -84,7 +89,10 @@ class I2cEepromChip:
         if self.faults.busy_forever:
             self.busy_until = float("inf")
         else:
-            self.busy_until = self.clock.now() + self.clock.timing.duration(*self.write_ms)
+            cycle = self.write_cycle
+            self.busy_until = self.clock.now() + self.clock.timing.duration(
+                cycle.ms_typ, cycle.ms_max
+            )
 
     def _stuck(self, old: int, new: int) -> int:
         """The stuck bit is the lowest one first written as 0; it stays 1 from then on."""
@@ -102,6 +110,6 @@ class I2cEepromChip:
             self.pointer = (self.pointer + take) % self.size
         fa = self.faults.verify_address
         start = (self.pointer - n) % self.size
-        if fa is not None and (fa - start) % self.size < n and self.memory[fa] != 0xFF:
+        if fa is not None and (fa - start) % self.size < n and self.memory[fa] != self.erased:
             out[(fa - start) % self.size] ^= 0x10
         return bytes(out)

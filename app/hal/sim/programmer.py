@@ -16,8 +16,10 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from app.devicedb.facts import SpiNorFacts
+from app.devicedb.families import Family
 from app.hal.errors import ProgrammerUrlError
 from app.hal.programmer import (
     Capabilities,
@@ -32,6 +34,9 @@ from app.hal.sim.clock import SimClock, Timing
 from app.hal.sim.faults import Fault, parse_faults
 from app.hal.sim.i2c_eeprom_chip import I2cEepromChip
 from app.hal.sim.spi_nor_chip import ChipFaults, SpiNorChip
+
+if TYPE_CHECKING:
+    from app.devicedb.models import Device
 
 _KNOWN_OPTIONS = {
     "sites",
@@ -58,14 +63,14 @@ class SimSite:
     def __init__(
         self,
         index: int,
-        device: Any | None,
+        device: Device | None,
         timing: Timing,
         fault: Fault | None,
         rng: random.Random,
         *,
         spi_hz: int,
         i2c_hz: int,
-        wrong_jedec: str | None,
+        wrong_jedec: bytes | None,
         adapter: str = "sim-universal",
         handler_s: float | None = None,
     ) -> None:
@@ -82,7 +87,7 @@ class SimSite:
         self._lock = threading.Lock()
         kind = fault.kind if fault else None
         self._kind = kind
-        size = int(device.size_bytes) if device is not None else 1
+        size = device.size_bytes if device is not None else 1
         default_addr = rng.randrange(0, min(size, 0x1000))
         address = fault.address if fault and fault.address is not None else default_addr
         self.fault_address = address if kind in ("stuck-bit", "verify", "erase-fail") else None
@@ -91,8 +96,8 @@ class SimSite:
         self.spi: SimSpiBus | None = None
         self.i2c: SimI2cBus | None = None
         self.chip: SpiNorChip | I2cEepromChip | None = self._new_chip() if self.present else None
-        family = device.family if device is not None else "spi-nor"
-        if family == "i2c-eeprom":
+        family = device.family if device is not None else Family.SPI_NOR
+        if family is Family.I2C_EEPROM:
             self.i2c = SimI2cBus(self.chip, self.clock, link, clock_hz=i2c_hz)  # type: ignore[arg-type]
             self.i2c.contact = kind != "contact"
         else:
@@ -108,8 +113,8 @@ class SimSite:
     def _new_chip(self) -> SpiNorChip | I2cEepromChip | None:
         """A fresh blank part of the site's device, carrying the site's fault."""
         device, kind = self._device, self._kind
-        if device is None:
-            return None
+        if device is None or device.family is Family.STM32_UART:
+            return None  # no STM32 model here: tests/stm32_emulator.py is one on a pty
         address = self.fault_address
         faults = ChipFaults(
             stuck_address=address if kind == "stuck-bit" else None,
@@ -117,12 +122,12 @@ class SimSite:
             busy_forever=kind == "busy-timeout",
             erase_fail_address=address if kind == "erase-fail" else None,
         )
-        if device.family == "i2c-eeprom":
+        if device.family is Family.I2C_EEPROM:
             return I2cEepromChip(
-                device.raw, self.clock, faults=faults, write_protected=kind == "protected"
+                device, self.clock, faults=faults, write_protected=kind == "protected"
             )
         return SpiNorChip(
-            device.raw,
+            device,
             self.clock,
             jedec_override=self._wrong_jedec if kind == "wrong-id" else None,
             faults=faults,
@@ -247,13 +252,14 @@ def open_sim(parsed: ParsedUrl, context: Mapping[str, object]) -> SimProgrammer:
     return SimProgrammer(parsed.scheme + "://" + parsed.path, sites, spi_hz)
 
 
-def _other_jedec(database: Any, device: Any) -> str:
+def _other_jedec(database: Any, device: Device | None) -> bytes:
     """A real ID of a different part, so the wrong-id fault looks like a real mix-up."""
-    mine = device.jedec_id if device is not None else None
-    if device is not None and device.family != "spi-nor":
+    if device is not None and device.family is not Family.SPI_NOR:
         raise ProgrammerUrlError("the wrong-id fault needs a part with a JEDEC ID (SPI NOR)")
+    mine = device.facts_as(SpiNorFacts).jedec_id if device is not None else None
     if database is not None:
-        for other in database.search("", family="spi-nor"):
-            if other.jedec_id and other.jedec_id != mine:
-                return other.jedec_id
-    return "C22018" if mine != "C22018" else "EF4018"
+        for other in database.search("", family=Family.SPI_NOR):
+            theirs = other.facts_as(SpiNorFacts).jedec_id
+            if theirs != mine:
+                return theirs
+    return b"\xc2\x20\x18" if mine != b"\xc2\x20\x18" else b"\xef\x40\x18"

@@ -12,19 +12,18 @@ parts protect a portion chosen by the BP/TB/SEC combination).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from app.devicedb.facts import FourByteMode, SpiNorFacts, Timing
 from app.hal.sim.clock import SimClock
 from app.hal.sim.sfdp import build_sfdp
 
+if TYPE_CHECKING:
+    from app.devicedb.models import Device
+
 BUSY, WEL = 0x01, 0x02
 _FOUR_BYTE_ERASE = {0x20: 0x21, 0x52: 0x5C, 0xD8: 0xDC}
-_WRSR_MS = (5.0, 15.0)
-
-
-def _hex_int(value: object) -> int:
-    return int(str(value), 16) if not isinstance(value, int) else value
 
 
 @dataclass
@@ -41,52 +40,41 @@ class ChipFaults:
 class SpiNorChip:
     def __init__(
         self,
-        device: Mapping[str, object],
+        device: Device,
         clock: SimClock,
         *,
-        jedec_override: str | None = None,
+        jedec_override: bytes | None = None,
         faults: ChipFaults | None = None,
         protected: bool = False,
         unique_id: bytes = b"",
     ) -> None:
-        self.device = device
+        facts = device.facts_as(SpiNorFacts)
         self.clock = clock
-        self.size = int(device["size_bytes"])  # type: ignore[arg-type]
-        self.page_size = int(device.get("page_size_bytes", 256))  # type: ignore[arg-type]
-        self.erased = _hex_int(device.get("erased_value", "0xFF"))
+        self.size = device.size_bytes
+        self.page_size = facts.page_size
+        self.erased = device.erased_value
         self.memory = bytearray([self.erased]) * self.size
-        ids = device.get("ids", {})
-        jedec = jedec_override or str(ids.get("jedec", "FFFFFF"))  # type: ignore[union-attr]
-        self.id_bytes = bytes.fromhex(jedec + str(ids.get("extended", "")))  # type: ignore[union-attr]
-        self.erase_ops: dict[int, tuple[int, float, float]] = {}
-        self.chip_erase: tuple[float, float] = (0.0, 0.0)
-        for entry in device.get("erase", []):  # type: ignore[union-attr]
-            opcode = _hex_int(entry["opcode"])
-            times = (float(entry["ms_typ"]), float(entry["ms_max"]))
-            if entry["size_bytes"] == "chip":
-                self.chip_erase = times
-            else:
-                self.erase_ops[opcode] = (int(entry["size_bytes"]), *times)
-        self.chip_erase_opcodes = {0x60, 0xC7}
-        self.pp_ms = (
-            float(device.get("page_program_ms_typ", 0.7)),  # type: ignore[arg-type]
-            float(device.get("page_program_ms_max", 3.0)),  # type: ignore[arg-type]
-        )
-        self.address_bytes_max = int(device.get("address_bytes", 3))  # type: ignore[arg-type]
-        self.four_byte_mode = str(device.get("four_byte_mode", ""))
-        status = device.get("status", {}) or {}
-        self.bp_mask = _hex_int(status.get("bp_mask", "0x1C"))  # type: ignore[union-attr]
-        self.global_unlock = status.get("unlock") == "global-0x98"  # type: ignore[union-attr]
-        erase_types = sorted((op, size) for op, (size, *_t) in self.erase_ops.items())
-        erase_types.sort(key=lambda e: e[1])
+        self.id_bytes = (jedec_override or facts.jedec_id) + facts.extended_id
+        self.erase_ops: dict[int, tuple[int, Timing]] = {
+            op.opcode: (op.size, op.timing) for op in facts.block_erases if op.size is not None
+        }
+        chip = facts.chip_erase
+        self.chip_erase = chip.timing if chip is not None else Timing(0.0, 0.0)
+        self.pp = facts.page_program
+        self.address_bytes_max = facts.address_bytes
+        self.four_byte_mode = facts.four_byte_mode
+        self.bp_mask = facts.protection.bp_mask
+        self.global_unlock = facts.protection.global_unlock
+        self.status_write = facts.protection.status_write
+        erase_types = [(op.opcode, op.size) for op in facts.block_erases if op.size is not None]
         self.sfdp = (
             build_sfdp(self.size, self.page_size, erase_types, self.address_bytes_max)
-            if device.get("sfdp")
+            if facts.sfdp
             else b""
         )
-        uid = device.get("unique_id") or None
-        self.uid_dummy = int(uid["dummy_bytes"]) if uid else 0  # type: ignore[index]
-        self.unique_id = unique_id[: int(uid["length_bytes"])] if uid else b""  # type: ignore[index]
+        uid = facts.unique_id
+        self.uid_dummy = uid.dummy_bytes if uid else 0
+        self.unique_id = unique_id[: uid.length] if uid else b""
         self.faults = faults or ChipFaults()
         self.protected_at_power = protected
         self.power_cycle()
@@ -99,7 +87,7 @@ class SpiNorChip:
         self.sr2 = 0
         self.sr3 = 0
         self.bank = 0
-        self.four_byte = self.four_byte_mode == "always"
+        self.four_byte = self.four_byte_mode is FourByteMode.ALWAYS
         self.busy_until = 0.0
 
     def _busy(self) -> bool:
@@ -111,11 +99,13 @@ class SpiNorChip:
     def ready_at(self) -> float:
         return self.busy_until
 
-    def _start_busy(self, typ_ms: float, max_ms: float) -> None:
+    def _start_busy(self, timing: Timing) -> None:
         if self.faults.busy_forever:
             self.busy_until = float("inf")
             return
-        self.busy_until = self.clock.now() + self.clock.timing.duration(typ_ms, max_ms)
+        self.busy_until = self.clock.now() + self.clock.timing.duration(
+            timing.ms_typ, timing.ms_max
+        )
 
     # -- the bus entry point --------------------------------------------------------
 
@@ -141,7 +131,7 @@ class SpiNorChip:
         if len(args) < n:
             return None
         addr = int.from_bytes(args[:n], "big")
-        if n == 3 and self.four_byte_mode == "bank-register":
+        if n == 3 and self.four_byte_mode is FourByteMode.BANK_REGISTER:
             addr |= (self.bank & 0x7F) << 24
         return addr % self.size, args[n:]
 
@@ -172,14 +162,14 @@ class SpiNorChip:
             self.sr1 = (args[0] & ~(BUSY | WEL)) & 0xFF
             if len(args) > 1:
                 self.sr2 = args[1]
-            self._start_busy(*_WRSR_MS)
+            self._start_busy(self.status_write)
         self.sr1 &= ~WEL
         return bytes(n)
 
     def _wrsr2(self, args: bytes, n: int) -> bytes:
         if self.sr1 & WEL and args:
             self.sr2 = args[0]
-            self._start_busy(*_WRSR_MS)
+            self._start_busy(self.status_write)
         self.sr1 &= ~WEL
         return bytes(n)
 
@@ -239,7 +229,7 @@ class SpiNorChip:
         self._and_into(page + offset, first)
         if len(data) > len(first):  # the rest wraps to the start of the page
             self._and_into(page, data[len(first) :])
-        self._start_busy(*self.pp_ms)
+        self._start_busy(self.pp)
         return bytes(n)
 
     def _and_into(self, addr: int, data: bytes) -> None:
@@ -269,13 +259,13 @@ class SpiNorChip:
         four = {v: k for k, v in _FOUR_BYTE_ERASE.items()}
         force4 = op in four and op not in self.erase_ops
         base_op = four.get(op, op) if force4 else op
-        size, typ, mx = self.erase_ops[base_op]
+        size, timing = self.erase_ops[base_op]
         parsed = self._address(args, force4)
         if parsed is None or not self._write_allowed():
             return bytes(n)
         addr = parsed[0] - parsed[0] % size
         self._erase_range(addr, size)
-        self._start_busy(typ, mx)
+        self._start_busy(timing)
         return bytes(n)
 
     def _erase_range(self, addr: int, size: int) -> None:
@@ -287,7 +277,7 @@ class SpiNorChip:
     def _chip_erase(self, args: bytes, n: int) -> bytes:
         if self._write_allowed():
             self._erase_range(0, self.size)
-            self._start_busy(*self.chip_erase)
+            self._start_busy(self.chip_erase)
         return bytes(n)
 
     def _sfdp_read(self, args: bytes, n: int) -> bytes:
@@ -308,12 +298,12 @@ class SpiNorChip:
         return bytes(n)
 
     def _exit4(self, args: bytes, n: int) -> bytes:
-        if self.four_byte_mode != "always":
+        if self.four_byte_mode is not FourByteMode.ALWAYS:
             self.four_byte = False
         return bytes(n)
 
     def _write_bank(self, args: bytes, n: int) -> bytes:
-        if args and self.four_byte_mode == "bank-register":
+        if args and self.four_byte_mode is FourByteMode.BANK_REGISTER:
             self.bank = args[0]
             self.four_byte = bool(args[0] & 0x80)
         return bytes(n)

@@ -1,0 +1,280 @@
+"""Read one device entry's JSON into typed facts: every hex parse and every default of
+the device database is here, and nowhere else.
+
+The JSON Schema has checked the entry before (the loader builds facts only for entries
+without problems), but the reader does not rely on it: a missing or malformed value
+raises :class:`FactsError` with the value's JSON path, which the validator reports as
+``<file>: $.devices[3].erase[1].opcode: ...`` like its own messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from app.devicedb.facts import (
+    BootloaderFacts,
+    EraseOp,
+    FamilyFacts,
+    FourByteMode,
+    I2cEepromFacts,
+    MemoryLayout,
+    SectorRun,
+    SpiNorFacts,
+    SpiNorProtection,
+    StatusBit,
+    Stm32Facts,
+    Timing,
+    UniqueIdRead,
+    VoltageRange,
+)
+from app.devicedb.families import Family
+
+JsonPath = tuple[str | int, ...]
+
+#: ``status.unlock`` value of the SST26 Block-Protection Register
+GLOBAL_UNLOCK = "global-0x98"
+#: status register write time (tW): the DB has no field for it, every listed part is
+#: within these
+STATUS_WRITE = Timing(5.0, 15.0)
+#: bootloader.erase values
+EXTENDED_ERASE, LEGACY_ERASE = "extended", "legacy"
+
+
+class FactsError(ValueError):
+    """A value of a device entry that cannot become a fact. ``path`` is relative to the
+    entry, e.g. ("erase", 1, "opcode"); ``str()`` is the reason alone."""
+
+    def __init__(self, path: JsonPath, reason: str) -> None:
+        super().__init__(reason)
+        self.path = path
+        self.reason = reason
+
+
+def parse_hex(text: str) -> int:
+    """ "0xD8", "0x08000000" or "EF4018" -> int. Raises ValueError if not hex."""
+    digits = text[2:] if text[:2] in ("0x", "0X") else text
+    if not digits or not all(c in "0123456789abcdefABCDEF" for c in digits):
+        raise ValueError(f"{text!r} is not a hex number")
+    return int(digits, 16)
+
+
+class EntryReader:
+    """Typed reads of one JSON object, each naming its path when the value is wrong."""
+
+    def __init__(self, obj: Mapping[str, Any], path: JsonPath = ()) -> None:
+        self.obj = obj
+        self.path = path
+
+    def error(self, key: str | int, reason: str) -> FactsError:
+        return FactsError((*self.path, key), reason)
+
+    def has(self, key: str) -> bool:
+        return self.obj.get(key) is not None
+
+    def value(self, key: str) -> Any:
+        if key not in self.obj:
+            raise FactsError(self.path, f"missing required field '{key}'")
+        return self.obj[key]
+
+    def text(self, key: str) -> str:
+        value = self.value(key)
+        if not isinstance(value, str):
+            raise self.error(key, f"{value!r} is not a string")
+        return value
+
+    def optional_text(self, key: str) -> str | None:
+        return self.text(key) if self.has(key) else None
+
+    def integer(self, key: str, minimum: int = 0, *, default: int | None = None) -> int:
+        if default is not None and not self.has(key):
+            return default
+        value = self.value(key)
+        if type(value) is not int or value < minimum:
+            raise self.error(key, f"{value!r} is not an integer >= {minimum}")
+        return value
+
+    def number(self, key: str) -> float:
+        value = self.value(key)
+        if type(value) not in (int, float) or value <= 0:
+            raise self.error(key, f"{value!r} is not a positive number")
+        return float(value)
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.obj.get(key, default)
+        if not isinstance(value, bool):
+            raise self.error(key, f"{value!r} is not true or false")
+        return value
+
+    def hex_int(self, key: str) -> int:
+        return _hex_value(self.value(key), (*self.path, key))
+
+    def hex_ints(self, key: str) -> tuple[int, ...]:
+        """A list of hex strings, e.g. ["0x00", "0x44"]."""
+        values = self.value(key)
+        if not isinstance(values, list):
+            raise self.error(key, f"{values!r} is not a list of hex strings")
+        return tuple(_hex_value(v, (*self.path, key, i)) for i, v in enumerate(values))
+
+    def hex_bytes(self, key: str) -> bytes:
+        """Hex digits without 0x, e.g. "EF4018" -> b"\\xef\\x40\\x18"."""
+        value = self.text(key)
+        try:
+            return bytes.fromhex(value)
+        except ValueError:
+            raise self.error(key, f"{value!r} is not whole bytes of hex digits") from None
+
+    def strings(self, key: str) -> tuple[str, ...]:
+        """A list of strings; missing means empty."""
+        values = self.obj.get(key, [])
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise self.error(key, f"{values!r} is not a list of strings")
+        return tuple(values)
+
+    def child(self, key: str) -> EntryReader:
+        value = self.value(key)
+        if not isinstance(value, Mapping):
+            raise self.error(key, f"{value!r} is not an object")
+        return EntryReader(value, (*self.path, key))
+
+    def children(self, key: str) -> list[EntryReader]:
+        values = self.value(key)
+        if not isinstance(values, list):
+            raise self.error(key, f"{values!r} is not a list")
+        out = []
+        for index, value in enumerate(values):
+            if not isinstance(value, Mapping):
+                raise FactsError((*self.path, key, index), f"{value!r} is not an object")
+            out.append(EntryReader(value, (*self.path, key, index)))
+        return out
+
+    def timing(self, typ_key: str, max_key: str) -> Timing:
+        """Typical and maximum time; a missing typical time is the maximum."""
+        high = self.number(max_key)
+        return Timing(self.number(typ_key) if typ_key in self.obj else high, high)
+
+    def family(self) -> Family:
+        value = self.value("family")
+        try:
+            return Family(value)
+        except ValueError:
+            known = ", ".join(Family)
+            raise self.error("family", f"{value!r} is not a family ({known})") from None
+
+    def voltage(self) -> VoltageRange:
+        value = self.value("voltage_mv")
+        if not (isinstance(value, list) and len(value) == 2 and all(type(v) is int for v in value)):
+            raise self.error("voltage_mv", f"{value!r} is not [min, max] in millivolts")
+        return VoltageRange(value[0], value[1])
+
+
+def _hex_value(value: object, path: JsonPath) -> int:
+    if not isinstance(value, str):
+        raise FactsError(path, f"{value!r} is not a hex string")
+    try:
+        return parse_hex(value)
+    except ValueError as err:
+        raise FactsError(path, str(err)) from None
+
+
+def family_facts(entry: EntryReader, family: Family) -> FamilyFacts:
+    """The family part of a device entry."""
+    if family is Family.SPI_NOR:
+        return spi_nor_facts(entry)
+    if family is Family.I2C_EEPROM:
+        return i2c_eeprom_facts(entry)
+    return stm32_facts(entry)
+
+
+def spi_nor_facts(entry: EntryReader) -> SpiNorFacts:
+    ids = entry.child("ids")
+    status = entry.child("status")
+    mode = entry.optional_text("four_byte_mode")
+    return SpiNorFacts(
+        jedec_id=ids.hex_bytes("jedec"),
+        extended_id=ids.hex_bytes("extended") if ids.has("extended") else b"",
+        legacy_rdid=ids.hex_int("legacy_rdid") if ids.has("legacy_rdid") else None,
+        page_size=entry.integer("page_size_bytes", 1),
+        erase_ops=tuple(_erase_op(op) for op in entry.children("erase")),
+        page_program=entry.timing("page_program_ms_typ", "page_program_ms_max"),
+        address_bytes=entry.integer("address_bytes", 3),
+        four_byte_mode=None if mode is None else _four_byte_mode(entry, mode),
+        protection=SpiNorProtection(
+            bp_mask=status.hex_int("bp_mask"),
+            quad_enable=_status_bit(status, "qe"),
+            status_protect=_status_bit(status, "srp"),
+            global_unlock=status.optional_text("unlock") == GLOBAL_UNLOCK,
+            status_write=STATUS_WRITE,
+        ),
+        sfdp=entry.flag("sfdp", False),
+        unique_id=_unique_id(entry.child("unique_id")) if entry.has("unique_id") else None,
+    )
+
+
+def _erase_op(op: EntryReader) -> EraseOp:
+    size = op.value("size_bytes")
+    return EraseOp(
+        opcode=op.hex_int("opcode"),
+        size=None if size == "chip" else op.integer("size_bytes", 1),
+        timing=op.timing("ms_typ", "ms_max"),
+    )
+
+
+def _four_byte_mode(entry: EntryReader, mode: str) -> FourByteMode:
+    try:
+        return FourByteMode(mode)
+    except ValueError:
+        known = ", ".join(FourByteMode)
+        raise entry.error("four_byte_mode", f"{mode!r} is not one of {known}") from None
+
+
+def _status_bit(status: EntryReader, key: str) -> StatusBit | None:
+    """ "sr2.1" -> StatusBit(2, 1); null -> None."""
+    text = status.optional_text(key)
+    if text is None:
+        return None
+    register, _, bit = text.removeprefix("sr").partition(".")
+    if not (text.startswith("sr") and register.isdigit() and bit.isdigit()):
+        raise status.error(key, f"{text!r} is not a status bit like 'sr2.1'")
+    return StatusBit(int(register), int(bit))
+
+
+def _unique_id(uid: EntryReader) -> UniqueIdRead:
+    return UniqueIdRead(
+        opcode=uid.hex_int("opcode"),
+        dummy_bytes=uid.integer("dummy_bytes"),
+        length=uid.integer("length_bytes", 1),
+    )
+
+
+def i2c_eeprom_facts(entry: EntryReader) -> I2cEepromFacts:
+    return I2cEepromFacts(
+        page_size=entry.integer("page_size_bytes", 1),
+        address_bytes=entry.integer("address_bytes", 1),
+        block_bits=entry.integer("block_bits"),
+        write_cycle=entry.timing("write_cycle_ms_typ", "write_cycle_ms_max"),
+    )
+
+
+def stm32_facts(entry: EntryReader) -> Stm32Facts:
+    loader = entry.child("bootloader")
+    erase = loader.text("erase")
+    if erase not in (EXTENDED_ERASE, LEGACY_ERASE):
+        raise loader.error("erase", f"{erase!r} is not '{EXTENDED_ERASE}' or '{LEGACY_ERASE}'")
+    runs = entry.children("flash_layout")
+    return Stm32Facts(
+        pid=entry.child("ids").hex_int("stm32_pid"),
+        flash_base=entry.hex_int("flash_base"),
+        flash=MemoryLayout(
+            tuple(SectorRun(run.integer("count", 1), run.integer("size_bytes", 1)) for run in runs)
+        ),
+        ram_base=entry.hex_int("ram_base"),
+        ram_bytes=entry.integer("ram_bytes", 1),
+        bootloader=BootloaderFacts(
+            version=loader.hex_int("version"),
+            extended_erase=erase == EXTENDED_ERASE,
+            commands=frozenset(loader.hex_ints("commands")),
+            ram_reserved_bytes=loader.integer("ram_reserved_bytes", default=0),
+            usarts=loader.strings("usart"),
+        ),
+    )

@@ -1,0 +1,226 @@
+"""Typed chip facts: what the device database says about a part, as frozen values.
+
+They are built once, when the database loads (app.devicedb.entry_reader reads the JSON,
+with every hex parse and every default there); algorithms, planner, simulator and UI
+read these and never the JSON. Offsets are from the memory's start (``Stm32Facts``'
+``flash_base`` says where that is in an image's address space); sizes are in bytes.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import ClassVar, NamedTuple
+
+from app.devicedb.families import Family
+
+
+class VoltageRange(NamedTuple):
+    """Supply range in millivolts (a tuple, so ``low, high = device.voltage_mv`` works)."""
+
+    min_mv: int
+    max_mv: int
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """A datasheet time: typical and maximum, in milliseconds."""
+
+    ms_typ: float
+    ms_max: float
+
+
+@dataclass(frozen=True, slots=True)
+class EraseOp:
+    """One SPI NOR erase command; ``size`` None is the chip erase."""
+
+    opcode: int
+    size: int | None
+    timing: Timing
+
+    @property
+    def is_chip(self) -> bool:
+        return self.size is None
+
+
+@dataclass(frozen=True, slots=True)
+class Sector:
+    """One erase unit (page or sector) of a memory layout."""
+
+    start: int
+    size: int
+
+    @property
+    def end(self) -> int:
+        return self.start + self.size
+
+
+@dataclass(frozen=True, slots=True)
+class SectorRun:
+    """``count`` consecutive units of ``size`` bytes."""
+
+    count: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryLayout:
+    """Erase units from offset 0 up, numbered in order (the numbers the STM32 erase
+    commands take): uniform pages, or F2/F4/F7 sectors such as 4x16K + 1x64K + 7x128K."""
+
+    runs: tuple[SectorRun, ...]
+    sectors: tuple[Sector, ...] = field(init=False, repr=False, compare=False)
+    _starts: tuple[int, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        sectors: list[Sector] = []
+        offset = 0
+        for run in self.runs:
+            for _ in range(run.count):
+                sectors.append(Sector(offset, run.size))
+                offset += run.size
+        object.__setattr__(self, "sectors", tuple(sectors))
+        object.__setattr__(self, "_starts", tuple(s.start for s in sectors))
+
+    @classmethod
+    def uniform(cls, size: int, unit: int) -> MemoryLayout:
+        return cls((SectorRun(size // unit, unit),))
+
+    @property
+    def size(self) -> int:
+        return sum(run.count * run.size for run in self.runs)
+
+    def numbers_in(self, lo: int, hi: int) -> range:
+        """Numbers of the units overlapping [lo, hi)."""
+        if hi <= lo:
+            return range(0)
+        first = bisect.bisect_right(self._starts, lo) - 1
+        last = bisect.bisect_left(self._starts, hi)
+        return range(max(first, 0), last)
+
+    def spans(self, numbers: Iterable[int]) -> list[tuple[int, int]]:
+        """[start, end) ranges of the ascending unit ``numbers``, neighbours joined."""
+        spans: list[tuple[int, int]] = []
+        for number in numbers:
+            sector = self.sectors[number]
+            if spans and spans[-1][1] == sector.start:
+                spans[-1] = (spans[-1][0], sector.end)
+            else:
+                spans.append((sector.start, sector.end))
+        return spans
+
+
+# -- SPI NOR ---------------------------------------------------------------------------
+
+
+class FourByteMode(StrEnum):
+    """How a part above 16 MiB reaches the addresses above 16 MiB."""
+
+    B7 = "b7"  # enter 4-byte mode with B7h
+    OPCODES = "opcodes"  # dedicated 4-byte opcodes (13h/0Ch/12h/21h/DCh)
+    BANK_REGISTER = "bank-register"  # Spansion/Micron bank (extended address) register
+    ALWAYS = "always"  # 4-byte addresses from power-up
+
+
+@dataclass(frozen=True, slots=True)
+class StatusBit:
+    """A bit of a status register: ``"sr2.1"`` is register 2, bit 1."""
+
+    register: int
+    bit: int
+
+
+@dataclass(frozen=True, slots=True)
+class SpiNorProtection:
+    """Where a SPI NOR part keeps its write protection."""
+
+    bp_mask: int  # status register 1 block-protect bits (incl. TB/SEC/BP3)
+    quad_enable: StatusBit | None
+    status_protect: StatusBit | None  # SRP
+    #: SST26: a Block-Protection Register (read 0x72) cleared by Global Block Protection
+    #: Unlock (0x98); the parts power up protected.
+    global_unlock: bool
+    status_write: Timing  # a status register write (tW)
+
+
+@dataclass(frozen=True, slots=True)
+class UniqueIdRead:
+    """The command that reads a part's factory unique ID."""
+
+    opcode: int
+    dummy_bytes: int
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class SpiNorFacts:
+    family: ClassVar[Family] = Family.SPI_NOR
+
+    jedec_id: bytes  # 3 bytes: manufacturer, memory type, capacity
+    extended_id: bytes  # ID bytes after the first 3 that tell variants apart; often b""
+    legacy_rdid: int | None  # device ID byte of the old ABh command
+    page_size: int
+    erase_ops: tuple[EraseOp, ...]  # as the datasheet lists them, the chip erase included
+    page_program: Timing
+    address_bytes: int  # 3, or 4 above 16 MiB
+    four_byte_mode: FourByteMode | None  # None for parts of 16 MiB or less
+    protection: SpiNorProtection
+    sfdp: bool
+    unique_id: UniqueIdRead | None
+
+    @property
+    def block_erases(self) -> tuple[EraseOp, ...]:
+        """The sector/block erases, smallest first."""
+        return tuple(sorted((op for op in self.erase_ops if not op.is_chip), key=_op_size))
+
+    @property
+    def chip_erase(self) -> EraseOp | None:
+        return next((op for op in self.erase_ops if op.is_chip), None)
+
+
+def _op_size(op: EraseOp) -> int:
+    return op.size or 0
+
+
+# -- I2C EEPROM ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class I2cEepromFacts:
+    family: ClassVar[Family] = Family.I2C_EEPROM
+
+    page_size: int
+    address_bytes: int  # memory address bytes after the device address: 1 or 2
+    block_bits: int  # device-address bits A0..A2 that carry memory address bits
+    write_cycle: Timing  # self-timed write cycle; typical = maximum when not given
+
+
+# -- STM32 through the ROM UART bootloader -------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BootloaderFacts:
+    """What the DB expects of the AN3155 bootloader (its own Get answer wins)."""
+
+    version: int
+    extended_erase: bool  # Extended Erase (0x44), else Erase (0x43)
+    commands: frozenset[int]
+    ram_reserved_bytes: int
+    usarts: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Stm32Facts:
+    family: ClassVar[Family] = Family.STM32_UART
+
+    pid: int  # 12-bit product ID (AN3155 Get ID)
+    flash_base: int
+    flash: MemoryLayout
+    ram_base: int
+    ram_bytes: int
+    bootloader: BootloaderFacts
+
+
+FamilyFacts = SpiNorFacts | I2cEepromFacts | Stm32Facts
