@@ -11,9 +11,10 @@ from app.core.image import MemoryImage
 from app.engine.events import CycleFinished, LogEvent
 from app.engine.ledger import SerialLedger
 from app.engine.production import Production
-from app.engine.production_log import ProductionLog, SocketWear
+from app.engine.production_log import ProductionLog
 from app.engine.serialization import SerialConfig, SerialSource
 from app.engine.site_runner import CycleSpec
+from app.engine.socket_wear import SocketWear
 from app.engine.station import Station
 from app.hal.programmer import open_programmer
 

@@ -1,4 +1,4 @@
-"""ProductionLog and SocketWear: durable appends, queries, summary, export, socket wear."""
+"""ProductionLog: durable appends, queries, summary, export."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from app.engine.production_log import (
     EXPORT_COLUMNS,
     ProductionLog,
     ProductionRecord,
-    SocketWear,
     default_log_path,
 )
 from app.engine.results import DeviceResult, Mismatch
@@ -134,7 +133,8 @@ def test_append_is_committed_when_it_returns(tmp_path: Path) -> None:
         log.append(make(serial="SN-durable"))
         other = sqlite3.connect(path)
         assert other.execute("SELECT serial FROM production").fetchall() == [("SN-durable",)]
-        assert log._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        with log._store.read() as conn:
+            assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
         other.close()
 
 
@@ -355,45 +355,3 @@ def test_export_filters_by_time(log: ProductionLog) -> None:
     assert log.export(io.StringIO(), "csv", until=T0 + timedelta(minutes=1)) == 1
     with pytest.raises(ValueError, match="xml"):
         log.export(io.StringIO(), "xml")  # type: ignore[arg-type]
-
-
-# -- socket wear ----------------------------------------------------------------------------
-
-
-def test_socket_wear_counts_resets_and_persists(tmp_path: Path) -> None:
-    path = tmp_path / "log.sqlite3"
-    with SocketWear(path) as wear:
-        assert wear.count("sim://:site3") == 0
-        assert [wear.insert("sim://:site3") for _ in range(3)] == [1, 2, 3]
-        assert wear.insert("sim://:site0") == 1
-        assert wear.all() == {"sim://:site0": 1, "sim://:site3": 3}
-    with SocketWear(path) as wear, ProductionLog(path) as log:  # same file, both tables
-        log.append(make())
-        assert wear.count("sim://:site3") == 3
-        assert wear.reset("sim://:site3", by="bob") == 3
-        assert wear.count("sim://:site3") == 0 and wear.insert("sim://:site3") == 1
-        (reset,) = wear.resets("sim://:site3")
-        assert (reset.key, reset.by, reset.previous_count) == ("sim://:site3", "bob", 3)
-        assert reset.time.tzinfo == UTC
-        assert wear.resets("sim://:site0") == []
-        assert len(list(log.records())) == 1
-
-
-def test_socket_wear_from_threads(tmp_path: Path) -> None:
-    with SocketWear(tmp_path / "log.sqlite3") as wear:
-        pool = [
-            threading.Thread(target=lambda: [wear.insert("k") for _ in range(50)]) for _ in range(4)
-        ]
-        for t in pool:
-            t.start()
-        for t in pool:
-            t.join()
-        assert wear.count("k") == 200
-
-
-@pytest.mark.parametrize(
-    ("count", "threshold", "worn"),
-    [(9, 10, False), (10, 10, True), (11, 10, True), (10**6, None, False), (5, 0, False)],
-)
-def test_is_worn(count: int, threshold: int | None, worn: bool) -> None:
-    assert SocketWear.is_worn(count, threshold) is worn

@@ -33,7 +33,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("job", "job", "create, inspect, check, export and unlock job files"),
     Command("run", "run", "run a locked job on all sites (production)"),
     Command("serials", "serials", "list or void serial numbers of a job"),
-    Command("log", "log", "export and summarise the production log"),
+    Command("log", "log", "export and summarise the production log; list and reset socket wear"),
     Command("hw", "hw", "list programmers and diagnose USB/serial access"),
     Command("gui", "gui", "open the workstation window (the default)"),
 )

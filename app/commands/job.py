@@ -19,18 +19,10 @@ from app.commands.image import parse_byte, parse_number, parse_range
 from app.core.checksums import ALGORITHMS, checksum
 from app.core.errors import InputError, UsageError
 from app.core.formats import FORMATS
-from app.core.job import (
-    DEFAULT_OPERATIONS,
-    ExpectedChecksum,
-    Job,
-    JobIntegrityError,
-    LoadedJob,
-    export_job,
-    load_job,
-    reference_image,
-    save_job,
-    unlock_job,
-)
+from app.core.job_files import LoadedJob, export_job, load_job, reference_image, save_job
+from app.core.job_lock import unlock_job
+from app.core.job_model import DEFAULT_OPERATIONS, ExpectedChecksum, Job
+from app.core.job_seal import JobIntegrityError
 from app.core.roles import RoleStore
 from app.devicedb import load_database
 
@@ -109,7 +101,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=None, _help=parser)
 
 
-def _login_name() -> str:
+def login_name() -> str:
     try:
         return getpass.getuser()
     except (KeyError, OSError):  # no login name in a container or service
@@ -177,7 +169,7 @@ def cmd_new(args: argparse.Namespace) -> int:
         checksum=expected,
         count_limit=args.count,
         notes=args.notes,
-        created_by=args.by or _login_name(),
+        created_by=args.by or login_name(),
     )
     save_job(job, out)
     summary = f"wrote {out}: job '{job.name}' for {device.id}, image {job.image.path}"

@@ -1,4 +1,5 @@
-"""`socketeer log export|summary`: read the production log (one record per device cycle)."""
+"""`socketeer log export|summary|wear|wear-reset`: the production log (one record per
+device cycle) and the socket-wear counts kept in the same file."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from app.commands import help_for
+from app.commands.job import login_name, require_engineer
 from app.core.errors import InputError, UsageError
 from app.core.fileio import atomic_writer
 from app.engine.production_log import EXPORT_FORMATS, ProductionLog, iso_time
+from app.engine.socket_wear import SocketCount, SocketWear, WearReset
 
 _RELATIVE = re.compile(r"\s*(\d+)\s*([smhdw])\s*", re.IGNORECASE)
 _UNIT = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -59,19 +62,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("log", help=help_for("log"))
     log_sub = parser.add_subparsers(dest="log_command", metavar="ACTION")
 
+    def add_db(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--db",
+            type=Path,
+            metavar="PATH",
+            help="use this log file (default: production.sqlite3 in the user data folder,"
+            " or in $SOCKETEER_DATA_DIR)",
+        )
+
     def add_common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--since", metavar="WHEN", help=f"from this time on; {_WHEN_HELP}")
         p.add_argument(
             "--until", metavar="WHEN", help="before this time (a bare date: through that day)"
         )
         p.add_argument("--job", metavar="JOB_ID", help="only the records of this job")
-        p.add_argument(
-            "--db",
-            type=Path,
-            metavar="PATH",
-            help="read this log file (default: production.sqlite3 in the user data folder,"
-            " or in $SOCKETEER_DATA_DIR)",
-        )
+        add_db(p)
 
     exp = log_sub.add_parser("export", help="write records as CSV or JSON Lines")
     add_common(exp)
@@ -90,6 +96,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_common(summ)
     summ.add_argument("--json", action="store_true", help="print one JSON document")
     summ.set_defaults(func=cmd_summary)
+
+    wear = log_sub.add_parser("wear", help="insertions per socket since its last reset")
+    add_db(wear)
+    wear.add_argument("--json", action="store_true", help="print one JSON document")
+    wear.set_defaults(func=cmd_wear)
+
+    reset = log_sub.add_parser(
+        "wear-reset", help="set a socket's insertion count to 0 (engineer password)"
+    )
+    which = reset.add_mutually_exclusive_group(required=True)
+    which.add_argument("socket", nargs="?", metavar="SOCKET", help="socket key (see 'log wear')")
+    which.add_argument("--all", action="store_true", help="reset every socket")
+    reset.add_argument("--reason", required=True, help="why, e.g. 'socket replaced' (recorded)")
+    reset.add_argument("--by", metavar="NAME", help="who (default: the login name)")
+    add_db(reset)
+    reset.set_defaults(func=cmd_wear_reset)
 
     parser.set_defaults(func=None, _help=parser)
 
@@ -180,5 +202,74 @@ def cmd_summary(args: argparse.Namespace) -> int:
         print(
             f"{site:>4} {c['total']:>7} {c['passed']:>7} {c['failed']:>7} {c['link_lost']:>5}"
             f" {c['cancelled']:>5} {_pct(c['yield_percent']):>8}"
+        )
+    return 0
+
+
+# -- socket wear ----------------------------------------------------------------------------
+
+
+def _open_wear(args: argparse.Namespace) -> SocketWear:
+    # Like _open: an explicit --db must exist.
+    return SocketWear(args.db, create=args.db is None)
+
+
+def _reset_json(reset: WearReset) -> dict[str, Any]:
+    return {
+        "time": iso_time(reset.time),
+        "by": reset.by,
+        "previous_count": reset.previous_count,
+        "reason": reset.reason,
+    }
+
+
+def _reset_text(reset: WearReset) -> str:
+    return f"{_local(reset.time)} by {reset.by} (was {reset.previous_count}: {reset.reason})"
+
+
+def _socket_json(socket: SocketCount, history: list[WearReset]) -> dict[str, Any]:
+    return {
+        "socket": socket.key,
+        "insertions": socket.insertions,
+        "updated": iso_time(socket.updated),
+        "last_reset": None if socket.last_reset is None else _reset_json(socket.last_reset),
+        "resets": [_reset_json(r) for r in history if r.key == socket.key],
+    }
+
+
+def cmd_wear(args: argparse.Namespace) -> int:
+    with _open_wear(args) as wear:
+        sockets = wear.sockets()
+        history = wear.resets()
+    if args.json:
+        doc = {"sockets": [_socket_json(s, history) for s in sockets]}
+        print(json.dumps(doc, indent=2, ensure_ascii=False))
+        return 0
+    if not sockets:
+        print("no socket insertions counted yet")
+        return 0
+    width = max(len("SOCKET"), *(len(s.key) for s in sockets))
+    print(f"{'SOCKET':<{width}} {'INSERTIONS':>10}  LAST RESET")
+    for s in sockets:
+        last = "never" if s.last_reset is None else _reset_text(s.last_reset)
+        print(f"{s.key:<{width}} {s.insertions:>10}  {last}")
+    return 0
+
+
+def cmd_wear_reset(args: argparse.Namespace) -> int:
+    by = args.by or login_name()
+    with _open_wear(args) as wear:
+        wear.check_reset(None if args.all else args.socket, by, args.reason)
+        require_engineer("nothing was reset")
+        if args.all:
+            resets = wear.reset_all(by, args.reason)
+        else:
+            resets = [wear.reset(args.socket, by, args.reason)]
+    if not resets:
+        print("no socket insertions counted yet; nothing to reset")
+    for reset in resets:
+        print(
+            f"socket {reset.key}: {reset.previous_count} -> 0 insertions"
+            f" (reset by {reset.by}: {reset.reason})"
         )
     return 0

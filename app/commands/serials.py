@@ -9,7 +9,7 @@ from pathlib import Path
 from app.commands import help_for
 from app.commands.job import require_engineer
 from app.core.errors import UsageError
-from app.core.job import load_job
+from app.core.job_files import load_job
 from app.engine.job_setup import open_ledger
 from app.engine.ledger import STATES
 

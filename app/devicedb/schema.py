@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import difflib
 import functools
-import json
 from collections.abc import Iterator
 from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
+from app.core.json_schema import JsonPath, load_validator
 from app.devicedb.files import schema_dir
-
-JsonPath = tuple[str | int, ...]
 
 DEVICE_SCHEMA = "device.schema.json"
 PACKAGES_SCHEMA = "packages.schema.json"
@@ -25,41 +23,9 @@ PACKAGES_SCHEMA = "packages.schema.json"
 
 @functools.cache
 def validator(name: str) -> Draft202012Validator:
-    """The compiled validator of schema ``name`` (a file in device_db/schema/).
-
-    Local ``$ref``s are inlined first: the file stays readable with ``$defs``, and
-    validation runs about twice as fast without reference lookups (this is most of
-    the time of loading the database).
-    """
-    schema = json.loads((schema_dir() / name).read_text(encoding="utf-8"))
-    Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(inline_refs(schema))
-
-
-def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
-    """``schema`` with every ``{"$ref": "#/$defs/name", ...}`` replaced by that definition
-    (keywords beside the ``$ref``, such as a more specific description, win)."""
-    defs = schema.get("$defs", {})
-
-    def resolve(node: Any, stack: tuple[str, ...]) -> Any:
-        if isinstance(node, list):
-            return [resolve(item, stack) for item in node]
-        if not isinstance(node, dict):
-            return node
-        ref = node.get("$ref")
-        if ref is None:
-            return {
-                key: value if key in ("const", "enum") else resolve(value, stack)
-                for key, value in node.items()
-                if key != "$defs"
-            }
-        name = ref.removeprefix("#/$defs/")
-        if name == ref or name not in defs or name in stack:
-            raise ValueError(f"schema $ref {ref!r} is not a non-recursive local definition")
-        siblings = {key: value for key, value in node.items() if key != "$ref"}
-        return {**resolve(defs[name], (*stack, name)), **resolve(siblings, stack)}
-
-    return resolve(schema, ())
+    """The compiled validator of schema ``name`` (a file in device_db/schema/); its local
+    ``$ref``s are inlined, which is most of the speed of loading the database."""
+    return load_validator(schema_dir() / name, Draft202012Validator)
 
 
 def format_path(path: JsonPath) -> str:

@@ -13,9 +13,10 @@ from app.core.job import LoadedJob, canonical_json
 from app.engine.cycle import CycleOptions, build_cycle_spec
 from app.engine.ledger import SerialLedger
 from app.engine.production import Production
-from app.engine.production_log import LOG_FILE_NAME, ProductionLog, SocketWear, data_dir
+from app.engine.production_log import LOG_FILE_NAME, ProductionLog, data_dir
 from app.engine.serialization import SerialConfig, SerialSource, serial_range
 from app.engine.site_runner import CycleSpec
+from app.engine.socket_wear import SocketWear
 
 if TYPE_CHECKING:
     from app.devicedb.database import DeviceDatabase

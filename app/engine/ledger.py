@@ -1,9 +1,10 @@
 """The serial ledger: every serial number reserved, used, failed or voided, never twice.
 
-One SQLite file (WAL, ``synchronous=FULL``) may hold the ledgers of many jobs. Each state
-change is one committed transaction before the method returns, so a power cut or a killed
-process loses nothing that a caller was told had happened. ``serials`` holds one row per
-issued index; ``serial_events`` is the append-only history (triggers refuse edits).
+One SQLite file may hold the ledgers of many jobs. Each state change is one transaction
+committed before the method returns (app.engine.sqlite_store: WAL, ``synchronous=FULL``),
+so a power cut or a killed process loses nothing that a caller was told had happened.
+``serials`` holds one row per issued index; ``serial_events`` is the append-only history
+(triggers refuse edits).
 
 Life of a number::
 
@@ -20,23 +21,20 @@ left ``reserved`` by a process that died mid-cycle may already be on a part, so
 from __future__ import annotations
 
 import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
+from typing import Self
 
 from app.core.errors import InputError, SocketeerError
 from app.engine.serialization import POLICIES, SerialSource
+from app.engine.sqlite_store import Migration, Schema, SqliteStore
 
 RESERVED, USED, FAILED, VOIDED = "reserved", "used", "failed", "voided"
 STATES = (RESERVED, USED, FAILED, VOIDED)
 INTERRUPTED_NOTE = "interrupted: the station stopped before this device finished"
-SCHEMA_VERSION = 1
 
-_SCHEMA = f"""
+_TABLES = f"""
 CREATE TABLE IF NOT EXISTS serials (
     job_id TEXT NOT NULL,
     idx INTEGER NOT NULL CHECK (idx >= 0),
@@ -73,6 +71,12 @@ CREATE TRIGGER IF NOT EXISTS serials_used_is_final BEFORE UPDATE ON serials
 WHEN OLD.state IN ('used', 'voided')
 BEGIN SELECT RAISE(ABORT, 'a used or voided serial never changes state'); END;
 """
+
+LEDGER_FILE = Schema(
+    "serial ledger",
+    (Migration("serials, their append-only history and its guards", _TABLES),),
+    ("serials", "serial_events"),
+)
 
 
 class SerialStateError(SocketeerError):
@@ -147,64 +151,23 @@ class SerialLedger:
         self.job_id = job_id
         self.source = source
         self.policy = policy
-        self._lock = threading.Lock()
-        self._db: sqlite3.Connection | None = None
-        try:
-            self._db = sqlite3.connect(
-                str(self.path), timeout=30.0, isolation_level=None, check_same_thread=False
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            # executescript() would commit an open transaction, so the script brings its own.
-            self._db.executescript(
-                f"BEGIN IMMEDIATE;{_SCHEMA}PRAGMA user_version = {SCHEMA_VERSION};COMMIT;"
-            )
-        except sqlite3.DatabaseError as exc:
-            self.close()
-            raise InputError(f"serial ledger {self.path}: cannot open it: {exc}") from exc
+        self._store = SqliteStore(self.path, LEDGER_FILE)
 
     # -- lifetime -------------------------------------------------------------------
 
     def close(self) -> None:
-        with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
+        self._store.close()
 
-    def __enter__(self) -> SerialLedger:
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _conn(self) -> sqlite3.Connection:
-        if self._db is None:
+    def _open(self) -> SqliteStore:
+        if self._store.closed:
             raise SerialStateError(f"serial ledger {self.path} is closed")
-        return self._db
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One durable transaction: committed before the caller's method returns."""
-        with self._lock:
-            db = self._conn()
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
-
-    @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            yield self._conn()
+        return self._store
 
     def _event(
         self,
@@ -233,7 +196,7 @@ class SerialLedger:
         with); otherwise the next index never issued. Raises SerialsExhausted when the
         source has no more numbers, DuplicateSerial if it repeats an issued serial.
         """
-        with self._write() as db:
+        with self._open().transaction() as db:
             now = _now()
             row = None
             if self.policy == "reuse":
@@ -275,7 +238,7 @@ class SerialLedger:
 
     def commit(self, reservation: Reservation, device_record: str | None = None) -> None:
         """The device carries the number: reserved -> used (final)."""
-        with self._write() as db:
+        with self._open().transaction() as db:
             self._expect_reserved(db, reservation, "commit")
             now = _now()
             db.execute(
@@ -291,7 +254,7 @@ class SerialLedger:
         Policy "reuse": failed (reserved again later); policy "void": voided (final).
         """
         state = FAILED if self.policy == "reuse" else VOIDED
-        with self._write() as db:
+        with self._open().transaction() as db:
             self._expect_reserved(db, reservation, "fail")
             now = _now()
             db.execute(
@@ -304,7 +267,7 @@ class SerialLedger:
 
     def void(self, index: int, note: str) -> None:
         """Retire an issued number for good (reserved or failed -> voided)."""
-        with self._write() as db:
+        with self._open().transaction() as db:
             row = db.execute(
                 "SELECT state, text FROM serials WHERE job_id = ? AND idx = ?",
                 (self.job_id, index),
@@ -331,7 +294,7 @@ class SerialLedger:
         Call once when a station opens the ledger, before any reserve: a reservation held
         by a live cycle elsewhere would be voided too.
         """
-        with self._write() as db:
+        with self._open().transaction() as db:
             stale = [
                 r[0]
                 for r in db.execute(
@@ -377,7 +340,7 @@ class SerialLedger:
 
     def counts(self) -> dict[str, int]:
         """How many issued indexes are in each state (every state present, maybe 0)."""
-        with self._read() as db:
+        with self._open().read() as db:
             rows = db.execute(
                 "SELECT state, COUNT(*) FROM serials WHERE job_id = ? GROUP BY state",
                 (self.job_id,),
@@ -387,19 +350,19 @@ class SerialLedger:
         return out
 
     def entry(self, index: int) -> LedgerEntry | None:
-        with self._read() as db:
+        with self._open().read() as db:
             row = db.execute(_ENTRY_SQL + " AND idx = ?", (self.job_id, index)).fetchone()
         return None if row is None else _entry(row)
 
     def entries(self) -> list[LedgerEntry]:
         """Every issued index of this job, in index order."""
-        with self._read() as db:
+        with self._open().read() as db:
             rows = db.execute(_ENTRY_SQL + " ORDER BY idx", (self.job_id,)).fetchall()
         return [_entry(r) for r in rows]
 
     def history(self, index: int) -> list[LedgerEvent]:
         """The events of one index, oldest first."""
-        with self._read() as db:
+        with self._open().read() as db:
             rows = db.execute(
                 "SELECT id, idx, state, site, at, device_record, note FROM serial_events"
                 " WHERE job_id = ? AND idx = ? ORDER BY id",

@@ -18,10 +18,11 @@ from dataclasses import dataclass, replace
 
 from app.engine.events import Event, LogEvent
 from app.engine.ledger import Reservation, SerialLedger
-from app.engine.production_log import ProductionLog, ProductionRecord, SocketWear
+from app.engine.production_log import ProductionLog, ProductionRecord
 from app.engine.results import PASS, DeviceResult
 from app.engine.serialization import patch_serial
 from app.engine.site_runner import CycleSpec
+from app.engine.socket_wear import SocketWear
 
 
 class SetupFailed(Exception):

@@ -1,4 +1,4 @@
-"""Production log (one record per device cycle) and socket wear counts, in one SQLite file.
+"""Production log: one record per device cycle, in ``production.sqlite3``.
 
 The log is the traceability record of a production run: which part went into which site,
 what ID it reported, which serial number it got, and whether it passed. A result is shown
@@ -9,6 +9,10 @@ after the UI said "pass" cannot lose that record.
 The file lives at ``<user data dir>/production.sqlite3`` (platformdirs:
 ``~/.local/share/socketeer`` on Linux, ``~/Library/Application Support/socketeer`` on macOS,
 ``%LOCALAPPDATA%\\socketeer`` on Windows); ``$SOCKETEER_DATA_DIR`` replaces the folder.
+
+The same file holds the socket-wear counts (app.engine.socket_wear); its schema and
+migrations (:data:`PRODUCTION_FILE`) are here, and both stores open it through
+:func:`open_production_file`.
 
 Times are stored as integer microseconds since the Unix epoch (UTC), so sorting and range
 filters are exact and cheap; they come back as timezone-aware UTC datetimes.
@@ -22,8 +26,6 @@ import csv
 import json
 import os
 import socket
-import sqlite3
-import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
@@ -32,13 +34,12 @@ from typing import Any, Literal, Self, TextIO
 
 import platformdirs
 
-from app.core.errors import InputError
 from app.engine.results import CANCELLED, ERROR, FAIL, LINK_LOST, PASS, DeviceResult
+from app.engine.sqlite_store import Migration, Schema, SqliteStore, StorageError
 
 ENV_DATA_DIR = "SOCKETEER_DATA_DIR"
 LOG_FILE_NAME = "production.sqlite3"
 RESULTS = (PASS, FAIL, CANCELLED, LINK_LOST, ERROR)
-SCHEMA_VERSION = 1
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -63,13 +64,15 @@ def default_station_name() -> str:
     return socket.gethostname() or "unknown-station"
 
 
-def _to_us(when: datetime) -> int:
+def to_us(when: datetime) -> int:
+    """An aware datetime as the production file stores times (microseconds since 1970 UTC)."""
     if when.tzinfo is None or when.utcoffset() is None:
         raise ValueError(f"{when!r} has no time zone; production log times must be aware")
     return (when - _EPOCH) // _MICROSECOND
 
 
-def _from_us(value: int) -> datetime:
+def from_us(value: int) -> datetime:
+    """Inverse of :func:`to_us` (a UTC datetime)."""
     return _EPOCH + timedelta(microseconds=value)
 
 
@@ -182,43 +185,70 @@ class ProductionRecord:
 RECORD_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(ProductionRecord))
 EXPORT_COLUMNS: tuple[str, ...] = ("id", *RECORD_FIELDS)
 
-# -- the database -------------------------------------------------------------------------
+# -- the file ----------------------------------------------------------------------------
 
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS production (
-    id                INTEGER PRIMARY KEY AUTOINCREMENT,
-    time_us           INTEGER NOT NULL,
-    station           TEXT NOT NULL,
-    operator          TEXT NOT NULL,
-    job_id            TEXT,
-    job_hash          TEXT,
-    site              INTEGER NOT NULL,
-    socket_insertions INTEGER,
-    device_id         TEXT,
-    chip_id           TEXT,
-    unique_id         TEXT,
-    serial            TEXT,
-    result            TEXT NOT NULL CHECK (result IN ({", ".join(repr(r) for r in RESULTS)})),
-    failed_step       TEXT,
-    message           TEXT NOT NULL,
-    details           TEXT NOT NULL,
-    timings           TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS production_time ON production (time_us);
-CREATE INDEX IF NOT EXISTS production_job ON production (job_id, time_us);
-CREATE TABLE IF NOT EXISTS socket_wear (
-    key        TEXT PRIMARY KEY,
-    count      INTEGER NOT NULL,
-    updated_us INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS socket_wear_resets (
-    id             INTEGER PRIMARY KEY AUTOINCREMENT,
-    key            TEXT NOT NULL,
-    time_us        INTEGER NOT NULL,
-    by             TEXT NOT NULL,
-    previous_count INTEGER NOT NULL
-);
-"""
+PRODUCTION_FILE = Schema(
+    "production log",
+    (
+        Migration(
+            "production records and socket wear counts",
+            f"""
+            CREATE TABLE IF NOT EXISTS production (
+                id                INTEGER PRIMARY KEY AUTOINCREMENT,
+                time_us           INTEGER NOT NULL,
+                station           TEXT NOT NULL,
+                operator          TEXT NOT NULL,
+                job_id            TEXT,
+                job_hash          TEXT,
+                site              INTEGER NOT NULL,
+                socket_insertions INTEGER,
+                device_id         TEXT,
+                chip_id           TEXT,
+                unique_id         TEXT,
+                serial            TEXT,
+                result            TEXT NOT NULL
+                                  CHECK (result IN ({", ".join(repr(r) for r in RESULTS)})),
+                failed_step       TEXT,
+                message           TEXT NOT NULL,
+                details           TEXT NOT NULL,
+                timings           TEXT NOT NULL
+            );
+            CREATE INDEX IF NOT EXISTS production_time ON production (time_us);
+            CREATE INDEX IF NOT EXISTS production_job ON production (job_id, time_us);
+            CREATE TABLE IF NOT EXISTS socket_wear (
+                key        TEXT PRIMARY KEY,
+                count      INTEGER NOT NULL,
+                updated_us INTEGER NOT NULL
+            );
+            CREATE TABLE IF NOT EXISTS socket_wear_resets (
+                id             INTEGER PRIMARY KEY AUTOINCREMENT,
+                key            TEXT NOT NULL,
+                time_us        INTEGER NOT NULL,
+                by             TEXT NOT NULL,
+                previous_count INTEGER NOT NULL
+            );
+            """,
+        ),
+        Migration(
+            "socket wear resets record a reason",
+            "ALTER TABLE socket_wear_resets ADD COLUMN reason TEXT NOT NULL DEFAULT ''",
+        ),
+    ),
+    ("production", "socket_wear", "socket_wear_resets"),
+)
+
+
+def open_production_file(path: Path | None, *, create: bool = True) -> SqliteStore:
+    """The production file at ``path`` (None: :func:`default_log_path`), its folder
+    created unless ``create`` is False (then a missing file is refused)."""
+    path = Path(path) if path is not None else default_log_path()
+    if create:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise StorageError(f"{path}: cannot create its folder: {err.strerror}") from None
+    return SqliteStore(path, PRODUCTION_FILE, create=create)
+
 
 _COLUMNS = (
     "time_us, station, operator, job_id, job_hash, site, socket_insertions, device_id,"
@@ -226,97 +256,11 @@ _COLUMNS = (
 )
 
 
-class _Database:
-    """One SQLite connection shared by every thread, serialised by a lock.
-
-    A single connection keeps appends strictly ordered and avoids SQLite lock contention
-    between our own threads; other processes (a CLI export while the GUI runs) read
-    concurrently thanks to WAL, and wait up to ``timeout`` seconds for a write lock.
-    """
-
-    def __init__(self, path: Path | None, *, create: bool = True, timeout: float = 30.0):
-        self.path = Path(path) if path is not None else default_log_path()
-        if not create and not self.path.is_file():
-            raise InputError(f"{self.path}: no production log there")
-        self._lock = threading.RLock()
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise InputError(f"{self.path}: cannot create its folder: {err.strerror}") from None
-        try:
-            self._conn = sqlite3.connect(
-                self.path, timeout=timeout, isolation_level=None, check_same_thread=False
-            )
-        except sqlite3.Error as err:
-            raise InputError(f"{self.path}: cannot open the production log: {err}") from None
-        try:
-            self._setup()
-        except InputError:
-            self._conn.close()
-            raise
-        except sqlite3.Error as err:
-            self._conn.close()
-            raise InputError(f"{self.path}: not a readable production log: {err}") from None
-
-    def _setup(self) -> None:
-        conn = self._conn
-        version = conn.execute("PRAGMA user_version").fetchone()[0]  # fails if not SQLite
-        if version > SCHEMA_VERSION:
-            raise InputError(
-                f"{self.path}: production log format {version} is newer than this"
-                f" Socketeer understands ({SCHEMA_VERSION})"
-            )
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        if version < SCHEMA_VERSION:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                # Not executescript(): it would commit the open transaction first.
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            conn.execute("COMMIT")
-        # A file whose tables do not match is someone else's SQLite file.
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        missing = {"production", "socket_wear", "socket_wear_resets"} - tables
-        if missing:
-            raise InputError(f"{self.path}: not a production log (no {', '.join(sorted(missing))})")
-
-    def _error(self, err: sqlite3.Error) -> InputError:
-        return InputError(f"{self.path}: production log error: {err}")
-
-    def _write(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
-        """Run one statement in its own committed transaction (caller holds the lock)."""
-        conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            cursor = conn.execute(sql, params)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return cursor
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
 def _row_to_record(row: tuple[Any, ...]) -> ProductionRecord:
     (time_us, station, operator, job_id, job_hash, site, insertions, device_id, chip_id,
      unique_id, serial, result, failed_step, message, details, timings) = row  # fmt: skip
     return ProductionRecord(
-        time=_from_us(time_us),
+        time=from_us(time_us),
         station=station,
         operator=operator,
         job_id=job_id,
@@ -343,10 +287,10 @@ def _where(
     params: list[Any] = []
     if since is not None:
         terms.append("time_us >= ?")
-        params.append(_to_us(since))
+        params.append(to_us(since))
     if until is not None:
         terms.append("time_us < ?")
-        params.append(_to_us(until))
+        params.append(to_us(until))
     if job_id is not None:
         terms.append("job_id = ?")
         params.append(job_id)
@@ -357,22 +301,32 @@ ExportFormat = Literal["csv", "jsonl"]
 EXPORT_FORMATS: tuple[str, ...] = ("csv", "jsonl")
 
 
-class ProductionLog(_Database):
+class ProductionLog:
     """The append-only production log.
 
     ``path=None`` uses :func:`default_log_path` (folders are created).
     ``create=False`` refuses a missing file instead of creating an empty log (for readers
     such as ``socketeer log export --db``). A file that is not a production log raises
-    :class:`InputError` naming it.
+    :class:`StorageError` naming it.
     """
 
     def __init__(self, path: Path | None = None, *, create: bool = True) -> None:
-        super().__init__(path, create=create)
+        self._store = open_production_file(path, create=create)
+        self.path = self._store.path
+
+    def close(self) -> None:
+        self._store.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def append(self, record: ProductionRecord) -> int:
         """Store ``record`` durably and return its row id. Committed when this returns."""
         params = (
-            _to_us(record.time),
+            to_us(record.time),
             record.station,
             record.operator,
             record.job_id,
@@ -390,11 +344,8 @@ class ProductionLog(_Database):
             json.dumps(record.timings, sort_keys=True),
         )
         sql = f"INSERT INTO production ({_COLUMNS}) VALUES ({', '.join('?' * len(params))})"
-        with self._lock:
-            try:
-                row_id = self._write(sql, params).lastrowid
-            except sqlite3.Error as err:
-                raise self._error(err) from None
+        with self._store.transaction() as conn:
+            row_id = conn.execute(sql, params).lastrowid
         assert row_id is not None
         return row_id
 
@@ -410,13 +361,10 @@ class ProductionLog(_Database):
         )
         last_time, last_id = -(1 << 62), -1
         while True:
-            with self._lock:
-                try:
-                    rows = self._conn.execute(
-                        sql, (*params, last_time, last_time, last_id, _BATCH)
-                    ).fetchall()
-                except sqlite3.Error as err:
-                    raise self._error(err) from None
+            with self._store.read() as conn:
+                rows = conn.execute(
+                    sql, (*params, last_time, last_time, last_id, _BATCH)
+                ).fetchall()
             for row in rows:
                 yield row[0], _row_to_record(row[1:])
             if len(rows) < _BATCH:
@@ -448,15 +396,12 @@ class ProductionLog(_Database):
         two distinct times. ``per_site`` maps site number -> the same counts.
         """
         cond, params = _where(since, until, job_id)
-        with self._lock:
-            try:
-                rows = self._conn.execute(
-                    f"SELECT site, result, COUNT(*), MIN(time_us), MAX(time_us)"
-                    f" FROM production WHERE {cond} GROUP BY site, result",
-                    params,
-                ).fetchall()
-            except sqlite3.Error as err:
-                raise self._error(err) from None
+        with self._store.read() as conn:
+            rows = conn.execute(
+                f"SELECT site, result, COUNT(*), MIN(time_us), MAX(time_us)"
+                f" FROM production WHERE {cond} GROUP BY site, result",
+                params,
+            ).fetchall()
         total = _counts()
         per_site: dict[int, dict[str, Any]] = {}
         first = last = None
@@ -469,8 +414,8 @@ class ProductionLog(_Database):
         span_h = (last - first) / 3.6e9 if first is not None and last is not None else 0.0
         return {
             **_with_yield(total),
-            "first_time": None if first is None else _from_us(first),
-            "last_time": None if last is None else _from_us(last),
+            "first_time": None if first is None else from_us(first),
+            "last_time": None if last is None else from_us(last),
             "devices_per_hour": round(total["total"] / span_h, 2) if span_h > 0 else None,
             "per_site": {site: _with_yield(per_site[site]) for site in sorted(per_site)},
         }
@@ -534,122 +479,3 @@ def _csv_cells(record: ProductionRecord) -> list[Any]:
             value = json.dumps(value, sort_keys=True)
         cells.append("" if value is None else value)
     return cells
-
-
-# -- socket wear --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class WearReset:
-    key: str
-    time: datetime  # UTC
-    by: str
-    previous_count: int
-
-
-class SocketWear(_Database):
-    """Insertion counts per socket, kept in the production log's file.
-
-    The key names one physical socket and is built by the caller. Convention: the
-    adapter's own serial number if it has one (``"adapter:SN1234"``), else the programmer
-    URL without its query plus the site (and socket, for a multi-socket site), e.g.
-    ``"sim://:site3"`` or ``"ftdi://ftdi:232h/1:site0/socket1"``. A key seen for the first
-    time starts at 0. Whether a count is too high is the caller's policy (a threshold per
-    adapter); :meth:`is_worn` is the comparison.
-    """
-
-    def __init__(self, path: Path | None = None, *, create: bool = True) -> None:
-        super().__init__(path, create=create)
-
-    def insert(self, key: str) -> int:
-        """Count one insertion into socket ``key``; returns the new count (committed)."""
-        sql = (
-            "INSERT INTO socket_wear (key, count, updated_us) VALUES (?, 1, ?)"
-            " ON CONFLICT (key) DO UPDATE SET count = count + 1, updated_us = excluded.updated_us"
-            " RETURNING count"
-        )
-        with self._lock:
-            conn = self._conn
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    (count,) = conn.execute(sql, (key, _to_us(datetime.now(UTC)))).fetchone()
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
-            except sqlite3.Error as err:
-                raise self._error(err) from None
-        return int(count)
-
-    def count(self, key: str) -> int:
-        """Insertions since the last reset (0 for an unknown key)."""
-        with self._lock:
-            try:
-                row = self._conn.execute(
-                    "SELECT count FROM socket_wear WHERE key = ?", (key,)
-                ).fetchone()
-            except sqlite3.Error as err:
-                raise self._error(err) from None
-        return 0 if row is None else int(row[0])
-
-    def reset(self, key: str, by: str) -> int:
-        """Set ``key`` back to 0 (a new socket was fitted), recording who did it and when.
-        Returns the count before the reset."""
-        now = _to_us(datetime.now(UTC))
-        with self._lock:
-            conn = self._conn
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    row = conn.execute(
-                        "SELECT count FROM socket_wear WHERE key = ?", (key,)
-                    ).fetchone()
-                    previous = 0 if row is None else int(row[0])
-                    conn.execute(
-                        "INSERT INTO socket_wear (key, count, updated_us) VALUES (?, 0, ?)"
-                        " ON CONFLICT (key) DO UPDATE SET count = 0, updated_us = ?",
-                        (key, now, now),
-                    )
-                    conn.execute(
-                        "INSERT INTO socket_wear_resets (key, time_us, by, previous_count)"
-                        " VALUES (?, ?, ?, ?)",
-                        (key, now, by, previous),
-                    )
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
-            except sqlite3.Error as err:
-                raise self._error(err) from None
-        return previous
-
-    def all(self) -> dict[str, int]:
-        """Every known socket key -> its count, sorted by key."""
-        with self._lock:
-            try:
-                rows = self._conn.execute(
-                    "SELECT key, count FROM socket_wear ORDER BY key"
-                ).fetchall()
-            except sqlite3.Error as err:
-                raise self._error(err) from None
-        return {key: int(count) for key, count in rows}
-
-    def resets(self, key: str | None = None) -> list[WearReset]:
-        """The reset history (of one key if given), oldest first."""
-        cond, params = ("key = ?", (key,)) if key is not None else ("1", ())
-        with self._lock:
-            try:
-                rows = self._conn.execute(
-                    "SELECT key, time_us, by, previous_count FROM socket_wear_resets"
-                    f" WHERE {cond} ORDER BY time_us, id",
-                    params,
-                ).fetchall()
-            except sqlite3.Error as err:
-                raise self._error(err) from None
-        return [WearReset(k, _from_us(t), b, int(p)) for k, t, b, p in rows]
-
-    @staticmethod
-    def is_worn(count: int, threshold: int | None) -> bool:
-        """True when ``count`` has reached ``threshold`` (None or <= 0: no limit)."""
-        return threshold is not None and threshold > 0 and count >= threshold

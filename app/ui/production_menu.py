@@ -1,6 +1,6 @@
 """The window's production menus: Job (new/open/save/export, serialization, first
-article) and Station (engineer/operator mode, production log export), the Auto-start
-toggle, and what each role may touch."""
+article) and Station (engineer/operator mode, production log export, socket-wear reset),
+the Auto-start toggle, and what each role may touch."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ from app.core.errors import SocketeerError
 from app.core.fileio import atomic_writer
 from app.core.roles import Role
 from app.engine.production_log import ProductionLog
+from app.engine.socket_wear import SocketWear
 from app.ui.production_controller import ProductionController
 from app.ui.production_dialogs import FirstArticleDialog, SerializationDialog
+from app.ui.wear_dialog import SiteWear, WearResetDialog
 
 if TYPE_CHECKING:
     from app.ui.main_window import MainWindow
@@ -33,6 +35,7 @@ ENGINEER_ONLY = (
     "job_export",
     "serialization",
     "first_article",
+    "wear_reset",
 )
 
 
@@ -58,6 +61,7 @@ class ProductionMenus:
             ("engineer", "Engineer mode…", self.engineer_mode),
             ("operator", "Operator mode…", self.operator_mode),
             ("log_export", "Export production log…", self.export_log),
+            ("wear_reset", "Reset socket wear…", self.reset_socket_wear),
         ):
             acts[name] = QAction(text, window)
             acts[name].triggered.connect(slot)
@@ -188,6 +192,42 @@ class ProductionMenus:
             return 0
         self.window.controller.log.emit(None, "info", f"production log: {count} records -> {path}")
         return count
+
+    def reset_socket_wear(self) -> None:
+        """Ask which sites' sockets were replaced, then reset their insertion counts
+        (recorded with who and why) and say so in the log."""
+        c = self.window.controller
+        if self.production.role != Role.ENGINEER:  # the action is disabled too
+            c.error.emit("not allowed in operator mode: reset socket wear")
+            return
+        if c.station is None:
+            c.error.emit("open a programmer first: socket wear is counted per site")
+            return
+        keys = {n: c.station.socket_key(n) for n in c.station.site_numbers}
+        try:
+            with SocketWear() as wear:
+                counts = wear.all()
+            sites = [SiteWear(n, k, counts.get(k, 0), k in counts) for n, k in keys.items()]
+            dialog = WearResetDialog(
+                sites, self.production.session.operator_name or "", self.window
+            )
+            if not dialog.exec():
+                return
+            chosen = dialog.chosen
+            with SocketWear() as wear:
+                resets = wear.reset_many(
+                    [s.key for s in chosen], dialog.by.text(), dialog.reason.text()
+                )
+        except SocketeerError as err:
+            c.error.emit(str(err))
+            return
+        for site, reset in zip(chosen, resets, strict=True):
+            c.log.emit(
+                site.site,
+                "info",
+                f"socket wear of site {site.site} reset by {reset.by}: {reset.previous_count}"
+                f" -> 0 insertions ({reset.reason})",
+            )
 
     # -- status -----------------------------------------------------------------------
 
