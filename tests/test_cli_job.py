@@ -297,4 +297,4 @@ def test_bare_job_prints_help_and_bad_file_is_one_line(
     bad = tmp_path / "bad.json"
     bad.write_text("{ not json")
     code, out, err = run(capsys, "job", "show", str(bad))
-    assert code == 2 and out == "" and err.count("\n") == 1 and "bad.json:1: invalid JSON" in err
+    assert code == 2 and out == "" and err.count("\n") == 1 and "bad.json:1:3: invalid JSON" in err

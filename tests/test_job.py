@@ -442,7 +442,7 @@ def test_unlock_then_edit_then_relock(tmp_path: Path) -> None:
 def test_invalid_json_names_file_and_line(tmp_path: Path) -> None:
     path = tmp_path / "job.json"
     path.write_text('{\n  "format": "socketeer-job/1",\n  "name": oops\n}\n')
-    with pytest.raises(InputError, match=r"job\.json:3: invalid JSON"):
+    with pytest.raises(InputError, match=r"job\.json:3:11: invalid JSON"):
         load_job(path)
 
 

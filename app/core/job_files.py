@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from app.core import strict_json
 from app.core.errors import InputError
 from app.core.fileio import user_file, write_atomic
 from app.core.formats import detect_format, parse_image_bytes
@@ -141,16 +142,6 @@ def export_job(loaded: LoadedJob, out_path: str | Path) -> None:
 # -- reading -------------------------------------------------------------------------
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # A duplicated key would let a reviewer read one value while the loader uses another.
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate key {key!r}")
-        out[key] = value
-    return out
-
-
 def _read_json(path: Path) -> dict[str, Any]:
     raw = _read_file(path, str(path))
     try:
@@ -158,13 +149,9 @@ def _read_json(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError as err:
         raise InputError(f"{path}: not UTF-8 text (byte {err.start})") from None
     try:
-        doc = json.loads(text, object_pairs_hook=_no_duplicates)
-    except json.JSONDecodeError as err:
-        raise InputError(
-            f"{path}:{err.lineno}: invalid JSON ({err.msg}, column {err.colno})"
-        ) from None
-    except ValueError as err:  # duplicate key
-        raise InputError(f"{path}: invalid job file: {err}") from None
+        doc = strict_json.loads(text)
+    except strict_json.StrictJsonError as err:
+        raise InputError(err.where(str(path))) from None
     if not isinstance(doc, dict):
         raise InputError(f"{path}: a job file holds one JSON object (found {type(doc).__name__})")
     return doc

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Any
 
 import platformdirs
 
+from app.core import strict_json
 from app.core.package_data import device_db_dir
 
 ENV_DEVICE_DB = "SOCKETEER_DEVICE_DB"
@@ -97,6 +97,6 @@ def read_json(path: Path, shown: str) -> tuple[Any, str | None]:
     except UnicodeDecodeError as err:
         return None, f"{shown}: not UTF-8 text (byte {err.start})"
     try:
-        return json.loads(text), None
-    except json.JSONDecodeError as err:
-        return None, f"{shown}:{err.lineno}:{err.colno}: invalid JSON: {err.msg}"
+        return strict_json.loads(text), None
+    except strict_json.StrictJsonError as err:
+        return None, err.where(shown)
