@@ -36,6 +36,7 @@ import platformdirs
 
 from app.engine.results import CANCELLED, ERROR, FAIL, LINK_LOST, PASS, DeviceResult
 from app.engine.sqlite_store import Migration, Schema, SqliteStore, StorageError
+from app.engine.tally import Tally
 
 ENV_DATA_DIR = "SOCKETEER_DATA_DIR"
 LOG_FILE_NAME = "production.sqlite3"
@@ -390,10 +391,11 @@ class ProductionLog:
     ) -> dict[str, Any]:
         """Counts and yield over the selected records.
 
-        ``yield_percent`` is passed / (total - cancelled): a cycle the operator stopped says
-        nothing about the part, a lost link does (the part was not programmed). It is None
-        when no cycle counts. ``devices_per_hour`` is total / (last - first) and None below
-        two distinct times. ``per_site`` maps site number -> the same counts.
+        ``yield_percent`` is Tally's: passed / (total - cancelled): a cycle the operator
+        stopped says nothing about the part, a lost link does (the part was not
+        programmed). It is None when no cycle counts. ``devices_per_hour`` is
+        total / (last - first) and None below two distinct times. ``per_site`` maps site
+        number -> the same counts.
         """
         cond, params = _where(since, until, job_id)
         with self._store.read() as conn:
@@ -402,22 +404,22 @@ class ProductionLog:
                 f" FROM production WHERE {cond} GROUP BY site, result",
                 params,
             ).fetchall()
-        total = _counts()
-        per_site: dict[int, dict[str, Any]] = {}
+        total = Tally()
+        per_site: dict[int, Tally] = {}
         first = last = None
         for site, result, count, lo, hi in rows:
-            for bucket in (total, per_site.setdefault(site, _counts())):
-                bucket["total"] += count
-                bucket[_COUNT_KEYS[result]] += count
+            batch = Tally.of([result] * count)
+            total = total + batch
+            per_site[site] = per_site.get(site, Tally()) + batch
             first = lo if first is None else min(first, lo)
             last = hi if last is None else max(last, hi)
         span_h = (last - first) / 3.6e9 if first is not None and last is not None else 0.0
         return {
-            **_with_yield(total),
+            **_counts(total),
             "first_time": None if first is None else from_us(first),
             "last_time": None if last is None else from_us(last),
-            "devices_per_hour": round(total["total"] / span_h, 2) if span_h > 0 else None,
-            "per_site": {site: _with_yield(per_site[site]) for site in sorted(per_site)},
+            "devices_per_hour": round(total.total / span_h, 2) if span_h > 0 else None,
+            "per_site": {site: _counts(per_site[site]) for site in sorted(per_site)},
         }
 
     def export(
@@ -451,23 +453,18 @@ class ProductionLog:
         return count
 
 
-_COUNT_KEYS = {
-    PASS: "passed",
-    FAIL: "failed",
-    CANCELLED: "cancelled",
-    LINK_LOST: "link_lost",
-    ERROR: "errors",
-}
-
-
-def _counts() -> dict[str, Any]:
-    return {"total": 0, "passed": 0, "failed": 0, "cancelled": 0, "link_lost": 0, "errors": 0}
-
-
-def _with_yield(counts: dict[str, Any]) -> dict[str, Any]:
-    counted = counts["total"] - counts["cancelled"]
-    pct = round(100.0 * counts["passed"] / counted, 2) if counted else None
-    return {**counts, "yield_percent": pct}
+def _counts(tally: Tally) -> dict[str, Any]:
+    """The summary's counts, with the one definition of yield (app.engine.tally)."""
+    pct = tally.yield_percent
+    return {
+        "total": tally.total,
+        "passed": tally.passed,
+        "failed": tally.failed,
+        "cancelled": tally.cancelled,
+        "link_lost": tally.link_lost,
+        "errors": tally.errors,
+        "yield_percent": None if pct is None else round(pct, 2),
+    }
 
 
 def _csv_cells(record: ProductionRecord) -> list[Any]:
