@@ -122,17 +122,27 @@ def test_log_export_from_the_window(qtbot, window, tmp_path: Path) -> None:
 
 
 def test_first_start_sets_the_engineer_password(qtbot, window, monkeypatch) -> None:
-    from PySide6.QtWidgets import QInputDialog
+    from app.ui.password_dialog import NewPasswordDialog
+    from app.ui.production_menu import ProductionMenus
 
     store = window.production.session.store
     assert not store.has_password()
-    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: ("short", True))
-    window.production_menus.first_start()
-    assert not store.has_password() and "6" in window.statusBar().currentMessage()
-    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: ("long-enough", True))
+    typed: list[tuple[str, str]] = [("short", "short"), ("long-enough", "long-enuogh")]
+
+    def ask(dialog: NewPasswordDialog) -> bool:  # what the engineer types, then OK
+        first, second = typed.pop(0)
+        dialog.first.setText(first)
+        dialog.second.setText(second)
+        ok = dialog.buttons.button(dialog.buttons.StandardButton.Ok)
+        return ok.isEnabled()  # a disabled OK cannot be pressed: like Cancel
+
+    monkeypatch.setattr(ProductionMenus, "ask", staticmethod(ask))
+    window.production_menus.first_start()  # too short: refused
+    window.production_menus.first_start()  # a typo in the second entry: refused
+    assert not store.has_password()
+    typed.append(("long-enough", "long-enough"))
     window.production_menus.first_start()
     assert store.verify("long-enough")
-
 
 def test_every_operation_set_in_the_window_is_saved_in_the_job(
     qtbot, window, tmp_path: Path

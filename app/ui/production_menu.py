@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QFileDialog, QInputDialog, QLineEdit
+from PySide6.QtWidgets import QDialog, QFileDialog, QInputDialog, QLineEdit
 
 from app.core.errors import SocketeerError
 from app.core.fileio import atomic_writer
 from app.core.roles import Role
 from app.engine.production_log import ProductionLog
 from app.engine.socket_wear import SocketWear
+from app.ui.password_dialog import NewPasswordDialog
 from app.ui.production_controller import ProductionController
 from app.ui.production_dialogs import FirstArticleDialog, SerializationDialog
 from app.ui.wear_dialog import SiteWear, WearResetDialog
@@ -112,25 +113,27 @@ class ProductionMenus:
             self.production.engineer_mode(password)
 
     def first_start(self) -> None:
-        """Ask for the engineer password the station will use from now on."""
-        new, ok = QInputDialog.getText(
-            self.window,
-            "Welcome to Socketeer",
-            "First start: set the station's engineer password (6+ characters).\n"
-            "Operators will need it to change any setting.",
-            QLineEdit.EchoMode.Password,
+        """Ask for the engineer password the station will use from now on (twice, with
+        its rules: a typo here would lock the station's settings)."""
+        dialog = NewPasswordDialog(
+            "First start: set the station's engineer password.", self.window
         )
-        if not ok:
+        if not self.ask(dialog):
             self.window.controller.error.emit(
                 "no engineer password yet: set one with Station > Engineer mode"
             )
             return
         try:
-            self.production.session.store.set_password(new)
+            self.production.session.store.set_password(dialog.password)
         except SocketeerError as err:
             self.window.controller.error.emit(str(err))
             return
         self.window.controller.log.emit(None, "info", "engineer password set")
+
+    @staticmethod
+    def ask(dialog: QDialog) -> bool:
+        """Run a modal dialog; True when accepted (tests replace this)."""
+        return dialog.exec() == QDialog.DialogCode.Accepted
 
     def operator_mode(self) -> None:
         name, ok = QInputDialog.getText(self.window, "Operator mode", "Operator name:")
