@@ -373,3 +373,78 @@ def test_killed_station_never_reuses_or_loses_a_number(db: Path, policy: str) ->
     # The children did real work and were killed mid-cycle.
     assert len(used_before) > 15
     assert interrupted
+
+
+# A station's cycle as production.py runs it: reserve -> (program) -> durable production
+# record -> commit or fail. Killed anywhere, the next start's recover() must agree with
+# the production log.
+CYCLE_CHILD = """
+import random, sys, threading, time
+from datetime import UTC, datetime
+from pathlib import Path
+from app.engine.ledger import SerialLedger
+from app.engine.production_log import ProductionLog, ProductionRecord
+from app.engine.serialization import SerialConfig, SerialSource
+
+folder, seed = Path(sys.argv[1]), int(sys.argv[2])
+source = SerialSource(SerialConfig(kind="incremental", address=0, width=8))
+ledger = SerialLedger(folder / "serials.sqlite3", "crash", source, "void")
+log = ProductionLog(folder / "production.sqlite3")
+ledger.recover(log.passing_record)
+
+def work(site):
+    rng = random.Random(seed * 100 + site)
+    while True:
+        r = ledger.reserve(site)
+        time.sleep(rng.uniform(0, 0.003))
+        passed = rng.random() < 0.8
+        record = log.append(ProductionRecord(
+            time=datetime.now(UTC), station="s", operator="o", job_id="crash",
+            job_hash=None, site=site, socket_insertions=0, device_id=None, chip_id=None,
+            unique_id=None, serial=r.text, result="pass" if passed else "fail",
+            failed_step=None if passed else "verify", message="m", details={}, timings={}))
+        if passed:
+            ledger.commit(r, str(record))
+        else:
+            ledger.fail(r, "verify error")
+
+for site in range(4):
+    threading.Thread(target=work, args=(site,), daemon=True).start()
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+def test_ledger_and_production_log_agree_after_fifty_kills(tmp_path: Path) -> None:
+    from app.engine.production_log import ProductionLog
+
+    rng = random.Random(20261203)
+    for iteration in range(50):
+        child = subprocess.Popen(
+            [sys.executable, "-c", CYCLE_CHILD, str(tmp_path), str(iteration)],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert child.stdout is not None
+            assert child.stdout.readline() == "ready\n", child.stderr.read()  # type: ignore[union-attr]
+            time.sleep(rng.uniform(0.0, 0.12))
+        finally:
+            child.send_signal(signal.SIGKILL)
+            child.communicate(timeout=10)
+    with (
+        SerialLedger(tmp_path / "serials.sqlite3", "crash", source(width=8), "void") as ledger,
+        ProductionLog(tmp_path / "production.sqlite3") as log,
+    ):
+        ledger.recover(log.passing_record)
+        rows = check_consistent(tmp_path / "serials.sqlite3", "crash")
+        entries = {index: ledger.entry(index) for index in rows}
+        passed = [r.serial for r in log.records() if r.result == "pass"]
+    used = {e.text for e in entries.values() if e is not None and e.state == "used"}
+    assert "reserved" not in rows.values()
+    assert len(passed) == len(set(passed)), "a serial is on two passing parts"
+    assert used == set(passed), "ledger and production log disagree"
+    assert len(passed) > 50  # the children did real work

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -192,7 +193,7 @@ CREATE TABLE production (
     id INTEGER PRIMARY KEY AUTOINCREMENT, time_us INTEGER NOT NULL, station TEXT NOT NULL,
     operator TEXT NOT NULL, job_id TEXT, job_hash TEXT, site INTEGER NOT NULL,
     socket_insertions INTEGER, device_id TEXT, chip_id TEXT, unique_id TEXT, serial TEXT,
-    result TEXT NOT NULL CHECK (result IN ('pass', 'fail', 'cancelled', 'link-lost', 'error')),
+    result TEXT NOT NULL CHECK (result IN ('pass', 'fail', 'cancelled', 'link-lost')),
     failed_step TEXT, message TEXT NOT NULL, details TEXT NOT NULL, timings TEXT NOT NULL);
 CREATE INDEX production_time ON production (time_us);
 CREATE INDEX production_job ON production (job_id, time_us);
@@ -221,7 +222,12 @@ def test_a_production_file_of_the_previous_version_is_migrated(tmp_path: Path) -
         (old,) = wear.resets()
         assert (old.by, old.previous_count, old.reason) == ("bob", 9000, "")
         wear.reset("sim://#site2", "carol", "socket replaced")
-    assert version(path) == PRODUCTION_FILE.version == 2
+        # version 3: a station error is a result of its own (the old CHECK refused it)
+        error = replace(record, result="error", serial="SN-7", message="log write failed")
+        log.append(error)
+        assert [r.result for r in log.records()] == ["pass", "error"]
+        assert log.passing_record("SN-7") is None
+    assert version(path) == PRODUCTION_FILE.version == 3
     assert columns(path, "socket_wear_resets")[-1] == "reason"
 
 

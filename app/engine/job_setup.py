@@ -92,12 +92,12 @@ def prepare_job(
     address = None
     recovered: list[int] = []
     span = None
+    log = ProductionLog(folder / LOG_FILE_NAME)
     if ledger is not None:
         config = SerialConfig.from_json(loaded.job.serialization or {})
-        recovered = ledger.recover()
+        recovered = ledger.recover(log.passing_record)
         address = config.address
         span = serial_range(config)
-    log = ProductionLog(folder / LOG_FILE_NAME)
     production = Production(
         job_cycle_spec(loaded, device, database),
         job_id=job_id,

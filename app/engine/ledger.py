@@ -14,13 +14,16 @@ Life of a number::
 
 An index is issued once: a new reservation takes ``max(idx) + 1`` (or, with policy
 "reuse", the lowest failed index first), so the issued indexes never have gaps. A number
-left ``reserved`` by a process that died mid-cycle may already be on a part, so
-``recover()`` voids it instead of handing it out again.
+left ``reserved`` by a process that died mid-cycle may already be on a part. ``recover()``
+reconciles it with the production log: when a passing record for it exists (the crash came
+between the durable record and the commit), the number is used by that record; otherwise
+it is voided, never handed out again.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +36,7 @@ from app.engine.sqlite_store import Migration, Schema, SqliteStore
 RESERVED, USED, FAILED, VOIDED = "reserved", "used", "failed", "voided"
 STATES = (RESERVED, USED, FAILED, VOIDED)
 INTERRUPTED_NOTE = "interrupted: the station stopped before this device finished"
+RECOVERED_NOTE = "recovered: the station stopped after the device's passing record was written"
 
 _TABLES = f"""
 CREATE TABLE IF NOT EXISTS serials (
@@ -288,29 +292,37 @@ class SerialLedger:
             )
             self._event(db, index, VOIDED, None, now, None, note)
 
-    def recover(self) -> list[int]:
-        """Void every number left reserved (its process died mid-cycle); returns the indexes.
+    def recover(self, passing_record: Callable[[str], str | None] | None = None) -> list[int]:
+        """Settle every number left reserved (its process died mid-cycle); returns the
+        indexes voided.
 
-        Call once when a station opens the ledger, before any reserve: a reservation held
-        by a live cycle elsewhere would be voided too.
+        ``passing_record(serial text)`` names the production record of a part that passed
+        with that serial, if any: such a number is used by that record (the part carries
+        it and its record is durable). Every other one is voided. Call once when a station
+        opens the ledger, before any reserve: a reservation held by a live cycle elsewhere
+        would be settled too.
         """
         with self._open().transaction() as db:
-            stale = [
-                r[0]
-                for r in db.execute(
-                    "SELECT idx FROM serials WHERE job_id = ? AND state = ? ORDER BY idx",
-                    (self.job_id, RESERVED),
-                )
-            ]
+            stale = db.execute(
+                "SELECT idx, text FROM serials WHERE job_id = ? AND state = ? ORDER BY idx",
+                (self.job_id, RESERVED),
+            ).fetchall()
             now = _now()
-            for index in stale:
-                db.execute(
-                    "UPDATE serials SET state = ?, updated_at = ?, note = ?"
-                    " WHERE job_id = ? AND idx = ?",
-                    (VOIDED, now, INTERRUPTED_NOTE, self.job_id, index),
+            voided = []
+            for index, text in stale:
+                record = passing_record(text) if passing_record is not None else None
+                state, note = (
+                    (VOIDED, INTERRUPTED_NOTE) if record is None else (USED, RECOVERED_NOTE)
                 )
-                self._event(db, index, VOIDED, None, now, None, INTERRUPTED_NOTE)
-        return stale
+                db.execute(
+                    "UPDATE serials SET state = ?, updated_at = ?, note = ?, device_record = ?"
+                    " WHERE job_id = ? AND idx = ?",
+                    (state, now, note, record, self.job_id, index),
+                )
+                self._event(db, index, state, None, now, record, note)
+                if record is None:
+                    voided.append(index)
+        return voided
 
     def _expect_reserved(self, db: sqlite3.Connection, res: Reservation, action: str) -> None:
         row = db.execute(

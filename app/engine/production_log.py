@@ -41,6 +41,7 @@ from app.engine.tally import Tally
 ENV_DATA_DIR = "SOCKETEER_DATA_DIR"
 LOG_FILE_NAME = "production.sqlite3"
 RESULTS = (PASS, FAIL, CANCELLED, LINK_LOST, ERROR)
+_RESULT_LIST = ", ".join(repr(r) for r in RESULTS)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -188,13 +189,9 @@ EXPORT_COLUMNS: tuple[str, ...] = ("id", *RECORD_FIELDS)
 
 # -- the file ----------------------------------------------------------------------------
 
-PRODUCTION_FILE = Schema(
-    "production log",
-    (
-        Migration(
-            "production records and socket wear counts",
-            f"""
-            CREATE TABLE IF NOT EXISTS production (
+#: the production table's columns (a station error, "error", was added as a result in
+#: version 3, which rebuilds the table because SQLite cannot change a CHECK in place)
+_PRODUCTION_COLUMNS = f"""
                 id                INTEGER PRIMARY KEY AUTOINCREMENT,
                 time_us           INTEGER NOT NULL,
                 station           TEXT NOT NULL,
@@ -208,12 +205,25 @@ PRODUCTION_FILE = Schema(
                 unique_id         TEXT,
                 serial            TEXT,
                 result            TEXT NOT NULL
-                                  CHECK (result IN ({", ".join(repr(r) for r in RESULTS)})),
+                                  CHECK (result IN ({_RESULT_LIST})),
                 failed_step       TEXT,
                 message           TEXT NOT NULL,
                 details           TEXT NOT NULL,
                 timings           TEXT NOT NULL
-            );
+            """
+_PRODUCTION_INDEXES = """
+    CREATE INDEX IF NOT EXISTS production_time ON production (time_us);
+    CREATE INDEX IF NOT EXISTS production_job ON production (job_id, time_us);
+    CREATE INDEX IF NOT EXISTS production_serial ON production (serial, result);
+"""
+
+PRODUCTION_FILE = Schema(
+    "production log",
+    (
+        Migration(
+            "production records and socket wear counts",
+            f"""
+            CREATE TABLE IF NOT EXISTS production ({_PRODUCTION_COLUMNS});
             CREATE INDEX IF NOT EXISTS production_time ON production (time_us);
             CREATE INDEX IF NOT EXISTS production_job ON production (job_id, time_us);
             CREATE TABLE IF NOT EXISTS socket_wear (
@@ -233,6 +243,16 @@ PRODUCTION_FILE = Schema(
         Migration(
             "socket wear resets record a reason",
             "ALTER TABLE socket_wear_resets ADD COLUMN reason TEXT NOT NULL DEFAULT ''",
+        ),
+        Migration(
+            "station errors as a result of their own; records found by serial",
+            f"""
+            CREATE TABLE production_v3 ({_PRODUCTION_COLUMNS});
+            INSERT INTO production_v3 SELECT * FROM production;
+            DROP TABLE production;
+            ALTER TABLE production_v3 RENAME TO production;
+            {_PRODUCTION_INDEXES}
+            """,
         ),
     ),
     ("production", "socket_wear", "socket_wear_resets"),
@@ -371,6 +391,16 @@ class ProductionLog:
             if len(rows) < _BATCH:
                 return
             last_id, last_time = rows[-1][0], rows[-1][1]
+
+    def passing_record(self, serial: str) -> str | None:
+        """The id of the latest passing record of a part given ``serial``, or None."""
+        with self._store.read() as conn:
+            row = conn.execute(
+                "SELECT id FROM production WHERE serial = ? AND result = ?"
+                " ORDER BY id DESC LIMIT 1",
+                (serial, PASS),
+            ).fetchone()
+        return None if row is None else str(row[0])
 
     def records(
         self,
