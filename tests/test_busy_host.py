@@ -68,3 +68,30 @@ def test_a_stall_past_the_deadline_does_not_fail_a_part_that_is_ready(w25q128) -
 def test_a_part_really_busy_past_the_deadline_still_times_out(w25q128) -> None:
     with pytest.raises(BusTimeout, match="still busy"):
         erase_with_a_stalled_host(w25q128, stall_s=0.6, busy_s=5.0)
+
+
+def test_the_simulator_judges_busy_time_by_the_chip_clock(database, monkeypatch) -> None:
+    """A host thread stalled for longer than the datasheet maximum between starting an
+    erase and polling it (a loaded PC, GIL contention) does not fail the part."""
+    import time
+
+    from app.core.image import MemoryImage
+    from app.engine.cycle import build_cycle_spec
+    from app.engine.station import Station
+    from app.hal.sim import buses
+
+    device = database.get("winbond.w25x40cl")  # 4 KiB erase: typ 45 ms, max 400 ms
+    wait = buses.SimSpiBus._wait
+
+    def stalled_wait(self, op):  # the host comes back 0.6 s after starting the operation
+        time.sleep(0.6)
+        return wait(self, op)
+
+    monkeypatch.setattr(buses.SimSpiBus, "_wait", stalled_wait)
+    programmer = open_programmer("sim://?sites=1&timing=typ", device=device, database=database)
+    image = MemoryImage.from_bytes(bytes(range(256)) * 16)  # one 4 KiB block
+    spec = build_cycle_spec("program", device, database, image=image)
+    t0 = time.monotonic()
+    result = Station(programmer, lambda e: None).run(spec).results[0]
+    assert result.passed, result.message
+    assert time.monotonic() - t0 > 0.6  # the host really stalled past the 400 ms maximum
