@@ -82,9 +82,11 @@ def test_the_simulator_judges_busy_time_by_the_chip_clock(database, monkeypatch)
 
     device = database.get("winbond.w25x40cl")  # 4 KiB erase: typ 45 ms, max 400 ms
     wait = buses.SimSpiBus._wait
+    stalls = [0.6]  # the first busy wait (the erase): the host comes back 0.6 s later
 
-    def stalled_wait(self, op):  # the host comes back 0.6 s after starting the operation
-        time.sleep(0.6)
+    def stalled_wait(self, op):
+        if stalls:
+            time.sleep(stalls.pop())
         return wait(self, op)
 
     monkeypatch.setattr(buses.SimSpiBus, "_wait", stalled_wait)
