@@ -36,6 +36,9 @@ COMMANDS: tuple[Command, ...] = (
     Command("log", "log", "export and summarise the production log; list and reset socket wear"),
     Command("hw", "hw", "list programmers and diagnose USB/serial access"),
     Command("gui", "gui", "open the workstation window (the default)"),
+    Command(
+        "install-desktop", "desktop", "add Socketeer to the desktop's menu (Linux; --system: udev)"
+    ),
 )
 BY_NAME = {command.name: command for command in COMMANDS}
 
