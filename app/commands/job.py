@@ -25,6 +25,7 @@ from app.core.job_model import DEFAULT_OPERATIONS, ExpectedChecksum, Job
 from app.core.job_seal import JobIntegrityError
 from app.core.roles import RoleStore
 from app.devicedb import load_database
+from app.engine.job_checks import check_job_for_device
 
 ENV_PASSWORD = "SOCKETEER_ENGINEER_PASSWORD"
 ENV_NEW_PASSWORD = "SOCKETEER_NEW_ENGINEER_PASSWORD"
@@ -268,6 +269,11 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     loaded = load_job(args.job)
     job = loaded.job
+    device = load_database().get(job.device_id)
+    try:
+        check_job_for_device(job, loaded.image, device)
+    except InputError as err:
+        raise InputError(f"{args.job}: {err}") from None
     image = "embedded image" if loaded.packaged else f"image {job.image.path}"
     if job.lock is None:
         print(f"ok: {args.job}: {image} matches (SHA-256 {job.image.sha256}); not locked")

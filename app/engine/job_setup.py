@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from app.core.errors import InputError
 from app.core.job import LoadedJob, canonical_json
 from app.engine.cycle import CycleOptions, build_cycle_spec
+from app.engine.job_checks import check_job_for_device
 from app.engine.ledger import SerialLedger
 from app.engine.production import Production
 from app.engine.production_log import LOG_FILE_NAME, ProductionLog, data_dir
@@ -85,6 +87,11 @@ def prepare_job(
     wear_threshold: int | None = DEFAULT_WEAR_THRESHOLD,
     folder: Path | None = None,
 ) -> PreparedJob:
+    where = str(loaded.path) if loaded.path is not None else "job"
+    try:
+        check_job_for_device(loaded.job, loaded.image, device)
+    except InputError as err:
+        raise InputError(f"{where}: {err}") from None
     folder = folder or data_dir()
     folder.mkdir(parents=True, exist_ok=True)
     job_id, job_hash = job_identity(loaded)

@@ -31,6 +31,7 @@ from app.core.job import (
 from app.core.roles import Role, RoleChange, Session
 from app.engine.events import CycleFinished
 from app.engine.first_article import FirstArticleOutcome, run_first_article
+from app.engine.job_checks import check_serialization
 from app.engine.job_setup import PreparedJob, prepare_job
 from app.engine.serialization import SerialConfig, serial_range
 from app.engine.station import Emit
@@ -111,7 +112,7 @@ class ProductionController(QObject):
         try:
             ref = reference_image(c.image.path, path, c.image.format)
             options = c.options
-            spec_exclude = ()
+            spec_exclude: tuple[tuple[int, int], ...] = ()
             if self.serialization is not None:
                 spec_exclude = (serial_range(SerialConfig.from_json(self.serialization)),)
             expected = ExpectedChecksum("crc32", "", exclude_serial=bool(spec_exclude))
@@ -167,8 +168,10 @@ class ProductionController(QObject):
     def _adopt_image(self, loaded: LoadedJob) -> bool:
         """Use the job's own (hash-checked) image, even when it came from a package."""
         c = self.controller
+        device = c.device
+        assert device is not None  # open_job() chose it just before
         try:
-            loaded.image.check_within(*c.device.address_range, c.device.part)
+            loaded.image.check_within(*device.address_range, device.part)
         except SocketeerError as err:
             c.error.emit(str(err))
             return False
@@ -231,7 +234,10 @@ class ProductionController(QObject):
             return False
         if config is not None:
             try:
-                SerialConfig.from_json(config)
+                if self.controller.device is None:
+                    SerialConfig.from_json(config)
+                else:  # as production builds it, and inside the part
+                    check_serialization(config, self.controller.device)
             except SocketeerError as err:
                 self.controller.error.emit(str(err))
                 return False
