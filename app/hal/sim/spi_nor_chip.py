@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from app.devicedb.facts import FourByteMode, SpiNorFacts, Timing
 from app.hal.sim.clock import SimClock
 from app.hal.sim.sfdp import build_sfdp
+from app.hal.sim.sparse_memory import SparseMemory
 
 if TYPE_CHECKING:
     from app.devicedb.models import Device
@@ -53,7 +54,7 @@ class SpiNorChip:
         self.size = device.size_bytes
         self.page_size = facts.page_size
         self.erased = device.erased_value
-        self.memory = bytearray([self.erased]) * self.size
+        self.memory = SparseMemory(self.size, self.erased)
         self.id_bytes = (jedec_override or facts.jedec_id) + facts.extended_id
         self.erase_ops: dict[int, tuple[int, Timing]] = {
             op.opcode: (op.size, op.timing) for op in facts.block_erases if op.size is not None
@@ -269,7 +270,7 @@ class SpiNorChip:
         return bytes(n)
 
     def _erase_range(self, addr: int, size: int) -> None:
-        self.memory[addr : addr + size] = bytes([self.erased]) * size
+        self.memory.erase(addr, addr + size)
         fa = self.faults.erase_fail_address
         if fa is not None and addr <= fa < addr + size:
             self.memory[fa] = 0x00
