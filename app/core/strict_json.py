@@ -11,6 +11,7 @@ crashes).
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from typing import Any
@@ -18,6 +19,9 @@ from typing import Any
 #: deeper than any real job or device entry (they nest 5-6 levels)
 MAX_DEPTH = 64
 _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
 
 
 class StrictJsonError(ValueError):
@@ -45,7 +49,8 @@ def loads(text: str) -> Any:
         raise StrictJsonError(f"invalid JSON: {err.msg}", err.lineno, err.colno) from None
     except _Refused as err:
         raise StrictJsonError(str(err), *_position(text, err.token)) from None
-    _check_strings(value, "$")
+    if _SURROGATE_ESCAPE.search(text):  # only an escape can make one: walk only then
+        _check_strings(value, "$")
     return value
 
 
@@ -83,7 +88,17 @@ def _position(text: str, token: str) -> tuple[int | None, int | None]:
 
 def _check_depth(text: str) -> None:
     """Refuse deep nesting before the parser recurses into it (brackets inside strings
-    are skipped)."""
+    do not count). Fast path in C (regular expressions); the position of the offending
+    bracket is looked for only when there is one."""
+    brackets = _NOT_BRACKETS.sub("", _STRINGS.sub('""', text))
+    steps = (1 if ch in "[{" else -1 for ch in brackets)
+    if max(itertools.accumulate(steps), default=0) > MAX_DEPTH:
+        line, column = _deep_position(text)
+        raise StrictJsonError(f"nested more than {MAX_DEPTH} levels deep", line, column)
+
+
+def _deep_position(text: str) -> tuple[int, int]:
+    """(line, column) of the first bracket deeper than MAX_DEPTH."""
     depth, line, line_start, in_string, escaped = 0, 1, 0, False, False
     for i, ch in enumerate(text):
         if in_string:
@@ -98,13 +113,12 @@ def _check_depth(text: str) -> None:
         elif ch in "[{":
             depth += 1
             if depth > MAX_DEPTH:
-                raise StrictJsonError(
-                    f"nested more than {MAX_DEPTH} levels deep", line, i - line_start + 1
-                )
+                return line, i - line_start + 1
         elif ch in "]}":
             depth -= 1
         elif ch == "\n":
             line, line_start = line + 1, i + 1
+    return line, 1
 
 
 def _check_strings(value: Any, path: str) -> None:
