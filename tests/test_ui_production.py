@@ -59,7 +59,8 @@ def test_engineer_first_article_then_operator_auto_start(qtbot, window, tmp_path
     qtbot.addWidget(dialog)
     with qtbot.waitSignal(production.firstArticleDone, timeout=20000):
         qtbot.mouseClick(dialog.run_button, Qt.MouseButton.LeftButton)
-    assert "MATCH" in dialog.result.text() and "serial 00007000" in dialog.result.text()
+    assert "MATCH" in dialog.result_label.text()
+    assert "serial 00007000" in dialog.result_label.text()
     assert dialog.approve_button.isEnabled()
     dialog.approver.setText("erin")
     qtbot.mouseClick(dialog.approve_button, Qt.MouseButton.LeftButton)
@@ -143,6 +144,7 @@ def test_first_start_sets_the_engineer_password(qtbot, window, monkeypatch) -> N
     typed.append(("long-enough", "long-enough"))
     window.production_menus.first_start()
     assert store.verify("long-enough")
+
 
 def test_every_operation_set_in_the_window_is_saved_in_the_job(
     qtbot, window, tmp_path: Path

@@ -10,9 +10,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from app.devicedb.facts import Timing
+from app.hal.bus import Bus
 
 if TYPE_CHECKING:
     from app.devicedb.models import Device
@@ -122,11 +123,15 @@ class Protection:
 
 
 class ChipAlgorithm(ABC):
-    """Base of the registered algorithms; see app.algorithms.register."""
+    """Base of the registered algorithms; see app.algorithms.register.
+
+    Each algorithm is written against one bus interface and narrows ``bus`` to it (the
+    engine hands it the site's bus for the device's family)."""
 
     name: ClassVar[str]
+    bus: Bus
 
-    def __init__(self, bus: Any, device: Device) -> None:
+    def __init__(self, bus: Bus, device: Device) -> None:
         self.bus = bus
         self.device = device
 

@@ -8,7 +8,7 @@ is writing the erased value, which the engine plans as ordinary page writes.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from app.algorithms import register
 from app.algorithms.base import (
@@ -21,6 +21,7 @@ from app.algorithms.base import (
     Tick,
 )
 from app.devicedb.facts import I2cEepromFacts
+from app.hal.bus import I2cBus
 from app.hal.errors import BusTimeout, I2cNack
 
 if TYPE_CHECKING:
@@ -33,8 +34,9 @@ READ_CHUNK = 4096
 @register
 class I2cEeprom(ChipAlgorithm):
     name = "i2c_eeprom"
+    bus: I2cBus
 
-    def __init__(self, bus: Any, device: Device) -> None:
+    def __init__(self, bus: I2cBus, device: Device) -> None:
         super().__init__(bus, device)
         facts = device.facts_as(I2cEepromFacts)
         self.address_bytes = facts.address_bytes

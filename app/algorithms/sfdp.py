@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Any
 
-from app.hal.bus import SpiOp
+from app.hal.bus import SpiBus, SpiOp
 
 SFDP_READ = b"\x5a\x00\x00\x00\x00"  # 5Ah, address 0, one dummy byte
 SFDP_SPACE = 0x1000  # the table must sit in the first 4 KiB
@@ -21,7 +20,7 @@ class SfdpInfo:
     erase_types: tuple[tuple[int, int], ...]  # (opcode, size_bytes), smallest first
     address_bytes: int
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, int | list[int]]:
         return {
             "size_bytes": self.size_bytes,
             "page_size_bytes": self.page_size_bytes,
@@ -30,7 +29,7 @@ class SfdpInfo:
         }
 
 
-def read_sfdp(bus: Any) -> SfdpInfo | None:
+def read_sfdp(bus: SpiBus) -> SfdpInfo | None:
     """The part's SFDP table over ``bus`` (a SpiBus); None if it has none."""
     header = bus.transfer([SpiOp(SFDP_READ, 16)])[0]
     if header[:4] != b"SFDP":

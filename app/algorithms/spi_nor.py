@@ -8,7 +8,7 @@ call, so a real link spends one round trip on many pages.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from app.algorithms import register
 from app.algorithms.base import (
@@ -22,7 +22,7 @@ from app.algorithms.base import (
     Tick,
 )
 from app.devicedb.facts import FourByteMode, SpiNorFacts, Timing
-from app.hal.bus import SpiOp, WaitReady
+from app.hal.bus import SpiBus, SpiOp, WaitReady
 from app.hal.errors import BusTimeout
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ def _timeout_s(ms_max: float) -> float:
     return ms_max * 1.2 / 1000.0 + 0.05
 
 
-def identify_jedec(bus: Any, extended_bytes: int = 0) -> ChipIdentity:
+def identify_jedec(bus: SpiBus, extended_bytes: int = 0) -> ChipIdentity:
     """The 9Fh JEDEC ID (3 bytes, plus ``extended_bytes``); works on any SPI NOR part,
     known to the database or not."""
     raw = bus.transfer([SpiOp(b"\x9f", 3 + extended_bytes)])[0]
@@ -72,8 +72,9 @@ def spi_nor_geometry(device: Device) -> Geometry:
 @register
 class SpiNor(ChipAlgorithm):
     name = "spi_nor"
+    bus: SpiBus
 
-    def __init__(self, bus: Any, device: Device) -> None:
+    def __init__(self, bus: SpiBus, device: Device) -> None:
         super().__init__(bus, device)
         self.facts = device.facts_as(SpiNorFacts)
         self._geometry = spi_nor_geometry(device)

@@ -8,9 +8,9 @@ the device database lists as ``ids.stm32_pid``).
 
 :class:`Stm32Bootloader` is one session on a serial link and needs no device facts, so
 ``detect`` can name an unknown part; the ``stm32_uart`` algorithm drives it with the
-part's flash layout. When the link is a :class:`app.hal.uart.UartLink` it also drives
-BOOT0 and NRST (``enter_bootloader`` / ``run_application``); a plain SerialLink works
-too, with the target put into its bootloader by hand.
+part's flash layout. The link (a :class:`app.hal.bus.BootloaderLink`) also drives BOOT0
+and NRST (``enter_bootloader`` / ``run_application``); on a link without a reset line
+the target is put into its bootloader by hand.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ import time
 from collections.abc import Sequence
 from functools import reduce
 from operator import xor
-from typing import Any
 
 from app.algorithms.base import ChipError
 from app.devicedb.facts import BootloaderFacts
+from app.hal.bus import BootloaderLink
 from app.hal.errors import LinkError
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class Stm32Bootloader:
     """One AN3155 session on ``link``. ``expected`` (the DB's bootloader facts) says
     which commands to allow until Get (0x00) answers with the bootloader's own list."""
 
-    def __init__(self, link: Any, expected: BootloaderFacts | None = None) -> None:
+    def __init__(self, link: BootloaderLink, expected: BootloaderFacts | None = None) -> None:
         self.link = link
         self.commands: set[int] = set(expected.commands) if expected else set()
         #: Extended Erase (0x44) or Erase (0x43); None until known
@@ -74,8 +74,7 @@ class Stm32Bootloader:
     # -- frames ---------------------------------------------------------------------
 
     def _lost(self, message: str) -> LinkError:
-        lost = getattr(self.link, "lost", None)
-        return lost(message) if lost is not None else LinkError(message)
+        return self.link.lost(message)
 
     def _write(self, data: bytes) -> None:
         self.link.write(bytes(data))
@@ -112,23 +111,12 @@ class Stm32Bootloader:
     # -- entering the bootloader ----------------------------------------------------
 
     def _bauds(self) -> list[int]:
-        start = int(getattr(self.link, "baud", BAUD_FALLBACK[0]) or BAUD_FALLBACK[0])
-        if not callable(getattr(self.link, "set_baud", None)):
-            return [start]
-        nominal = int(getattr(self.link, "nominal_baud", start) or start)
-        first = max(start, nominal)
+        first = max(self.link.baud, self.link.nominal_baud)
         return [first] + [b for b in BAUD_FALLBACK if b < first]
-
-    def _discard(self) -> None:
-        discard = getattr(self.link, "discard_input", None)
-        if discard is not None:
-            discard()
-        else:
-            self.link.read(4096, 0)
 
     def _try_sync(self) -> bool:
         for _ in range(SYNC_TRIES):
-            self._discard()
+            self.link.discard_input()
             self._write(bytes([SYNC]))
             answer = self.link.read(1, SYNC_TIMEOUT_S)
             # ACK: the bootloader locked onto our baud rate. NACK: it was already synced
@@ -140,15 +128,14 @@ class Stm32Bootloader:
         return False
 
     def _sync(self, reset: bool = True) -> None:
-        enter = getattr(self.link, "enter_bootloader", None)
         tried: list[int] = []
         for i, baud in enumerate(self._bauds()):
-            if getattr(self.link, "baud", baud) != baud:
+            if self.link.baud != baud:
                 self.link.set_baud(baud)
-            if enter is not None and (reset or i > 0):
+            if reset or i > 0:
                 # The bootloader measures the baud rate on the first 0x7F after reset;
                 # a failed attempt may have locked it to garbage: reset again.
-                enter()
+                self.link.enter_bootloader()
             tried.append(baud)
             if self._try_sync():
                 self.synced = True
@@ -162,10 +149,10 @@ class Stm32Bootloader:
                     )
                 log.debug("STM32 bootloader synced at %d baud", baud)
                 return
-        port = getattr(self.link, "port_name", "the serial port")
+        port = self.link.port_name
         wiring = (
             "BOOT0 high and a reset pulse come from the adapter's lines"
-            if getattr(self.link, "has_reset", False)
+            if self.link.has_reset
             else "no reset line is driven: set BOOT0 high and reset the board by hand"
         )
         raise ChipError(
@@ -330,6 +317,5 @@ class Stm32Bootloader:
         self.synced = False
         if not run_application:
             return
-        run = getattr(self.link, "run_application", None)
-        if run is not None and not run():
+        if not self.link.run_application():
             log.debug("no reset line: the target stays in its bootloader")

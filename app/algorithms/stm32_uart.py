@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from app.algorithms import register
 from app.algorithms.base import (
@@ -34,6 +34,7 @@ from app.algorithms.stm32_bootloader import (
     Stm32Bootloader,
 )
 from app.devicedb.facts import MemoryLayout, Stm32Facts, Timing
+from app.hal.bus import BootloaderLink
 
 if TYPE_CHECKING:
     from app.devicedb.models import Device
@@ -70,8 +71,9 @@ def _regions(layout: MemoryLayout, command: int) -> tuple[EraseRegion, ...]:
 @register
 class Stm32Uart(ChipAlgorithm):
     name = "stm32_uart"
+    bus: BootloaderLink
 
-    def __init__(self, bus: Any, device: Device) -> None:
+    def __init__(self, bus: BootloaderLink, device: Device) -> None:
         super().__init__(bus, device)
         self.facts = device.facts_as(Stm32Facts)
         self.base = self.facts.flash_base

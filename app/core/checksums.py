@@ -118,7 +118,9 @@ def _subtract(
         yield pos, end
 
 
-def iter_checksum_bytes(image: MemoryImage, spec: ChecksumSpec) -> Iterator[memoryview | bytes]:
+def iter_checksum_bytes(
+    image: MemoryImage, spec: ChecksumSpec
+) -> Iterator[bytes | bytearray | memoryview]:
     """The bytes a checksum covers, in address order, in pieces of at most 1 MiB."""
     if image.is_empty and (spec.start is None or spec.end is None):
         return

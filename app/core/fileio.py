@@ -15,8 +15,9 @@ import os
 import stat
 import tempfile
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import IO, Any, BinaryIO, Literal, TextIO, overload
 
 from app.core.errors import InputError
 
@@ -50,14 +51,32 @@ def _default_mode() -> int:
     return 0o666 & ~umask
 
 
-@contextlib.contextmanager
-def atomic_writer(path: str | Path, *, text: bool = False, mode: int | None = None) -> Iterator[IO]:
-    """Yield a stream whose content replaces ``path`` only when the block succeeds.
+@overload
+def atomic_writer(
+    path: str | Path, *, text: Literal[True], mode: int | None = None
+) -> AbstractContextManager[TextIO]: ...
+
+
+@overload
+def atomic_writer(
+    path: str | Path, *, text: Literal[False] = False, mode: int | None = None
+) -> AbstractContextManager[BinaryIO]: ...
+
+
+def atomic_writer(
+    path: str | Path, *, text: bool = False, mode: int | None = None
+) -> AbstractContextManager[IO[Any]]:
+    """A stream (text with ``text``, else binary) whose content replaces ``path`` only
+    when the block succeeds.
 
     ``mode`` sets the file's permissions (default: the usual umask-based ones; mkstemp
     alone would leave every file private).
     """
-    path = Path(path)
+    return _atomic_writer(Path(path), text, mode)
+
+
+@contextlib.contextmanager
+def _atomic_writer(path: Path, text: bool, mode: int | None) -> Iterator[IO[Any]]:
     directory = path.parent if str(path.parent) else Path(".")
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
@@ -72,8 +91,8 @@ def atomic_writer(path: str | Path, *, text: bool = False, mode: int | None = No
     try:
         with contextlib.suppress(AttributeError, OSError):  # no POSIX modes (Windows)
             os.fchmod(fd, _default_mode() if mode is None else mode)
-        flags = {"mode": "w", "encoding": "utf-8", "newline": ""} if text else {"mode": "wb"}
-        with os.fdopen(fd, **flags) as stream:
+        opened = os.fdopen(fd, "w", encoding="utf-8", newline="") if text else os.fdopen(fd, "wb")
+        with opened as stream:
             yield stream
             stream.flush()
             os.fsync(stream.fileno())

@@ -7,32 +7,48 @@ the ID is listed, since clones and rebrands share IDs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from app.algorithms.base import ChipError
-from app.algorithms.sfdp import read_sfdp
+from app.algorithms.sfdp import SfdpInfo, read_sfdp
 from app.algorithms.spi_nor import identify_jedec
 from app.algorithms.stm32_bootloader import Stm32Bootloader
 from app.hal.errors import HalError
 
 if TYPE_CHECKING:
     from app.devicedb.database import DeviceDatabase
+    from app.hal.bus import BootloaderLink
     from app.hal.programmer import Site
 
 
 @dataclass
 class DetectReport:
-    """What one site answered; ``summary`` says it in words."""
+    """What one site answered; ``summary`` says it in words. ``jedec`` (SPI) or
+    ``stm32_pid`` (UART) is the ID read, ``candidates`` the database's parts for it."""
 
     site: int
     present: bool = False
     summary: str = ""
     link_lost: bool = False
-    facts: dict[str, Any] = field(default_factory=dict)
+    jedec: str | None = None
+    stm32_pid: str | None = None
+    candidates: tuple[str, ...] | None = None  # None: no ID to look up
+    ambiguous: bool = False
+    sfdp: SfdpInfo | None = None
 
     def to_json(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {"site": self.site, "present": self.present, **self.facts}
+        """The report as ``socketeer detect --json`` prints it (a JSON object)."""
+        doc: dict[str, Any] = {"site": self.site, "present": self.present}
+        if self.jedec is not None:
+            doc["jedec"] = self.jedec
+        if self.stm32_pid is not None:
+            doc["stm32_pid"] = self.stm32_pid
+        if self.candidates is not None:
+            doc["candidates"] = list(self.candidates)
+            doc["ambiguous"] = self.ambiguous
+        if self.sfdp is not None:
+            doc["sfdp"] = self.sfdp.to_json()
         doc["summary"] = self.summary
         if self.link_lost:
             doc["link_lost"] = True
@@ -46,7 +62,7 @@ def detect_site(site: Site, database: DeviceDatabase) -> DetectReport:
         return report
     if site.spi is None:
         if site.uart is not None:
-            return _detect_stm32(site, database, report)
+            return _detect_stm32(site, site.uart, database, report)
         report.summary = "no SPI bus on this site"
         return report
     try:
@@ -63,17 +79,15 @@ def detect_site(site: Site, database: DeviceDatabase) -> DetectReport:
 def _detect_spi(site: Site, database: DeviceDatabase, report: DetectReport) -> None:
     assert site.spi is not None
     ident = identify_jedec(site.spi)
-    report.facts["jedec"] = ident.hex
+    report.jedec = ident.hex
     if not ident.present:
         report.summary = f"no part or bad contact (ID reads {ident.hex})"
         return
     report.present = True
     found = database.identify("jedec", ident.hex[:6])
-    report.facts["candidates"] = [d.id for d in found.candidates]
-    report.facts["ambiguous"] = found.ambiguous
-    sfdp = read_sfdp(site.spi)
-    if sfdp:
-        report.facts["sfdp"] = sfdp.to_json()
+    report.candidates = tuple(d.id for d in found.candidates)
+    report.ambiguous = found.ambiguous
+    sfdp = report.sfdp = read_sfdp(site.spi)
     names = ", ".join(f"{d.vendor} {d.part} ({d.id})" for d in found.candidates)
     if found.ambiguous:
         summary = f"ID {ident.hex[:6]}: ambiguous, {len(found.candidates)} parts: {names}"
@@ -90,19 +104,19 @@ def _detect_spi(site: Site, database: DeviceDatabase, report: DetectReport) -> N
     report.summary = summary
 
 
-def _detect_stm32(site: Site, database: DeviceDatabase, report: DetectReport) -> DetectReport:
+def _detect_stm32(
+    site: Site, link: BootloaderLink, database: DeviceDatabase, report: DetectReport
+) -> DetectReport:
     """Enter the ROM bootloader, read the product ID, name the part, let the board run."""
-    loader = Stm32Bootloader(site.uart)
+    loader = Stm32Bootloader(link)
     try:
         site.power(True)
         pid = loader.connect().hex().upper()
         found = database.identify("stm32_pid", pid)
         report.present = True
-        report.facts.update(
-            stm32_pid=f"0x{int(pid, 16):03X}",
-            candidates=[d.id for d in found.candidates],
-            ambiguous=found.ambiguous,
-        )
+        report.stm32_pid = f"0x{int(pid, 16):03X}"
+        report.candidates = tuple(d.id for d in found.candidates)
+        report.ambiguous = found.ambiguous
         names = ", ".join(f"{d.vendor} {d.part} ({d.id})" for d in found.candidates)
         report.summary = f"PID 0x{int(pid, 16):03X}: {names or 'not in the device database'}"
         loader.leave(run_application=True)

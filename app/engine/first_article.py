@@ -5,7 +5,7 @@ engineer approve and lock the job (app.core.job.lock_job refuses anything else).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from app.core.checksums import ALGORITHMS, ChecksumSpec, checksum
 from app.core.image import MemoryImage
@@ -31,7 +31,7 @@ class FirstArticleOutcome:
     def matches(self) -> bool:
         return self.checksum is not None and same_checksum(self.checksum, self.expected)
 
-    def record(self) -> dict[str, Any]:
+    def record(self) -> dict[str, str | int | None]:
         """The first-article record for lock_job()."""
         return {
             "checksum_algo": self.checksum_algo,

@@ -35,6 +35,8 @@ from app.core.image import MemoryImage
 KINDS = ("incremental", "list", "command")
 POLICIES = ("reuse", "void")
 ENCODINGS = ("ascii-dec", "ascii-hex", "bcd", "bin-le", "bin-be")
+#: the values one byte/character of each encoding holds
+_RADIX = {"ascii-dec": 10, "ascii-hex": 16, "bcd": 100, "bin-le": 256, "bin-be": 256}
 COMMAND_TIMEOUT_S = 10.0
 MAX_WIDTH = 256  # bytes/characters; far beyond any real serial area, keeps typos cheap
 _SHOWN_OUTPUT = 200  # characters of a failing command's output quoted in an error
@@ -57,15 +59,11 @@ class SerialsExhausted(InputError):
 
 def max_encodable(encoding: str, width: int) -> int:
     """The largest number ``encoding`` can hold in ``width`` bytes/characters."""
-    if encoding == "ascii-dec":
-        return 10**width - 1
-    if encoding == "ascii-hex":
-        return 16**width - 1
-    if encoding == "bcd":
-        return 10 ** (2 * width) - 1
-    if encoding in ("bin-le", "bin-be"):
-        return 256**width - 1
-    raise InputError(f"unknown serial encoding {encoding!r} (one of {', '.join(ENCODINGS)})")
+    radix = _RADIX.get(encoding)
+    if radix is None:
+        raise InputError(f"unknown serial encoding {encoding!r} (one of {', '.join(ENCODINGS)})")
+    values: int = radix**width  # typeshed types int ** int as Any (a negative power is a float)
+    return values - 1
 
 
 def _unit(encoding: str) -> str:
@@ -239,7 +237,7 @@ class SerialConfig:
         return cls(**kwargs)
 
 
-def _json_int(name: str, value: Any) -> Any:
+def _json_int(name: str, value: object) -> object:
     if isinstance(value, str):
         try:
             return int(value, 0)
@@ -248,14 +246,14 @@ def _json_int(name: str, value: Any) -> Any:
     return value
 
 
-def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise SerialConfigError(name, f"must be one of {', '.join(choices)}; got {value!r}")
 
 
 def _check_int(
     name: str,
-    value: Any,
+    value: object,
     *,
     minimum: int | None = None,
     maximum: int | None = None,

@@ -10,15 +10,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from app.algorithms import algorithm_names, get_algorithm
 from app.algorithms.base import Cancelled, ChipAlgorithm, ChipError
 from app.core.image import MemoryImage
 from app.devicedb.families import Family
+from app.devicedb.models import Device
 from app.engine.events import Event, LogEvent, PhaseStarted, ProgressEvent
 from app.engine.planner import Plan, plan_program
 from app.engine.results import (
@@ -32,7 +32,9 @@ from app.engine.results import (
     compare,
     merge_mismatches,
 )
+from app.hal.bus import Bus
 from app.hal.errors import HalError, LinkError
+from app.hal.programmer import Site
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +49,7 @@ class CycleSpec:
     """What one device cycle does. ``image`` is required for program and verify."""
 
     action: str
-    device: Any  # app.devicedb Device
+    device: Device
     image: MemoryImage | None = None
     erase_mode: str = "auto"  # auto / full / none
     blank_check: bool = False
@@ -61,10 +63,21 @@ class CycleSpec:
 
 
 class StepFailed(Exception):
-    def __init__(self, message: str, address: int | None = None, **extra: Any) -> None:
+    """A step of the cycle failed on this part. ``mismatch`` (verify, blank and erase
+    checks) and ``candidates`` (the parts the ID found instead) go into the result."""
+
+    def __init__(
+        self,
+        message: str,
+        address: int | None = None,
+        *,
+        mismatch: Mismatch | None = None,
+        candidates: Sequence[str] = (),
+    ) -> None:
         super().__init__(message)
         self.address = address
-        self.extra = extra
+        self.mismatch = mismatch
+        self.candidates = tuple(candidates)
 
 
 @dataclass
@@ -74,8 +87,10 @@ class _Cycle:
     cancel: threading.Event
     step: str = "socket"
     timings: dict[str, float] = field(default_factory=dict)
-    facts: dict[str, Any] = field(default_factory=dict)
-    algo: Any = None  # the cycle's ChipAlgorithm, once made
+    chip_id: str | None = None  # as the part answered (hex)
+    unique_id: str | None = None  # hex, when the part has one
+    read_bytes: int = 0
+    algo: ChipAlgorithm | None = None  # once made
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -109,7 +124,7 @@ class SiteRunner:
 
     def __init__(
         self,
-        site: Any,
+        site: Site,
         emit: Callable[[Event], None],
         names: Callable[[str, str], list[str]] | None = None,
     ) -> None:
@@ -123,15 +138,15 @@ class SiteRunner:
 
     def run(self, spec: CycleSpec, cancel: threading.Event) -> DeviceResult:
         cycle = _Cycle(self.site.index, self.emit, cancel)
-        device_id = spec.device.id if spec.device is not None else None
         self.site.indicate("busy")
-        status, message, address, extra = PASS, "", None, {}
+        status, message, address = PASS, "", None
+        failed: StepFailed | None = None
         data: bytes | None = None
         try:
             data = self._cycle(spec, cycle)
             message = _pass_message(spec, cycle)
         except StepFailed as err:
-            status, message, address, extra = FAIL, str(err), err.address, err.extra
+            status, message, address, failed = FAIL, str(err), err.address, err
         except ChipError as err:
             status, message, address = FAIL, str(err), err.address
         except Cancelled:
@@ -150,15 +165,15 @@ class SiteRunner:
         result = DeviceResult(
             site=self.site.index,
             action=spec.action,
-            device_id=device_id,
+            device_id=spec.device.id,
             status=status,
             message=message,
             failed_step=None if status == PASS else cycle.step,
             address=address,
-            chip_id=cycle.facts.get("chip_id"),
-            candidates=tuple(extra.get("candidates", ())),
-            unique_id=cycle.facts.get("unique_id"),
-            mismatch=extra.get("mismatch"),
+            chip_id=cycle.chip_id,
+            candidates=failed.candidates if failed is not None else (),
+            unique_id=cycle.unique_id,
+            mismatch=failed.mismatch if failed is not None else None,
             timings=dict(cycle.timings),
             data=data,
         )
@@ -182,10 +197,9 @@ class SiteRunner:
     def _cycle(self, spec: CycleSpec, cycle: _Cycle) -> bytes | None:
         device = spec.device
         site = self.site
-        in_system = bool(getattr(site, "in_system", False))
+        in_system = site.in_system
         with cycle.phase("connect" if in_system else "socket"):
-            reconnect = getattr(site, "reconnect", None)
-            if getattr(site, "link_lost", False) and reconnect is not None and not reconnect():
+            if site.link_lost and not site.reconnect():
                 raise LinkError("programmer still disconnected (reopen by serial number failed)")
             if not in_system:  # a board on a clip or header has no socket to check
                 self._check_adapter(spec)
@@ -193,8 +207,8 @@ class SiteRunner:
                     raise StepFailed("socket empty: no part detected")
         with cycle.phase("power"):
             # In-system with the board powering itself: enable the buses only.
-            board_powered = in_system and bool(getattr(site, "board_powered", False))
-            voltage = None if board_powered or device is None else device.voltage_mv[1]
+            board_powered = in_system and site.board_powered
+            voltage = None if board_powered else device.voltage_mv[1]
             site.power(True, voltage)
         algo = cycle.algo = self._algorithm(device)
         with cycle.phase("identify"):
@@ -227,7 +241,7 @@ class SiteRunner:
         return None
 
     def _check_adapter(self, spec: CycleSpec) -> None:
-        adapter = getattr(self.site, "adapter_id", None)
+        adapter = self.site.adapter_id
         if (
             spec.adapters is None
             or adapter in (None, UNIVERSAL_ADAPTER)
@@ -239,22 +253,23 @@ class SiteRunner:
             f"adapter {adapter!r} does not fit {spec.device.part}; fitting adapters: {fits}"
         )
 
-    def _algorithm(self, device: Any) -> ChipAlgorithm:
+    def _algorithm(self, device: Device) -> ChipAlgorithm:
         if device.algorithm not in algorithm_names():
             raise StepFailed(f"no '{device.algorithm}' algorithm in this version of Socketeer")
         cls = get_algorithm(device.algorithm)
-        bus = {
+        buses: dict[Family, Bus | None] = {
             Family.SPI_NOR: self.site.spi,
             Family.I2C_EEPROM: self.site.i2c,
-            Family.STM32_UART: getattr(self.site, "uart", None),
-        }[device.family]
+            Family.STM32_UART: self.site.uart,
+        }
+        bus = buses[device.family]
         if bus is None:
             raise StepFailed(f"this site has no bus for {device.family} parts")
         return cls(bus, device)
 
-    def _identify(self, algo: ChipAlgorithm, device: Any, cycle: _Cycle) -> None:
+    def _identify(self, algo: ChipAlgorithm, device: Device, cycle: _Cycle) -> None:
         ident = algo.identify()
-        cycle.facts["chip_id"] = ident.hex or None
+        cycle.chip_id = ident.hex or None
         if not ident.present:
             shown = f": ID reads {ident.hex}" if ident.hex else ": no acknowledge"
             raise StepFailed(f"no part or bad contact{shown}")
@@ -273,10 +288,10 @@ class SiteRunner:
             )
         uid = algo.unique_id() if ident.bus == "jedec" else None
         if uid:
-            cycle.facts["unique_id"] = uid.hex().upper()
+            cycle.unique_id = uid.hex().upper()
 
-    def _check_pid(self, found: int, device: Any) -> None:
-        expected = getattr(device, "stm32_pid", None)
+    def _check_pid(self, found: int, device: Device) -> None:
+        expected = device.stm32_pid
         if expected is None or found == expected:
             return
         names = self._candidates(f"0x{found:03X}", "stm32_pid")
@@ -408,7 +423,7 @@ class SiteRunner:
         lo, hi = spec.read_range or (0, algo.geometry.size)
         with cycle.phase("read"):
             data = algo.read(lo, hi - lo, cycle.ticker(hi - lo))
-        cycle.facts["read_bytes"] = len(data)
+        cycle.read_bytes = len(data)
         return data
 
 
@@ -441,11 +456,11 @@ def _zero_based(spec: CycleSpec, base: int) -> CycleSpec:
 def _pass_message(spec: CycleSpec, cycle: _Cycle) -> str:
     total = sum(cycle.timings.values())
     verb = {
-        "identify": f"ID {cycle.facts.get('chip_id') or 'none'} as expected",
+        "identify": f"ID {cycle.chip_id or 'none'} as expected",
         "program": "programmed and verified" if spec.verify else "programmed",
         "verify": "verified",
         "erase": "erased",
         "blank-check": "blank",
-        "read": f"read {cycle.facts.get('read_bytes', 0)} bytes",
+        "read": f"read {cycle.read_bytes} bytes",
     }[spec.action]
     return f"PASS: {verb} in {total:.2f} s"

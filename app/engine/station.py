@@ -343,7 +343,7 @@ def _not_run(index: int, spec: CycleSpec, err: Exception) -> DeviceResult:
     return DeviceResult(
         site=index,
         action=spec.action,
-        device_id=spec.device.id if spec.device is not None else None,
+        device_id=spec.device.id,
         status=status,
         message=message,
         failed_step=step,

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
+
+from app.hal.errors import LinkError
 
 
 @dataclass(frozen=True)
@@ -41,8 +43,12 @@ class WaitReady:
 SpiStep = SpiOp | WaitReady
 
 
+@runtime_checkable
 class SpiBus(Protocol):
-    max_clock_hz: int
+    @property
+    def max_clock_hz(self) -> int:
+        """The fastest clock this bus offers (the programmer's limit)."""
+        ...
 
     def set_clock(self, hz: int) -> int:
         """Ask for ``hz``; returns the clock actually used (never above the request)."""
@@ -53,8 +59,10 @@ class SpiBus(Protocol):
         ...
 
 
+@runtime_checkable
 class I2cBus(Protocol):
-    clock_hz: int
+    @property
+    def clock_hz(self) -> int: ...
 
     def write(self, address: int, data: bytes) -> None:
         """START, 7-bit ``address`` + W, ``data``, STOP. Raises I2cNack."""
@@ -69,15 +77,68 @@ class I2cBus(Protocol):
         ...
 
 
+@runtime_checkable
 class SerialLink(Protocol):
-    """A byte stream with modem-control lines (UART bootloaders, serprog)."""
+    """A byte stream with modem-control lines."""
+
+    @property
+    def port_name(self) -> str:
+        """The port as the operator knows it (``/dev/ttyUSB0``, ``COM3``), for messages."""
+        ...
+
+    @property
+    def baud(self) -> int:
+        """The baud rate in use now."""
+        ...
 
     def write(self, data: bytes) -> None: ...
 
-    def read(self, size: int, timeout_s: float) -> bytes: ...
+    def read(self, size: int, timeout_s: float) -> bytes:
+        """Up to ``size`` bytes; short (maybe empty) when ``timeout_s`` passes first."""
+        ...
+
+    def discard_input(self) -> bytes:
+        """Drop (and return) whatever arrived that nobody read yet."""
+        ...
 
     def set_baud(self, baud: int) -> None: ...
 
     def set_lines(self, *, dtr: bool | None = None, rts: bool | None = None) -> None: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class BootloaderLink(SerialLink, Protocol):
+    """A serial link to a microcontroller's ROM bootloader (a site's ``uart``): the
+    target's reset and BOOT0 lines come with it, because an algorithm is handed only
+    its bus. Lines the adapter cannot drive are declared (``has_reset``), not probed:
+    ``enter_bootloader`` and ``run_application`` then return False and the operator
+    sets BOOT0 and resets the board by hand."""
+
+    @property
+    def nominal_baud(self) -> int:
+        """The baud rate the programmer URL asked for (the first one tried)."""
+        ...
+
+    @property
+    def has_reset(self) -> bool:
+        """True when a reset line is wired and can be driven."""
+        ...
+
+    def enter_bootloader(self) -> bool:
+        """BOOT0 high + reset pulse; False when there is no reset line."""
+        ...
+
+    def run_application(self) -> bool:
+        """BOOT0 low + reset pulse, so the target runs its flash; False without reset."""
+        ...
+
+    def lost(self, message: str) -> LinkError:
+        """Mark the site's link lost (the next cycle reconnects first); returns the
+        error for the caller to raise."""
+        ...
+
+
+#: any bus an algorithm is written against (each algorithm takes one of them)
+Bus = SpiBus | I2cBus | BootloaderLink

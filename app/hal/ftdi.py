@@ -43,7 +43,7 @@ from app.devicedb.models import Device
 from app.hal.errors import HalError, I2cNack, LinkError, ProgrammerUrlError
 from app.hal.ftdi_i2c import FtdiI2cBus
 from app.hal.ftdi_pins import PinMap, parse_pin_map
-from app.hal.ftdi_spi import MAX_CLOCK_HZ, SPI_DIRECTION, FtdiSpiBus
+from app.hal.ftdi_spi import MAX_CLOCK_HZ, SPI_DIRECTION, FtdiSpiBus, Mpsse
 from app.hal.ftdi_usb import (
     FTDI_VID,
     PRODUCT_ALIASES,
@@ -222,6 +222,9 @@ class FtdiSite:
     pyftdi/pyusb errors into LinkError with ``link_lost`` set.
     """
 
+    uart = None  # MPSSE interfaces here are SPI or I2C masters
+    insertions = 0  # the detect pin reports presence, not insertions: not counted here
+
     def __init__(
         self,
         backend: FtdiBackend,
@@ -242,6 +245,8 @@ class FtdiSite:
         self.serial = device.serial or ""
         self.sleep = backend.sleep
         self.now = backend.now
+        # pyftdi's SpiController or I2cController while open, and its GpioPort (pyftdi
+        # ships no type hints, hence Any)
         self.controller: Any = None
         self.h_series = True
         self.frequency_max = float(MAX_CLOCK_HZ)
@@ -251,7 +256,6 @@ class FtdiSite:
         self._spi_mode = "idle"  # see _spi_lines
         self.spi: FtdiSpiBus | None = None
         self.i2c: FtdiI2cBus | None = None
-        self.uart = None
         if settings.bus == "spi":
             self.spi = FtdiSpiBus(self, max_clock_hz=settings.clock_hz)
         else:
@@ -278,6 +282,8 @@ class FtdiSite:
             ctrl.configure(self.url, frequency=float(settings.clock_hz), **common)
         self.controller = ctrl
         ftdi = ctrl.ftdi
+        # getattr on pyftdi's own objects (third-party, untyped), with the values of
+        # the chips this backend is written for where a pyftdi release lacks them
         self.h_series = bool(getattr(ftdi, "is_H_series", True))
         self.frequency_max = float(getattr(ctrl, "frequency_max", MAX_CLOCK_HZ))
         self._gpio = None
@@ -346,8 +352,9 @@ class FtdiSite:
                     f" {self.interface} lost during {what}: {err}"
                 ) from None
 
-    def ftdi(self) -> Any:
-        return self.controller.ftdi
+    def ftdi(self) -> Mpsse:
+        ftdi: Mpsse = self.controller.ftdi  # pyftdi's Ftdi (untyped)
+        return ftdi
 
     def low_byte(self) -> tuple[int, int]:
         outputs = self.pins.outputs & 0xFF
@@ -550,7 +557,8 @@ def open_ftdi(parsed: ParsedUrl, context: Mapping[str, object]) -> FtdiProgramme
     url = parse_ftdi_path(parsed.path, all_sites=sites_opt == "all")
     # Check the options before touching USB, so a bad URL says so even without a board.
     _settings(parsed, context, url.product or PRODUCTS[0x6014])
-    backend: Any = context.get("ftdi_backend") or pyftdi_backend()
+    given = context.get("ftdi_backend")  # tests swap pyftdi for chip models
+    backend = given if isinstance(given, FtdiBackend) else pyftdi_backend()
     device = _match(url, backend.find_devices(), shown)
     product = device.product
     settings = _settings(parsed, context, product)

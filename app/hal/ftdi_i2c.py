@@ -11,7 +11,9 @@ I2cNack and acknowledge polling is done here, by addressing the part until it AC
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
 
 from app.hal.errors import BusTimeout, I2cNack
 
@@ -19,12 +21,25 @@ from app.hal.errors import BusTimeout, I2cNack
 MAX_READ = 16384
 
 
+class I2cLink(Protocol):
+    """What the bus needs from its FTDI interface (ftdi.FtdiSite)."""
+
+    #: pyftdi's I2cController while open; pyftdi ships no type hints
+    controller: Any
+    sleep: Callable[[float], None]
+    now: Callable[[], float]
+
+    def io(self, what: str) -> AbstractContextManager[None]:
+        """Lock the interface; map USB errors to LinkError (and mark the link lost)."""
+        ...
+
+
 class FtdiI2cBus:
-    def __init__(self, link: Any, *, clock_hz: int) -> None:
-        self.link = link  # ftdi.FtdiInterface
+    def __init__(self, link: I2cLink, *, clock_hz: int) -> None:
+        self.link = link
         self.clock_hz = clock_hz
 
-    def _port(self, address: int) -> Any:
+    def _port(self, address: int) -> Any:  # pyftdi's I2cPort
         return self.link.controller.get_port(address)
 
     def write(self, address: int, data: bytes) -> None:

@@ -11,7 +11,7 @@ pins (SPI: D0-D3; I2C: D0-D2) cannot be used.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from app.hal.errors import ProgrammerUrlError
@@ -92,9 +92,9 @@ class PinMap:
         return ",".join(f"{role}={pin.name}" for role, pin in self.pins.items()) or "none"
 
 
-def _mask(pins: object) -> int:
+def _mask(pins: Iterable[Pin]) -> int:
     value = 0
-    for pin in pins:  # type: ignore[attr-defined]
+    for pin in pins:
         value |= pin.mask
     return value
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from typing import Protocol
 
 from app.hal.bus import SpiStep, WaitReady
 from app.hal.errors import BusTimeout, LinkError
@@ -48,19 +48,29 @@ DEVICE_WAIT_MAX_S = 0.005  # longer waits are slept on the host
 MAX_CLOCK_HZ = 30_000_000
 
 
+class Mpsse(Protocol):
+    """The methods of pyftdi's ``Ftdi`` this bus calls (pyftdi ships no type hints)."""
+
+    def set_frequency(self, frequency: float) -> float: ...
+
+    def write_data(self, data: bytes) -> int: ...
+
+    def read_data_bytes(self, size: int, attempt: int = 1) -> bytes | bytearray: ...
+
+
 class MpsseLink(Protocol):
-    """What the bus needs from its FTDI interface (see ftdi.FtdiInterface)."""
+    """What the bus needs from its FTDI interface (ftdi.FtdiSite)."""
 
     h_series: bool
     frequency_max: float
     sleep: Callable[[float], None]
     now: Callable[[], float]
 
-    def io(self, what: str) -> AbstractContextManager[Any]:
+    def io(self, what: str) -> AbstractContextManager[None]:
         """Lock the interface; map USB errors to LinkError (and mark the link lost)."""
         ...
 
-    def ftdi(self) -> Any: ...
+    def ftdi(self) -> Mpsse: ...
 
     def low_byte(self) -> tuple[int, int]:
         """(GPIO output values, direction) of ADBUS outside the SPI pins."""
@@ -185,7 +195,7 @@ class FtdiSpiBus:
             results[slot] = bytes(data[pos : pos + length])
             pos += length
 
-    def _read(self, ftdi: Any, size: int, wire_bits: int) -> bytes:
+    def _read(self, ftdi: Mpsse, size: int, wire_bits: int) -> bytes:
         # pyftdi returns short data when the chip has not answered within a few
         # latency-timer periods; keep reading until the wire time plus a margin.
         deadline = self.link.now() + wire_bits / max(1, self.clock_hz) + 1.0

@@ -21,3 +21,13 @@ def port_error_text(err: BaseException) -> str:
     if err.args and len(err.args) == 2 and isinstance(err.args[0], int):
         return str(err.args[1]).lower()
     return str(err)
+
+
+def port_errno(err: BaseException) -> int | None:
+    """The errno of a port error: an OSError's own, or the first of a termios error's
+    (errno, message) pair; None when it carries none."""
+    if isinstance(err, OSError):
+        return err.errno
+    if err.args and isinstance(err.args[0], int):
+        return err.args[0]
+    return None

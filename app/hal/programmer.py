@@ -7,30 +7,80 @@ adding a file.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar, runtime_checkable
 from urllib.parse import parse_qs, urlsplit
 
-from app.hal.bus import I2cBus, SpiBus
+from app.hal.bus import BootloaderLink, I2cBus, SpiBus
 from app.hal.errors import ProgrammerUrlError
 
 Indication = Literal["idle", "busy", "pass", "fail"]
 
 
+@runtime_checkable
 class Site(Protocol):
-    """One programming position: a bus, power, socket detect and LEDs."""
+    """One programming position: its buses, power, socket detect and LEDs.
 
-    index: int  # 1-based, as printed on the programmer
-    adapter_id: str | None
-    spi: SpiBus | None
-    i2c: I2cBus | None
+    Everything the engine and the front ends use is declared here, so a backend says
+    what it can do instead of being probed. Properties are read-only for the caller;
+    a backend may back them with plain attributes.
+    """
+
+    @property
+    def index(self) -> int:
+        """1-based, as printed on the programmer (a station renumbers its boards')."""
+        ...
+
+    @property
+    def adapter_id(self) -> str | None:
+        """The socket adapter fitted; None when unknown (no adapter check)."""
+        ...
+
+    @property
+    def spi(self) -> SpiBus | None: ...
+
+    @property
+    def i2c(self) -> I2cBus | None: ...
+
+    @property
+    def uart(self) -> BootloaderLink | None:
+        """A serial link to a target's ROM bootloader (with its reset/BOOT0 lines)."""
+        ...
+
+    @property
+    def in_system(self) -> bool:
+        """The part sits on an assembled board (clip, header): no socket to check."""
+        ...
+
+    @property
+    def board_powered(self) -> bool:
+        """In-system, the board powers the part: power() only enables the drivers."""
+        ...
+
+    @property
+    def link_lost(self) -> bool:
+        """The USB/serial link failed; reconnect() before the next cycle."""
+        ...
+
+    @property
+    def insertions(self) -> int:
+        """Parts the backend saw inserted into the socket since it was opened. 0 means
+        "not counted here": backends without insertion sensing (a detect pin reports
+        presence, not insertions) leave it at 0, and socket wear is counted per
+        production cycle by the engine (app.engine.socket_wear)."""
+        ...
 
     def power(self, on: bool, voltage_mv: int | None = None) -> None: ...
 
     def part_present(self) -> bool: ...
 
     def indicate(self, state: Indication) -> None: ...
+
+    def reconnect(self) -> bool:
+        """Reopen a lost link (same board, same site numbers); False while it is gone.
+        A backend that cannot reopen its link returns ``not link_lost``."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -41,13 +91,21 @@ class Capabilities:
     socket_detect: bool = False
 
 
+@runtime_checkable
 class Programmer(Protocol):
-    url: str
-    name: str
-    capabilities: Capabilities
+    """A programmer opened from a URL: N sites."""
 
     @property
-    def sites(self) -> list[Site]: ...
+    def url(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def capabilities(self) -> Capabilities: ...
+
+    @property
+    def sites(self) -> Sequence[Site]: ...
 
     def close(self) -> None: ...
 
@@ -108,10 +166,11 @@ def connection_options(
 
 Opener = Callable[[ParsedUrl, Mapping[str, object]], Programmer]
 _SCHEMES: dict[str, Opener] = {}
+_O = TypeVar("_O", bound=Opener)
 
 
-def register_scheme(scheme: str) -> Callable[[Opener], Opener]:
-    def decorate(opener: Opener) -> Opener:
+def register_scheme(scheme: str) -> Callable[[_O], _O]:
+    def decorate(opener: _O) -> _O:
         _SCHEMES[scheme] = opener
         return opener
 

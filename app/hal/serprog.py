@@ -43,7 +43,7 @@ import serial
 
 from app.hal.bus import SpiOp, SpiStep, WaitReady
 from app.hal.errors import BusTimeout, HalError, LinkError, ProgrammerUrlError
-from app.hal.port_errors import PORT_ERRORS
+from app.hal.port_errors import PORT_ERRORS, port_errno
 from app.hal.programmer import (
     Capabilities,
     Indication,
@@ -68,6 +68,8 @@ _KNOWN_OPTIONS = {"baud", "spispeed", "connection", "power", "timeout"}
 _BUS_NAMES = {0x01: "parallel", 0x02: "LPC", 0x04: "FWH", 0x08: "SPI"}
 #: Plain read opcodes: (address bytes or None for 3-or-4, dummy bytes).
 _READS = {0x03: (None, 0), 0x0B: (None, 1), 0x13: (4, 0), 0x0C: (4, 1)}
+#: what opening a port raises: its errors, and ValueError for a bad setting
+OPEN_ERRORS: tuple[type[BaseException], ...] = (*PORT_ERRORS, ValueError)
 
 
 class Cmd(IntEnum):
@@ -200,7 +202,7 @@ class SerprogClient:
             port.exclusive = True
         try:
             port.open()
-        except (*PORT_ERRORS, ValueError) as err:
+        except OPEN_ERRORS as err:
             raise HalError(_open_error(self.port, err)) from None
         return port
 
@@ -385,7 +387,7 @@ class SerprogClient:
 
 
 def _open_error(port: str, err: BaseException) -> str:
-    code = getattr(err, "errno", None)
+    code = port_errno(err)
     text = str(err)
     if code in (errno.ENOENT, errno.ENODEV, errno.ENXIO) or "FileNotFoundError" in text:
         return (
@@ -530,6 +532,7 @@ class SerprogSite:
     adapter_id: str | None = None
     i2c = None
     uart = None
+    insertions = 0  # no socket detect: not counted here
 
     def __init__(
         self, client: SerprogClient, spi: SerprogSpiBus, *, in_system: bool, board_powered: bool

@@ -41,7 +41,7 @@ import serial
 from serial.tools import list_ports
 
 from app.hal.errors import HalError, LinkError, ProgrammerUrlError
-from app.hal.port_errors import PORT_ERRORS, port_error_text
+from app.hal.port_errors import PORT_ERRORS, port_errno, port_error_text
 from app.hal.programmer import (
     Capabilities,
     Indication,
@@ -219,7 +219,7 @@ class UartLink:
         try:
             setattr(port, line, level)
         except PORT_ERRORS as err:  # serial.SerialException is an OSError too
-            if err.errno in _NO_LINE_ERRNOS:
+            if port_errno(err) in _NO_LINE_ERRNOS:
                 # Pseudo-terminals and some virtual ports have no modem lines.
                 log.debug(
                     "%s: %s line not available (%s); treated as not wired",
@@ -292,18 +292,30 @@ class UartSite:
         *,
         in_system: bool,
         board_powered: bool,
-        **link_options: Any,
+        baud: int,
+        parity: str,
+        reset_line: str | None,
+        boot0_line: str | None,
+        invert: frozenset[str],
     ) -> None:
         self.index = 1
         self.adapter_id: str | None = None
         self.spi = None
         self.i2c = None
+        self.insertions = 0  # no socket: not counted here
         self.in_system = in_system
         self.board_powered = board_powered
         self.link_lost = False
         self.path = path
         self.usb_serial = usb_serial
-        self.uart = UartLink(self, **link_options)
+        self.uart = UartLink(
+            self,
+            baud=baud,
+            parity=parity,
+            reset_line=reset_line,
+            boot0_line=boot0_line,
+            invert=invert,
+        )
 
     def port_name(self) -> str:
         """The port path; looked up by USB serial number when the URL gave one."""
@@ -311,8 +323,8 @@ class UartSite:
             return self.path
         for info in list_ports.comports():
             if info.serial_number == self.usb_serial:
-                self.path = info.device
-                return info.device
+                self.path = str(info.device)
+                return self.path
         return self.path or f"<USB serial {self.usb_serial}>"
 
     def power(self, on: bool, voltage_mv: int | None = None) -> None:
@@ -364,7 +376,7 @@ class UartProgrammer:
 
 
 def _open_error(path: str, err: BaseException) -> HalError:
-    code = getattr(err, "errno", None)
+    code = port_errno(err)
     if code == errno.ENOENT:
         ports = ", ".join(sorted(p.device for p in list_ports.comports())) or "none found"
         return HalError(f"no serial port {path} (is the adapter plugged in? ports: {ports})")

@@ -80,7 +80,8 @@ def run_gui(
             QTimer.singleShot(400, take_screenshot)
 
     def take_screenshot() -> None:
-        window.grab().save(screenshot)
+        if screenshot:  # only scheduled with one
+            window.grab().save(screenshot)
         window.close()
         app.quit()
 

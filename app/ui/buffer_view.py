@@ -24,7 +24,15 @@ from PySide6.QtCore import (
     Qt,
     Signal,
 )
-from PySide6.QtGui import QAction, QColor, QFont, QFontDatabase, QKeySequence, QPainter
+from PySide6.QtGui import (
+    QAction,
+    QColor,
+    QFont,
+    QFontDatabase,
+    QKeySequence,
+    QMouseEvent,
+    QPainter,
+)
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -368,7 +376,7 @@ class _AsciiDelegate(QStyledItemDelegate):
         painter.restore()
 
     def editorEvent(self, event: QEvent, model, option: QStyleOptionViewItem, index) -> bool:
-        if event.type() == QEvent.Type.MouseButtonPress:
+        if event.type() == QEvent.Type.MouseButtonPress and isinstance(event, QMouseEvent):
             x = event.position().x() - option.rect.x() - self.PADDING
             col = int(x // max(self._char_width(option), 1))
             if 0 <= col < len(str(model.data(index) or "")):
@@ -587,7 +595,8 @@ class BufferView(QWidget):
         self._select_range(offset, max(1, length))
         return True
 
-    def find(self, pattern: bytes, start: int | None = None) -> int | None:
+    # QWidget.find(WId) is an unrelated static lookup of a widget by window id
+    def find(self, pattern: bytes, start: int | None = None) -> int | None:  # type: ignore[override]
         """Address of the next ``pattern`` at or after ``start`` (default: just past the
         current selection), wrapping around to the beginning. Selects the match."""
         data = self._model.data_bytes

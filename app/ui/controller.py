@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
@@ -37,6 +36,7 @@ from app.engine.events import (
 from app.engine.site_runner import CycleSpec
 from app.engine.station import Emit, Station
 from app.engine.station_setup import open_station_programmer
+from app.hal.programmer import Programmer, Site
 
 log = logging.getLogger(__name__)
 
@@ -51,18 +51,18 @@ Work = Callable[[Emit], object]
 class SiteWorker(QObject):
     """Lives in its own QThread; runs one cycle at a time on its site."""
 
-    event = Signal(object)  # an app.engine.events dataclass
+    cycleEvent = Signal(object)  # an app.engine.events dataclass
     finished = Signal(int)  # site: the worker is free again
     #: the GUI thread's way in: emitted there, queued to this worker's own thread only
     job = Signal(object)  # Work
 
-    def __init__(self, site: Any) -> None:
+    def __init__(self, site: Site) -> None:
         super().__init__()
         self.site = site
         self._last_progress = 0.0
         self.job.connect(self.run)
 
-    def emit(self, event: Event) -> None:
+    def send(self, event: Event) -> None:
         """Thread-safe: a queued signal; progress coalesced to ~20 Hz."""
         if isinstance(event, ProgressEvent):
             now = time.monotonic()
@@ -72,7 +72,7 @@ class SiteWorker(QObject):
             ):
                 return
             self._last_progress = now
-        self.event.emit(event)
+        self.cycleEvent.emit(event)
 
     @Slot(object)
     def run(self, work: Work) -> None:
@@ -80,10 +80,10 @@ class SiteWorker(QObject):
         site = self.site.index
         self._last_progress = 0.0
         try:
-            work(self.emit)
+            work(self.send)
         except Exception as err:  # never leave the site marked busy
             log.exception("site %s: worker failed", site)
-            self.event.emit(LogEvent(site, "error", f"site {site}: internal error: {err!r}"))
+            self.cycleEvent.emit(LogEvent(site, "error", f"site {site}: internal error: {err!r}"))
         finally:
             self.finished.emit(site)
 
@@ -198,7 +198,7 @@ class Controller(QObject):
         return CycleOptions.from_operations(self.operations, self.erase_mode)
 
     @property
-    def programmer(self) -> Any | None:
+    def programmer(self) -> Programmer | None:
         return self.station.programmer if self.station is not None else None
 
     # -- programmer and workers -------------------------------------------------------
@@ -225,7 +225,7 @@ class Controller(QObject):
             thread.setObjectName(f"site-{site.index}")
             worker = SiteWorker(site)
             worker.moveToThread(thread)
-            worker.event.connect(self._on_event)
+            worker.cycleEvent.connect(self._on_event)
             worker.finished.connect(self._on_finished)
             thread.start()
             self._threads[site.index] = thread

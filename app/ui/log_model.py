@@ -33,6 +33,7 @@ class LogRecord:
 
 class LogModel(RowsTableModel):
     columns = COLUMNS
+    rows: deque[LogRecord]  # a ring: the oldest records drop out at ``capacity``
 
     def __init__(self, capacity: int = 100_000, parent: QObject | None = None) -> None:
         super().__init__(deque(), parent)
@@ -79,7 +80,7 @@ class LogModel(RowsTableModel):
 class LogFilter(QSortFilterProxyModel):
     """Shows records at or above ``min_level``, of one site (or all), containing text."""
 
-    def __init__(self, parent: object = None) -> None:
+    def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._min_rank = _LEVEL_RANK["info"]
         self._site: int | None = None

@@ -83,7 +83,7 @@ class LogPane(QWidget):
         self.view.setColumnWidth(1, 45)
         self.view.setColumnWidth(2, 70)
         self.view.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
-        copy = QAction("Copy", self.view, shortcut=QKeySequence.StandardKey.Copy)
+        copy = QAction("Copy", self.view, shortcut=QKeySequence(QKeySequence.StandardKey.Copy))
         copy.triggered.connect(self.copy_selection)
         self.view.addAction(copy)
         model.rowsInserted.connect(lambda *_: self.view.scrollToBottom())

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.engine.first_article import FirstArticleOutcome
 from app.engine.serialization import ENCODINGS, POLICIES
 from app.ui.production_controller import ProductionController
 
@@ -39,7 +40,7 @@ class SerializationDialog(QDialog):
         self.address = QLineEdit(hex(cur.get("address", 0)))
         self.start = QLineEdit(str(cur.get("start", 1)))
         self.step = QLineEdit(str(cur.get("step", 1)))
-        self.width = QSpinBox(minimum=1, maximum=32, value=int(cur.get("width", 8)))
+        self.width_box = QSpinBox(minimum=1, maximum=32, value=int(cur.get("width", 8)))
         self.encoding = QComboBox()
         self.encoding.addItems(list(ENCODINGS))
         self.encoding.setCurrentText(cur.get("encoding", "ascii-dec"))
@@ -54,7 +55,7 @@ class SerializationDialog(QDialog):
         form.addRow("Address", self.address)
         form.addRow("Start", self.start)
         form.addRow("Step", self.step)
-        form.addRow("Width", self.width)
+        form.addRow("Width", self.width_box)
         form.addRow("Encoding", self.encoding)
         form.addRow("Prefix", self.prefix)
         form.addRow("Failed device's number", self.policy)
@@ -80,7 +81,7 @@ class SerializationDialog(QDialog):
                 "address": _int(self.address.text()),
                 "start": _int(self.start.text()),
                 "step": _int(self.step.text()),
-                "width": self.width.value(),
+                "width": self.width_box.value(),
                 "encoding": self.encoding.currentText(),
                 "policy": self.policy.currentText(),
             }
@@ -104,8 +105,8 @@ class FirstArticleDialog(QDialog):
         self.site = QSpinBox(minimum=1, maximum=max(1, len(production.controller.sites)))
         self.run_button = QPushButton("Program first article")
         self.run_button.clicked.connect(self._run)
-        self.result = QLabel("Insert a part and program the first article.")
-        self.result.setWordWrap(True)
+        self.result_label = QLabel("Insert a part and program the first article.")
+        self.result_label.setWordWrap(True)
         self.approver = QLineEdit(production.session.operator_name or "")
         self.approver.setPlaceholderText("approving engineer")
         self.approve_button = QPushButton("Approve and lock")
@@ -114,7 +115,7 @@ class FirstArticleDialog(QDialog):
         form = QFormLayout()
         form.addRow("Site", self.site)
         form.addRow("", self.run_button)
-        form.addRow("Result", self.result)
+        form.addRow("Result", self.result_label)
         form.addRow("Approver", self.approver)
         form.addRow("", self.approve_button)
         close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
@@ -128,9 +129,9 @@ class FirstArticleDialog(QDialog):
         self.approve_button.setEnabled(False)
         if self.production.first_article(self.site.value()):
             self.run_button.setEnabled(False)
-            self.result.setText("programming…")
+            self.result_label.setText("programming…")
 
-    def _show(self, outcome: Any) -> None:
+    def _show(self, outcome: FirstArticleOutcome) -> None:
         self.run_button.setEnabled(True)
         programmed = outcome.programmed
         serial = f", serial {outcome.serial}" if outcome.serial else ""
@@ -144,15 +145,15 @@ class FirstArticleDialog(QDialog):
                 f"{verdict}: {outcome.checksum_algo} of the part {outcome.checksum},"
                 f" expected {outcome.expected}{serial}"
             )
-        self.result.setText(text)
+        self.result_label.setText(text)
         self.approve_button.setEnabled(outcome.matches)
 
     def _approve(self) -> None:
         name = self.approver.text().strip()
         if not name:
-            self.result.setText("enter the approving engineer's name")
+            self.result_label.setText("enter the approving engineer's name")
             return
         if self.production.approve_and_lock(name):
-            self.result.setText(f"job approved and locked by {name}")
+            self.result_label.setText(f"job approved and locked by {name}")
             self.approve_button.setEnabled(False)
             self.run_button.setEnabled(False)

@@ -55,7 +55,8 @@ SERVICE_WORDS = {
 }
 #: the border of the tile that has the keyboard focus
 FOCUS_COLOUR = "#1565c0"
-_ARROWS = {
+#: by key code (QKeyEvent.key() is an int)
+_ARROWS: dict[int, tuple[int, int]] = {
     Qt.Key.Key_Left: (-1, 0),
     Qt.Key.Key_Right: (1, 0),
     Qt.Key.Key_Up: (0, -1),
@@ -96,10 +97,12 @@ class SiteTile(QFrame):
         self.state_icon = QLabel()
         self.state_icon.setObjectName("state_icon")
         self.state_icon.setFixedSize(STATE_ICON_SIZE, STATE_ICON_SIZE)
-        self.start_button = QToolButton(text="▶")
+        self.start_button = QToolButton()
+        self.start_button.setText("▶")
         self.start_button.setToolTip(f"Start site {site}")
         self.start_button.clicked.connect(lambda: self.startRequested.emit(self.site))
-        self.stop_button = QToolButton(text="■")
+        self.stop_button = QToolButton()
+        self.stop_button.setText("■")
         self.stop_button.setToolTip(f"Stop site {site}")
         self.stop_button.clicked.connect(lambda: self.stopRequested.emit(self.site))
         self.phase_label = QLabel("")
@@ -286,7 +289,8 @@ class SiteGrid(QWidget):
         n = len(self.tiles)
         if not n:
             return
-        area = self.parentWidget().size() if self.parentWidget() is not None else self.size()
+        parent = self.parentWidget()
+        area = parent.size() if parent is not None else self.size()
         gap = self._layout.spacing()
         columns = self._columns_for(n, area.width(), TILE_MIN_WIDTH, 8 if n > 16 else 4)
         rows = -(-n // columns)

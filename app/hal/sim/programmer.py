@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
 
+from app.devicedb.database import DeviceDatabase
 from app.devicedb.facts import SpiNorFacts
 from app.devicedb.families import Family
+from app.devicedb.models import Device
 from app.hal.errors import ProgrammerUrlError
 from app.hal.programmer import (
     Capabilities,
@@ -34,9 +35,6 @@ from app.hal.sim.clock import SimClock, Timing
 from app.hal.sim.faults import Fault, parse_faults
 from app.hal.sim.i2c_eeprom_chip import I2cEepromChip
 from app.hal.sim.spi_nor_chip import ChipFaults, SpiNorChip
-
-if TYPE_CHECKING:
-    from app.devicedb.models import Device
 
 _KNOWN_OPTIONS = {
     "sites",
@@ -58,7 +56,13 @@ class SimSite:
     With a virtual handler (``handler_s``), the site behaves like a socket served by a
     pick-and-place handler: when the site signals pass or fail, the part is taken out
     after ``handler_s`` seconds and a fresh blank part is inserted ``handler_s`` later.
+    ``insertions`` counts the parts put in (by the handler or :meth:`insert_part`); the
+    part in the socket when the programmer opens is not counted.
     """
+
+    uart = None  # no STM32 model here: tests/stm32_emulator.py is one on a pty
+    in_system = False  # a socket, powered by the programmer
+    board_powered = False
 
     def __init__(
         self,
@@ -91,24 +95,44 @@ class SimSite:
         default_addr = rng.randrange(0, min(size, 0x1000))
         address = fault.address if fault and fault.address is not None else default_addr
         self.fault_address = address if kind in ("stuck-bit", "verify", "erase-fail") else None
-        link = LinkState(drop_after=rng.randrange(5, 9) if kind == "link-drop" else None)
+        self._link = LinkState(drop_after=rng.randrange(5, 9) if kind == "link-drop" else None)
         self.present = kind != "empty"
         self.spi: SimSpiBus | None = None
         self.i2c: SimI2cBus | None = None
-        self.chip: SpiNorChip | I2cEepromChip | None = self._new_chip() if self.present else None
+        self.chip: SpiNorChip | I2cEepromChip | None = None
         family = device.family if device is not None else Family.SPI_NOR
         if family is Family.I2C_EEPROM:
-            self.i2c = SimI2cBus(self.chip, self.clock, link, clock_hz=i2c_hz)  # type: ignore[arg-type]
+            self.i2c = SimI2cBus(None, self.clock, self._link, clock_hz=i2c_hz)
             self.i2c.contact = kind != "contact"
         else:
             self.spi = SimSpiBus(
-                self.chip,  # type: ignore[arg-type]
+                None,
                 self.clock,
-                link,
+                self._link,
                 max_clock_hz=spi_hz,
                 miso_level=0x00 if kind == "contact" else 0xFF,
             )
             self.spi.contact = kind != "contact"
+        if self.present:
+            self._seat(self._new_chip())
+
+    @property
+    def link_lost(self) -> bool:
+        """The simulated link died (link-drop fault)."""
+        return self._link.dead
+
+    def reconnect(self) -> bool:
+        """A dropped simulated link stays dropped (the fault models a board that is
+        gone): False until the programmer is opened again."""
+        return not self._link.dead
+
+    def _seat(self, chip: SpiNorChip | I2cEepromChip | None) -> None:
+        """Put ``chip`` (None: nothing) in the socket, on the site's bus."""
+        self.chip = chip
+        if self.i2c is not None:
+            self.i2c.chip = chip if isinstance(chip, I2cEepromChip) else None
+        if self.spi is not None:
+            self.spi.chip = chip if isinstance(chip, SpiNorChip) else None
 
     def _new_chip(self) -> SpiNorChip | I2cEepromChip | None:
         """A fresh blank part of the site's device, carrying the site's fault."""
@@ -160,16 +184,13 @@ class SimSite:
         with self._lock:
             if present and not self.present:
                 self.insertions += 1
-                self.chip = self._new_chip()
+                self._seat(self._new_chip())
             elif not present:
-                self.chip = None
+                self._seat(None)
             self.present = present
-            bus = self.spi or self.i2c
-            if bus is not None:
-                bus.chip = self.chip  # type: ignore[assignment]
 
 
-def _later(delay: float, action: Any) -> None:
+def _later(delay: float, action: Callable[[], None]) -> None:
     timer = threading.Timer(delay, action)
     timer.daemon = True
     timer.start()
@@ -219,8 +240,10 @@ def open_sim(parsed: ParsedUrl, context: Mapping[str, object]) -> SimProgrammer:
     i2c_hz = int_option(parsed, "i2c_hz", 400_000, 1000, 3_400_000, base=0)
     timing = Timing.parse(parsed.options.get("timing", "instant"))
     faults = parse_faults(parsed.options.get("fault", ""), n_sites)
-    database: Any = context.get("database")
-    device: Any = context.get("device")
+    found = context.get("database")
+    database = found if isinstance(found, DeviceDatabase) else None
+    given = context.get("device")
+    device = given if isinstance(given, Device) else None
     chip_id = parsed.options.get("chip")
     if chip_id:
         if database is None:
@@ -252,7 +275,7 @@ def open_sim(parsed: ParsedUrl, context: Mapping[str, object]) -> SimProgrammer:
     return SimProgrammer(parsed.scheme + "://" + parsed.path, sites, spi_hz)
 
 
-def _other_jedec(database: Any, device: Device | None) -> bytes:
+def _other_jedec(database: DeviceDatabase | None, device: Device | None) -> bytes:
     """A real ID of a different part, so the wrong-id fault looks like a real mix-up."""
     if device is not None and device.family is not Family.SPI_NOR:
         raise ProgrammerUrlError("the wrong-id fault needs a part with a JEDEC ID (SPI NOR)")
