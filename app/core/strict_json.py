@@ -86,6 +86,7 @@ def _position(text: str, token: str) -> tuple[int | None, int | None]:
     line = text.count("\n", 0, at) + 1
     return line, at - (text.rfind("\n", 0, at) + 1) + 1
 
+
 def _check_depth(text: str) -> None:
     """Refuse deep nesting before the parser recurses into it (brackets inside strings
     do not count). Fast path in C (regular expressions); the position of the offending

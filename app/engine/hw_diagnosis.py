@@ -228,8 +228,6 @@ def _usb_fixes(platform: str) -> list[str]:
     return ["give this user read/write access to the USB device"]
 
 
-
-
 def run_diagnosis() -> list[Finding]:
     """Scan this computer and diagnose it."""
     return diagnose(scan_ftdi(), scan_serial_ports(), PLATFORM, current_groups())

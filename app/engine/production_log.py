@@ -177,7 +177,7 @@ class ProductionRecord:
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> ProductionRecord:
         """Inverse of :meth:`to_json` (extra keys such as ``id`` are ignored)."""
-        values = {f.name: doc.get(f.name) for f in fields(cls)}
+        values: dict[str, Any] = {f.name: doc.get(f.name) for f in fields(cls)}
         values["time"] = datetime.fromisoformat(doc["time"])
         values["details"] = doc.get("details") or {}
         values["timings"] = doc.get("timings") or {}

@@ -19,9 +19,7 @@ def counts_for_production(result: DeviceResult) -> bool:
     cycle that judged a part. Service operations (detect, read, verify, erase, blank
     check), an operator's stop and an empty socket are reported, not counted."""
     return (
-        result.action == "program"
-        and result.status != CANCELLED
-        and result.failed_step != "socket"
+        result.action == "program" and result.status != CANCELLED and result.failed_step != "socket"
     )
 
 
@@ -51,9 +49,7 @@ class Tally:
 
     def minus(self, earlier: Tally) -> Tally:
         """The cycles counted since ``earlier`` (a snapshot of this tally)."""
-        return Tally(
-            *(getattr(self, name) - getattr(earlier, name) for name in _FIELDS.values())
-        )
+        return Tally(*(getattr(self, name) - getattr(earlier, name) for name in _FIELDS.values()))
 
     @property
     def total(self) -> int:

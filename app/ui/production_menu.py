@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QDialog, QFileDialog, QInputDialog, QLineEdit
 from app.core.errors import SocketeerError
 from app.core.fileio import atomic_writer
 from app.core.roles import Role
-from app.engine.production_log import ProductionLog
+from app.engine.production_log import ExportFormat, ProductionLog
 from app.engine.socket_wear import SocketWear
 from app.ui.password_dialog import NewPasswordDialog
 from app.ui.production_controller import ProductionController
@@ -115,9 +115,7 @@ class ProductionMenus:
     def first_start(self) -> None:
         """Ask for the engineer password the station will use from now on (twice, with
         its rules: a typo here would lock the station's settings)."""
-        dialog = NewPasswordDialog(
-            "First start: set the station's engineer password.", self.window
-        )
+        dialog = NewPasswordDialog("First start: set the station's engineer password.", self.window)
         if not self.ask(dialog):
             self.window.controller.error.emit(
                 "no engineer password yet: set one with Station > Engineer mode"
@@ -186,7 +184,7 @@ class ProductionMenus:
             self.write_log(Path(path))
 
     def write_log(self, path: Path) -> int:
-        fmt = "jsonl" if path.suffix.lower() in (".jsonl", ".ndjson") else "csv"
+        fmt: ExportFormat = "jsonl" if path.suffix.lower() in (".jsonl", ".ndjson") else "csv"
         try:
             with ProductionLog() as log, atomic_writer(path, text=True) as stream:
                 count = log.export(stream, fmt)
