@@ -199,3 +199,24 @@ def test_service_cycles_need_no_job_and_a_busy_site_starts_nothing(database) -> 
     assert first[0].passed
     with pytest.raises(ValueError, match="needs a job"):
         station.cycle(1, spec, counted=True)
+
+
+@pytest.mark.parametrize("swap_s", [0.0, 0.001, 0.01])
+def test_auto_start_never_misses_a_part_swapped_faster_than_it_looks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], swap_s: float
+) -> None:
+    """A handler that swaps a part before the site re-arms: the insertion is seen by the
+    site's insertion count, so every site keeps going to the job's count."""
+    loaded = load_job(make_job(tmp_path, capsys))
+    database = load_database()
+    device = database.get(loaded.job.device_id)
+    prepared = prepare_job(loaded, device, database, operator="olga", count_limit=200)
+    url = f"sim://?sites=8&timing=instant&handler={swap_s}"
+    programmer = open_programmer(url, device=device, database=database)
+    events: list = []
+    station = Station(programmer, events.append, part_names(database), prepared.production)
+    outcome = station.run_auto(prepared.production.spec, idle_timeout_s=10)
+    assert outcome.remaining == 0 and outcome.passed == 200
+    per_site = Counter(e.site for e in events if isinstance(e, CycleFinished))
+    assert set(per_site) == set(range(1, 9)) and min(per_site.values()) > 5
+    assert not [e for e in events if getattr(e, "level", "") == "warning"]  # no idle site

@@ -250,16 +250,24 @@ class Station:
         emit: Emit | None = None,
         stop: threading.Event | None = None,
     ) -> None:
-        """Auto-start on one site, in the calling thread: a cycle each time a part is
-        inserted (a part already there at the start counts as inserted)."""
+        """Auto-start on one site, in the calling thread: a cycle for each new part.
+
+        A part is new when the socket went from empty to occupied, or when the site's
+        insertion count moved since the last cycle started: a handler (or a quick hand)
+        can swap a part faster than this loop looks at the socket, and that swap is
+        seen by state, not missed. A part already there at the start counts as new.
+        """
         emit = emit or self._emit
         stop = stop or self.stop_event
         site = self.site(index)
         was_present = False
+        seen = site.insertions
         idle_since = time.monotonic()
         while not stop.is_set() and not self._count_reached():
             present = site.part_present()
-            if present and not was_present:
+            swapped = site.insertions != seen
+            if present and (swapped or not was_present):
+                seen = site.insertions  # before the cycle: a swap during it is a new part
                 started = self.cycle(index, spec, counted=counted, cancel=stop, emit=emit)
                 if started is None and self._count_reached():
                     return

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections.abc import Callable, Mapping
 
 from app.devicedb.database import DeviceDatabase
@@ -173,9 +174,14 @@ class SimSite:
     def indicate(self, state: Indication) -> None:
         self.indications.append(state)
         if self.handler_s is not None and state in ("pass", "fail"):
-            delay = self.handler_s
-            _later(delay, lambda: self.insert_part(False))
-            _later(2 * delay, lambda: self.insert_part(True))
+            _later(self.handler_s, self._swap_part)
+
+    def _swap_part(self) -> None:
+        """The handler takes the part out and, ``handler_s`` later, puts a fresh one in
+        (one thread, so the two steps can never happen in the wrong order)."""
+        self.insert_part(False)
+        time.sleep(self.handler_s or 0.0)
+        self.insert_part(True)
 
     def insert_part(self, present: bool = True) -> None:
         """Put a fresh blank part in the socket (or take the part out)."""
