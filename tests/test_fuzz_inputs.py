@@ -3,11 +3,13 @@ errors with a one-line message, within a time and a memory bound. Bounded by def
 `pytest --fuzz-long` runs thousands of examples per target.
 
 Targets: image files (every reader, through the CLI's loading path, and every writer),
-programmer URLs, the numbers and ranges users type.
+job files, device database overlay entries, programmer URLs, the numbers and ranges
+users type.
 """
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 import tracemalloc
@@ -24,6 +26,7 @@ from app.core.numbers import parse_number, parse_range
 from app.hal.programmer import open_programmer
 
 IMAGES = Path(__file__).parent / "data" / "images"
+SMALL_DB = Path(__file__).parent / "data" / "devicedb" / "installed"
 SECONDS = 2.0
 PEAK_BYTES = 64 << 20
 
@@ -151,3 +154,53 @@ def test_numbers_and_ranges(text: str) -> None:
     for parse in (parse_number, parse_range):
         with bounded():
             parse(text)
+
+
+def _job_seed() -> str:
+    return json.dumps(
+        {
+            "format": "socketeer-job/1",
+            "name": "fuzz",
+            "device_id": "winbond.w25q128jv",
+            "image": {"path": "fw.hex", "format": "ihex", "sha256": "0" * 64},
+            "operations": {"erase": True, "verify": True},
+            "erase_mode": "auto",
+            "programmer": "sim://?sites=2",
+            "serialization": {"kind": "incremental", "address": 256, "width": 8},
+            "count_limit": 10,
+        },
+        indent=1,
+    )
+
+
+@fuzz
+@given(text=mutated(_job_seed().encode()).map(lambda b: b.decode("utf-8", "replace")))
+def test_job_files(text: str) -> None:
+    from app.core.job import load_job
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "job.json"
+        path.write_text(text, encoding="utf-8")
+        (Path(folder) / "fw.hex").write_bytes(b":00000001FF\n")
+        with bounded():
+            load_job(path)
+
+
+def _overlay_seed() -> bytes:
+    doc = json.loads((SMALL_DB / "i2c_eeprom" / "microchip.json").read_text(encoding="utf-8"))
+    entry = dict(doc["devices"][0], id="acme.fuzz", part="FUZZ1")
+    return json.dumps({"family": doc["family"], "vendor": doc["vendor"], "devices": [entry]},
+                      indent=1).encode()  # fmt: skip
+
+
+@fuzz
+@given(data=mutated(_overlay_seed()))
+def test_overlay_entries(data: bytes) -> None:
+    from app.devicedb import load_database
+
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "mine.json").write_bytes(data)
+        with bounded():
+            database = load_database(SMALL_DB, Path(folder))  # a small installed DB
+            if "acme.fuzz" in database:
+                database.get("acme.fuzz").to_json()
