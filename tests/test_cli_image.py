@@ -278,3 +278,25 @@ def test_a_binary_spanning_gigabytes_is_refused_not_allocated(
     assert run(capsys, "image", "convert", str(tmp_path / "huge.hex"), str(tmp_path / "o.bin"),
                "--range", "0:0x100")[0] == 0  # fmt: skip
     assert (tmp_path / "o.bin").read_bytes() == b"\x01" + b"\xff" * 0xFF
+
+
+def test_a_truncated_image_makes_no_job_and_runs_no_production_unless_told(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.core.roles import RoleStore
+
+    lines = (IMAGES / "composite.s19").read_text().splitlines(keepends=True)
+    half = tmp_path / "half.s19"
+    half.write_text("".join(lines[:165]))
+    job = tmp_path / "job.json"
+    new = ["job", "new", "--device", "winbond.w25q80dv", "--image", str(half), str(job)]
+    code, _, err = run(capsys, *new)
+    assert code == 2 and "may be truncated" in err and "--allow-incomplete" in err
+    assert not job.exists()
+    assert run(capsys, *new, "--allow-incomplete")[0] == 0
+    RoleStore().set_password("engineer-pw")
+    monkeypatch.setenv("SOCKETEER_ENGINEER_PASSWORD", "engineer-pw")
+    argv = ["run", str(job), "--allow-unlocked", "--programmer", "sim://?timing=instant"]
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and "--allow-incomplete" in err
+    assert run(capsys, *argv, "--allow-incomplete")[0] == 0

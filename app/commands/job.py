@@ -42,6 +42,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", dest="in_format", choices=FORMATS, help="image format (detected)")
     p.add_argument("--base", default="0", help="load address of a raw binary image (default 0)")
     p.add_argument(
+        "--allow-incomplete",
+        action="store_true",
+        help="accept an image the reader warns about (e.g. S-records that may be truncated)",
+    )
+    p.add_argument(
         "--programmer",
         default=os.environ.get("SOCKETEER_PROGRAMMER", "sim://"),
         metavar="URL",
@@ -143,6 +148,10 @@ def cmd_new(args: argparse.Namespace) -> int:
     referenced = reference_image(args.image, out, args.in_format, parse_number(args.base, "--base"))
     if referenced.image.is_empty:
         raise InputError(f"{args.image}: the image holds no data")
+    if referenced.image.warnings and not args.allow_incomplete:
+        raise InputError(
+            f"{referenced.image.warnings[0]}; add --allow-incomplete to make a job of it anyway"
+        )
     expected = None
     if args.checksum:
         fill = parse_byte(args.checksum_fill, "--checksum-fill") if args.checksum_fill else None

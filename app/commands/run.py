@@ -57,6 +57,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="engineer trial run of an unlocked job (asks the engineer password)",
     )
+    p.add_argument(
+        "--allow-incomplete",
+        action="store_true",
+        help="run a job whose image the reader warns about (e.g. truncated S-records)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=cmd_run)
 
@@ -72,6 +77,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                 " article (or use --allow-unlocked for an engineer trial run)"
             )
         require_engineer("no trial run")
+    if loaded.image.warnings and not args.allow_incomplete:
+        raise UsageError(
+            f"{args.job}: {loaded.image.warnings[0]}; add --allow-incomplete to run it anyway"
+        )
     database = load_database()
     device = programmable_device(database, loaded.job.device_id)
     prepared = prepare_job(loaded, device, database, operator=args.operator, count_limit=args.count)

@@ -152,6 +152,9 @@ class Controller(QObject):
             self.log.emit(None, "error", str(err))
             return False
         self.set_image(loaded)
+        for warning in loaded.image.warnings:
+            self.log.emit(None, "warning", warning)
+            self.error.emit(f"warning: {warning}")
         self.log.emit(
             None,
             "info",
