@@ -190,3 +190,22 @@ def test_the_site_grid_works_from_the_keyboard(qtbot, window: MainWindow) -> Non
         qtbot.keyClick(first, Qt.Key.Key_Return)  # starts this site only
     assert first.state == "pass"
     assert all(grid.tile(s).state == "idle" for s in (2, 3, 4))
+
+
+def test_the_device_selector_works_from_the_keyboard(qtbot, database) -> None:
+    from app.ui.device_selector import DeviceSelector
+
+    dialog = DeviceSelector(database)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.activateWindow()
+    dialog.search.setFocus()
+    qtbot.keyClicks(dialog.search, "w25q128jv")
+    qtbot.waitUntil(lambda: dialog.model.rowCount() >= 2, timeout=2000)
+    first = dialog.current_device()
+    qtbot.keyClick(dialog.search, Qt.Key.Key_Down)  # moves the results, typing goes on
+    second = dialog.current_device()
+    assert first is not None and second is not None and second.id != first.id
+    assert dialog.search.text() == "w25q128jv"  # the search text is untouched
+    qtbot.keyClick(dialog.search, Qt.Key.Key_Return)
+    assert dialog.result() == dialog.DialogCode.Accepted and dialog.selected_id == second.id

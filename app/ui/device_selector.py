@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import QModelIndex, Qt, QTimer
+from PySide6.QtCore import QEvent, QModelIndex, QObject, Qt, QTimer
 from PySide6.QtWidgets import (
+    QApplication,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -196,7 +197,19 @@ class DeviceSelector(QDialog):
             combo.currentTextChanged.connect(self.refresh)
         self.table.selectionModel().currentRowChanged.connect(self._show_details)
         self.table.doubleClicked.connect(lambda _i: self._accept())
+        self.table.activated.connect(lambda _i: self._accept())  # Enter on a row
+        # Keyboard: type to search, Up/Down move through the results without leaving the
+        # search field, Enter takes the highlighted part.
+        self.search.installEventFilter(self)
         self.refresh()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.search and event.type() == QEvent.Type.KeyPress:
+            key = event.key()  # type: ignore[attr-defined]
+            if key in (Qt.Key.Key_Down, Qt.Key.Key_Up, Qt.Key.Key_PageDown, Qt.Key.Key_PageUp):
+                QApplication.sendEvent(self.table, event)
+                return True
+        return super().eventFilter(watched, event)
 
     def _filter(self, combo: QComboBox) -> str | None:
         text = combo.currentText()
