@@ -209,3 +209,27 @@ def test_the_device_selector_works_from_the_keyboard(qtbot, database) -> None:
     assert dialog.search.text() == "w25q128jv"  # the search text is untouched
     qtbot.keyClick(dialog.search, Qt.Key.Key_Return)
     assert dialog.result() == dialog.DialogCode.Accepted and dialog.selected_id == second.id
+
+
+def test_detect_and_hardware_diagnosis_in_the_window(qtbot, window: MainWindow, monkeypatch):
+    """The engine's detect (naming the part, no device chosen) and its hardware diagnosis
+    are shown in the window as the CLI shows them."""
+    from PySide6.QtWidgets import QMessageBox
+
+    from app.engine import hw_diagnosis
+    from app.engine.hw_diagnosis import FtdiScan
+    from app.ui.production_menu import ProductionMenus
+
+    c = window.controller
+    c.device = None  # nothing chosen: Detect names the parts from the database
+    with qtbot.waitSignal(c.runningChanged, timeout=10000, check_params_cb=lambda r: not r):
+        window.actions_by_name["detect"].trigger()
+    messages = [window.log_model.record(i).message for i in range(window.log_model.rowCount())]
+    assert sum("detect: ID EF3013: Winbond W25X40CL" in m for m in messages) == 4
+    monkeypatch.setattr(hw_diagnosis, "scan_ftdi", lambda: FtdiScan([], "no libusb", "none"))
+    monkeypatch.setattr(hw_diagnosis, "scan_serial_ports", lambda: [])
+    shown: list[QMessageBox] = []
+    monkeypatch.setattr(ProductionMenus, "show", staticmethod(shown.append))
+    window.actions_by_name["hw_diagnosis"].trigger()
+    assert shown[0].text() == "1 problem(s) found"
+    assert "PROBLEM: libusb backend: no libusb" in shown[0].detailedText()

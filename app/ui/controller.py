@@ -24,6 +24,7 @@ from app.core.formats import LoadedImage, load_image
 from app.devicedb.database import DeviceDatabase
 from app.devicedb.models import Device
 from app.engine.cycle import CycleOptions, build_cycle_spec, part_names
+from app.engine.detect import detect_site
 from app.engine.events import (
     CycleFinished,
     CycleStarted,
@@ -290,6 +291,26 @@ class Controller(QObject):
             return
         for site in sites or self.sites:
             self.run_cycle(site, spec)
+
+    def detect_parts(self, sites: list[int] | None = None) -> None:
+        """Name the part on each idle site from the database (the engine's detect, no
+        device needed); one line per site in the session log."""
+        station = self.station
+        if station is None:
+            self.ready_to_start()  # says why
+            return
+        database = self.database
+
+        def detect(index: int) -> Work:
+            def work(emit: Emit) -> None:
+                report = detect_site(station.site(index), database)
+                level = "info" if report.present else "warning"
+                emit(LogEvent(index, level, f"site {index}: detect: {report.summary}"))
+
+            return work
+
+        for site in sites or self.idle_sites:
+            self.dispatch(site, detect(site), threading.Event())
 
     def ready_to_start(self) -> bool:
         """True when there are sites to start; else says why (status bar and log)."""

@@ -236,7 +236,11 @@ class MainWindow(QMainWindow):
         acts = self.actions_by_name
         acts["start"].triggered.connect(lambda: self.production.start())
         acts["stop"].triggered.connect(lambda: c.stop())
-        acts["detect"].triggered.connect(lambda: c.start(action="identify"))
+        # Detect: with a device chosen, check each part's ID against it; without one,
+        # name each part from the database.
+        acts["detect"].triggered.connect(
+            lambda: c.start(action="identify") if c.device is not None else c.detect_parts()
+        )
         acts["read"].triggered.connect(lambda: c.start([self.selected_site], action="read"))
         acts["verify"].triggered.connect(lambda: c.start(action="verify"))
         acts["erase"].triggered.connect(self.erase_sites)

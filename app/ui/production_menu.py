@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QDialog, QFileDialog, QInputDialog, QLineEdit
+from PySide6.QtWidgets import QDialog, QFileDialog, QInputDialog, QLineEdit, QMessageBox
 
 from app.core.errors import SocketeerError
 from app.core.fileio import atomic_writer
 from app.core.roles import Role
+from app.engine.hw_diagnosis import run_diagnosis
 from app.engine.production_log import ExportFormat, ProductionLog
 from app.engine.socket_wear import SocketWear
 from app.ui.password_dialog import NewPasswordDialog
@@ -63,6 +64,7 @@ class ProductionMenus:
             ("operator", "Operator mode…", self.operator_mode),
             ("log_export", "Export production log…", self.export_log),
             ("wear_reset", "Reset socket wear…", self.reset_socket_wear),
+            ("hw_diagnosis", "Hardware diagnosis…", self.hardware_diagnosis),
         ):
             acts[name] = QAction(text, window)
             acts[name].triggered.connect(slot)
@@ -172,6 +174,33 @@ class ProductionMenus:
 
     def first_article(self) -> None:
         FirstArticleDialog(self.production, self.window).exec()
+
+    def hardware_diagnosis(self) -> None:
+        """What keeps this computer from using its programmers (the engine's findings, as
+        `socketeer hw diagnose` prints them), shown in a dialog."""
+        findings = run_diagnosis()
+        lines = []
+        for finding in findings:
+            lines.append(f"{finding.level.upper()}: {finding.text}")
+            lines += [f"    fix: {fix}" for fix in finding.fixes]
+        problems = sum(1 for f in findings if f.level == "problem")
+        lines.append(f"{problems} problem(s) found" if problems else "no problems found")
+        text = "\n".join(lines)
+        self.window.controller.log.emit(None, "info", f"hardware diagnosis: {lines[-1]}")
+        box = QMessageBox(
+            QMessageBox.Icon.Warning if problems else QMessageBox.Icon.Information,
+            "Hardware diagnosis",
+            lines[-1],
+            QMessageBox.StandardButton.Close,
+            self.window,
+        )
+        box.setDetailedText(text)
+        self.show(box)
+
+    @staticmethod
+    def show(box: QMessageBox) -> None:
+        """Show a message box (tests replace this)."""
+        box.exec()
 
     def export_log(self) -> None:
         path, _ = QFileDialog.getSaveFileName(
