@@ -213,7 +213,7 @@ class StatisticsView(QWidget):
     def _build_items(self) -> None:
         self.yield_bars = pg.BarGraphItem(x=[], height=[], width=0.6)
         self.yield_plot.addItem(self.yield_bars)
-        self.yield_plot.setYRange(0, 112, padding=0)
+        self.yield_plot.setYRange(0, 122, padding=0)  # room for the count labels over 100 %
         self.yield_plot.getAxis("left").setTicks([[(v, str(v)) for v in range(0, 101, 20)]])
         self.yield_labels: list[pg.TextItem] = []
         self.cycle_bars = pg.BarGraphItem(
