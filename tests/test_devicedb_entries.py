@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from app.devicedb import FAMILY_DIRS, known_algorithms, validate_paths
+from app.devicedb import FAMILY_DIRS, KNOWN_ALGORITHMS, validate_paths
 from app.devicedb.files import display_path
 
 DB = Path(__file__).resolve().parents[1] / "device_db"
@@ -80,7 +80,7 @@ def test_entry_basics(
 ) -> None:
     assert FAMILY_DIRS[entry["family"]] == path.parent.name
     assert entry["id"].startswith(path.stem + ".")
-    assert entry["algorithm"] in known_algorithms()
+    assert entry["algorithm"] in KNOWN_ALGORITHMS
     assert len(entry["source"].strip()) >= 5, "every entry cites its datasheet"
     low, high = entry["voltage_mv"]
     assert 900 <= low <= high <= 7000

@@ -387,3 +387,25 @@ def test_single_file_is_checked_against_the_installed_packages(
     assert validate_paths([path]) == [
         f"{path}: $.devices[0].packages[0]: unknown package 'NOPE-8' (not in packages.json)"
     ]
+
+
+def test_the_database_names_exactly_the_registered_algorithms() -> None:
+    """devicedb keeps the names as data (it sits below app.algorithms and must not import
+    it); this ties them to the registry."""
+    from app.algorithms import algorithm_names
+    from app.devicedb.families import FAMILY_ALGORITHMS, KNOWN_ALGORITHMS, Family
+
+    assert algorithm_names() == KNOWN_ALGORITHMS
+    assert set(FAMILY_ALGORITHMS) == set(Family)
+
+
+def test_an_algorithm_that_does_not_fit_its_family_is_refused(tmp_path: Path) -> None:
+    db = Path(__file__).resolve().parents[1] / "device_db" / "i2c_eeprom" / "microchip.json"
+    doc = json.loads(db.read_text())
+    doc["devices"] = [dict(doc["devices"][0], id="acme.x", part="X1", algorithm="spi_nor")]
+    (tmp_path / "x.json").write_text(json.dumps(doc))
+    errors = validate_paths([tmp_path / "x.json"])
+    assert any(
+        "$.devices[0].algorithm: i2c-eeprom parts are programmed by 'i2c_eeprom'" in e
+        for e in errors
+    ), errors

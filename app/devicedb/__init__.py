@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from app.devicedb.database import DeviceDatabase, UnknownDeviceError, normalize_hex
 from app.devicedb.entry_reader import FactsError
-from app.devicedb.families import FAMILIES, FAMILY_DIRS, ID_BUSES, Family, known_algorithms
+from app.devicedb.families import FAMILIES, FAMILY_DIRS, ID_BUSES, KNOWN_ALGORITHMS, Family
 from app.devicedb.files import installed_db_path, overlay_db_path
 from app.devicedb.loader import DeviceDbInvalidError, database_from_report, load_database
 from app.devicedb.models import Device, Identification, Package
@@ -34,6 +34,7 @@ __all__ = [
     "FAMILIES",
     "FAMILY_DIRS",
     "ID_BUSES",
+    "KNOWN_ALGORITHMS",
     "Device",
     "DeviceDatabase",
     "DeviceDbInvalidError",
@@ -47,7 +48,6 @@ __all__ = [
     "check_paths",
     "database_from_report",
     "installed_db_path",
-    "known_algorithms",
     "load_database",
     "normalize",
     "normalize_hex",

@@ -1,4 +1,4 @@
-"""Device families, their folder names, and the algorithm names the database may refer to."""
+"""Device families, their folder names, and the algorithm each family is programmed with."""
 
 from __future__ import annotations
 
@@ -26,14 +26,13 @@ DIR_FAMILIES: dict[str, Family] = {folder: family for family, folder in FAMILY_D
 ID_BUSES: tuple[str, ...] = ("jedec", "stm32_pid")
 
 
-#: Algorithms the catalogue already describes parts for but that are not built yet
-#: (the STM32 UART bootloader arrives with the real-hardware backends).
-PLANNED_ALGORITHMS: frozenset[str] = frozenset({"stm32_uart"})
-
-
-def known_algorithms() -> frozenset[str]:
-    """Names of the programming algorithms a device entry may name: the algorithm
-    registry's, plus the planned ones (which the engine refuses clearly)."""
-    from app.algorithms import algorithm_names
-
-    return algorithm_names() | PLANNED_ALGORITHMS
+#: family -> the name of the algorithm (app.algorithms registry) that programs it. The
+#: database names algorithms by these names; tests/test_devicedb_validation.py checks
+#: that the registry holds exactly these, so this module needs no import of the layer
+#: above it.
+FAMILY_ALGORITHMS: dict[Family, str] = {
+    Family.SPI_NOR: "spi_nor",
+    Family.I2C_EEPROM: "i2c_eeprom",
+    Family.STM32_UART: "stm32_uart",
+}
+KNOWN_ALGORITHMS: frozenset[str] = frozenset(FAMILY_ALGORITHMS.values())

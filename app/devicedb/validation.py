@@ -20,7 +20,7 @@ from typing import Any
 
 from app.devicedb.checks import entry_problems
 from app.devicedb.entry_reader import FactsError
-from app.devicedb.families import DIR_FAMILIES, known_algorithms
+from app.devicedb.families import DIR_FAMILIES, FAMILY_ALGORITHMS, KNOWN_ALGORITHMS, Family
 from app.devicedb.files import (
     discover,
     display_path,
@@ -179,10 +179,23 @@ def _check_device_file(path: Path, errors: list[str]) -> list[_Entry]:
                 )
             )
         algorithm = raw.get("algorithm")
-        if isinstance(algorithm, str) and algorithm not in known_algorithms():
-            known = ", ".join(sorted(known_algorithms()))
+        family = raw.get("family")
+        if isinstance(algorithm, str) and algorithm not in KNOWN_ALGORITHMS:
+            known = ", ".join(sorted(KNOWN_ALGORITHMS))
             problems.append(
                 ((*base, "algorithm"), f"unknown algorithm {algorithm!r} (known: {known})")
+            )
+        elif (
+            isinstance(algorithm, str)
+            and family in FAMILY_ALGORITHMS
+            and FAMILY_ALGORITHMS[Family(family)] != algorithm
+        ):
+            problems.append(
+                (
+                    (*base, "algorithm"),
+                    f"{family} parts are programmed by {FAMILY_ALGORITHMS[Family(family)]!r},"
+                    f" not {algorithm!r}",
+                )
             )
         if isinstance(dev_id, str):
             entries.append(_Entry(raw, shown, index))
