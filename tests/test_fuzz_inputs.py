@@ -1,6 +1,6 @@
 """The standing fuzz suite: every input ends in success or in one of Socketeer's own
 errors with a one-line message, within a time and a memory bound. Bounded by default;
-`pytest --fuzz-long` runs thousands of examples per target.
+`pytest --fuzz-long --timeout=0` runs thousands of examples per target.
 
 Targets: image files (every reader, through the CLI's loading path, and every writer),
 job files, device database overlay entries, programmer URLs, the numbers and ranges

@@ -160,3 +160,24 @@ def test_every_operation_set_in_the_window_is_saved_in_the_job(
     spec = window.production.prepared.production.spec
     assert spec.unprotect and spec.skip_matching and spec.blank_check
     assert spec.adapters is not None  # the window checks adapters like the CLI
+
+
+def test_the_first_article_dialog_works_from_the_keyboard(qtbot, window, tmp_path: Path) -> None:
+    production = window.production
+    assert production.save_job(tmp_path / "job.json")
+    dialog = FirstArticleDialog(production, window)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.activateWindow()
+    qtbot.waitUntil(dialog.isActiveWindow, timeout=2000)
+    chain = []
+    widget = dialog.site
+    for _ in range(12):  # Tab reaches each control in a useful order
+        chain.append(widget)
+        widget = widget.nextInFocusChain()
+    assert chain.index(dialog.run_button) < chain.index(dialog.approver)
+    assert dialog.approve_button in chain
+    dialog.run_button.setFocus()
+    with qtbot.waitSignal(production.firstArticleDone, timeout=20000):
+        qtbot.keyClick(dialog.run_button, Qt.Key.Key_Space)  # a focused button presses
+    assert "MATCH" in dialog.result_label.text()
