@@ -233,3 +233,16 @@ def test_detect_and_hardware_diagnosis_in_the_window(qtbot, window: MainWindow, 
     window.actions_by_name["hw_diagnosis"].trigger()
     assert shown[0].text() == "1 problem(s) found"
     assert "PROBLEM: libusb backend: no libusb" in shown[0].detailedText()
+
+
+def test_a_bad_image_is_explained_at_the_image_field(qtbot, window: MainWindow, tmp_path) -> None:
+    bad = tmp_path / "bad.hex"
+    bad.write_text(":10000000ZZ\n")
+    assert not window.controller.load_image(bad)
+    panel = window.job
+    assert "b00020" in panel.image_path.styleSheet()
+    assert "bad.hex:1" in panel.image_path.toolTip() and "bad.hex:1" in panel.image_info.text()
+    good = tmp_path / "good.hex"
+    save_image(MemoryImage.from_bytes(bytes(16)), good, "ihex")
+    assert window.controller.load_image(good)
+    assert panel.image_path.styleSheet() == "" and "b00020" not in panel.image_info.text()

@@ -108,6 +108,8 @@ class Controller(QObject):
     #: the programmer URL typed was refused (url, reason); the last good one stays open
     programmerRejected = Signal(str, str)
     programmerAccepted = Signal(str)
+    #: an image file was refused or warned about (path, reason); reason "" = all good
+    imageProblem = Signal(str, str)
 
     def __init__(self, database: DeviceDatabase, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -151,8 +153,10 @@ class Controller(QObject):
         except SocketeerError as err:
             self.error.emit(str(err))
             self.log.emit(None, "error", str(err))
+            self.imageProblem.emit(str(path), str(err))
             return False
         self.set_image(loaded)
+        self.imageProblem.emit(str(path), "; ".join(loaded.image.warnings))
         for warning in loaded.image.warnings:
             self.log.emit(None, "warning", warning)
             self.error.emit(f"warning: {warning}")

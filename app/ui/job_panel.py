@@ -3,6 +3,7 @@ programmer URL. Emits intents; the main window passes them to the controller."""
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
@@ -121,6 +122,18 @@ class JobPanel(QWidget):
         self.programmer.setToolTip(reason)
         self.programmer_problem.setText(f"{reason}. Still using the last working programmer.")
         self.programmer_problem.show()
+
+    def show_image_problem(self, path: str, reason: str) -> None:
+        """Mark the image field with why ``path`` was refused (or warned about); an
+        empty ``reason`` clears the mark."""
+        if not reason:
+            self.image_path.setStyleSheet("")
+            self.image_path.setToolTip("")
+            return
+        self.image_path.setText(path)
+        self.image_path.setStyleSheet("QLineEdit { border: 2px solid #b00020; }")
+        self.image_path.setToolTip(reason)
+        self.image_info.setText(f"<span style='color:#b00020'>{html.escape(reason)}</span>")
 
     def clear_programmer_problem(self) -> None:
         self.programmer.setStyleSheet("")

@@ -249,6 +249,7 @@ class MainWindow(QMainWindow):
         self.job.imageChosen.connect(c.load_image)
         self.job.programmerChosen.connect(c.set_programmer)
         c.programmerRejected.connect(self.job.show_programmer_problem)
+        c.imageProblem.connect(self.job.show_image_problem)
         c.programmerAccepted.connect(lambda _url: self.job.clear_programmer_problem())
         self.job.operationToggled.connect(c.set_operation)
         self.job.eraseModeChosen.connect(c.set_erase_mode)
