@@ -72,3 +72,34 @@ def _isolated_user_dirs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None
     monkeypatch.setenv("SOCKETEER_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("SOCKETEER_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+
+
+@pytest.fixture
+def open_window(qtbot, database, tmp_path: Path):
+    """A factory of shown main windows set up as a user would (device, programmer,
+    image); every window it made is stopped and shut down after the test."""
+    from app.core.formats import save_image
+    from app.core.image import MemoryImage
+    from app.ui.controller import Controller
+    from app.ui.main_window import MainWindow
+
+    made = []
+
+    def make(device: str, programmer: str, data: bytes):  # -> MainWindow
+        controller = Controller(database)
+        window = MainWindow(controller, remember_layout=False)
+        qtbot.addWidget(window)
+        window.show()
+        image = tmp_path / f"fw{len(made)}.hex"
+        save_image(MemoryImage.from_bytes(data), image, "ihex")
+        controller.set_device(device)
+        controller.set_programmer(programmer)
+        controller.load_image(image)
+        made.append(window)
+        return window
+
+    yield make
+    for window in made:
+        window.production.set_auto_start(False)
+        window.controller.stop()
+        window.controller.shutdown()

@@ -8,9 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from app.core.formats import save_image
-from app.core.image import MemoryImage
-from app.ui.controller import Controller
 from app.ui.main_window import MainWindow
 
 SERIAL = {
@@ -25,19 +22,12 @@ SERIAL = {
 
 
 @pytest.fixture
-def window(qtbot, database, tmp_path: Path):
-    controller = Controller(database)
-    win = MainWindow(controller, remember_layout=False)
-    qtbot.addWidget(win)
-    win.show()
-    image = tmp_path / "fw.hex"
-    save_image(MemoryImage.from_bytes(bytes((i * 31) % 253 for i in range(4096))), image, "ihex")
-    controller.set_device("winbond.w25x10cl")
-    controller.set_programmer("sim://?sites=4&timing=instant")
-    controller.load_image(image)
-    yield win
-    controller.stop()
-    controller.shutdown()
+def window(open_window) -> MainWindow:
+    return open_window(
+        "winbond.w25x10cl",
+        "sim://?sites=4&timing=instant",
+        bytes((i * 31) % 253 for i in range(4096)),
+    )
 
 
 def _raiser(exc: Exception) -> Callable[..., None]:

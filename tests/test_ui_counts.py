@@ -4,8 +4,6 @@ they are and do not touch counts, yield or statistics."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QPushButton
@@ -13,7 +11,6 @@ from PySide6.QtWidgets import QPushButton
 from app.core.formats import save_image
 from app.core.image import MemoryImage
 from app.engine.results import DeviceResult
-from app.ui.controller import Controller
 from app.ui.main_window import MainWindow
 from app.ui.site_grid import SiteTile
 
@@ -55,19 +52,12 @@ def test_a_tile_says_what_happened_and_counts_only_production(
 
 
 @pytest.fixture
-def window(qtbot, database, tmp_path: Path):
-    controller = Controller(database)
-    win = MainWindow(controller, remember_layout=False)
-    qtbot.addWidget(win)
-    win.show()
-    image = tmp_path / "fw.hex"
-    save_image(MemoryImage.from_bytes(bytes((i * 3) % 251 for i in range(4096))), image, "ihex")
-    controller.set_device("winbond.w25x40cl")
-    controller.set_programmer("sim://?sites=4&timing=typ&fault=3:verify@0x20")
-    controller.load_image(image)
-    yield win
-    controller.stop()
-    controller.shutdown()
+def window(open_window) -> MainWindow:
+    return open_window(
+        "winbond.w25x40cl",
+        "sim://?sites=4&timing=typ&fault=3:verify@0x20",
+        bytes((i * 3) % 251 for i in range(4096)),
+    )
 
 
 def _run(qtbot, window: MainWindow, start) -> None:

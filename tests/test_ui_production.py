@@ -8,12 +8,9 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QPoint, Qt
 
-from app.core.formats import save_image
-from app.core.image import MemoryImage
 from app.core.job import load_job
 from app.core.roles import Role
 from app.engine.production_log import ProductionLog
-from app.ui.controller import Controller
 from app.ui.main_window import MainWindow
 from app.ui.production_dialogs import FirstArticleDialog
 
@@ -29,20 +26,12 @@ SERIAL = {
 
 
 @pytest.fixture
-def window(qtbot, database, tmp_path: Path):
-    controller = Controller(database)
-    win = MainWindow(controller, remember_layout=False)
-    qtbot.addWidget(win)
-    win.show()
-    image = tmp_path / "fw.hex"
-    save_image(MemoryImage.from_bytes(bytes((i * 29) % 253 for i in range(8192))), image, "ihex")
-    controller.set_device("winbond.w25x10cl")
-    controller.set_programmer("sim://?sites=8&handler=0.05&fault=4:verify@0x40")
-    controller.load_image(image)
-    yield win
-    win.production.set_auto_start(False)
-    controller.stop()
-    controller.shutdown()
+def window(open_window) -> MainWindow:
+    return open_window(
+        "winbond.w25x10cl",
+        "sim://?sites=8&handler=0.05&fault=4:verify@0x40",
+        bytes((i * 29) % 253 for i in range(8192)),
+    )
 
 
 def test_engineer_first_article_then_operator_auto_start(qtbot, window, tmp_path: Path) -> None:

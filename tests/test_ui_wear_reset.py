@@ -8,28 +8,14 @@ from pathlib import Path
 import pytest
 from PySide6.QtWidgets import QDialog
 
-from app.core.formats import save_image
-from app.core.image import MemoryImage
 from app.engine.socket_wear import SocketWear
-from app.ui.controller import Controller
 from app.ui.main_window import MainWindow
 from app.ui.wear_dialog import WearResetDialog
 
 
 @pytest.fixture
-def window(qtbot, database, tmp_path: Path):
-    controller = Controller(database)
-    win = MainWindow(controller, remember_layout=False)
-    qtbot.addWidget(win)
-    win.show()
-    image = tmp_path / "fw.hex"
-    save_image(MemoryImage.from_bytes(bytes(range(256)) * 4), image, "ihex")
-    controller.set_device("winbond.w25x10cl")
-    controller.set_programmer("sim://?sites=3")
-    controller.load_image(image)
-    yield win
-    controller.stop()
-    controller.shutdown()
+def window(open_window) -> MainWindow:
+    return open_window("winbond.w25x10cl", "sim://?sites=3", bytes(range(256)) * 4)
 
 
 def produce(qtbot, window: MainWindow, sites: list[int]) -> None:

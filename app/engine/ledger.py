@@ -27,11 +27,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Self
 
 from app.core.errors import InputError, SocketeerError
 from app.engine.serialization import POLICIES, SerialSource
-from app.engine.sqlite_store import Migration, Schema, SqliteStore
+from app.engine.sqlite_store import Migration, Schema, SqliteStore, UsesStore
 
 RESERVED, USED, FAILED, VOIDED = "reserved", "used", "failed", "voided"
 STATES = (RESERVED, USED, FAILED, VOIDED)
@@ -138,7 +137,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
-class SerialLedger:
+class SerialLedger(UsesStore):
     """Issues serial numbers for one job from ``source`` and records what became of them.
 
     Thread-safe: one lock serializes every call (SQLite's own write lock, taken with
@@ -158,15 +157,6 @@ class SerialLedger:
         self._store = SqliteStore(self.path, LEDGER_FILE)
 
     # -- lifetime -------------------------------------------------------------------
-
-    def close(self) -> None:
-        self._store.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _open(self) -> SqliteStore:
         if self._store.closed:

@@ -30,12 +30,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal, Self, TextIO
+from typing import Any, Literal, TextIO
 
 import platformdirs
 
 from app.engine.results import CANCELLED, ERROR, FAIL, LINK_LOST, PASS, DeviceResult
-from app.engine.sqlite_store import Migration, Schema, SqliteStore, StorageError
+from app.engine.sqlite_store import Migration, Schema, SqliteStore, StorageError, UsesStore
 from app.engine.tally import Tally
 
 ENV_DATA_DIR = "SOCKETEER_DATA_DIR"
@@ -322,7 +322,7 @@ ExportFormat = Literal["csv", "jsonl"]
 EXPORT_FORMATS: tuple[str, ...] = ("csv", "jsonl")
 
 
-class ProductionLog:
+class ProductionLog(UsesStore):
     """The append-only production log.
 
     ``path=None`` uses :func:`default_log_path` (folders are created).
@@ -334,15 +334,6 @@ class ProductionLog:
     def __init__(self, path: Path | None = None, *, create: bool = True) -> None:
         self._store = open_production_file(path, create=create)
         self.path = self._store.path
-
-    def close(self) -> None:
-        self._store.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def append(self, record: ProductionRecord) -> int:
         """Store ``record`` durably and return its row id. Committed when this returns."""

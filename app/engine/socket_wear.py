@@ -21,10 +21,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Self
 
 from app.core.errors import InputError, UsageError
 from app.engine.production_log import from_us, open_production_file, to_us
+from app.engine.sqlite_store import UsesStore
 
 
 class UnknownSocket(InputError):
@@ -52,22 +52,13 @@ class SocketCount:
     last_reset: WearReset | None
 
 
-class SocketWear:
+class SocketWear(UsesStore):
     """Insertion counts per socket key. ``path=None`` uses the default production log
     file; ``create=False`` refuses a missing file."""
 
     def __init__(self, path: Path | None = None, *, create: bool = True) -> None:
         self._store = open_production_file(path, create=create)
         self.path = self._store.path
-
-    def close(self) -> None:
-        self._store.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- counting -------------------------------------------------------------------
 

@@ -228,3 +228,19 @@ class SqliteStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class UsesStore:
+    """The lifetime of an object that works on one :class:`SqliteStore`: ``close()`` and
+    ``with`` (the serial ledger, the production log and the socket-wear counts)."""
+
+    _store: SqliteStore
+
+    def close(self) -> None:
+        self._store.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
