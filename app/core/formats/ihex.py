@@ -216,7 +216,11 @@ def _add_data(
         )
     if len(count) == 0:
         return
-    payload = raw[span_mask(len(raw), payload_start, payload_start + count)]
+    # Only the span these records occupy (a chunk holds many 64 KiB banks; a mask over
+    # the whole chunk for each bank made loading quadratic in the banks per chunk).
+    lo = int(payload_start.min())
+    hi = int((payload_start + count).max())
+    payload = raw[lo:hi][span_mask(hi - lo, payload_start - lo, payload_start + count - lo)]
     addresses = state.base + addr16
     if state.segment_mode and (addr16 + count > 0x10000).any():
         _add_wrapping(state, payload, addr16, count, lines)
