@@ -63,6 +63,8 @@ def _isolated_device_db(monkeypatch: pytest.MonkeyPatch, tmp_path_factory) -> No
     monkeypatch.delenv("SOCKETEER_DEVICE_DB", raising=False)
     empty = tmp_path_factory.getbasetemp() / "empty-overlay"
     monkeypatch.setenv("SOCKETEER_OVERLAY_DB", str(empty))
+    # the validated-database cache: the test run's own, shared by its tests
+    monkeypatch.setenv("SOCKETEER_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
 
 
 @pytest.fixture(autouse=True)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from app.core.errors import DeviceDbError
+from app.devicedb import cache
 from app.devicedb.database import DeviceDatabase
-from app.devicedb.validation import ValidationReport, check_installed
+from app.devicedb.validation import ValidationReport, check_layers, default_layers
 
 
 class DeviceDbInvalidError(DeviceDbError):
@@ -37,6 +38,17 @@ def load_database(
     device_db/) and the user overlay (default: $SOCKETEER_OVERLAY_DB or the platformdirs
     data folder). Overlay entries add devices or replace installed entries by id.
 
-    Raises DeviceDbInvalidError (a DeviceDbError) listing every problem.
+    Raises DeviceDbInvalidError (a DeviceDbError) listing every problem. A database
+    already validated, unchanged since, comes from the cache (app.devicedb.cache).
     """
-    return database_from_report(check_installed(installed, overlay, use_overlay))
+    layers = default_layers(installed, overlay, use_overlay)
+    try:
+        key: str | None = cache.cache_key(root for layer in layers for root in layer.roots)
+    except OSError:  # a file vanished while being looked at: read it all the long way
+        key = None
+    if key is not None and (cached := cache.load(key)) is not None:
+        return cached
+    database = database_from_report(check_layers(layers))
+    if key is not None:
+        cache.store(key, database)
+    return database

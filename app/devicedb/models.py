@@ -8,7 +8,7 @@ app.devicedb.entry_reader. Nothing downstream reads the JSON.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, TypeVar
 
@@ -131,6 +131,13 @@ class Device:
             raise TypeError(f"{self.id} is of family {self.family}, not {kind.family}")
         return self.facts
 
+    def __reduce__(self) -> tuple[object, tuple[dict[str, object]]]:
+        """Pickle (the database cache) with ``tested`` as a plain dict: a read-only
+        mapping proxy cannot be pickled."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values["tested"] = dict(self.tested)
+        return _unpickle_device, (values,)
+
     @property
     def memory_base(self) -> int:
         """Where the memory sits in an image's address space (STM32 flash: flash_base)."""
@@ -200,3 +207,7 @@ class Identification:
         if self.note:
             data["note"] = self.note
         return data
+
+
+def _unpickle_device(values: dict[str, Any]) -> Device:
+    return Device(**{**values, "tested": MappingProxyType(values["tested"])})

@@ -1,0 +1,82 @@
+"""A cache of the validated device database, so a command does not parse and validate
+hundreds of entries on every start.
+
+The cache is keyed by everything the database is made from: every device file, package
+table and schema (path, size and modification time), the code that reads them (this
+package's own modules, by the same stamps), the Socketeer version, the Python version and
+the working folder (file names in messages are shown relative to it). Any change makes
+a new key, so the database is read and validated again; only a database without errors
+is cached. `socketeer devices validate` always validates. A cache that cannot be read or
+written is ignored: it only saves time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import sys
+from collections.abc import Iterable
+from importlib import metadata
+from pathlib import Path
+
+import platformdirs
+
+from app.core.fileio import write_atomic
+from app.devicedb.database import DeviceDatabase
+from app.devicedb.files import discover, schema_dir
+
+ENV_CACHE_DIR = "SOCKETEER_CACHE_DIR"
+#: bump when the pickled shape changes in a way file stamps cannot see
+FORMAT = 1
+
+
+def cache_dir() -> Path:
+    """$SOCKETEER_CACHE_DIR, else the user cache folder (platformdirs)."""
+    env = os.environ.get(ENV_CACHE_DIR)
+    return Path(env) if env else Path(platformdirs.user_cache_dir("socketeer", appauthor=False))
+
+
+def cache_key(roots: Iterable[Path]) -> str:
+    """The key of the database made from ``roots`` (folders or files), by this code."""
+    found = discover(list(roots))
+    stamped = [*found.device_files, *found.package_files, *sorted(schema_dir().glob("*.json"))]
+    stamped += sorted(Path(__file__).parent.glob("*.py"))
+    digest = hashlib.sha256()
+    for part in (str(FORMAT), _version(), sys.version, str(Path.cwd())):
+        digest.update(part.encode() + b"\0")
+    for missing in found.missing:
+        digest.update(b"missing\0" + str(missing).encode() + b"\0")
+    for path in stamped:
+        info = path.stat()
+        digest.update(f"{path}\0{info.st_size}\0{info.st_mtime_ns}\0".encode())
+    return digest.hexdigest()[:32]
+
+
+def load(key: str) -> DeviceDatabase | None:
+    """The cached database of ``key``, or None (absent, unreadable or of another shape)."""
+    try:
+        with (cache_dir() / f"devicedb-{key}.pickle").open("rb") as stream:
+            database = pickle.load(stream)
+    except Exception:  # a damaged or foreign cache is a miss, never an error
+        return None
+    return database if isinstance(database, DeviceDatabase) else None
+
+
+def store(key: str, database: DeviceDatabase) -> None:
+    """Keep ``database`` under ``key`` (and drop older entries); failures are ignored."""
+    folder = cache_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.glob("devicedb-*.pickle"):
+            old.unlink(missing_ok=True)
+        write_atomic(folder / f"devicedb-{key}.pickle", pickle.dumps(database, protocol=5))
+    except Exception:  # the cache only saves time
+        return
+
+
+def _version() -> str:
+    try:
+        return metadata.version("socketeer")
+    except metadata.PackageNotFoundError:
+        return "unknown"

@@ -1,0 +1,90 @@
+"""The validated-database cache: used while nothing changed, rebuilt when anything the
+database is made from changes, never trusted when damaged, never holding an invalid
+database, and never in the way of `devices validate`."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from app.cli import main
+from app.devicedb import cache, load_database, loader
+from app.devicedb.loader import DeviceDbInvalidError
+
+SMALL_DB = Path(__file__).parent / "data" / "devicedb" / "installed"
+
+
+@pytest.fixture
+def validations(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the full reads-and-validations load_database does."""
+    count: list[int] = []
+    real = loader.check_layers
+
+    def counted(layers):
+        count.append(1)
+        return real(layers)
+
+    monkeypatch.setattr(loader, "check_layers", counted)
+    return count
+
+
+def overlay_entry(folder: Path, part: str) -> Path:
+    doc = json.loads((SMALL_DB / "i2c_eeprom" / "microchip.json").read_text())
+    doc["devices"] = [dict(doc["devices"][0], id=f"acme.{part.lower()}", part=part)]
+    path = folder / "mine.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_an_unchanged_database_comes_from_the_cache(tmp_path: Path, validations) -> None:
+    first = load_database(SMALL_DB, tmp_path)
+    second = load_database(SMALL_DB, tmp_path)
+    assert len(validations) == 1
+    assert [d.id for d in second] == [d.id for d in first]
+    assert second.get(first.devices[0].id) == first.devices[0]
+
+
+def test_a_changed_overlay_file_rebuilds_it(tmp_path: Path, validations) -> None:
+    overlay_entry(tmp_path, "ONE")
+    assert "acme.one" in load_database(SMALL_DB, tmp_path)
+    path = overlay_entry(tmp_path, "TWO")
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000))
+    database = load_database(SMALL_DB, tmp_path)
+    assert "acme.two" in database and "acme.one" not in database
+    assert len(validations) == 2
+
+
+def test_a_damaged_cache_is_ignored(tmp_path: Path, validations) -> None:
+    load_database(SMALL_DB, tmp_path)
+    for stale in cache.cache_dir().glob("devicedb-*.pickle"):
+        stale.write_bytes(b"not a pickle")
+    assert len(load_database(SMALL_DB, tmp_path)) > 0
+    assert len(validations) == 2
+
+
+def test_an_invalid_database_is_never_cached(tmp_path: Path, validations) -> None:
+    path = overlay_entry(tmp_path, "BAD")
+    doc = json.loads(path.read_text())
+    doc["devices"][0]["size_bytes"] = -1
+    path.write_text(json.dumps(doc))
+    for _ in range(2):
+        with pytest.raises(DeviceDbInvalidError):
+            load_database(SMALL_DB, tmp_path)
+    assert len(validations) == 2
+
+
+def test_devices_validate_always_validates(
+    validations, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.commands import devices
+
+    checked: list[int] = []
+    real = devices.check_installed
+    monkeypatch.setattr(devices, "check_installed", lambda: checked.append(1) or real())
+    load_database()
+    assert main(["devices", "validate"]) == 0
+    assert main(["devices", "validate"]) == 0
+    assert checked == [1, 1]
