@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import sys
 
+from app.engine.results import DeviceResult
+
 _closed = False
 
 
@@ -26,3 +28,12 @@ def say(text: str) -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
+
+
+def result_line(result: DeviceResult) -> str:
+    """A cycle's result in one line: the runner's own PASS message, else the status, the
+    failed step and the reason."""
+    if result.passed:
+        return result.message
+    step = f" at {result.failed_step}" if result.failed_step else ""
+    return f"{result.status.upper()}{step}: {result.message}"

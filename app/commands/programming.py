@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.commands import help_for
-from app.commands.output import say
+from app.commands.output import result_line, say
 from app.core.errors import InputError, UsageError
 from app.core.formats import FORMATS, format_from_extension, load_image, save_image
 from app.core.image import MemoryImage
@@ -23,7 +23,6 @@ from app.devicedb import load_database
 from app.engine.cycle import CycleOptions, build_cycle_spec, part_names
 from app.engine.detect import detect_site
 from app.engine.events import CycleFinished, Event, LogEvent, PhaseStarted
-from app.engine.results import DeviceResult
 from app.engine.station import Station
 from app.engine.station_setup import open_station_programmer, programmable_device
 
@@ -151,16 +150,9 @@ class _LivePrinter:
             if isinstance(event, PhaseStarted) and event.phase not in ("socket", "power"):
                 say(f"site {event.site}: {event.phase}...")
             elif isinstance(event, CycleFinished):
-                say(f"site {event.site}: {_result_line(event.result)}")
+                say(f"site {event.site}: {result_line(event.result)}")
             elif isinstance(event, LogEvent) and event.level == "warning":
                 say(f"site {event.site}: warning: {event.message}")
-
-
-def _result_line(result: DeviceResult) -> str:
-    if result.passed:
-        return result.message
-    step = f" at {result.failed_step}" if result.failed_step else ""
-    return f"{result.status.upper()}{step}: {result.message}"
 
 
 def _site_list(text: str, available: list[int]) -> list[int]:

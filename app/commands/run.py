@@ -16,7 +16,7 @@ from typing import Any
 
 from app.commands import help_for
 from app.commands.job import require_engineer
-from app.commands.output import say
+from app.commands.output import result_line, say
 from app.core.errors import UsageError
 from app.core.job import load_job
 from app.devicedb import load_database
@@ -139,9 +139,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _finished_line(event: CycleFinished) -> str:
-    r = event.result
     serial = f" serial {event.serial}" if event.serial else ""
     left = f" ({event.remaining} to go)" if event.remaining is not None else ""
-    if r.passed:  # the runner's message already starts with PASS
-        return f"site {r.site}:{serial} {r.message}{left}"
-    return f"site {r.site}:{serial} {r.status.upper()} at {r.failed_step}: {r.message}{left}"
+    return f"site {event.site}:{serial} {result_line(event.result)}{left}"

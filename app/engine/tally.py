@@ -61,6 +61,12 @@ class Tally:
         return self.total - self.cancelled
 
     @property
+    def rejected(self) -> int:
+        """Judged cycles that did not pass (failures, lost links, station errors): the
+        "fail" beside "pass" in the window's counts."""
+        return self.judged - self.passed
+
+    @property
     def yield_percent(self) -> float | None:
         return 100.0 * self.passed / self.judged if self.judged else None
 

@@ -360,7 +360,7 @@ class MainWindow(QMainWindow):
         totals = self.totals
         pct = totals.yield_percent
         yield_text = f" ({pct:.1f}%)" if pct is not None else ""
-        failed = totals.judged - totals.passed
+        failed = totals.rejected
         self.status_totals.setText(f"Pass {totals.passed}  Fail {failed}{yield_text}")
 
     # -- layout persistence -----------------------------------------------------------

@@ -231,7 +231,7 @@ class SiteTile(QFrame):
 
     @property
     def failed(self) -> int:
-        return self.tally.judged - self.tally.passed
+        return self.tally.rejected
 
     def _update_counts(self) -> None:
         pct = self.tally.yield_percent

@@ -103,12 +103,12 @@ class SessionStats:
         return {
             "total": whole.judged,
             "passed": whole.passed,
-            "failed": whole.judged - whole.passed,
+            "failed": whole.rejected,
             "yield_pct": whole.yield_percent,
             "sites": {
                 site: {
                     "passed": c.passed,
-                    "failed": c.judged - c.passed,
+                    "failed": c.rejected,
                     "total": c.judged,
                     "yield_pct": c.yield_percent,
                 }
