@@ -18,7 +18,8 @@ from app.hal.errors import HalError
 
 if TYPE_CHECKING:
     from app.devicedb.database import DeviceDatabase
-    from app.hal.bus import BootloaderLink
+    from app.devicedb.models import Identification
+    from app.hal.bus import BootloaderLink, SpiBus
     from app.hal.programmer import Site
 
 
@@ -60,14 +61,15 @@ def detect_site(site: Site, database: DeviceDatabase) -> DetectReport:
     if not site.part_present():
         report.summary = "socket empty"
         return report
-    if site.spi is None:
-        if site.uart is not None:
-            return _detect_stm32(site, site.uart, database, report)
+    if site.spi is None and site.uart is None:
         report.summary = "no SPI bus on this site"
         return report
     try:
         site.power(True)
-        _detect_spi(site, database, report)
+        if site.spi is not None:
+            _detect_spi(site.spi, database, report)
+        elif site.uart is not None:
+            _detect_stm32(site.uart, database, report)
     except HalError as err:
         report.summary = f"programmer error: {err}"
         report.link_lost = True
@@ -76,19 +78,15 @@ def detect_site(site: Site, database: DeviceDatabase) -> DetectReport:
     return report
 
 
-def _detect_spi(site: Site, database: DeviceDatabase, report: DetectReport) -> None:
-    assert site.spi is not None
-    ident = identify_jedec(site.spi)
+def _detect_spi(spi: SpiBus, database: DeviceDatabase, report: DetectReport) -> None:
+    ident = identify_jedec(spi)
     report.jedec = ident.hex
     if not ident.present:
         report.summary = f"no part or bad contact (ID reads {ident.hex})"
         return
-    report.present = True
     found = database.identify("jedec", ident.hex[:6])
-    report.candidates = tuple(d.id for d in found.candidates)
-    report.ambiguous = found.ambiguous
-    sfdp = report.sfdp = read_sfdp(site.spi)
-    names = ", ".join(f"{d.vendor} {d.part} ({d.id})" for d in found.candidates)
+    names = _found(report, found)
+    sfdp = report.sfdp = read_sfdp(spi)
     if found.ambiguous:
         summary = f"ID {ident.hex[:6]}: ambiguous, {len(found.candidates)} parts: {names}"
     elif found.found:
@@ -104,27 +102,22 @@ def _detect_spi(site: Site, database: DeviceDatabase, report: DetectReport) -> N
     report.summary = summary
 
 
-def _detect_stm32(
-    site: Site, link: BootloaderLink, database: DeviceDatabase, report: DetectReport
-) -> DetectReport:
+def _detect_stm32(link: BootloaderLink, database: DeviceDatabase, report: DetectReport) -> None:
     """Enter the ROM bootloader, read the product ID, name the part, let the board run."""
     loader = Stm32Bootloader(link)
     try:
-        site.power(True)
         pid = loader.connect().hex().upper()
-        found = database.identify("stm32_pid", pid)
-        report.present = True
         report.stm32_pid = f"0x{int(pid, 16):03X}"
-        report.candidates = tuple(d.id for d in found.candidates)
-        report.ambiguous = found.ambiguous
-        names = ", ".join(f"{d.vendor} {d.part} ({d.id})" for d in found.candidates)
-        report.summary = f"PID 0x{int(pid, 16):03X}: {names or 'not in the device database'}"
+        names = _found(report, database.identify("stm32_pid", pid))
+        report.summary = f"PID {report.stm32_pid}: {names or 'not in the device database'}"
         loader.leave(run_application=True)
     except ChipError as err:
         report.summary = f"no bootloader answer: {err}"
-    except HalError as err:
-        report.summary = f"programmer error: {err}"
-        report.link_lost = True
-    finally:
-        site.power(False)
-    return report
+
+
+def _found(report: DetectReport, found: Identification) -> str:
+    """Record that a part answered and which database parts it may be; their names."""
+    report.present = True
+    report.candidates = tuple(d.id for d in found.candidates)
+    report.ambiguous = found.ambiguous
+    return ", ".join(f"{d.vendor} {d.part} ({d.id})" for d in found.candidates)
