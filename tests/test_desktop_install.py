@@ -16,7 +16,7 @@ import pytest
 
 from app.cli import main
 from app.core import desktop_install as desktop
-from app.core.package_data import PackageDataMissing, linux_dir, resources_dir
+from app.core.package_data import UDEV_RULES, PackageDataMissing, linux_dir, resources_dir
 
 APP = desktop.APP_ID
 N_FILES = 3 + len(desktop.ICON_SIZES)  # entry, metainfo, SVG and one PNG per size
@@ -148,7 +148,7 @@ def test_install_for_the_user_then_uninstall(
         n = int(png.parent.parent.name.split("x")[0])
         assert png.parent.parent.name == f"{n}x{n}" and png_size(png) == (n, n)
     assert out.count(str(tmp_path)) == N_FILES
-    assert "sudo cp" in out and desktop.UDEV_RULES in out  # how to get the udev rules
+    assert "sudo cp" in out and UDEV_RULES in out  # how to get the udev rules
     assert not list(tmp_path.rglob(".*.tmp"))  # no temp file left behind
 
     assert main(["install-desktop", "--uninstall", "--dry-run"]) == 0
@@ -174,8 +174,8 @@ def test_system_install_with_udev_rules(tmp_path: Path, capsys) -> None:
     argv = ["install-desktop", "--system", "--prefix", str(prefix), "--udev-dir", str(udev)]
     assert main(argv) == 0
     assert "udev rules for USB" not in capsys.readouterr().out  # installed, no hint
-    rules = (linux_dir() / desktop.UDEV_RULES).read_bytes()
-    assert (udev / desktop.UDEV_RULES).read_bytes() == rules
+    rules = (linux_dir() / UDEV_RULES).read_bytes()
+    assert (udev / UDEV_RULES).read_bytes() == rules
     share = prefix / "share"
     assert (share / "applications" / f"{APP}.desktop").is_file()
     assert (share / "metainfo" / f"{APP}.metainfo.xml").is_file()

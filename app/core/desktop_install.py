@@ -27,10 +27,15 @@ from pathlib import Path
 
 from app.core.errors import InputError
 from app.core.fileio import os_error_reason, write_atomic
-from app.core.package_data import PackageDataMissing, linux_dir, resources_dir
+from app.core.package_data import (
+    UDEV_RULES,
+    PackageDataMissing,
+    linux_dir,
+    resources_dir,
+    udev_rules_file,
+)
 
 APP_ID = "io.github.socketeer.Socketeer"
-UDEV_RULES = "99-socketeer.rules"
 ICON_SIZES = (16, 24, 32, 48, 64, 128, 256, 512)
 DEFAULT_PREFIX = Path("/usr/local")
 DEFAULT_UDEV_DIR = Path("/etc/udev/rules.d")
@@ -191,7 +196,7 @@ def plan(
             InstallFile(png, hicolor / f"{n}x{n}" / "apps" / f"{APP_ID}.png", _shipped(png))
         )
     if system:
-        rules = linux / UDEV_RULES
+        rules = udev_rules_file()
         files.append(InstallFile(rules, udev_dir / UDEV_RULES, _shipped(rules)))
     return Plan(tuple(files), share, exec_value(argv), udev_dir if system else None)
 

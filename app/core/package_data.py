@@ -58,3 +58,11 @@ def resources_dir() -> Path:
 
 def linux_dir() -> Path:
     return data_dir(LINUX)
+
+
+#: Socketeer's udev rules, shipped in packaging/linux/ (app.linux)
+UDEV_RULES = "99-socketeer.rules"
+
+
+def udev_rules_file() -> Path:
+    return linux_dir() / UDEV_RULES

@@ -18,7 +18,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.core.package_data import linux_dir
+from app.core.package_data import udev_rules_file
 from app.hal.errors import HalError
 
 FTDI_VID = 0x0403
@@ -118,7 +118,7 @@ def locator(dev: UsbDeviceInfo) -> str:
 
 def udev_rules_path() -> str:
     """Socketeer's udev rules file, as installed with the package."""
-    return str(linux_dir() / "99-socketeer.rules")
+    return str(udev_rules_file())
 
 
 def udev_fix() -> str:

@@ -126,7 +126,6 @@ class Controller(QObject):
         self._workers: dict[int, SiteWorker] = {}
         self._cancel: dict[int, threading.Event] = {}
         self._busy: set[int] = set()
-        self._started_at: dict[int, float] = {}
         self.image_crc32: str | None = None
         self.post.connect(self._on_event)
 
@@ -369,7 +368,6 @@ class Controller(QObject):
         elif isinstance(event, LogEvent):
             self.log.emit(event.site, event.level, event.message)
         elif isinstance(event, CycleStarted):
-            self._started_at[event.site] = time.monotonic()
             self.siteStarted.emit(event.site)
         elif isinstance(event, CycleFinished):
             result = event.result
