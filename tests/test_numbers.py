@@ -88,3 +88,15 @@ def test_simulator_fault_numbers(fault: str, message: str) -> None:
 
     with pytest.raises(ProgrammerUrlError, match=message):
         parse_faults(fault, 4)
+
+
+def test_a_simulator_fault_beyond_the_part_is_a_url_error(
+    tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    image = tmp_path / "fw.bin"
+    image.write_bytes(bytes(4096))
+    url = "sim://?sites=1&fault=1:verify@0x1000000&timing=instant"
+    code = main(["program", "--device", "winbond.w25x40cl", "--programmer", url, str(image)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1  # a bad programmer URL is bad input
+    assert "'1:verify@0x1000000': the address lies beyond the W25X40CL (524288 bytes)" in err

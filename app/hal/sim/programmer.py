@@ -255,6 +255,13 @@ def open_sim(parsed: ParsedUrl, context: Mapping[str, object]) -> SimProgrammer:
         if database is None:
             raise ProgrammerUrlError("sim chip= needs the device database")
         device = database.get(chip_id)
+    if device is not None:
+        for fault in faults.values():
+            if fault.address is not None and fault.address >= device.size_bytes:
+                raise ProgrammerUrlError(
+                    f"fault '{fault.site}:{fault.kind}@0x{fault.address:X}': the address lies"
+                    f" beyond the {device.part} ({device.size_bytes} bytes)"
+                )
     wrong = (
         _other_jedec(database, device)
         if any(f.kind == "wrong-id" for f in faults.values())
