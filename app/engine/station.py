@@ -339,8 +339,9 @@ def _not_run(index: int, spec: CycleSpec, err: Exception) -> DeviceResult:
     step = "setup"
     if isinstance(err, SetupFailed):
         step, err = err.step, err.cause
-    if isinstance(err, SerialsExhausted):
-        status, message = FAIL, f"no serial numbers left: {err}"
+    if isinstance(err, SerialsExhausted):  # said first, then why (not twice)
+        detail = str(err).removesuffix(": no serial numbers left")
+        status, message = FAIL, f"no serial numbers left: {detail}"
     elif isinstance(err, SocketeerError):
         status, message = ERROR, f"{step}: {err}"
     elif isinstance(err, OSError):
