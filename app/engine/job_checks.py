@@ -22,13 +22,7 @@ if TYPE_CHECKING:
 
 def check_job_for_device(job: Job, image: MemoryImage, device: Device) -> None:
     """InputError naming the job field when the job cannot work on ``device``."""
-    lo, hi = device.address_range
-    part = f"{device.vendor} {device.part} [0x{lo:X}, 0x{hi:X})"
-    if not image.is_empty and (image.min_address < lo or image.max_address > hi):
-        raise InputError(
-            f"image: data at [0x{image.min_address:X}, 0x{image.max_address:X}) lies outside"
-            f" the {part}"
-        )
+    image.check_within(*device.address_range, f"the {device.vendor} {device.part}")
     if job.serialization is not None:
         check_serialization(job.serialization, device)
 
