@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 from collections.abc import Sequence
 from importlib import metadata
 
 from app.commands import BY_NAME, COMMANDS
+from app.commands.output import drop_stdout
 from app.core.errors import SocketeerError
 
 
@@ -70,8 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"socketeer: error: {err}", file=sys.stderr)
         return err.exit_code
     except BrokenPipeError:  # e.g. `socketeer devices search | head`
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        drop_stdout()
         return 0
     except KeyboardInterrupt:
         print("socketeer: interrupted", file=sys.stderr)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
-from app.engine.results import DeviceResult
+if TYPE_CHECKING:
+    from app.engine.results import DeviceResult
 
 _closed = False
 
@@ -24,10 +26,15 @@ def say(text: str) -> None:
         print(text, flush=True)
     except BrokenPipeError:
         _closed = True
-        # Python would complain again when it flushes stdout at exit.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+        drop_stdout()
+
+
+def drop_stdout() -> None:
+    """The reader has gone: point stdout at the null device, or Python would complain
+    again when it flushes stdout at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def result_line(result: DeviceResult) -> str:
