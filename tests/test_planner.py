@@ -4,6 +4,8 @@ STM32-like sectors alike."""
 
 from __future__ import annotations
 
+import tracemalloc
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -58,8 +60,8 @@ def test_programming_the_plan_yields_the_image(image: MemoryImage, mode: str) ->
     after = _simulate(plan, before)
     for seg in image.segments:
         assert bytes(after[seg.start : seg.end]) == bytes(seg.data)
-    for seg in plan.expected.segments:
-        assert bytes(after[seg.start : seg.end]) == bytes(seg.data)
+    for lo, hi in plan.expected.ranges:
+        assert bytes(after[lo:hi]) == plan.expected.read(lo, hi)
 
 
 @settings(max_examples=150, deadline=None)
@@ -117,7 +119,7 @@ def test_eeprom_without_erase_writes_only_image_bytes() -> None:
     eeprom = Geometry(1024, 16, (), None, 0xFF, Timing(3, 5), fill_pages=False)
     image = MemoryImage.from_segments([(5, b"abc"), (14, b"0123")])
     plan = plan_program(eeprom, image, "auto")
-    assert plan.writes == ((5, b"abc"), (14, b"01"), (16, b"23"))
+    assert tuple(plan.writes) == ((5, b"abc"), (14, b"01"), (16, b"23"))
     full = plan_program(eeprom, image, "full")
     assert len(full.writes) == 1024 // 16 and full.expected.data_bytes == 1024
 
@@ -214,8 +216,8 @@ def test_non_uniform_plan_yields_the_image(case: tuple[Geometry, MemoryImage], m
     before = bytearray([0x5A]) * geometry.size  # old firmware everywhere
     plan = plan_program(geometry, image, mode)
     after = _apply(plan, geometry, before)
-    for seg in plan.expected.segments:
-        assert bytes(after[seg.start : seg.end]) == bytes(seg.data)
+    for lo, hi in plan.expected.ranges:
+        assert bytes(after[lo:hi]) == plan.expected.read(lo, hi)
     for seg in image.segments:
         assert bytes(after[seg.start : seg.end]) == bytes(seg.data)
     if mode == "full":  # a chip erase, or every unit once in the largest blocks
@@ -267,3 +269,33 @@ def test_stm32_f4_sectors_are_planned_by_the_planner(database) -> None:
         (65536, 0x10000),  # sector 4
         (131072, 0x20000),  # sector 5
     ]
+
+
+# -- plans refer to the shared image instead of copying it -----------------------------
+
+
+def test_a_plan_for_16_mib_holds_no_copy_of_the_image() -> None:
+    image = MemoryImage.from_bytes(bytes(range(256)) * 65536)
+    big = Geometry(1 << 24, 256, (EraseRegion(0, 1 << 24, NOR_BLOCKS),), None, 0xFF, NOR.program)
+    tracemalloc.start()
+    try:
+        plan = plan_program(big, image, "auto")
+        held, _peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(plan.writes) == 65536 and plan.program_bytes == 1 << 24
+    assert held < 2 << 20, f"the plan holds {held} bytes for a 16 MiB image"
+    assert plan.expected.data_bytes == 1 << 24
+
+
+@settings(max_examples=100, deadline=None)
+@given(images(), st.sampled_from(["auto", "full", "none"]))
+def test_page_writes_slice_and_index_alike(image: MemoryImage, mode: str) -> None:
+    writes = plan_program(NOR, image, mode).writes
+    pairs = [writes[i] for i in range(len(writes))]
+    assert list(writes) == pairs
+    assert list(writes[3:20]) == pairs[3:20] and list(writes[-5:]) == pairs[-5:]
+    assert writes.byte_count == sum(len(d) for _, d in pairs)
+    for addr, data in pairs:  # whole pages, the image's bytes, erased value around them
+        assert addr % NOR.page_size == 0 and len(data) == NOR.page_size
+        assert data == image.read(addr, addr + NOR.page_size, 0xFF)

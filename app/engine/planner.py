@@ -13,8 +13,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from array import array
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import overload
 
 from app.algorithms.base import EraseBlock, EraseRegion, Geometry
 from app.core.image import MemoryImage
@@ -22,12 +24,74 @@ from app.core.image import MemoryImage
 ContentReader = Callable[[int, int], bytes]
 
 
+class PageWrites(Sequence[tuple[int, bytes]]):
+    """The page writes of a plan, as (address, data) pairs made on demand.
+
+    Only each write's range is stored (two machine words); the data is read from the
+    shared, read-only image when the algorithm asks for it. Sixteen sites programming
+    one 16 MiB image so hold one copy of it, not sixteen copies split into pages.
+    """
+
+    def __init__(self, image: MemoryImage, fill: int, ranges: Iterable[tuple[int, int]]) -> None:
+        self._image = image
+        self._fill = fill
+        self._starts = array("q")
+        self._ends = array("q")
+        for lo, hi in ranges:
+            self._starts.append(lo)
+            self._ends.append(hi)
+
+    def __len__(self) -> int:
+        return len(self._starts)
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[int, bytes]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[tuple[int, bytes]]: ...
+
+    def __getitem__(self, index: int | slice) -> tuple[int, bytes] | Sequence[tuple[int, bytes]]:
+        if isinstance(index, slice):
+            out = PageWrites(self._image, self._fill, ())
+            out._starts = self._starts[index]
+            out._ends = self._ends[index]
+            return out
+        lo = self._starts[index]
+        return lo, self._image.read(lo, self._ends[index], self._fill)
+
+    @property
+    def byte_count(self) -> int:
+        return sum(self._ends) - sum(self._starts)
+
+
+class Expected:
+    """What the part must hold after a plan, where it is checked: the image's bytes, and
+    the erased value in the rest of every erased range. Read on demand from the image."""
+
+    def __init__(self, image: MemoryImage, fill: int, ranges: Iterable[tuple[int, int]]) -> None:
+        self._image = image
+        self.fill = fill
+        self.ranges = tuple(_coalesce(ranges))
+
+    @classmethod
+    def of_image(cls, image: MemoryImage) -> Expected:
+        """Exactly the image's bytes (a verify against a file)."""
+        return cls(image, 0xFF, ((s.start, s.end) for s in image.segments))
+
+    @property
+    def data_bytes(self) -> int:
+        return sum(hi - lo for lo, hi in self.ranges)
+
+    def read(self, start: int, end: int) -> bytes:
+        return self._image.read(start, end, self.fill)
+
+
 @dataclass(frozen=True)
 class Plan:
     chip_erase: bool
     erase: tuple[tuple[EraseBlock, int], ...]  # (block kind, address)
-    writes: tuple[tuple[int, bytes], ...]  # (address, data within one page)
-    expected: MemoryImage  # what the part must hold afterwards, where it is checked
+    writes: PageWrites  # each within one page
+    expected: Expected  # what the part must hold afterwards, where it is checked
     skipped_units: tuple[int, ...] = field(default=())  # addresses of units left as they were
 
     @property
@@ -36,7 +100,7 @@ class Plan:
 
     @property
     def program_bytes(self) -> int:
-        return sum(len(d) for _, d in self.writes)
+        return self.writes.byte_count
 
     def erased_ranges(self, size: int) -> list[tuple[int, int]]:
         if self.chip_erase:
@@ -92,34 +156,29 @@ def _holds_image(image: MemoryImage, current: ContentReader, lo: int, hi: int) -
 
 def _page_writes(
     image: MemoryImage, geometry: Geometry, ranges: list[tuple[int, int]], skip_erased: bool
-) -> list[tuple[int, bytes]]:
-    """Writes for the image data inside ``ranges``, split at page boundaries."""
+) -> PageWrites:
+    """Writes for the image data inside ``ranges``, split at page boundaries; with
+    ``fill_pages`` whole pages, gaps in them filled with the erased value."""
     page = geometry.page_size
     erased = geometry.erased_value
     blank_page = bytes([erased]) * page
-    writes: list[tuple[int, bytes]] = []
+    spans: list[tuple[int, int]] = []
     for lo, hi in ranges:
         for seg in image.segments_in(lo, hi):
             s, e = max(seg.start, lo), min(seg.end, hi)
             if geometry.fill_pages:
-                first = s - s % page
-                for addr in range(first, e, page):
-                    if writes and writes[-1][0] == addr:
-                        continue
-                    data = image.read(addr, addr + page, erased)
-                    if skip_erased and data == blank_page:
-                        continue
-                    writes.append((addr, data))
-            else:
-                pos = s
-                while pos < e:
-                    stop = min(e, pos - pos % page + page)
-                    data = bytes(seg.data[pos - seg.start : stop - seg.start])
-                    if not (skip_erased and data == blank_page[: len(data)]):
-                        writes.append((pos, data))
-                    pos = stop
-    writes.sort(key=lambda w: w[0])
-    return writes
+                s, e = s - s % page, e + -e % page
+            pos = s
+            while pos < e:
+                stop = min(e, pos - pos % page + page)
+                new = not spans or spans[-1][0] != pos  # two segments in one page: once
+                if new and not (
+                    skip_erased and image.filled(erased, pos, stop) == blank_page[: stop - pos]
+                ):
+                    spans.append((pos, stop))
+                pos = stop
+    spans.sort()
+    return PageWrites(image, erased, spans)
 
 
 def _coalesce(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -153,27 +212,23 @@ def plan_program(
         raise ValueError(f"erase mode {erase_mode!r}")
     can_erase = bool(geometry.regions)
     erased = geometry.erased_value
+    whole = [(0, geometry.size)]
     if erase_mode == "full":
         if can_erase or geometry.chip_erase:
-            expected = MemoryImage.from_bytes(bytes([erased]) * geometry.size)
-            for seg in image.segments:
-                expected.add(seg.start, seg.data, last_wins=True)
-            writes = _page_writes(image, geometry, [(0, geometry.size)], skip_erased=True)
+            writes = _page_writes(image, geometry, whole, skip_erased=True)
             chip = geometry.chip_erase is not None
             every_unit = () if chip else tuple(_cover_all(geometry.regions))
-            return Plan(chip, every_unit, tuple(writes), expected)
+            return Plan(chip, every_unit, writes, Expected(image, erased, whole))
         # No erase command (EEPROM): write the erased value over the whole part.
-        full = MemoryImage.from_bytes(bytes([erased]) * geometry.size)
-        for seg in image.segments:
-            full.add(seg.start, seg.data, last_wins=True)
-        writes = _page_writes(full, geometry, [(0, geometry.size)], skip_erased=False)
-        return Plan(False, (), tuple(writes), full)
+        page = geometry.page_size
+        pages = ((a, min(a + page, geometry.size)) for a in range(0, geometry.size, page))
+        return Plan(False, (), PageWrites(image, erased, pages), Expected(image, erased, whole))
 
     if erase_mode == "none" or not can_erase:
         # On NOR the erased-value fill around the image's bytes in a page programs
         # nothing, so only the image's own bytes are checked afterwards.
-        writes = _page_writes(image, geometry, [(0, geometry.size)], skip_erased=False)
-        return Plan(False, (), tuple(writes), image.copy())
+        writes = _page_writes(image, geometry, whole, skip_erased=False)
+        return Plan(False, (), writes, Expected.of_image(image))
 
     blocks: list[tuple[EraseBlock, int]] = []
     skipped: list[int] = []
@@ -184,11 +239,7 @@ def plan_program(
             skipped += sorted(same)
             units = [a for a in units if a not in same]
         blocks += cover_units(units, region)
-    expected = MemoryImage()
-    for lo, hi in _coalesce((addr, addr + block.size) for block, addr in blocks):
-        expected.add(lo, bytes([erased]) * (hi - lo))
-    for seg in image.segments:
-        expected.add(seg.start, seg.data, last_wins=True)
     ranges = [(addr, addr + block.size) for block, addr in blocks]
     writes = _page_writes(image, geometry, ranges, skip_erased=True)
-    return Plan(False, tuple(blocks), tuple(writes), expected, tuple(skipped))
+    checked = [*ranges, *((seg.start, seg.end) for seg in image.segments)]
+    return Plan(False, tuple(blocks), writes, Expected(image, erased, checked), tuple(skipped))

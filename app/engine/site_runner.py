@@ -20,7 +20,7 @@ from app.core.image import MemoryImage
 from app.devicedb.families import Family
 from app.devicedb.models import Device
 from app.engine.events import Event, LogEvent, PhaseStarted, ProgressEvent
-from app.engine.planner import Plan, plan_program
+from app.engine.planner import Expected, Plan, plan_program
 from app.engine.results import (
     CANCELLED,
     ERROR,
@@ -227,7 +227,7 @@ class SiteRunner:
             return None
         if spec.action == "verify":
             assert spec.image is not None
-            self._verify(algo, spec.image, cycle)
+            self._verify(algo, Expected.of_image(spec.image), cycle)
             return None
         self._ensure_writable(algo, spec, cycle)
         if spec.action == "erase":
@@ -384,31 +384,28 @@ class SiteRunner:
         if spec.blank_check:
             ranges = erased or [(s.start, s.end) for s in image.segments]
             self._blank_check(algo, ranges, cycle)
-        writes = plan.writes
-        if spec.erase_mode == "full" and not geometry.erase_blocks and not geometry.chip_erase:
-            writes = ()  # the erased-value write already carried the image
-        if writes:
+        # Without an erase command, "full" erase already wrote the image with the fill.
+        written = spec.erase_mode == "full" and not geometry.erase_blocks
+        if plan.writes and not (written and not geometry.chip_erase):
             with cycle.phase("program"):
-                algo.program(writes, cycle.ticker(sum(len(d) for _, d in writes)))
+                algo.program(plan.writes, cycle.ticker(plan.program_bytes))
         if spec.verify:
             self._verify(algo, plan.expected, cycle)
         if spec.protect:
             with cycle.phase("protect"):
                 algo.protect()
 
-    def _verify(self, algo: ChipAlgorithm, expected: MemoryImage, cycle: _Cycle) -> None:
+    def _verify(self, algo: ChipAlgorithm, expected: Expected, cycle: _Cycle) -> None:
         with cycle.phase("verify"):
-            total = expected.data_bytes
-            tick = cycle.ticker(total)
+            tick = cycle.ticker(expected.data_bytes)
             done = 0
             mismatches: list[Mismatch] = []
             base = algo.geometry.base  # report addresses as the image has them
-            for seg in expected.segments:
-                for start in range(seg.start, seg.end, COMPARE_CHUNK):
-                    end = min(seg.end, start + COMPARE_CHUNK)
+            for lo, hi in expected.ranges:
+                for start in range(lo, hi, COMPARE_CHUNK):
+                    end = min(hi, start + COMPARE_CHUNK)
                     found = algo.read(start, end - start, lambda _n: cycle.check_cancel())
-                    want = bytes(seg.data[start - seg.start : end - seg.start])
-                    m = compare(base + start, want, found)
+                    m = compare(base + start, expected.read(start, end), found)
                     if m is not None:
                         mismatches.append(m)
                     done += end - start
