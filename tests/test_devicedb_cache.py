@@ -88,3 +88,24 @@ def test_devices_validate_always_validates(
     assert main(["devices", "validate"]) == 0
     assert main(["devices", "validate"]) == 0
     assert checked == [1, 1]
+
+
+def test_one_entry_serves_every_working_folder(
+    tmp_path: Path, validations, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """A launcher starts in $HOME, a terminal in a job folder: neither rebuilds the cache
+    the other made, and a relative database path still names the same files."""
+    overlay_entry(tmp_path, "ONE")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(SMALL_DB.parent)
+    first = load_database(Path("installed"), tmp_path)
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    second = load_database(SMALL_DB, tmp_path)
+    assert len(validations) == 1 and second.get("acme.one") == first.get("acme.one")
+    assert Path(second.get("acme.one").source_file) == tmp_path / "mine.json"
+    monkeypatch.chdir(tmp_path)  # shown relative to where the command runs
+    assert second.get("acme.one").to_json()["source_file"] == "mine.json"
+    # the same relative path from another folder is another database, not a stale hit
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    with pytest.raises(DeviceDbInvalidError):
+        load_database(Path("installed"), tmp_path)

@@ -23,6 +23,7 @@ from app.devicedb import (
     normalize,
 )
 from app.devicedb.facts import I2cEepromFacts, SpiNorFacts, StatusBit, Stm32Facts
+from app.devicedb.files import display_path
 
 _BUS_LABEL = {"jedec": "JEDEC ID", "stm32_pid": "STM32 product ID"}
 
@@ -218,9 +219,10 @@ def describe(device: Device, db: DeviceDatabase) -> list[str]:
     out.append(_line("source", device.source))
     if device.notes:
         out.append(_line("notes", device.notes))
-    origin = device.source_file
+    origin = display_path(Path(device.source_file))
     if device.overrides:
-        origin += f" (user overlay; replaces the entry in {device.overrides})"
+        replaced = display_path(Path(device.overrides))
+        origin += f" (user overlay; replaces the entry in {replaced})"
     out.append(_line("defined in", origin))
     return out
 

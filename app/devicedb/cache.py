@@ -3,8 +3,9 @@ hundreds of entries on every start.
 
 The cache is keyed by everything the database is made from: every device file, package
 table and schema (path, size and modification time), the code that reads them (this
-package's own modules, by the same stamps), the Socketeer version, the Python version and
-the working folder (file names in messages are shown relative to it). Any change makes
+package's own modules, by the same stamps), the Socketeer version and the Python version.
+Paths enter the key and the database absolute, so one entry serves every working folder
+(names are shown relative to the folder only when printed). Any change makes
 a new key, so the database is read and validated again; only a database without errors
 is cached. `socketeer devices validate` always validates. A cache that cannot be read or
 written is ignored: it only saves time.
@@ -43,13 +44,13 @@ def cache_key(roots: Iterable[Path]) -> str:
     stamped = [*found.device_files, *found.package_files, *sorted(schema_dir().glob("*.json"))]
     stamped += sorted(Path(__file__).parent.glob("*.py"))
     digest = hashlib.sha256()
-    for part in (str(FORMAT), _version(), sys.version, str(Path.cwd())):
+    for part in (str(FORMAT), _version(), sys.version):
         digest.update(part.encode() + b"\0")
     for missing in found.missing:
-        digest.update(b"missing\0" + str(missing).encode() + b"\0")
+        digest.update(b"missing\0" + str(missing.absolute()).encode() + b"\0")
     for path in stamped:
         info = path.stat()
-        digest.update(f"{path}\0{info.st_size}\0{info.st_mtime_ns}\0".encode())
+        digest.update(f"{path.absolute()}\0{info.st_size}\0{info.st_mtime_ns}\0".encode())
     return digest.hexdigest()[:32]
 
 

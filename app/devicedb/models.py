@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
 
 from app.devicedb.entry_reader import EntryReader, family_facts
 from app.devicedb.facts import FamilyFacts, SpiNorFacts, Stm32Facts, VoltageRange
 from app.devicedb.families import Family
+from app.devicedb.files import display_path
 
 F = TypeVar("F", bound=FamilyFacts)
 
@@ -169,9 +171,9 @@ class Device:
     def to_json(self) -> dict[str, Any]:
         """The entry as in its file, plus where it came from."""
         data = dict(self.raw)
-        data["source_file"] = self.source_file
+        data["source_file"] = display_path(Path(self.source_file))
         if self.overrides is not None:
-            data["overrides_file"] = self.overrides
+            data["overrides_file"] = display_path(Path(self.overrides))
         return data
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import os
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -88,6 +89,8 @@ class _Entry:
     raw: Mapping[str, Any]
     shown: str
     index: int
+    #: the file's absolute path: what the database keeps (the cache serves any folder)
+    file: str = ""
     #: no schema or semantic problem: typed facts can be built from it
     clean: bool = True
 
@@ -128,7 +131,7 @@ def _check_packages_file(path: Path, errors: list[str]) -> dict[str, Package]:
             continue
         first_index[name] = index
         with contextlib.suppress(KeyError, TypeError, IndexError):  # the schema said why
-            packages[name] = Package.from_raw(row, shown)
+            packages[name] = Package.from_raw(row, os.path.abspath(path))
     _emit(errors, shown, problems)
     return packages
 
@@ -198,7 +201,7 @@ def _check_device_file(path: Path, errors: list[str]) -> list[_Entry]:
                 )
             )
         if isinstance(dev_id, str):
-            entries.append(_Entry(raw, shown, index))
+            entries.append(_Entry(raw, shown, index, os.path.abspath(path)))
     for entry in entries:
         entry.clean = not any(path[:2] == ("devices", entry.index) for path, _ in problems)
     _emit(errors, shown, problems)
@@ -229,7 +232,7 @@ def _make_device(
     if not entry.clean:
         return None
     try:
-        return Device.from_raw(entry.raw, entry.shown, overlay=overlay, overrides=overrides)
+        return Device.from_raw(entry.raw, entry.file, overlay=overlay, overrides=overrides)
     except FactsError as err:
         errors.append(f"{entry.at(*err.path)}: {err}")
         return None
@@ -278,7 +281,7 @@ def check_layers(
                     continue
                 in_layer[dev_id] = entry
                 all_entries.append(entry)
-                overrides = merged[dev_id].shown if dev_id in merged else None
+                overrides = merged[dev_id].file if dev_id in merged else None
                 summary.devices += 1
                 summary.overrides += overrides is not None
                 merged[dev_id] = entry
