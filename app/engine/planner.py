@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 from array import array
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import overload
 
@@ -48,16 +48,20 @@ class PageWrites(Sequence[tuple[int, bytes]]):
     def __getitem__(self, index: int) -> tuple[int, bytes]: ...
 
     @overload
-    def __getitem__(self, index: slice) -> Sequence[tuple[int, bytes]]: ...
+    def __getitem__(self, index: slice) -> list[tuple[int, bytes]]: ...
 
-    def __getitem__(self, index: int | slice) -> tuple[int, bytes] | Sequence[tuple[int, bytes]]:
-        if isinstance(index, slice):
-            out = PageWrites(self._image, self._fill, ())
-            out._starts = self._starts[index]
-            out._ends = self._ends[index]
-            return out
+    def __getitem__(self, index: int | slice) -> tuple[int, bytes] | list[tuple[int, bytes]]:
+        if isinstance(index, slice):  # an algorithm's batch: a few pages, made now
+            read, fill = self._image.read, self._fill
+            starts, ends = self._starts[index], self._ends[index]
+            return [(lo, read(lo, hi, fill)) for lo, hi in zip(starts, ends, strict=True)]
         lo = self._starts[index]
         return lo, self._image.read(lo, self._ends[index], self._fill)
+
+    def __iter__(self) -> Iterator[tuple[int, bytes]]:
+        read, fill = self._image.read, self._fill
+        for lo, hi in zip(self._starts, self._ends, strict=True):
+            yield lo, read(lo, hi, fill)
 
     @property
     def byte_count(self) -> int:

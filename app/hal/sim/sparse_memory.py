@@ -48,6 +48,10 @@ class SparseMemory:
             block = self._blocks.get(index // BLOCK)
             return self.erased if block is None else block[index % BLOCK]
         start, stop = self._range(key)
+        number, offset = divmod(start, BLOCK)
+        if offset + stop - start <= BLOCK:  # within one block: most reads
+            block = self._blocks.get(number)
+            return bytes((self._blank if block is None else block)[offset : offset + stop - start])
         parts = []
         pos = start
         while pos < stop:
@@ -68,9 +72,13 @@ class SparseMemory:
             return
         assert not isinstance(value, int)
         start, stop = self._range(key)
-        data = memoryview(bytes(value))
-        if len(data) != stop - start:
+        if len(value) != stop - start:
             raise ValueError("SparseMemory slice assignment must keep the length")
+        number, offset = divmod(start, BLOCK)
+        if offset + stop - start < BLOCK and number in self._blocks:  # a page: most writes
+            self._blocks[number][offset : offset + stop - start] = value
+            return
+        data = memoryview(bytes(value))
         pos = start
         while pos < stop:
             number, offset = divmod(pos, BLOCK)
