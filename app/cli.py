@@ -11,7 +11,6 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
-from importlib import metadata
 
 from app.commands import BY_NAME, COMMANDS
 from app.commands.output import drop_stdout
@@ -27,10 +26,22 @@ class _Parser(argparse.ArgumentParser):
 
 def installed_version() -> str:
     """The version of the installed distribution (from its metadata, set in pyproject)."""
+    from importlib import metadata  # ~35 ms of imports only --version needs
+
     try:
         return metadata.version("socketeer")
     except metadata.PackageNotFoundError:
         return "unknown (not installed: pip install -e .)"
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: the version is looked up only when asked for."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="show the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: object) -> None:
+        parser.exit(0, f"{parser.prog} {installed_version()}\n")
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -41,7 +52,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         description="Socketeer device-programming workstation."
         " Without a subcommand, opens the GUI.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {installed_version()}")
+    parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     if command in BY_NAME:
         module = importlib.import_module(f"app.commands.{BY_NAME[command].module}")

@@ -109,3 +109,23 @@ def test_one_entry_serves_every_working_folder(
     monkeypatch.chdir(tmp_path / "elsewhere")
     with pytest.raises(DeviceDbInvalidError):
         load_database(Path("installed"), tmp_path)
+
+
+def test_the_cache_holds_only_classes_its_key_stamps() -> None:
+    """The key stamps app/devicedb's modules instead of the Socketeer version: that is
+    sound only while every class in the pickle is defined there."""
+    import io
+    import pickle
+
+    modules: set[str] = set()
+
+    class Recording(pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> object:
+            modules.add(module)
+            return super().find_class(module, name)
+
+    database = load_database(Path(__file__).parents[1] / "device_db", use_overlay=False)
+    Recording(io.BytesIO(pickle.dumps(database, protocol=5))).load()
+    stamped = {f"app.devicedb.{p.stem}" for p in Path(cache.__file__).parent.glob("*.py")}
+    outside = {m for m in modules if m not in stamped and m not in ("builtins", "enum")}
+    assert not outside, f"classes from modules the cache key does not stamp: {outside}"

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from jsonschema.protocols import Validator
+if TYPE_CHECKING:
+    from jsonschema.protocols import Validator
 
 JsonPath = tuple[str | int, ...]
-V = TypeVar("V", bound=Validator)
+V = TypeVar("V", bound="Validator")
 
 
 def read_schema(path: Path, validator_class: type[Validator]) -> dict[str, Any]:

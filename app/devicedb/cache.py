@@ -3,7 +3,8 @@ hundreds of entries on every start.
 
 The cache is keyed by everything the database is made from: every device file, package
 table and schema (path, size and modification time), the code that reads them (this
-package's own modules, by the same stamps), the Socketeer version and the Python version.
+package's own modules, by the same stamps: every class the pickle holds is defined there,
+a test checks it) and the Python version.
 Paths enter the key and the database absolute, so one entry serves every working folder
 (names are shown relative to the folder only when printed). Any change makes
 a new key, so the database is read and validated again; only a database without errors
@@ -18,7 +19,6 @@ import os
 import pickle
 import sys
 from collections.abc import Iterable
-from importlib import metadata
 from pathlib import Path
 
 import platformdirs
@@ -44,7 +44,7 @@ def cache_key(roots: Iterable[Path]) -> str:
     stamped = [*found.device_files, *found.package_files, *sorted(schema_dir().glob("*.json"))]
     stamped += sorted(Path(__file__).parent.glob("*.py"))
     digest = hashlib.sha256()
-    for part in (str(FORMAT), _version(), sys.version):
+    for part in (str(FORMAT), sys.version):
         digest.update(part.encode() + b"\0")
     for missing in found.missing:
         digest.update(b"missing\0" + str(missing.absolute()).encode() + b"\0")
@@ -74,10 +74,3 @@ def store(key: str, database: DeviceDatabase) -> None:
         write_atomic(folder / f"devicedb-{key}.pickle", pickle.dumps(database, protocol=5))
     except Exception:  # the cache only saves time
         return
-
-
-def _version() -> str:
-    try:
-        return metadata.version("socketeer")
-    except metadata.PackageNotFoundError:
-        return "unknown"

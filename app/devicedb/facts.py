@@ -9,8 +9,9 @@ read these and never the JSON. Offsets are from the memory's start (``Stm32Facts
 from __future__ import annotations
 
 import bisect
+import functools
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import ClassVar, NamedTuple
 
@@ -65,24 +66,33 @@ class SectorRun:
     size: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class MemoryLayout:
     """Erase units from offset 0 up, numbered in order (the numbers the STM32 erase
-    commands take): uniform pages, or F2/F4/F7 sectors such as 4x16K + 1x64K + 7x128K."""
+    commands take): uniform pages, or F2/F4/F7 sectors such as 4x16K + 1x64K + 7x128K.
+
+    The unit table is derived from ``runs`` when first used and is not pickled: a 2 MiB
+    part of 2 KiB pages has a thousand units, and the database cache holds sixty parts.
+    """
 
     runs: tuple[SectorRun, ...]
-    sectors: tuple[Sector, ...] = field(init=False, repr=False, compare=False)
-    _starts: tuple[int, ...] = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
+    def __reduce__(self) -> tuple[type[MemoryLayout], tuple[tuple[SectorRun, ...]]]:
+        return MemoryLayout, (self.runs,)
+
+    @functools.cached_property
+    def sectors(self) -> tuple[Sector, ...]:
         sectors: list[Sector] = []
         offset = 0
         for run in self.runs:
             for _ in range(run.count):
                 sectors.append(Sector(offset, run.size))
                 offset += run.size
-        object.__setattr__(self, "sectors", tuple(sectors))
-        object.__setattr__(self, "_starts", tuple(s.start for s in sectors))
+        return tuple(sectors)
+
+    @functools.cached_property
+    def _starts(self) -> tuple[int, ...]:
+        return tuple(s.start for s in self.sectors)
 
     @classmethod
     def uniform(cls, size: int, unit: int) -> MemoryLayout:

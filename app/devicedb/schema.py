@@ -9,13 +9,14 @@ from __future__ import annotations
 import difflib
 import functools
 from collections.abc import Iterator
-from typing import Any
-
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from app.core.json_schema import JsonPath, load_validator
 from app.devicedb.files import schema_dir
+
+if TYPE_CHECKING:  # jsonschema loads only when validating (a cached database skips it)
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 DEVICE_SCHEMA = "device.schema.json"
 PACKAGES_SCHEMA = "packages.schema.json"
@@ -25,6 +26,8 @@ PACKAGES_SCHEMA = "packages.schema.json"
 def validator(name: str) -> Draft202012Validator:
     """The compiled validator of schema ``name`` (a file in device_db/schema/); its local
     ``$ref``s are inlined, which is most of the speed of loading the database."""
+    from jsonschema import Draft202012Validator
+
     return load_validator(schema_dir() / name, Draft202012Validator)
 
 
