@@ -2,7 +2,13 @@
 
 The target side of a pty pair answers the bootloader protocol in a thread; the host
 side (``emulator.port``, e.g. /dev/pts/3) is what Socketeer -- or stm32flash -- opens.
-Memory, product ID, bootloader version and command set come from a device's typed facts.
+The part is a :class:`Part`: plain numbers (product ID, flash pages, RAM, bootloader
+version) taken from ST's documents (AN2606, AN3155, the reference manuals), not from the
+code under test -- this module imports nothing of Socketeer's.
+
+Timing: ``timing="instant"`` (default) answers at once; ``timing="typical"`` holds each
+ACK for the flash time the part's datasheet gives as typical (page/sector erase, word
+program), as a real part does. The wire itself takes no time (a pty has no baud rate).
 
 What it models: the 0x7F autobaud sync (and NACK for a 0x7F after sync), Get / Get
 Version / Get ID, Read Memory, Write Memory (word granularity; writing a programmed
@@ -33,10 +39,9 @@ from functools import reduce
 from operator import xor
 from typing import Any
 
-from app.devicedb import Device
-from app.devicedb.facts import Stm32Facts
-
 ACK, NACK = 0x79, 0x1F
+#: AN3155 Get: the commands of bootloader v2.x/v3.x on the USART (one erase command)
+_COMMANDS = (0x00, 0x01, 0x02, 0x11, 0x21, 0x31, 0x63, 0x73, 0x82, 0x92)
 _SPEEDS = {
     getattr(termios, f"B{rate}"): rate
     for rate in (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
@@ -56,6 +61,91 @@ def _xor(data: bytes | bytearray) -> int:
     return reduce(xor, data, 0)
 
 
+@dataclass(frozen=True)
+class FlashTiming:
+    """Typical flash times from a datasheet, in seconds."""
+
+    erase_s: tuple[tuple[int, float], ...]  # (page/sector size, erase time)
+    mass_erase_s: float
+    program_unit: int  # bytes programmed at once (F1: a half-word)
+    program_s: float  # per unit
+
+    def erase(self, size: int) -> float:
+        return dict(self.erase_s)[size]
+
+
+@dataclass(frozen=True)
+class Part:
+    """An STM32 as ST documents it, in plain numbers."""
+
+    name: str
+    pid: int  # AN2606 / reference manual DBGMCU_IDCODE DEV_ID
+    pages: tuple[tuple[int, int], ...]  # (count, size) runs from the flash base
+    ram_bytes: int
+    ram_reserved: int  # RAM at the start the bootloader uses itself (AN2606)
+    version: int  # bootloader version (AN2606)
+    extended_erase: bool  # Extended Erase (0x44) instead of Erase (0x43)
+    erased: int = 0xFF
+    flash_base: int = 0x0800_0000
+    ram_base: int = 0x2000_0000
+    typical: FlashTiming | None = None
+
+    @property
+    def flash_bytes(self) -> int:
+        return sum(count * size for count, size in self.pages)
+
+    @property
+    def commands(self) -> tuple[int, ...]:
+        return tuple(sorted((*_COMMANDS, 0x44 if self.extended_erase else 0x43)))
+
+
+#: STM32F101/F102/F103 medium density (RM0008, AN2606; datasheet DS5319: page erase
+#: t_ERASE 20 ms, mass erase t_ME 20 ms, half-word program t_prog 52.5 us, typical)
+STM32F10X_MD = Part(
+    "STM32F10xxx medium density",
+    0x410,
+    ((128, 1024),),
+    ram_bytes=20 * 1024,
+    ram_reserved=0x200,
+    version=0x22,
+    extended_erase=False,
+    typical=FlashTiming(((1024, 0.020),), 0.020, 2, 52.5e-6),
+)
+#: STM32F405/407/415/417 (RM0090, AN2606; datasheet DS8626 at x32 parallelism: sector
+#: erase 16 KiB 400 ms, 64 KiB 1100 ms, 128 KiB 2 s, mass erase 16 s, word 16 us)
+STM32F40X = Part(
+    "STM32F40xxx/41xxx",
+    0x413,
+    ((4, 16 * 1024), (1, 64 * 1024), (7, 128 * 1024)),
+    ram_bytes=128 * 1024,
+    ram_reserved=0x3000,
+    version=0x31,
+    extended_erase=True,
+    typical=FlashTiming(((16 * 1024, 0.4), (64 * 1024, 1.1), (128 * 1024, 2.0)), 16.0, 4, 16e-6),
+)
+#: STM32F030/F031/F038 (RM0360, AN2606): 32 x 1 KiB pages
+STM32F03X = Part(
+    "STM32F03xx4/6",
+    0x444,
+    ((32, 1024),),
+    ram_bytes=4 * 1024,
+    ram_reserved=0x800,
+    version=0x31,
+    extended_erase=True,
+)
+#: STM32L05x/L06x (RM0367, AN2606): 512 x 128-byte pages, flash erases to 0x00
+STM32L05X = Part(
+    "STM32L05xxx/06xxx",
+    0x417,
+    ((512, 128),),
+    ram_bytes=8 * 1024,
+    ram_reserved=0x1000,
+    version=0x31,
+    extended_erase=True,
+    erased=0x00,
+)
+
+
 @dataclass
 class Region:
     start: int
@@ -71,28 +161,38 @@ class Region:
 
 
 class Stm32Emulator:
-    """The target end of a pty pair, answering AN3155 frames from ``device``'s facts."""
+    """The target end of a pty pair, answering AN3155 frames as ``part`` would."""
 
     def __init__(
         self,
-        device: Device,
+        part: Part,
         *,
         pid: int | None = None,
         readout_protected: bool = False,
         max_baud: int | None = None,
+        timing: str = "instant",
     ) -> None:
-        facts = device.facts_as(Stm32Facts)
-        loader = facts.bootloader
-        self.pid = pid if pid is not None else facts.pid
-        self.version = loader.version
-        self.commands = sorted(loader.commands)
-        self.erased = device.erased_value
-        self.flash = Region(facts.flash_base, bytearray([self.erased]) * device.size_bytes)
+        if timing not in ("instant", "typical") or (timing == "typical" and not part.typical):
+            raise ValueError(f"timing {timing!r}: 'instant', or 'typical' for a part with one")
+        self.part = part
+        self.timing = part.typical if timing == "typical" else None
+        self.pid = pid if pid is not None else part.pid
+        self.version = part.version
+        self.commands = list(part.commands)
+        self.erased = part.erased
+        self.flash = Region(part.flash_base, bytearray([self.erased]) * part.flash_bytes)
         self.ram = Region(
-            facts.ram_base, bytearray(facts.ram_bytes), facts.ram_base + loader.ram_reserved_bytes
+            part.ram_base, bytearray(part.ram_bytes), part.ram_base + part.ram_reserved
         )
-        #: (offset, size), numbered as erase counts
-        self.pages = [(sector.start, sector.size) for sector in facts.flash.sectors]
+        #: (offset, size), numbered as erase counts them
+        self.pages: list[tuple[int, int]] = []
+        offset = 0
+        for count, size in part.pages:
+            for _ in range(count):
+                self.pages.append((offset, size))
+                offset += size
+        #: seconds the flash was busy (erase and program, typical timing)
+        self.busy_s = 0.0
         self.readout_protected = readout_protected
         self.write_protected: set[int] = set()
         self.max_baud = max_baud
@@ -187,6 +287,16 @@ class Stm32Emulator:
         out = bytes(self._buffer[:n])
         del self._buffer[:n]
         return out
+
+    def _busy(self, seconds: float) -> None:
+        """The flash controller at work: the bootloader answers nothing meanwhile (a
+        reset still takes effect at once)."""
+        self.busy_s += seconds
+        ready, _, _ = select.select([self._wake_r], [], [], seconds)
+        if ready:
+            if os.read(self._wake_r, 1) == b"r" and not self._stop:
+                raise _Reset()
+            raise _Closed()
 
     def _send(self, data: bytes | int) -> None:
         os.write(self._master, bytes([data]) if isinstance(data, int) else data)
@@ -354,6 +464,8 @@ class Stm32Emulator:
         for i in range(0, n + 1, 4):
             if data[i : i + 4] != blank:
                 region.data[off + i : off + i + 4] = data[i : i + 4]
+        if self.timing:
+            self._busy((n + 1) // self.timing.program_unit * self.timing.program_s)
         self.log.append(("write", (address, n + 1)))
         self._send(ACK)
 
@@ -372,11 +484,15 @@ class Stm32Emulator:
         for n in numbers:
             start, size = self.pages[n]
             self.flash.data[start : start + size] = bytes([self.erased]) * size
+            if self.timing:
+                self._busy(self.timing.erase(size))
         self.log.append(("erase", list(numbers)))
         return True
 
     def _mass_erase(self, what: str = "mass-erase") -> None:
         self.flash.data[:] = bytes([self.erased]) * len(self.flash.data)
+        if self.timing:
+            self._busy(self.timing.mass_erase_s)
         self.log.append((what, None))
 
     def _erase(self) -> None:

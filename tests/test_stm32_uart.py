@@ -16,7 +16,13 @@ from pathlib import Path
 
 import pytest
 import serial
-from stm32_emulator import Stm32Emulator  # tests/ is on sys.path (rootdir conftest)
+from stm32_emulator import (  # tests/ is on sys.path (rootdir conftest)
+    STM32F03X,
+    STM32F10X_MD,
+    STM32F40X,
+    STM32L05X,
+    Stm32Emulator,
+)
 
 import app.algorithms.stm32_bootloader as stm32_bootloader
 import app.hal.uart as uart
@@ -29,6 +35,13 @@ from app.hal.programmer import open_programmer
 
 FLASH = 0x0800_0000
 OLD = bytes(range(7, 256, 3)) * 4  # "old firmware" fill, no 0xFF bytes
+#: the emulator's parts (from ST's documents) by the database's ids
+PARTS = {
+    "st.stm32f10x-md": STM32F10X_MD,
+    "st.stm32f40x-f41x": STM32F40X,
+    "st.stm32f03x": STM32F03X,
+    "st.stm32l05x-l06x": STM32L05X,
+}
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +59,10 @@ def emulator_for() -> Iterator:
     made: list[Stm32Emulator] = []
 
     def make(device, **options) -> Stm32Emulator:
-        emu = Stm32Emulator(device, **options)
+        emu = Stm32Emulator(PARTS[device.id], **options)
         made.append(emu)
         size = device.size_bytes
+        assert emu.part.flash_bytes == size
         emu.load_flash(FLASH, (OLD * (size // len(OLD) + 1))[:size])
         return emu
 
@@ -232,6 +246,16 @@ def test_mass_erase_and_full_erase_program(emulator_for, f1, database) -> None:
     assert ("mass-erase", None) in emu0.log  # 0x44 0xFFFF 0x00
     assert emu0.flash_bytes(FLASH, 8 * 1024) == image.read(FLASH, FLASH + 8 * 1024)
     assert emu0.flash_bytes(FLASH + 8 * 1024, 24 * 1024) == b"\xff" * (24 * 1024)
+
+
+def test_typical_flash_timing_holds_the_acks(emulator_for, f1, database) -> None:
+    """The emulator's datasheet timing (F1: 20 ms a page erase, 52.5 us a half-word)."""
+    emu = emulator_for(f1, timing="typical")
+    result = run(open_station(emu, f1, database), CycleSpec("program", f1, firmware(2048)))
+    assert result.passed, result.message
+    assert emu.busy_s == pytest.approx(2 * 0.020 + 1024 * 52.5e-6)
+    with pytest.raises(ValueError, match="typical"):
+        Stm32Emulator(STM32F03X, timing="typical")  # no timing written down for it
 
 
 def test_erased_value_zero_and_small_pages(emulator_for, database) -> None:
@@ -434,7 +458,7 @@ def test_socketeer_reads_what_stm32flash_wrote(emulator_for, f4, database, tmp_p
 
 def test_emulator_thread_stops(f1) -> None:
     before = threading.active_count()
-    with Stm32Emulator(f1):
+    with Stm32Emulator(PARTS[f1.id]):
         pass
     assert threading.active_count() == before
 
