@@ -235,6 +235,8 @@ def test_mass_erase_and_full_erase_program(emulator_for, f1, database) -> None:
     assert run(open_station(emu, f1, database), CycleSpec("erase", f1)).passed
     assert ("global-erase", None) in emu.log  # 0x43 0xFF 0x00
     assert emu.flash_bytes(FLASH, f1.size_bytes) == b"\xff" * f1.size_bytes
+    # the bootloader's ACK says the erase took (AN3155): no 128 KiB read back after it
+    assert [kind for kind, _ in emu.log] == ["read", "global-erase"]  # read: the RDP probe
 
     f0 = database.get("st.stm32f03x")  # 32 KiB, Extended Erase
     emu0 = emulator_for(f0)
@@ -246,6 +248,22 @@ def test_mass_erase_and_full_erase_program(emulator_for, f1, database) -> None:
     assert ("mass-erase", None) in emu0.log  # 0x44 0xFFFF 0x00
     assert emu0.flash_bytes(FLASH, 8 * 1024) == image.read(FLASH, FLASH + 8 * 1024)
     assert emu0.flash_bytes(FLASH + 8 * 1024, 24 * 1024) == b"\xff" * (24 * 1024)
+
+
+def test_64k_write_verify_takes_one_command_per_256_bytes(emulator_for, f1, database) -> None:
+    """64 KiB write + verify: identify (Get, Get Version, Get ID), the readout-protection
+    probe, one Erase of exactly the 64 pages touched, 256 full Write Memory blocks, 256
+    full Read Memory blocks to verify -- nothing read back between erase and write."""
+    emu = emulator_for(f1)
+    image = firmware(64 * 1024)
+    result = run(open_station(emu, f1, database), CycleSpec("program", f1, image))
+    assert result.passed, result.message
+    assert emu.flash_bytes(FLASH, 64 * 1024) == image.read(FLASH, FLASH + 64 * 1024)
+    assert emu.commands_seen == 3 + 1 + 1 + 256 + 256
+    kinds = [kind for kind, _ in emu.log]
+    assert kinds == ["read", "erase"] + ["write"] * 256 + ["read"] * 256
+    assert emu.log[1] == ("erase", list(range(64)))
+    assert {size for kind, (_addr, size) in emu.log[2:] if kind in ("write", "read")} == {256}
 
 
 def test_typical_flash_timing_holds_the_acks(emulator_for, f1, database) -> None:

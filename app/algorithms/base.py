@@ -88,6 +88,10 @@ class Geometry:
     #: where the memory sits in the image's address space (STM32 flash: 0x08000000). The
     #: engine relocates images by -base, so planner and algorithm work on 0-based offsets.
     base: int = 0
+    #: the part checks its own erase and reports a failed one (the STM32 bootloader
+    #: NACKs an erase that did not complete, ST AN3155), so the engine reads nothing
+    #: back after erasing; verify still reads every erased range when it runs
+    erase_reported: bool = False
 
     def __post_init__(self) -> None:
         end = 0

@@ -89,6 +89,7 @@ class Stm32Uart(ChipAlgorithm):
             erased_value=self.erased,
             program=PROGRAM_TIMING,
             base=self.base,
+            erase_reported=True,  # an erase that fails is NACKed (AN3155)
         )
 
     @property
