@@ -191,6 +191,20 @@ def test_boot_lines(monkeypatch, invert: str, reset_low: bool, boot0_high: bool)
     assert port.history == [("rts", not boot0_high), ("dtr", reset_low), ("dtr", not reset_low)]
 
 
+def test_only_entering_the_bootloader_waits_for_it(monkeypatch) -> None:
+    """The reset into the bootloader waits until it listens; the reset that starts the
+    application does not wait for anything (the host says nothing more to it)."""
+    monkeypatch.setattr(uart.serial, "Serial", FakePort)
+    slept: list[float] = []
+    monkeypatch.setattr(uart.time, "sleep", slept.append)
+    link = open_programmer("uart:///dev/ttyFAKE").sites[0].uart
+    assert link.enter_bootloader() is True
+    assert slept == [uart.RESET_PULSE_S, uart.BOOT_SETTLE_S]
+    slept.clear()
+    assert link.run_application() is True
+    assert slept == [uart.RESET_PULSE_S]
+
+
 # -- identify, program, verify, read --------------------------------------------------
 
 

@@ -259,15 +259,17 @@ class UartLink:
         if self.boot0_line:
             self._drive(self.boot0_line, self._boot0_level(high))
 
-    def pulse_reset(self) -> bool:
-        """Reset the target; False when no reset line can be driven."""
+    def pulse_reset(self, settle: bool = True) -> bool:
+        """Reset the target; False when no reset line can be driven. With ``settle``,
+        wait until the ROM bootloader listens and drop what the reset left behind."""
         if not self.has_reset:
             return False
         self.set_reset(True)
         time.sleep(RESET_PULSE_S)
         self.set_reset(False)
-        time.sleep(BOOT_SETTLE_S)
-        self.discard_input()  # a reset can leave a glitch byte behind
+        if settle:
+            time.sleep(BOOT_SETTLE_S)
+            self.discard_input()  # a reset can leave a glitch byte behind
         return True
 
     def enter_bootloader(self) -> bool:
@@ -277,9 +279,10 @@ class UartLink:
         return self.pulse_reset()
 
     def run_application(self) -> bool:
-        """BOOT0 low + reset pulse, so the target runs its flash. False without reset."""
+        """BOOT0 low + reset pulse, so the target runs its flash. False without reset.
+        Nothing waits for the application: the host says nothing more to it."""
         self.set_boot0(False)
-        return self.pulse_reset()
+        return self.pulse_reset(settle=False)
 
 
 class UartSite:
