@@ -7,8 +7,10 @@ jsonschema, pyserial, Qt); a command loads its own module's imports only.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -57,3 +59,32 @@ def test_every_command_has_its_full_parser_when_given(command: str) -> None:
     assert chosen.get_default("func") is not None or chosen.get_default("_help") is not None
     listed = {c.name for c in COMMANDS}
     assert set(sub.choices) == listed  # type: ignore[arg-type]
+
+
+def test_a_search_on_a_cached_database_loads_nothing_heavy(tmp_path) -> None:
+    """jsonschema (~60 ms of imports) runs when the database is validated, not when a
+    cached, already validated one is read."""
+    code = (
+        "import os, contextlib, io\n"
+        f"os.environ['SOCKETEER_CACHE_DIR'] = {str(tmp_path)!r}\n"
+        "from app.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    main(['devices', 'search', 'w25q128'])\n"
+    )
+    assert "jsonschema" in loaded_after(code)  # the first run validates and caches
+    assert loaded_after(code) == set()
+
+
+def test_the_window_reports_its_first_paint(tmp_path) -> None:
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "SOCKETEER_CACHE_DIR": str(tmp_path)}
+    started = time.time()
+    done = subprocess.run(
+        [sys.executable, "-m", "app", "gui", "--report-first-paint"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=True,
+    )
+    painted = float(done.stdout.split("first-paint ")[1].split()[0])
+    assert started < painted < time.time()

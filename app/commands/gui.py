@@ -22,6 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="PNG",
         help="save a screenshot of the window and exit (after the demo, with --demo)",
     )
+    # For tests/bench/bench_window.py: print the wall-clock time of the window's first
+    # paint (seconds since the epoch) and quit.
+    p.add_argument("--report-first-paint", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_gui)
 
 
@@ -29,5 +32,10 @@ def cmd_gui(args: argparse.Namespace) -> int:
     from app.ui.app import run_gui
 
     return run_gui(
-        args.programmer, args.device, args.image, demo=args.demo, screenshot=args.screenshot
+        args.programmer,
+        args.device,
+        args.image,
+        demo=args.demo,
+        screenshot=args.screenshot,
+        report_first_paint=args.report_first_paint,
     )

@@ -22,11 +22,7 @@ import functools
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
-from typing import Any
-
-from jsonschema import Draft202012Validator, validators
-from jsonschema.exceptions import ValidationError
-from jsonschema.protocols import Validator
+from typing import TYPE_CHECKING, Any
 
 from app.core.checksums import ALGORITHMS
 from app.core.errors import InputError
@@ -36,13 +32,11 @@ from app.core.job_seal import json_path
 from app.core.json_schema import JsonPath, read_schema
 from app.core.package_data import resources_dir
 
-SCHEMA_FILE = "job.schema.json"
+if TYPE_CHECKING:  # jsonschema loads when a job is first checked, not at start-up
+    from jsonschema.exceptions import ValidationError
+    from jsonschema.protocols import Validator
 
-# JSON Schema counts 10.0 as an integer; a job file means a count or an address there.
-_TYPES = Draft202012Validator.TYPE_CHECKER.redefine(
-    "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)
-)
-_JobValidator = validators.extend(Draft202012Validator, type_checker=_TYPES)
+SCHEMA_FILE = "job.schema.json"
 
 _TYPE_NAMES = {
     "string": "a string",
@@ -73,6 +67,13 @@ class JobFormatError(InputError):
 @functools.cache
 def _validators() -> dict[str, Validator]:
     """Validators of the whole document, of its lock and of a lock's first article."""
+    from jsonschema import Draft202012Validator, validators
+
+    # JSON Schema counts 10.0 as an integer; a job file means a count or an address there.
+    types = Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)
+    )
+    _JobValidator = validators.extend(Draft202012Validator, type_checker=types)
     schema = read_schema(resources_dir() / "schema" / SCHEMA_FILE, _JobValidator)
     lock = schema["properties"]["lock"]
     return {

@@ -6,10 +6,11 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
-from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, QTimer
+from PySide6.QtWidgets import QApplication, QWidget
 
 from app.core.formats import save_image
 from app.core.image import MemoryImage
@@ -35,6 +36,22 @@ def demo_image(directory: Path) -> Path:
     return path
 
 
+class _FirstPaint(QObject):
+    """Prints the wall-clock time of the window's first paint and quits (start-up
+    benchmark: the benchmark knows when it started the process)."""
+
+    def __init__(self, window: QWidget, app: QCoreApplication) -> None:
+        super().__init__(window)
+        self._app: QCoreApplication | None = app
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Paint and self._app is not None:
+            print(f"first-paint {time.time():.6f}", flush=True)
+            QTimer.singleShot(0, self._app.quit)
+            self._app = None
+        return False
+
+
 def run_gui(
     programmer: str | None = None,
     device: str | None = None,
@@ -42,6 +59,7 @@ def run_gui(
     *,
     demo: bool = False,
     screenshot: str | None = None,
+    report_first_paint: bool = False,
 ) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Socketeer")
@@ -64,8 +82,13 @@ def run_gui(
     )
     if image:
         controller.load_image(image)
+    if report_first_paint:
+        window.installEventFilter(_FirstPaint(window, app))
     window.show()
-    if not (demo or screenshot) and not window.production.session.store.has_password():
+    if (
+        not (demo or screenshot or report_first_paint)
+        and not window.production.session.store.has_password()
+    ):
         # First start: the station gets its engineer password before anything else.
         QTimer.singleShot(0, window.production_menus.first_start)
     rounds = {"left": DEMO_ROUNDS if demo else 0}
