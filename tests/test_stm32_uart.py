@@ -158,6 +158,9 @@ class FakePort:
     def open(self) -> None:
         self.is_open = True
 
+    def set_low_latency_mode(self, on: bool) -> None:
+        self.low_latency = on
+
     def close(self) -> None:
         self.is_open = False
 
@@ -179,6 +182,7 @@ def test_boot_lines(monkeypatch, invert: str, reset_low: bool, boot0_high: bool)
     port = ports[0]
     # at rest: reset released, BOOT0 low (set before open too, so no glitch)
     assert (port.dtr, port.rts) == (not reset_low, not boot0_high)
+    assert port.low_latency  # FTDI: no 16 ms latency-timer wait for each 1-byte ACK
     port.history.clear()
     assert link.enter_bootloader() is True
     assert port.history == [

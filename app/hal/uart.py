@@ -118,6 +118,20 @@ class UartLink:
         self._dead_lines.clear()
         for line, level in rest.items():
             self._drive(line, level)
+        self._low_latency(port)
+
+    def _low_latency(self, port: Any) -> None:
+        """Ask the driver to pass on every byte at once. FTDI adapters otherwise hold a
+        short answer up to their latency timer (16 ms by default) -- and AN3155 waits for
+        a 1-byte ACK after every part of every command. Ports without the setting
+        (pseudo-terminals, other drivers, Windows) keep theirs."""
+        setter = getattr(port, "set_low_latency_mode", None)
+        if setter is None:
+            return
+        try:
+            setter(True)
+        except (NotImplementedError, ValueError, OSError) as err:  # pyserial: ValueError
+            log.debug("%s: no low-latency mode: %s", self.port_name, err)
 
     def _rest_levels(self) -> dict[str, bool]:
         levels: dict[str, bool] = {}
