@@ -8,7 +8,10 @@ code under test -- this module imports nothing of Socketeer's.
 
 Timing: ``timing="instant"`` (default) answers at once; ``timing="typical"`` holds each
 ACK for the flash time the part's datasheet gives as typical (page/sector erase, word
-program), as a real part does. The wire itself takes no time (a pty has no baud rate).
+program), as a real part does. A pty moves bytes at once whatever its baud rate;
+``wire=True`` charges every byte its time on a real wire at the rate the host set (10
+bits: start, 8 data, stop; the protocol is lock-step, so each direction's bytes are paid
+for before the next answer).
 
 What it models: the 0x7F autobaud sync (and NACK for a 0x7F after sync), Get / Get
 Version / Get ID, Read Memory, Write Memory (word granularity; writing a programmed
@@ -171,6 +174,7 @@ class Stm32Emulator:
         readout_protected: bool = False,
         max_baud: int | None = None,
         timing: str = "instant",
+        wire: bool = False,
     ) -> None:
         if timing not in ("instant", "typical") or (timing == "typical" and not part.typical):
             raise ValueError(f"timing {timing!r}: 'instant', or 'typical' for a part with one")
@@ -193,6 +197,10 @@ class Stm32Emulator:
                 offset += size
         #: seconds the flash was busy (erase and program, typical timing)
         self.busy_s = 0.0
+        self.wire = wire
+        #: seconds the bytes took on the wire (with ``wire``)
+        self.wire_s = 0.0
+        self._wire_bytes = 0  # received since the last answer
         self.readout_protected = readout_protected
         self.write_protected: set[int] = set()
         self.max_baud = max_baud
@@ -284,14 +292,18 @@ class Stm32Emulator:
                 select.select([self._wake_r], [], [], 0.01)
                 continue
             self._buffer += chunk
+        self._wire_bytes += n
         out = bytes(self._buffer[:n])
         del self._buffer[:n]
         return out
 
     def _busy(self, seconds: float) -> None:
-        """The flash controller at work: the bootloader answers nothing meanwhile (a
-        reset still takes effect at once)."""
+        """The flash controller at work: the bootloader answers nothing meanwhile."""
         self.busy_s += seconds
+        self._wait(seconds)
+
+    def _wait(self, seconds: float) -> None:
+        """Pass ``seconds``; a reset or a close still takes effect at once."""
         ready, _, _ = select.select([self._wake_r], [], [], seconds)
         if ready:
             if os.read(self._wake_r, 1) == b"r" and not self._stop:
@@ -299,6 +311,12 @@ class Stm32Emulator:
             raise _Closed()
 
     def _send(self, data: bytes | int) -> None:
+        if self.wire:
+            sent = 1 if isinstance(data, int) else len(data)
+            seconds = (self._wire_bytes + sent) * 10 / (self.host_baud() or 115200)
+            self._wire_bytes = 0
+            self.wire_s += seconds
+            self._wait(seconds)
         os.write(self._master, bytes([data]) if isinstance(data, int) else data)
 
     # -- protocol -------------------------------------------------------------------
@@ -317,6 +335,7 @@ class Stm32Emulator:
                     self._command(first, second)
                 except _Reset:
                     self._buffer.clear()
+                    self._wire_bytes = 0
                     self._restart()
                     self._reset_done.set()
         except _Closed:

@@ -294,6 +294,17 @@ def test_typical_flash_timing_holds_the_acks(emulator_for, f1, database) -> None
         Stm32Emulator(STM32F03X, timing="typical")  # no timing written down for it
 
 
+def test_wire_time_at_the_host_baud_rate(emulator_for, f1) -> None:
+    """``wire=True``: each byte costs 10 bit times at the rate the host set."""
+    emu = emulator_for(f1, wire=True)
+    with serial.Serial(emu.port, 9600, timeout=1) as port:
+        port.write(b"\x7f")
+        assert port.read(1) == b"\x79"  # 2 bytes on the wire
+        port.write(b"\x11\xee\x08\x00\x00\x00\x08\x03\xfc")  # read 4 bytes: 9 out
+        assert port.read(7) == b"\x79\x79\x79" + OLD[:4]  # 7 back
+    assert emu.wire_s == pytest.approx(18 * 10 / 9600)
+
+
 def test_erased_value_zero_and_small_pages(emulator_for, database) -> None:
     """STM32L0: flash erases to 0x00, 128-byte pages (writes shrink to a page)."""
     l0 = database.get("st.stm32l05x-l06x")
