@@ -84,31 +84,79 @@ def test_station_programs_verifies_and_reads_back(emulator, device, database) ->
 
 
 def test_write_poll_batch_costs_one_round_trip(emulator, monkeypatch) -> None:
-    drains = []
-    real = serprog._Pipeline.drain
+    writes = []
+    real = serprog.SerprogClient.write
 
-    def counting(self, **kwargs):
-        if self.pending:  # a drain with nothing outstanding costs no round trip
-            drains.append(len(self.pending))
-        return real(self, **kwargs)
+    def counting(self, data):
+        writes.append(data)
+        return real(self, data)
 
     programmer = open_programmer(f"serprog://{emulator.path}")
     bus = programmer.sites[0].spi
     programmer.sites[0].power(True)
-    monkeypatch.setattr(serprog._Pipeline, "drain", counting)
+    monkeypatch.setattr(serprog.SerprogClient, "write", counting)
     page = bytes(range(256))
-    wait = WaitReady(0x05, 0x01, 0x00, timeout_s=1.0, hint_s=0.0004)
+    wait = WaitReady(0x05, 0x01, 0x00, timeout_s=1.0, hint_s=0.0004, kind="page program")
     out = bus.transfer([WREN, SpiOp(b"\x02\x00\x01\x00" + page), wait])
     assert out == [b"", b"", b"\x00"]
-    assert drains == [3]  # WREN + PAGE PROGRAM + first status poll: one round trip
-    drains.clear()
+    assert len(writes) == 1  # WREN + PAGE PROGRAM + first status poll: one write
+    writes.clear()
+    polls = emulator.opcodes[0x05]
     ops = []
     for n in range(4):
         ops += [WREN, SpiOp(bytes([0x02, 0, 2 + n, 0]) + page), wait]
     bus.transfer(ops)
-    assert drains == [3, 3, 3, 3]  # one per page: the next WREN waits for ready
+    # a part that is ready at once: one write (and answer) per page, no sleep, no
+    # second status read, whatever the datasheet's typical time says
+    assert len(writes) == 4 and emulator.opcodes[0x05] - polls == 4
     assert bytes(emulator.chip.memory[0x100:0x600]) == page * 5
     programmer.close()
+
+
+def _erase_4k_three_times(path: str) -> tuple[float, list[int]]:
+    """Three 4 KiB erases; the learned erase time and the status reads each took."""
+    programmer = open_programmer(f"serprog://{path}")
+    site = programmer.sites[0]
+    site.power(True)
+    wait = WaitReady(0x05, 0x01, 0x00, timeout_s=0.5, hint_s=0.045, kind="erase 4K")
+    reads = []
+    for _ in range(3):
+        before = site.spi.poller.polls
+        site.spi.transfer([WREN, SpiOp(b"\x20\x00\x00\x00"), wait])
+        reads.append(site.spi.poller.polls - before)
+    learned = site.spi.poller.learned["erase 4K"]
+    site.power(True)  # a new cycle (maybe a new part): learned anew
+    assert site.spi.poller.learned == {}
+    programmer.close()
+    return learned, reads
+
+
+def test_busy_waits_follow_the_part_not_the_datasheet(tmp_path) -> None:
+    """A part twice as fast as typical is learned as such (the schedule then reads its
+    status at its own time, not the datasheet's); reads stay few per wait."""
+    learned = {}
+    for timing in ("typ", "scale:0.5"):  # 4 KiB erase: 45 ms, then 22.5 ms
+        with SerprogEmulator(make_chip(timing=timing), link=tmp_path / timing) as emu:
+            learned[timing], reads = _erase_4k_three_times(emu.path)
+            assert emu.overruns == 0
+        assert max(reads) <= 12, reads  # not a busy loop of round trips
+    assert 0.030 < learned["typ"] < 0.060
+    assert learned["scale:0.5"] < 0.75 * learned["typ"]
+
+
+def test_status_reads_are_pipelined_within_the_serial_buffer(tmp_path, device, database):
+    """A part at typical times (0.4 ms a page): several status reads in flight at once,
+    the next page's commands behind them, never more than the 300-byte buffer."""
+    with SerprogEmulator(make_chip(timing="typ"), serbuf=300, link=tmp_path / "t") as emu:
+        st = station(f"serprog://{emu.path}", device, database)
+        data = random_bytes(32 * 1024)
+        assert st.run(CycleSpec("program", device, MemoryImage.from_bytes(data, 0))).all_passed
+        poller = st.programmer.sites[0].spi.poller
+        st.programmer.close()
+        assert bytes(emu.chip.memory[: len(data)]) == data
+        assert emu.overruns == 0 and emu.max_backlog <= 300
+        assert emu.max_batch >= 3  # status reads (and commands) queued together
+        assert poller.waits >= 128 and poller.polls / poller.waits < 8
 
 
 def test_small_serial_buffer_is_respected(tmp_path, device, database) -> None:

@@ -40,6 +40,11 @@ def _timeout_s(ms_max: float) -> float:
     return ms_max * 1.2 / 1000.0 + 0.05
 
 
+def _erase_kind(size: int) -> str:
+    """What a block erase's busy time is learned under: its size ("erase 4K")."""
+    return f"erase {size // 1024}K" if size % 1024 == 0 else f"erase {size}"
+
+
 def identify_jedec(bus: SpiBus, extended_bytes: int = 0) -> ChipIdentity:
     """The 9Fh JEDEC ID (3 bytes, plus ``extended_bytes``); works on any SPI NOR part,
     known to the database or not."""
@@ -133,8 +138,8 @@ class SpiNor(ChipAlgorithm):
             tick(pos - start)
         return bytes(out)
 
-    def _wait(self, timing: Timing) -> WaitReady:
-        return WaitReady(0x05, 0x01, 0x00, _timeout_s(timing.ms_max), timing.ms_typ / 1000.0)
+    def _wait(self, timing: Timing, kind: str) -> WaitReady:
+        return WaitReady(0x05, 0x01, 0x00, _timeout_s(timing.ms_max), timing.ms_typ / 1000.0, kind)
 
     def erase_blocks(self, blocks: Sequence[tuple[EraseBlock, int]], tick: Tick) -> None:
         done = 0
@@ -144,7 +149,7 @@ class SpiNor(ChipAlgorithm):
                     [
                         WREN,
                         SpiOp(self._cmd(block.opcode, address)),
-                        self._wait(block.timing),
+                        self._wait(block.timing, _erase_kind(block.size)),
                     ]
                 )
             except BusTimeout as err:
@@ -161,7 +166,9 @@ class SpiNor(ChipAlgorithm):
         if chip is None:
             raise ChipError("this part has no chip-erase command")
         try:
-            self.bus.transfer([WREN, SpiOp(bytes([chip.opcode])), self._wait(chip.timing)])
+            self.bus.transfer(
+                [WREN, SpiOp(bytes([chip.opcode])), self._wait(chip.timing, "chip erase")]
+            )
         except BusTimeout as err:
             raise ChipError(
                 f"chip erase timed out: {err} (datasheet maximum {chip.timing.ms_max:g} ms)"
@@ -169,7 +176,7 @@ class SpiNor(ChipAlgorithm):
 
     def program(self, writes: Sequence[tuple[int, bytes]], tick: Tick) -> None:
         geo = self.geometry
-        wait = self._wait(geo.program)
+        wait = self._wait(geo.program, "page program")
         done = 0
         for first in range(0, len(writes), PAGES_PER_BATCH):
             batch = writes[first : first + PAGES_PER_BATCH]
@@ -215,7 +222,11 @@ class SpiNor(ChipAlgorithm):
 
     def _write_status(self, value: int) -> None:
         self.bus.transfer(
-            [WREN, SpiOp(bytes([0x01, value])), self._wait(self.facts.protection.status_write)]
+            [
+                WREN,
+                SpiOp(bytes([0x01, value])),
+                self._wait(self.facts.protection.status_write, "status write"),
+            ]
         )
 
     def unprotect(self) -> None:

@@ -4,7 +4,8 @@ A SPI bus takes a *batch* of chip-select-framed operations per call: batching is
 makes real links fast (one USB or serial round trip for WREN + PAGE PROGRAM + the first
 status poll) and it is what the simulator executes directly. A batch may contain a
 ``WaitReady`` step: the programmer polls the status register until the part is ready,
-on the programmer side where it can (the simulator, FTDI MPSSE), on the host otherwise.
+on the programmer side where it can (FTDI MPSSE), on the host otherwise, on the learned
+schedule of app.hal.busy_poll.
 """
 
 from __future__ import annotations
@@ -28,9 +29,11 @@ class SpiOp:
 class WaitReady:
     """Poll a status register (``opcode``) until ``status & mask == value``.
 
-    Returns the last status byte read as its result. Raises BusTimeout after
-    ``timeout_s``; ``hint_s`` is the expected time, so a host-side poller can sleep
-    that long before its first poll.
+    Returns the last status byte read as its result. Raises BusTimeout when a read
+    after ``timeout_s`` (the datasheet maximum) still finds the part busy. ``hint_s`` is
+    the datasheet's typical time and ``kind`` names the operation ("page program",
+    "erase 64K"): a poller (app.hal.busy_poll) starts from the typical time and learns,
+    per kind, how long the part really takes.
     """
 
     opcode: int = 0x05
@@ -38,6 +41,7 @@ class WaitReady:
     value: int = 0x00
     timeout_s: float = 1.0
     hint_s: float = 0.0
+    kind: str = ""
 
 
 SpiStep = SpiOp | WaitReady

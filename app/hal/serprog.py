@@ -20,20 +20,26 @@ n = byte n/8, bit n%8); Q_WRNMAXLEN / Q_RDNMAXLEN bound O_SPIOP's slen / rlen (0
 ``ACK + rlen bytes``. Q_SERBUF is how many bytes the programmer can take in before it has
 to answer, so the bus pipelines commands up to that many unacknowledged bytes.
 
-One site. Status polling (WaitReady) runs on the host: serprog has no programmer-side
-poll. Socketeer's spi_nor algorithm needs a maximum write length of at least
-page size + 5 (opcode, 4-byte address) = 261 bytes. Reads longer than the maximum read
-length are split when the command is a plain read (03/0B/13/0C) and can be re-issued at
-a later address; any other op above a limit raises HalError naming the limit.
+One site. Status polling (WaitReady) runs on the host, serprog has no programmer-side
+poll: the first status read goes out in the same write as the command it waits for, and
+later reads follow the learned schedule of app.hal.busy_poll (the part's real busy time,
+per kind of operation), not a sleep of the datasheet's typical time.
+
+Socketeer's spi_nor algorithm needs a maximum write length of at least page size + 5
+(opcode, 4-byte address) = 261 bytes. Reads longer than the maximum read length are split
+when the command is a plain read (03/0B/13/0C) and can be re-issued at a later address;
+any other op above a limit raises HalError naming the limit.
 """
 
 from __future__ import annotations
 
 import errno
 import logging
+import select
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -42,6 +48,7 @@ from enum import IntEnum
 import serial
 
 from app.hal.bus import SpiOp, SpiStep, WaitReady
+from app.hal.busy_poll import BusyPoller
 from app.hal.errors import BusTimeout, HalError, LinkError, ProgrammerUrlError
 from app.hal.port_errors import PORT_ERRORS, port_errno
 from app.hal.programmer import (
@@ -62,6 +69,10 @@ DEFAULT_SERBUF = 16  # what flashrom assumes when Q_SERBUF is not supported
 #: Replies allowed in flight before the host reads: keeps a pipelined batch from
 #: filling the host's receive buffer while the host is still writing.
 REPLY_WINDOW = 4096
+#: time.sleep wakes some 60-100 us late on Linux: sleeps end that much early.
+SLEEP_OVERSHOOT_S = 0.00008
+#: Status reads kept in flight while polling back to back (8 bytes each on the wire).
+POLL_DEPTH = 3
 #: The minimum limits Socketeer's spi_nor algorithm needs from a programmer.
 MIN_WRITE_LEN = 256 + 5
 _KNOWN_OPTIONS = {"baud", "spispeed", "connection", "power", "timeout"}
@@ -112,53 +123,70 @@ class _Pipeline:
     """Commands written ahead of their answers, within the programmer's serial buffer.
 
     ``add`` queues a command (draining first when it would not fit); ``send`` writes the
-    queue; ``drain`` writes it and reads every outstanding answer into ``replies``.
+    queue; ``read_next`` reads the oldest outstanding answer; ``drain`` writes the queue
+    and reads every outstanding answer into ``replies`` (a key of None: read, dropped).
     """
 
     client: SerprogClient
     out: bytearray = field(default_factory=bytearray)
-    pending: list[tuple[object, int, str]] = field(default_factory=list)
+    pending: deque[tuple[object, int, str, int]] = field(default_factory=deque)
     unacked: int = 0
     reply_bytes: int = 0
     replies: dict[object, bytearray] = field(default_factory=dict)
     naks: list[str] = field(default_factory=list)
 
+    def fits(self, frame_len: int, reply_len: int) -> bool:
+        """Whether one more command fits beside those outstanding."""
+        return (
+            self.unacked + frame_len <= self.client.serbuf
+            and self.reply_bytes + reply_len <= REPLY_WINDOW
+        )
+
     def add(self, key: object, frame: bytes, reply_len: int, what: str) -> None:
-        limit = self.client.serbuf
-        if self.pending and (
-            self.unacked + len(frame) > limit or self.reply_bytes + reply_len > REPLY_WINDOW
-        ):
+        if self.pending and not self.fits(len(frame), reply_len):
             self.drain()
         self.out += frame
         self.unacked += len(frame)
         self.reply_bytes += reply_len
-        self.pending.append((key, reply_len, what))
-        self.replies.setdefault(key, bytearray())
+        self.pending.append((key, reply_len, what, len(frame)))
+        if key is not None:
+            self.replies.setdefault(key, bytearray())
 
     def send(self) -> None:
         if self.out:
             self.client.write(bytes(self.out))
             self.out.clear()
 
+    def read_next(self) -> bytes:
+        """Read the oldest outstanding answer; its return bytes (b"" when NAKed)."""
+        key, reply_len, what, size = self.pending.popleft()
+        self.unacked -= size
+        self.reply_bytes -= reply_len
+        status = self.client.read_exact(1)[0]
+        if status == NAK:
+            self.naks.append(what)
+            return b""
+        if status != ACK:
+            raise self.client.lost(
+                f"protocol out of step: answer 0x{status:02X} to {what} (expected ACK/NAK)"
+            )
+        data = self.client.read_exact(reply_len) if reply_len else b""
+        if key is not None:
+            self.replies[key] += data
+        return data
+
     def drain(self, *, raise_nak: bool = True) -> None:
         """Read every outstanding answer; a NAK raises HalError once all are read."""
         self.send()
-        for key, reply_len, what in self.pending:
-            status = self.client.read_exact(1)[0]
-            if status == ACK:
-                if reply_len:
-                    self.replies[key] += self.client.read_exact(reply_len)
-            elif status == NAK:
-                self.naks.append(what)
-            else:
-                raise self.client.lost(
-                    f"protocol out of step: answer 0x{status:02X} to {what} (expected ACK/NAK)"
-                )
-        self.pending.clear()
+        while self.pending:
+            self.read_next()
         self.unacked = self.reply_bytes = 0
         if self.naks and raise_nak:
-            name = self.client.name
-            raise HalError(f"serprog programmer {name!r} refused (NAK) {self.naks[0]}")
+            self.raise_nak()
+
+    def raise_nak(self) -> None:
+        name = self.client.name
+        raise HalError(f"serprog programmer {name!r} refused (NAK) {self.naks[0]}")
 
 
 class SerprogClient:
@@ -348,6 +376,18 @@ class SerprogClient:
             raise self.lost(f"read failed ({err})") from None
         return bytes(out)
 
+    def answer_within(self, timeout_s: float) -> bool:
+        """Whether a byte arrives within ``timeout_s`` (where the platform can tell
+        without reading it: POSIX; elsewhere True, and the caller's read waits)."""
+        port = self._port()
+        if sys.platform == "win32" or timeout_s <= 0:
+            return True
+        try:
+            ready, _, _ = select.select([port.fileno()], [], [], timeout_s)
+        except (OSError, ValueError) as err:
+            raise self.lost(f"read failed ({err})") from None
+        return bool(ready)
+
     def read_exact(self, size: int) -> bytes:
         """``size`` bytes; LinkError when the programmer stays silent for ``timeout_s``."""
         port = self._port()
@@ -416,6 +456,7 @@ class SerprogSpiBus:
         self.max_clock_hz = clock_limit_hz or 0
         self.clock_hz = 0  # as the programmer reported it; 0 = never set
         self._requested: int | None = None
+        self.poller = BusyPoller()  # reset when the site powers up for a cycle
 
     def set_clock(self, hz: int) -> int:
         if self.clock_limit_hz:
@@ -475,30 +516,61 @@ class SerprogSpiBus:
         return parts
 
     def _wait_ready(self, pipe: _Pipeline, step: WaitReady) -> bytes:
-        """Host-side poll: the queued commands go out, sleep ``hint_s``, then poll."""
+        """Host-side poll on the learned schedule (app.hal.busy_poll).
+
+        The first status read rides in the same write as the commands before it, so a
+        part that is already ready costs no extra round trip, and the next page's
+        commands follow its answer at once. Later reads go out when the schedule says,
+        whether or not earlier answers are back (they are on their way: the link's
+        latency is not added to the part's time); while the schedule wants reads back to
+        back, up to ``POLL_DEPTH`` are kept in flight within the serial buffer, so the
+        programmer runs the next while the host reads one. Reads still in flight once
+        the part is ready are answered and dropped behind the next commands.
+        """
+        frame = spiop_frame(bytes([step.opcode]), 1)
+        client = self.client
         start = time.monotonic()
+        sent: deque[float] = deque()  # when each status read in flight was sent
+        pipe.add(None, frame, 1, "status poll")
         pipe.send()
-        if step.hint_s > 0:
-            time.sleep(step.hint_s)
-        interval = min(max(step.hint_s / 4, 0.0002), 0.01)
-        key = "poll"
-        past_deadline = False
+        sent.append(0.0)
+        due = self.poller.next_poll(step, 0.0)
+        expected = self.poller.expected(step)
+        polls = 0
         while True:
-            pipe.replies[key] = bytearray()
-            pipe.add(key, spiop_frame(bytes([step.opcode]), 1), 1, "status poll")
-            pipe.drain()
-            status = pipe.replies.pop(key)[0]
+            elapsed = time.monotonic() - start
+            # past the deadline one more read goes out, and its answer decides
+            may_send = not sent or sent[-1] <= step.timeout_s
+            # no read beside one sent after the part's expected end: that one says ready
+            room = may_send and len(sent) < POLL_DEPTH and (not sent or sent[-1] < expected)
+            if room and elapsed >= due and (pipe.fits(len(frame), 1) or not pipe.pending):
+                pipe.add(None, frame, 1, "status poll")
+                pipe.send()
+                sent.append(elapsed)
+                due = self.poller.next_poll(step, elapsed)
+                continue
+            if not pipe.pending:
+                time.sleep(max(0.0, due - elapsed - SLEEP_OVERSHOOT_S))
+                continue
+            if room and elapsed < due and not client.answer_within(due - elapsed):
+                continue  # the next read is due before an answer came
+            if len(pipe.pending) > len(sent):  # answers to the commands before
+                pipe.read_next()
+                continue
+            answer = pipe.read_next()
+            at = sent.popleft()
+            polls += 1
+            if not answer:
+                pipe.raise_nak()
+            status = answer[0]
             if status & step.mask == step.value:
+                self.poller.learn(step, at, polls)  # when the read went out, see learn()
                 return bytes([status])
-            if past_deadline:  # the poll after the deadline was busy too: a real timeout
+            if at > step.timeout_s:  # a read sent after the deadline found it busy
                 raise BusTimeout(
                     f"status 0x{status:02X} never matched mask 0x{step.mask:02X} ="
                     f" 0x{step.value:02X} within {step.timeout_s * 1000:.0f} ms"
                 )
-            # past the deadline the status is read once more: a slow host decides nothing
-            past_deadline = time.monotonic() - start > step.timeout_s
-            if not past_deadline:
-                time.sleep(interval)
 
 
 def split_read(op: SpiOp, max_read: int) -> list[tuple[bytes, int]] | None:
@@ -566,6 +638,7 @@ class SerprogSite:
             return
         if voltage_mv is not None:
             log.debug("serprog: cannot set target voltage (%d mV requested)", voltage_mv)
+        self.spi.poller.reset()  # maybe another part: its busy times are learned anew
         self.client.set_pins(True)
 
     def part_present(self) -> bool:

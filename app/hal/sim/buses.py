@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from app.hal.bus import SpiOp, SpiStep, WaitReady
+from app.hal.busy_poll import BusyPoller
 from app.hal.errors import BusTimeout, I2cNack, LinkError
 from app.hal.sim.clock import SimClock
 from app.hal.sim.i2c_eeprom_chip import I2cEepromChip
@@ -49,6 +50,7 @@ class SimSpiBus:
         self.bits_transferred = 0  # for benchmarks: what the wire carried
         self.miso_level = miso_level  # what reads return with no (or no contact to a) part
         self.contact = True
+        self.poller = BusyPoller()  # reset when the site powers up for a cycle
 
     def set_clock(self, hz: int) -> int:
         self.clock_hz = max(1, min(hz, self.max_clock_hz))
@@ -76,15 +78,22 @@ class SimSpiBus:
         return self.chip.transaction(op.write, op.read_len)
 
     def _wait(self, op: WaitReady) -> bytes:
+        """Status reads on the learned schedule (app.hal.busy_poll), in virtual time: the
+        wait ends at the first scheduled read that finds the part ready."""
         if self.chip is None or not self.powered or not self.contact:
             status = self.miso_level
         else:
+            start = self.clock.now()
             ready = self.chip.ready_at()
-            if ready - self.clock.now() > op.timeout_s:
+            if ready - start > op.timeout_s:
                 self.clock.advance(op.timeout_s)
                 raise BusTimeout(f"part still busy after {op.timeout_s * 1000:.0f} ms")
-            if ready > self.clock.now():
-                self.clock.advance_to(ready + _POLL_INTERVAL_S)
+            at, polls = 0.0, 1
+            while start + at < ready:
+                at = max(self.poller.next_poll(op, at), at + _POLL_INTERVAL_S)
+                polls += 1
+            self.clock.advance_to(start + at + _POLL_INTERVAL_S)
+            self.poller.learn(op, at, polls)
             status = self.chip.transaction(bytes([op.opcode]), 1)[0]
         if status & op.mask != op.value:
             self.clock.advance(op.timeout_s)

@@ -166,6 +166,8 @@ class SimSite:
             return
         if on and not bus.powered and self.chip is not None:
             self.chip.power_cycle()
+            if isinstance(bus, SimSpiBus):
+                bus.poller.reset()  # maybe another part: its busy times are learned anew
         bus.powered = on
 
     def part_present(self) -> bool:
