@@ -299,3 +299,23 @@ def test_page_writes_slice_and_index_alike(image: MemoryImage, mode: str) -> Non
     for addr, data in pairs:  # whole pages, the image's bytes, erased value around them
         assert addr % NOR.page_size == 0 and len(data) == NOR.page_size
         assert data == image.read(addr, addr + NOR.page_size, 0xFF)
+
+
+@settings(max_examples=100, deadline=None)
+@given(images(), st.data())
+def test_units_read_blank_are_programmed_without_an_erase(
+    image: MemoryImage, data: st.DataObject
+) -> None:
+    unit = NOR.regions[0].unit
+    before = bytearray(b"\xff" * NOR.size)
+    for addr in range(0, NOR.size, unit):  # some units hold old data, the rest are blank
+        if data.draw(st.booleans()):
+            before[addr : addr + unit] = bytes([0x5A]) * unit
+    plan = plan_program(NOR, image, "auto", current=lambda lo, hi: bytes(before[lo:hi]))
+    erased = {a for lo, hi in plan.erased_ranges(NOR.size) for a in range(lo, hi, unit)}
+    assert not erased & set(plan.blank_units)
+    for a in plan.blank_units:
+        assert before[a : a + unit] == b"\xff" * unit
+    after = _simulate(plan, before)
+    for lo, hi in plan.expected.ranges:  # the image, and blank around it where checked
+        assert bytes(after[lo:hi]) == plan.expected.read(lo, hi)

@@ -6,7 +6,9 @@
   erases nothing.
 - After an erase, pages whose bytes are all the erased value are not programmed.
 - With ``current`` (the part's present content), units whose content already matches
-  the image are neither erased nor programmed.
+  the image are neither erased nor programmed, and units that read blank (all erased
+  value) are programmed without an erase: erasing them again changes nothing but costs
+  the erase time (flashrom, which reads first, skips them too).
 - Inside an erased unit, bytes the image does not define end up erased; verify checks
   them too (expected = image, erased value elsewhere in erased units).
 """
@@ -97,6 +99,9 @@ class Plan:
     writes: PageWrites  # each within one page
     expected: Expected  # what the part must hold afterwards, where it is checked
     skipped_units: tuple[int, ...] = field(default=())  # addresses of units left as they were
+    #: units read blank before programming (``current``): programmed without an erase,
+    #: as flashrom does; their erased value is still verified around the image
+    blank_units: tuple[int, ...] = field(default=())
 
     @property
     def erase_bytes(self) -> int:
@@ -148,9 +153,8 @@ def cover_units(units: list[int], region: EraseRegion) -> list[tuple[EraseBlock,
     return plan
 
 
-def _holds_image(image: MemoryImage, current: ContentReader, lo: int, hi: int) -> bool:
-    """Whether the part's [lo, hi) already holds the image's bytes there."""
-    have = current(lo, hi)
+def _holds_image(image: MemoryImage, have: bytes, lo: int, hi: int) -> bool:
+    """Whether ``have`` (the part's [lo, hi)) already holds the image's bytes there."""
     return all(
         have[s - lo : e - lo] == bytes(seg.data[s - seg.start : e - seg.start])
         for seg in image.segments_in(lo, hi)
@@ -236,14 +240,29 @@ def plan_program(
 
     blocks: list[tuple[EraseBlock, int]] = []
     skipped: list[int] = []
+    blank: list[tuple[int, int]] = []  # read blank: programmed without an erase
     for region in geometry.regions:
         units = touched_units(image, region)
         if current is not None:
-            same = {a for a in units if _holds_image(image, current, a, a + region.unit)}
-            skipped += sorted(same)
-            units = [a for a in units if a not in same]
+            to_erase = []
+            for a in units:
+                have = current(a, a + region.unit)
+                if _holds_image(image, have, a, a + region.unit):
+                    skipped.append(a)
+                elif have.count(erased) == len(have):
+                    blank.append((a, a + region.unit))
+                else:
+                    to_erase.append(a)
+            units = to_erase
         blocks += cover_units(units, region)
     ranges = [(addr, addr + block.size) for block, addr in blocks]
-    writes = _page_writes(image, geometry, ranges, skip_erased=True)
-    checked = [*ranges, *((seg.start, seg.end) for seg in image.segments)]
-    return Plan(False, tuple(blocks), writes, Expected(image, erased, checked), tuple(skipped))
+    writes = _page_writes(image, geometry, sorted(ranges + blank), skip_erased=True)
+    checked = [*ranges, *blank, *((seg.start, seg.end) for seg in image.segments)]
+    return Plan(
+        False,
+        tuple(blocks),
+        writes,
+        Expected(image, erased, checked),
+        tuple(skipped),
+        tuple(a for a, _ in blank),
+    )

@@ -381,6 +381,15 @@ class SiteRunner:
                     " already hold the image: left untouched",
                 )
             )
+        if plan.blank_units:
+            self.emit(
+                LogEvent(
+                    self.site.index,
+                    "info",
+                    f"site {self.site.index}: {len(plan.blank_units)} block(s) read blank:"
+                    " programmed without an erase",
+                )
+            )
         erased = plan.erased_ranges(geometry.size)
         if plan.erase or plan.chip_erase or (spec.erase_mode == "full" and plan.writes):
             self._erase(algo, plan, cycle)
