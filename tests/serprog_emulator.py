@@ -22,12 +22,44 @@ import select
 import threading
 import tty
 from collections import Counter
+from enum import IntEnum
 from pathlib import Path
 
 from app.devicedb import Device
-from app.hal.serprog import ACK, BUS_SPI, NAK, Cmd
 from app.hal.sim.clock import SimClock, Timing
 from app.hal.sim.spi_nor_chip import SpiNorChip
+
+# The protocol as flashrom's Documentation/serprog-protocol.txt (interface version 1)
+# defines it, written from that document, not from the backend under test.
+ACK = 0x06
+NAK = 0x15
+BUS_SPI = 0x08  # Q_BUSTYPE / S_BUSTYPE bits: parallel 0x01, LPC 0x02, FWH 0x04, SPI 0x08
+
+
+class Cmd(IntEnum):
+    NOP = 0x00  # none -> ACK
+    Q_IFACE = 0x01  # -> ACK + 16-bit interface version
+    Q_CMDMAP = 0x02  # -> ACK + 32-byte bitmap of supported commands
+    Q_PGMNAME = 0x03  # -> ACK + 16-byte name
+    Q_SERBUF = 0x04  # -> ACK + 16-bit serial buffer size
+    Q_BUSTYPE = 0x05  # -> ACK + 8-bit bus types
+    Q_CHIPSIZE = 0x06
+    Q_OPBUF = 0x07
+    Q_WRNMAXLEN = 0x08  # -> ACK + 24-bit maximum write-n length
+    R_BYTE = 0x09
+    R_NBYTES = 0x0A
+    O_INIT = 0x0B
+    O_WRITEB = 0x0C
+    O_WRITEN = 0x0D
+    O_DELAY = 0x0E
+    O_EXEC = 0x0F
+    SYNCNOP = 0x10  # -> NAK + ACK
+    Q_RDNMAXLEN = 0x11  # -> ACK + 24-bit maximum read-n length
+    S_BUSTYPE = 0x12  # 8-bit bus types -> ACK / NAK
+    O_SPIOP = 0x13  # 24-bit slen, 24-bit rlen, slen bytes -> ACK + rlen bytes / NAK
+    S_SPI_FREQ = 0x14  # 32-bit Hz -> ACK + 32-bit Hz set / NAK
+    S_PIN_STATE = 0x15  # 8-bit 0 = drivers off, else on -> ACK / NAK
+
 
 _PARAMS = {Cmd.S_BUSTYPE: 1, Cmd.S_PIN_STATE: 1, Cmd.S_SPI_FREQ: 4}
 
@@ -40,7 +72,8 @@ def _device(device_id: str) -> Device:
 
 
 def make_chip(device_id: str = "winbond.w25q128jv", timing: str = "instant") -> SpiNorChip:
-    """A blank SPI NOR model of a DB device."""
+    """A blank SPI NOR model of a DB device; ``timing`` is the simulator's chip timing
+    (``instant``, ``typ``, ``max`` or ``scale:F`` of typical), busy in real time."""
     return SpiNorChip(_device(device_id), SimClock(Timing.parse(timing)))
 
 
