@@ -408,6 +408,8 @@ class FtdiSite:
                     self.sleep(POWER_SETTLE_S)
                 if self.spi is not None and self._spi_mode != "idle":
                     self._spi_lines("idle")
+                if self.spi is not None:
+                    self.spi.poller.reset()  # maybe another part: busy times learned anew
             else:
                 self._set(power=False)
                 if self.spi is not None:

@@ -10,12 +10,13 @@ and sends it with the controller's ``Ftdi.write_data()``, then collects every re
 with ``Ftdi.read_data_bytes()``. WREN + PAGE PROGRAM + the first status poll are one
 USB write and one USB read.
 
-WaitReady: for a short expected time (page program) the wait happens on the
-programmer: ``CLK_BYTES_NO_DATA`` clocks SCK with /CS high for ``hint_s`` (H-series
-chips), then the status read follows in the same buffer, so the first poll usually
-finds the part ready. Longer waits (erase) flush the batch, sleep ``hint_s`` on the
-host, then poll. A poll that finds the part busy is repeated host-side until
-``timeout_s``.
+WaitReady, on the learned schedule of app.hal.busy_poll: for a short expected time
+(page program) the wait happens on the programmer: ``CLK_BYTES_NO_DATA`` clocks SCK with
+/CS high (H-series chips) up to status reads at 85, 90, 95 and 100% of the part's learned
+time, all in the same buffer, so one of them usually finds the part ready, and the first
+that does says how long the part really took. Longer waits (erase) flush the batch, sleep
+to the schedule's first read on the host, then poll. A part still busy is polled from the
+host until a read after ``timeout_s`` decides.
 
 Limits: reads that come before further commands in one buffer are capped
 (READ_BUDGET) so the chip's TX FIFO (1 KiB on an FT232H) can never fill while the
@@ -31,6 +32,7 @@ from contextlib import AbstractContextManager
 from typing import Protocol
 
 from app.hal.bus import SpiStep, WaitReady
+from app.hal.busy_poll import BusyPoller
 from app.hal.errors import BusTimeout, LinkError
 
 # MPSSE opcodes (the values pyftdi.ftdi.Ftdi names)
@@ -45,6 +47,8 @@ SPI_DIRECTION = SCK | MOSI | CS
 MAX_CHUNK = 0x10000  # one MPSSE data command moves at most 65536 bytes
 READ_BUDGET = 512  # bytes read before more commands in the same USB write
 DEVICE_WAIT_MAX_S = 0.005  # longer waits are slept on the host
+#: on-device status reads of a short wait, as fractions of its learned time
+DEVICE_READS = (0.85, 0.9, 0.95, 1.0)
 MAX_CLOCK_HZ = 30_000_000
 
 
@@ -141,6 +145,7 @@ class FtdiSpiBus:
         self.max_clock_hz = max(1, min(max_clock_hz, MAX_CLOCK_HZ))
         self.clock_hz = 0
         self.usb_writes = 0  # for benchmarks and tests
+        self.poller = BusyPoller()  # reset when the site powers up for a cycle
 
     # -- clock ----------------------------------------------------------------------
 
@@ -209,24 +214,45 @@ class FtdiSpiBus:
     def _wait(
         self, op: WaitReady, slot: int, buf: CommandBuffer, results: list[bytes]
     ) -> CommandBuffer:
-        """Run ``buf`` with the first status poll of ``op`` in it; poll on if busy."""
-        delay = math.ceil(op.hint_s * self.clock_hz / 8) if op.hint_s > 0 else 0
-        on_device = self.link.h_series and op.hint_s <= DEVICE_WAIT_MAX_S
-        if delay and on_device:
-            buf.idle_clocks(delay)
-        elif delay:
-            if buf:
-                self._flush(buf, results)
-            buf = self._new_buffer()
-            self.link.sleep(op.hint_s)
-        started = self.link.now() - (op.hint_s if delay and not on_device else 0.0)
-        buf.frame(bytes([op.opcode]), 1, slot)
-        self._flush(buf, results)
-        status = results[slot][0]
-        interval = min(0.005, max(0.0002, op.hint_s / 10))
-        past_deadline = False
+        """Run ``buf`` with the first status reads of ``op`` in it; poll on if busy.
+
+        A short wait (page program) happens on the programmer: SCK clocked with /CS high
+        up to each of ``DEVICE_READS`` (fractions of the learned time), a status read at
+        each, all in the same USB write as the command. The first read that finds the
+        part ready says how long it took (the schedule learns it, and reads earlier next
+        time); a part slower than all of them is polled on from the host. A long wait
+        (erase) flushes the batch and sleeps to the schedule's first read.
+        """
+        expected = self.poller.expected(op)
+        on_device = self.link.h_series and 0 < expected <= DEVICE_WAIT_MAX_S
+        started = self.link.now()
+        if on_device:
+            first = len(results)
+            times = [fraction * expected for fraction in DEVICE_READS]
+            done = 0.0
+            for n, at in enumerate(times):
+                buf.idle_clocks(math.ceil((at - done) * self.clock_hz / 8))
+                buf.frame(bytes([op.opcode]), 1, first + n)
+                done = at
+            results.extend([b""] * len(times))
+            self._flush(buf, results)
+            answers = [r[0] for r in results[first:]]
+            del results[first:]
+            for n, status in enumerate(answers):
+                if status & op.mask == op.value:
+                    self.poller.learn(op, times[n], n + 1)
+                    results[slot] = bytes([status])
+                    return self._new_buffer()
+            elapsed, polls = times[-1], len(times)
+            started = self.link.now() - elapsed
+        else:
+            buf.frame(bytes([op.opcode]), 1, slot)
+            self._flush(buf, results)
+            elapsed, polls = 0.0, 1
+            answers = [results[slot][0]]
+        status = answers[-1]
         while status & op.mask != op.value:
-            if past_deadline:  # the poll after the deadline was busy too: a real timeout
+            if elapsed > op.timeout_s:  # a read sent after the deadline found it busy
                 raise BusTimeout(
                     f"part still busy after {op.timeout_s * 1000:.0f} ms"
                     f" (status 0x{status:02X}, waiting for mask 0x{op.mask:02X}"
@@ -234,11 +260,14 @@ class FtdiSpiBus:
                 )
             # A host that was merely slow (a loaded PC) must not fail a good part: past
             # the deadline the status is read once more, and that read decides.
-            past_deadline = self.link.now() - started > op.timeout_s
-            if not past_deadline:
-                self.link.sleep(interval)
+            elapsed = self.link.now() - started
+            self.link.sleep(max(0.0, self.poller.next_poll(op, elapsed) - elapsed))
+            elapsed = self.link.now() - started
             poll = self._new_buffer()
             poll.frame(bytes([op.opcode]), 1, slot)
             self._flush(poll, results)
+            polls += 1
             status = results[slot][0]
+        self.poller.learn(op, elapsed, polls)
+        results[slot] = bytes([status])
         return self._new_buffer()
