@@ -457,6 +457,7 @@ class SerprogSpiBus:
         self.clock_hz = 0  # as the programmer reported it; 0 = never set
         self._requested: int | None = None
         self.poller = BusyPoller()  # reset when the site powers up for a cycle
+        self._read_rtt_s = 0.0  # a status read's round trip, as measured (average)
 
     def set_clock(self, hz: int) -> int:
         if self.clock_limit_hz:
@@ -547,7 +548,9 @@ class SerprogSpiBus:
                 pipe.add(None, frame, 1, "status poll")
                 pipe.send()
                 sent.append(elapsed)
-                due = self.poller.next_poll(step, elapsed)
+                # reads in flight are spread over a round trip, not sent in one burst
+                spacing = self._read_rtt_s / POLL_DEPTH
+                due = max(self.poller.next_poll(step, elapsed), elapsed + spacing)
                 continue
             if not pipe.pending:
                 time.sleep(max(0.0, due - elapsed - SLEEP_OVERSHOOT_S))
@@ -560,6 +563,8 @@ class SerprogSpiBus:
             answer = pipe.read_next()
             at = sent.popleft()
             polls += 1
+            rtt = time.monotonic() - start - at
+            self._read_rtt_s += (min(rtt, 0.01) - self._read_rtt_s) / 8
             if not answer:
                 pipe.raise_nak()
             status = answer[0]
