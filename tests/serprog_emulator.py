@@ -219,6 +219,7 @@ class SerprogEmulator:
                 continue
             pending += data
             self._account(pending)
+            replies = bytearray()  # the answers to one read go out in one write
             while True:
                 size = self._length(pending)
                 if size is None or len(pending) < size:
@@ -227,10 +228,12 @@ class SerprogEmulator:
                 del pending[:size]
                 reply = self._execute(frame)
                 if reply is None:  # dropped off the bus mid-command
+                    self._send(master, bytes(replies))
                     self._close_pty()
                     return
-                if not self._send(master, reply):
-                    return
+                replies += reply
+            if replies and not self._send(master, bytes(replies)):
+                return
 
     def _account(self, pending: bytearray) -> None:
         """Backlog bookkeeping: bytes received whose commands are not answered yet."""
