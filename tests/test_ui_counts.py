@@ -12,7 +12,7 @@ from app.core.formats import save_image
 from app.core.image import MemoryImage
 from app.engine.results import DeviceResult
 from app.ui.main_window import MainWindow
-from app.ui.site_grid import SiteTile
+from app.ui.site_grid import FOCUS_BORDER_WIDTH, FOCUS_COLOUR, SiteTile
 
 
 def result(action: str, status: str, step: str | None = None, message: str = "m") -> DeviceResult:
@@ -173,7 +173,9 @@ def test_the_site_grid_works_from_the_keyboard(qtbot, window: MainWindow) -> Non
     assert grid.tile(2).hasFocus() and window.selected_site == 2
     qtbot.keyClick(grid.tile(2), Qt.Key.Key_Left)
     assert first.hasFocus()
-    assert "border: 4px solid" in first.styleSheet()  # the focus is visible
+    assert first.border == (FOCUS_COLOUR, FOCUS_BORDER_WIDTH)  # the focus is visible
+    edge = first.grab().toImage().pixelColor(2, first.height() // 2)
+    assert edge.name() == FOCUS_COLOUR and grid.tile(2).border[1] < FOCUS_BORDER_WIDTH
     with qtbot.waitSignal(
         window.controller.runningChanged, timeout=20000, check_params_cb=lambda r: not r
     ):

@@ -1,11 +1,14 @@
 """Controller: owns the engine's Station and one worker QThread per site; widgets talk to
 it by intent (start, stop, choose device, load image) and it answers with signals.
 
-Workers call the Station in their thread (a cycle, or an auto-start loop) and forward its
-frozen events as queued signals; nothing here touches a widget from a worker thread.
-Progress is coalesced in the worker to at most ~20 updates per second per site. The
-tiles follow the engine's events (CycleStarted, CycleFinished, SiteIdle), so what the
-window shows is what the engine did.
+Workers call the Station in their thread (a cycle, or an auto-start loop) and put its
+frozen events in an inbox; the window's thread takes them in batches, one frame at a
+time (DRAIN_INTERVAL_MS), with each site's progress coalesced to its latest value:
+sixteen sites then cost one Python call a frame, not one queued call per event.
+Nothing here touches a widget from a worker thread. The same timer beats for
+app.hal.pacing, so compute-bound (simulated) sites leave the window its turn. The tiles
+follow the engine's events (CycleStarted, CycleFinished, SiteIdle), so what the window
+shows is what the engine did.
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
 
 from app.core.checksums import ChecksumSpec, checksum
 from app.core.errors import SocketeerError
@@ -37,11 +41,16 @@ from app.engine.events import (
 from app.engine.site_runner import CycleSpec
 from app.engine.station import Emit, Station
 from app.engine.station_setup import open_station_programmer
+from app.hal import pacing
 from app.hal.programmer import Programmer, Site
 
 log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL_S = 0.05
+#: how often the window's thread takes the workers' events (about a frame)
+DRAIN_INTERVAL_MS = 16
+#: how often the window's thread beats for app.hal.pacing while sites run
+BEAT_INTERVAL_MS = 2
 
 #: What a worker runs in its thread, given a (throttled, thread-safe) event sink: one
 #: station cycle, or an auto-start loop. It must not raise (the Station guarantees it
@@ -52,19 +61,19 @@ Work = Callable[[Emit], object]
 class SiteWorker(QObject):
     """Lives in its own QThread; runs one cycle at a time on its site."""
 
-    cycleEvent = Signal(object)  # an app.engine.events dataclass
     finished = Signal(int)  # site: the worker is free again
     #: the GUI thread's way in: emitted there, queued to this worker's own thread only
     job = Signal(object)  # Work
 
-    def __init__(self, site: Site) -> None:
+    def __init__(self, site: Site, inbox: deque[Event]) -> None:
         super().__init__()
         self.site = site
+        self._inbox = inbox
         self._last_progress = 0.0
         self.job.connect(self.run)
 
     def send(self, event: Event) -> None:
-        """Thread-safe: a queued signal; progress coalesced to ~20 Hz."""
+        """Thread-safe (deque.append): into the inbox; progress coalesced to ~20 Hz."""
         if isinstance(event, ProgressEvent):
             now = time.monotonic()
             if now - self._last_progress < PROGRESS_INTERVAL_S and event.done not in (
@@ -73,7 +82,7 @@ class SiteWorker(QObject):
             ):
                 return
             self._last_progress = now
-        self.cycleEvent.emit(event)
+        self._inbox.append(event)
 
     @Slot(object)
     def run(self, work: Work) -> None:
@@ -84,7 +93,7 @@ class SiteWorker(QObject):
             work(self.send)
         except Exception as err:  # never leave the site marked busy
             log.exception("site %s: worker failed", site)
-            self.cycleEvent.emit(LogEvent(site, "error", f"site {site}: internal error: {err!r}"))
+            self.send(LogEvent(site, "error", f"site {site}: internal error: {err!r}"))
         finally:
             self.finished.emit(site)
 
@@ -128,6 +137,14 @@ class Controller(QObject):
         self._busy: set[int] = set()
         self.image_crc32: str | None = None
         self.post.connect(self._on_event)
+        self._inbox: deque[Event] = deque()
+        self._drain_timer = QTimer(self)
+        self._drain_timer.setInterval(DRAIN_INTERVAL_MS)
+        self._drain_timer.timeout.connect(self._drain)
+        self._beat_timer = QTimer(self)
+        self._beat_timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self._beat_timer.setInterval(BEAT_INTERVAL_MS)
+        self._beat_timer.timeout.connect(pacing.heartbeat)
 
     # -- job settings -----------------------------------------------------------------
 
@@ -230,9 +247,8 @@ class Controller(QObject):
         for site in programmer.sites:
             thread = QThread(self)
             thread.setObjectName(f"site-{site.index}")
-            worker = SiteWorker(site)
+            worker = SiteWorker(site, self._inbox)
             worker.moveToThread(thread)
-            worker.cycleEvent.connect(self._on_event)
             worker.finished.connect(self._on_finished)
             thread.start()
             self._threads[site.index] = thread
@@ -258,6 +274,9 @@ class Controller(QObject):
             self.station = None
 
     def shutdown(self) -> None:
+        self._drain_timer.stop()
+        self._beat_timer.stop()
+        pacing.stop()
         self._stop_threads()
         self._close_station()
 
@@ -347,6 +366,9 @@ class Controller(QObject):
         was_running = self.running
         self._busy.add(site)
         if not was_running:
+            self._drain_timer.start()
+            self._beat_timer.start()
+            pacing.heartbeat()
             self.runningChanged.emit(True)
         self._workers[site].job.emit(work)
         return True
@@ -378,9 +400,23 @@ class Controller(QObject):
         elif isinstance(event, SiteIdle):
             self.siteIdle.emit(event.site)
 
+    def _drain(self) -> None:
+        """Handle what the workers sent since the last frame, in order; of each site's
+        progress only the latest counts (a tile shows one value a frame anyway)."""
+        inbox = self._inbox
+        events = [inbox.popleft() for _ in range(len(inbox))]
+        latest = {e.site: i for i, e in enumerate(events) if isinstance(e, ProgressEvent)}
+        for i, event in enumerate(events):
+            if not isinstance(event, ProgressEvent) or latest[event.site] == i:
+                self._on_event(event)
+
     @Slot(int)
     def _on_finished(self, site: int) -> None:
+        self._drain()  # this cycle's events before the site counts as free
         self._busy.discard(site)
         self._cancel.pop(site, None)
         if not self._busy:
+            self._drain_timer.stop()
+            self._beat_timer.stop()
+            pacing.stop()
             self.runningChanged.emit(False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from app.hal import pacing
 from app.hal.bus import SpiOp, SpiStep, WaitReady
 from app.hal.busy_poll import BusyPoller
 from app.hal.errors import BusTimeout, I2cNack, LinkError
@@ -24,6 +25,9 @@ class LinkState:
         self.dead = False
 
     def tick(self) -> None:
+        """One bus call: a simulated site computes, so it lets the window have its turn
+        first (app.hal.pacing); then the link-drop fault."""
+        pacing.give_way()
         self.calls += 1
         if self.drop_after is not None and self.calls > self.drop_after:
             self.dead = True
