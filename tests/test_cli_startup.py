@@ -88,3 +88,20 @@ def test_the_window_reports_its_first_paint(tmp_path) -> None:
     )
     painted = float(done.stdout.split("first-paint ")[1].split()[0])
     assert started < painted < time.time()
+
+
+def test_a_binary_image_and_a_passing_compare_need_no_numpy(tmp_path) -> None:
+    """numpy serves the text formats' readers, byte sums and a failing compare's bit
+    counts; programming a binary image that verifies loads none of it (~100 ms)."""
+    image = tmp_path / "fw.bin"
+    image.write_bytes(bytes(range(256)) * 16)
+    code = (
+        "import os, contextlib, io\n"
+        f"os.environ['SOCKETEER_CACHE_DIR'] = {str(tmp_path / 'cache')!r}\n"
+        "from app.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    assert main(['program', '--programmer', 'sim://?timing=instant',"
+        f" '--device', 'winbond.w25q80dv', {str(image)!r}]) == 0\n"
+    )
+    loaded_after(code)  # builds the database cache
+    assert loaded_after(code) == set()

@@ -20,8 +20,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-import numpy as np
-
 from app.core.errors import UsageError
 from app.core.image import MemoryImage
 
@@ -63,6 +61,8 @@ class _Sum:
         self._total = 0
 
     def update(self, data: bytes | memoryview | bytearray) -> None:
+        import numpy as np  # the byte sums only: CRCs and hashes start without it
+
         self._total += int(np.frombuffer(data, dtype=np.uint8).sum(dtype=np.uint64))
 
     def value(self) -> str:

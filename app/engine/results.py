@@ -6,8 +6,6 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import numpy as np
-
 PASS, FAIL, CANCELLED, LINK_LOST = "pass", "fail", "cancelled", "link-lost"
 #: the station could not complete the cycle (storage failure, a bug): not the part's fault
 ERROR = "error"
@@ -37,6 +35,8 @@ def compare(base: int, expected: bytes, found: bytes) -> Mismatch | None:
     """First difference of two equal-length buffers starting at ``base``, or None."""
     if expected == found:
         return None
+    import numpy as np  # only a failing compare needs it (~100 ms of start-up otherwise)
+
     a = np.frombuffer(expected, dtype=np.uint8)
     b = np.frombuffer(found, dtype=np.uint8)
     diff = np.flatnonzero(a != b)

@@ -3,21 +3,22 @@
 Formats are told apart by content first; the file name's extension only decides when
 the content is not recognisably any text format (so a web page saved as ``.hex`` is
 refused as bad Intel HEX at line 1 rather than loaded as a binary).
+
+The text formats' modules (and numpy, which their readers use) load when a file of
+theirs is first read or written: a binary image or a command that only names a format
+does not pay for them.
 """
 
 from __future__ import annotations
 
+import importlib
 import io
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from app.core.errors import ImageRangeError, InputError
 from app.core.fileio import atomic_writer, open_user_file
-from app.core.formats.ihex import read_ihex, write_ihex
-from app.core.formats.srec import read_srec, write_srec
-from app.core.formats.titxt import read_titxt, write_titxt
 from app.core.image import MemoryImage
 
 FORMATS = ("ihex", "srec", "ti-txt", "bin")
@@ -45,11 +46,15 @@ _EXTENSIONS = {
     ".rom": "bin",
 }
 
-_READERS: dict[str, Callable[[BinaryIO, str], MemoryImage]] = {
-    "ihex": read_ihex,
-    "srec": read_srec,
-    "ti-txt": read_titxt,
-}
+#: the module of each text format, with its read_<name> and write_<name>
+_TEXT_MODULES = {"ihex": "ihex", "srec": "srec", "ti-txt": "titxt"}
+
+
+def _read_text(fmt: str, stream: BinaryIO, source: str) -> MemoryImage:
+    name = _TEXT_MODULES[fmt]
+    module = importlib.import_module(f"app.core.formats.{name}")
+    image: MemoryImage = getattr(module, f"read_{name}")(stream, source)
+    return image
 
 
 @dataclass
@@ -105,7 +110,7 @@ def load_image(path: str | Path, fmt: str | None = None, base: int = 0) -> Loade
             image = MemoryImage()
             image.add(base, stream.read(), source=str(path))
         else:
-            image = _READERS[fmt](stream, str(path))
+            image = _read_text(fmt, stream, str(path))
     return LoadedImage(image, fmt, path)
 
 
@@ -113,9 +118,9 @@ def parse_image_bytes(data: bytes, fmt: str, base: int | None, source: str) -> M
     """Parse an image from bytes already in memory (e.g. the very bytes that were hashed)."""
     if fmt == "bin":
         return MemoryImage.from_bytes(data, base or 0, source=source)
-    if fmt not in _READERS:
+    if fmt not in _TEXT_MODULES:
         raise InputError(f"unknown image format {fmt!r} (known: {', '.join(FORMATS)})")
-    return _READERS[fmt](io.BytesIO(data), source)
+    return _read_text(fmt, io.BytesIO(data), source)
 
 
 def write_image(
@@ -128,10 +133,16 @@ def write_image(
     fill: int = 0xFF,
 ) -> None:
     if fmt == "ihex":
+        from app.core.formats.ihex import write_ihex
+
         write_ihex(image, stream, record_bytes=record_bytes or 16)
     elif fmt == "srec":
+        from app.core.formats.srec import write_srec
+
         write_srec(image, stream, record_bytes=record_bytes or 32, address_bytes=address_bytes)
     elif fmt == "ti-txt":
+        from app.core.formats.titxt import write_titxt
+
         write_titxt(image, stream, record_bytes=record_bytes or 16)
     elif fmt == "bin":
         _write_binary(image, stream, fill)
