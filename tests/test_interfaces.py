@@ -189,3 +189,24 @@ def test_sim_insertions_count_parts_put_in_by_hand(database) -> None:
     site.insert_part(True)
     assert site.part_present() and site.chip is not None and site.insertions == 1
     assert site.i2c is not None and site.i2c.chip is site.chip  # on the site's own bus
+
+
+def test_every_backend_is_in_the_scheme_table_and_registers_its_scheme() -> None:
+    """open_programmer imports a backend only when its scheme is used; a backend file
+    missing from BACKENDS would be unreachable."""
+    import importlib
+    import re
+    from pathlib import Path
+
+    from app.hal import programmer
+
+    hal = Path(programmer.__file__).parent
+    declared = {
+        match.group(1): path
+        for path in hal.rglob("*.py")
+        for match in re.finditer(r'@register_scheme\("([a-z0-9]+)"\)', path.read_text())
+    }
+    assert set(declared) == set(programmer.BACKENDS), declared
+    for scheme, module in programmer.BACKENDS.items():
+        importlib.import_module(module)
+        assert scheme in programmer._SCHEMES

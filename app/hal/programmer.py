@@ -1,12 +1,13 @@
 """Sites and programmers, and the registry that opens a programmer from a URL.
 
-A backend module registers its URL scheme with ``@register_scheme("sim")``; the
-``app.hal`` package imports every backend module it contains, so adding a backend is
-adding a file.
+A backend module registers its URL scheme with ``@register_scheme("sim")`` and is
+named in ``BACKENDS``, which opening a URL uses to import only that scheme's backend
+(pyserial, pyusb and pyftdi load when a URL needs them, not for the simulator).
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, TypeVar, runtime_checkable
@@ -166,6 +167,13 @@ def connection_options(
 
 Opener = Callable[[ParsedUrl, Mapping[str, object]], Programmer]
 _SCHEMES: dict[str, Opener] = {}
+#: each URL scheme's backend module (it registers the scheme when imported)
+BACKENDS = {
+    "sim": "app.hal.sim",
+    "ftdi": "app.hal.ftdi",
+    "serprog": "app.hal.serprog",
+    "uart": "app.hal.uart",
+}
 _O = TypeVar("_O", bound=Opener)
 
 
@@ -196,8 +204,6 @@ def open_programmer(url: str, **context: object) -> Programmer:
     numbered 1..N in URL order (each board bound by its own URL, e.g. a USB serial
     number, so the numbering survives re-plugging).
     """
-    import app.hal  # noqa: F401  (imports the backends, which register their schemes)
-
     parts = [part.strip() for part in url.split(";") if part.strip()]
     if len(parts) > 1:
         from app.hal.station_programmer import StationProgrammer
@@ -216,9 +222,11 @@ def open_programmer(url: str, **context: object) -> Programmer:
 
 def _open_one(url: str, context: Mapping[str, object]) -> Programmer:
     parsed = parse_url(url)
+    if parsed.scheme in BACKENDS and parsed.scheme not in _SCHEMES:
+        importlib.import_module(BACKENDS[parsed.scheme])
     opener = _SCHEMES.get(parsed.scheme)
     if opener is None:
-        known = ", ".join(sorted(_SCHEMES)) or "none"
+        known = ", ".join(sorted(BACKENDS))
         raise ProgrammerUrlError(
             f"unknown programmer scheme {parsed.scheme!r} in {url!r} (known: {known})"
         )
