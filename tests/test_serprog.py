@@ -7,6 +7,7 @@ import errno
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -231,6 +232,31 @@ def test_wait_ready_polls_a_busy_part_and_times_out(tmp_path) -> None:
         with pytest.raises(BusTimeout, match="within 50 ms"):
             bus.transfer([WREN, SpiOp(b"\x20\x00\x00\x00"), WaitReady(timeout_s=0.05)])
         assert not programmer.sites[0].link_lost  # a busy part is not a lost link
+        programmer.close()
+
+
+def test_a_lagging_programmer_does_not_fail_a_good_part(tmp_path) -> None:
+    """The board runs the erase 0.1 s late (a stalled USB stack or firmware): reads the
+    host sent past the 50 ms deadline still ran right after the erase and say busy. The
+    deadline runs from the board's answer to the erase, so the part is waited for."""
+    chip = make_chip(timing="typ")  # a 4 KiB erase is busy for 45 ms
+    with SerprogEmulator(chip, link=tmp_path / "t") as emu:
+        programmer = open_programmer(f"serprog://{emu.path}")
+        site = programmer.sites[0]
+        site.power(True)
+        execute = emu._execute
+
+        def lagging(frame: bytes):
+            if frame[:1] == b"\x13" and frame[7:8] == b"\x20":
+                time.sleep(0.1)
+            return execute(frame)
+
+        emu._execute = lagging  # type: ignore[method-assign]
+        erase = [WREN, SpiOp(b"\x20\x00\x00\x00"), WaitReady(timeout_s=0.05, hint_s=0.045)]
+        assert site.spi.transfer(erase)[2] == b"\x00"
+        chip.faults.busy_forever = True  # and a part really busy still times out
+        with pytest.raises(BusTimeout, match="within 50 ms"):
+            site.spi.transfer(erase)
         programmer.close()
 
 

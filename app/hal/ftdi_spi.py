@@ -225,7 +225,6 @@ class FtdiSpiBus:
         """
         expected = self.poller.expected(op)
         on_device = self.link.h_series and 0 < expected <= DEVICE_WAIT_MAX_S
-        started = self.link.now()
         if on_device:
             first = len(results)
             times = [fraction * expected for fraction in DEVICE_READS]
@@ -248,6 +247,7 @@ class FtdiSpiBus:
         else:
             buf.frame(bytes([op.opcode]), 1, slot)
             self._flush(buf, results)
+            started = self.link.now()  # the deadline runs from the programmer's answer
             elapsed, polls = 0.0, 1
             answers = [results[slot][0]]
         status = answers[-1]

@@ -538,10 +538,14 @@ class SerprogSpiBus:
         due = self.poller.next_poll(step, 0.0)
         expected = self.poller.expected(step)
         polls = 0
+        # The deadline runs from the programmer's answer to the command waited for: a
+        # read sent then is surely run after it. (Sent is not run: a programmer that
+        # lags runs a read queued behind the command right after it.)
+        acked: float | None = None
         while True:
             elapsed = time.monotonic() - start
             # past the deadline one more read goes out, and its answer decides
-            may_send = not sent or sent[-1] <= step.timeout_s
+            may_send = not sent or acked is None or sent[-1] - acked <= step.timeout_s
             # no read beside one sent after the part's expected end: that one says ready
             room = may_send and len(sent) < POLL_DEPTH and (not sent or sent[-1] < expected)
             if room and elapsed >= due and (pipe.fits(len(frame), 1) or not pipe.pending):
@@ -559,7 +563,11 @@ class SerprogSpiBus:
                 continue  # the next read is due before an answer came
             if len(pipe.pending) > len(sent):  # answers to the commands before
                 pipe.read_next()
+                if len(pipe.pending) == len(sent):
+                    acked = time.monotonic() - start
                 continue
+            if acked is None:  # nothing was outstanding before the first read
+                acked = 0.0
             answer = pipe.read_next()
             at = sent.popleft()
             polls += 1
@@ -571,7 +579,7 @@ class SerprogSpiBus:
             if status & step.mask == step.value:
                 self.poller.learn(step, at, polls)  # when the read went out, see learn()
                 return bytes([status])
-            if at > step.timeout_s:  # a read sent after the deadline found it busy
+            if acked is not None and at - acked > step.timeout_s:  # sent past the deadline
                 raise BusTimeout(
                     f"status 0x{status:02X} never matched mask 0x{step.mask:02X} ="
                     f" 0x{step.value:02X} within {step.timeout_s * 1000:.0f} ms"
