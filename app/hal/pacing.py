@@ -6,16 +6,22 @@ other thread waiting for the interpreter lock, and the window's thread, which ta
 lock again after every call into Qt, waits hundreds of milliseconds for each event.
 
 So the window beats (:func:`heartbeat`) from its event loop while sites run, and a
-compute-bound site thread calls :func:`give_way` between bus transfers: when the last
-beat is older than ``STALE_S`` it waits, without the lock, for the next beat (at most
-``MAX_WAIT_S``, so a window that stopped beating costs little). Without a window
-(command line, tests) nobody beats and give_way returns at once.
+compute-bound site runs each bus transfer in a :func:`turn`: it takes the one compute
+turn (the other sites wait for it without the interpreter lock), and gives way when the
+last beat is older than ``STALE_S`` (it waits, also without the lock, for the next beat;
+at most ``MAX_WAIT_S``, so a window that stopped beating costs little). The window's
+thread so competes with one site for the interpreter, not sixteen. A site waiting out a
+chip's busy time inside its turn frees the turn meanwhile (:func:`waiting`), so sites
+still wait in parallel. Without a window (command line, tests) nobody beats and a turn
+costs nothing.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 #: a beat older than this means the window's thread is waiting for its turn
 STALE_S = 0.003
@@ -24,6 +30,8 @@ MAX_WAIT_S = 0.050
 
 _beat = threading.Event()
 _last_beat: float | None = None
+_turn = threading.Lock()
+_holding = threading.local()  # .turn: this thread holds the turn
 
 
 def heartbeat() -> None:
@@ -31,6 +39,15 @@ def heartbeat() -> None:
     global _last_beat
     _last_beat = time.monotonic()
     _beat.set()
+
+
+def hold() -> None:
+    """The window starts heavy work (a batch of events, a chart redraw or paint): sites
+    wait for its next beat before their next transfer."""
+    global _last_beat
+    if _last_beat is not None:
+        _last_beat = float("-inf")
+        _beat.clear()
 
 
 def stop() -> None:
@@ -51,3 +68,33 @@ def give_way() -> bool:
         return False
     _beat.wait(MAX_WAIT_S)
     return True
+
+
+@contextmanager
+def turn() -> Iterator[None]:
+    """One site's compute-bound step (a simulated bus transfer)."""
+    if _last_beat is None or getattr(_holding, "turn", False):
+        yield
+        return
+    with _turn:  # the other sites wait here, off the interpreter lock
+        _holding.turn = True
+        give_way()
+        try:
+            yield
+        finally:
+            _holding.turn = False
+
+
+@contextmanager
+def waiting() -> Iterator[None]:
+    """A wait inside a turn (a simulated chip's busy time): other sites go meanwhile."""
+    if not getattr(_holding, "turn", False):
+        yield
+        return
+    _holding.turn = False
+    _turn.release()
+    try:
+        yield
+    finally:
+        _turn.acquire()
+        _holding.turn = True

@@ -14,6 +14,7 @@ shows is what the engine did.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections import deque
@@ -51,6 +52,10 @@ PROGRESS_INTERVAL_S = 0.05
 DRAIN_INTERVAL_MS = 16
 #: how often the window's thread beats for app.hal.pacing while sites run
 BEAT_INTERVAL_MS = 2
+#: the interpreter's thread switch interval with a window (Python's default is 5 ms):
+#: the window's thread takes the interpreter lock again after every call into Qt, and
+#: waits up to this long each time a site thread holds it
+SWITCH_INTERVAL_S = 0.002
 
 #: What a worker runs in its thread, given a (throttled, thread-safe) event sink: one
 #: station cycle, or an auto-start loop. It must not raise (the Station guarantees it
@@ -122,6 +127,7 @@ class Controller(QObject):
 
     def __init__(self, database: DeviceDatabase, parent: QObject | None = None) -> None:
         super().__init__(parent)
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
         self.database = database
         self.device: Device | None = None
         self.image: LoadedImage | None = None
@@ -260,6 +266,7 @@ class Controller(QObject):
         return True
 
     def _stop_threads(self) -> None:
+        pacing.stop()  # the window is about to wait for the workers: nobody waits for it
         for cancel in self._cancel.values():
             cancel.set()
         for thread in self._threads.values():
@@ -405,6 +412,8 @@ class Controller(QObject):
         progress only the latest counts (a tile shows one value a frame anyway)."""
         inbox = self._inbox
         events = [inbox.popleft() for _ in range(len(inbox))]
+        if events:
+            pacing.hold()  # the sites pause at their next transfer until this is done
         latest = {e.site: i for i, e in enumerate(events) if isinstance(e, ProgressEvent)}
         for i, event in enumerate(events):
             if not isinstance(event, ProgressEvent) or latest[event.site] == i:

@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtGui import QColor, QFont, QResizeEvent
 from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
 
 from app.engine.results import FAIL, PASS
 from app.engine.tally import Tally
+from app.hal import pacing
 
 REDRAW_INTERVAL_MS = 200
 DEFAULT_WINDOW_S = 600.0  # sliding window for devices/hour
@@ -178,6 +179,8 @@ class StatisticsView(QWidget):
             f"Throughput ({window_s / 60:g} min window)", "Session time (min)", "Devices / hour"
         )
         self._build_items()
+        for plot in (self.yield_plot, self.cycle_plot, self.rate_plot):
+            plot.viewport().installEventFilter(self)
 
         self._grid = QGridLayout()
         self._grid.setSpacing(6)
@@ -188,6 +191,11 @@ class StatisticsView(QWidget):
         layout.addWidget(self.summary_label)
         layout.addLayout(self._grid, 1)
         self.redraw()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Paint:
+            pacing.hold()  # a chart paints in Python too
+        return False
 
     def _arrange(self, *, stacked: bool) -> None:
         """Two plots over the throughput plot; one above the other in a narrow pane."""
@@ -254,6 +262,7 @@ class StatisticsView(QWidget):
 
     def redraw(self) -> None:
         """Redraw everything now. Normally called by the coalescing timer."""
+        pacing.hold()  # charts draw in Python: running sites pause for it (app.hal.pacing)
         self._timer.stop()
         self.redraw_count += 1
         summary = self._stats.summary()

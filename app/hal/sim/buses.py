@@ -25,9 +25,6 @@ class LinkState:
         self.dead = False
 
     def tick(self) -> None:
-        """One bus call: a simulated site computes, so it lets the window have its turn
-        first (app.hal.pacing); then the link-drop fault."""
-        pacing.give_way()
         self.calls += 1
         if self.drop_after is not None and self.calls > self.drop_after:
             self.dead = True
@@ -61,20 +58,21 @@ class SimSpiBus:
         return self.clock_hz
 
     def transfer(self, ops: Sequence[SpiStep]) -> list[bytes]:
-        self.link.tick()
-        results: list[bytes] = []
-        bits = 0
-        for op in ops:
-            if isinstance(op, WaitReady):
-                results.append(self._wait(op))
-                bits += 16
-                continue
-            bits += 8 * (len(op.write) + op.read_len)
-            results.append(self._frame(op))
-        self.bits_transferred += bits
-        if self.clock.timing.realtime:
-            self.clock.advance(bits / self.clock_hz)
-        return results
+        with pacing.turn():  # a simulated site computes: one at a time (pacing)
+            self.link.tick()
+            results: list[bytes] = []
+            bits = 0
+            for op in ops:
+                if isinstance(op, WaitReady):
+                    results.append(self._wait(op))
+                    bits += 16
+                    continue
+                bits += 8 * (len(op.write) + op.read_len)
+                results.append(self._frame(op))
+            self.bits_transferred += bits
+            if self.clock.timing.realtime:
+                self.clock.advance(bits / self.clock_hz)
+            return results
 
     def _frame(self, op: SpiOp) -> bytes:
         if self.chip is None or not self.powered or not self.contact:
@@ -129,25 +127,28 @@ class SimI2cBus:
             self.clock.advance(nbytes * 9 / self.clock_hz)
 
     def write(self, address: int, data: bytes) -> None:
-        self.link.tick()
-        self._spend(1 + len(data))
-        self._chip(address).write(address, data)
+        with pacing.turn():  # a simulated site computes: one at a time (pacing)
+            self.link.tick()
+            self._spend(1 + len(data))
+            self._chip(address).write(address, data)
 
     def write_read(self, address: int, data: bytes, read_len: int) -> bytes:
-        self.link.tick()
-        self._spend(2 + len(data) + read_len)
-        chip = self._chip(address)
-        if data:
-            chip.write(address, data)
-        return chip.read(address, read_len)
+        with pacing.turn():  # a simulated site computes: one at a time (pacing)
+            self.link.tick()
+            self._spend(2 + len(data) + read_len)
+            chip = self._chip(address)
+            if data:
+                chip.write(address, data)
+            return chip.read(address, read_len)
 
     def wait_ack(self, address: int, timeout_s: float, hint_s: float = 0.0) -> None:
-        self.link.tick()
-        chip = self._chip(address)
-        if chip.busy_until - self.clock.now() > timeout_s:
-            self.clock.advance(timeout_s)
-            raise BusTimeout(
-                f"no acknowledge from 0x{address:02X} within {timeout_s * 1000:.0f} ms"
-            )
-        self.clock.advance_to(chip.busy_until + _POLL_INTERVAL_S)
-        self._spend(1)
+        with pacing.turn():  # a simulated site computes: one at a time (pacing)
+            self.link.tick()
+            chip = self._chip(address)
+            if chip.busy_until - self.clock.now() > timeout_s:
+                self.clock.advance(timeout_s)
+                raise BusTimeout(
+                    f"no acknowledge from 0x{address:02X} within {timeout_s * 1000:.0f} ms"
+                )
+            self.clock.advance_to(chip.busy_until + _POLL_INTERVAL_S)
+            self._spend(1)

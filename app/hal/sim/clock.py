@@ -14,6 +14,7 @@ import re
 import time
 from dataclasses import dataclass
 
+from app.hal import pacing
 from app.hal.errors import ProgrammerUrlError
 
 _SLACK_S = 0.002
@@ -79,7 +80,8 @@ class SimClock:
             return
         ahead = self._virtual - (time.perf_counter() - self._origin)
         if ahead > _SLACK_S:
-            time.sleep(ahead)
+            with pacing.waiting():
+                time.sleep(ahead)
 
     def settle(self) -> None:
         """Sleep off any remaining lead (end of an operation as the host sees it)."""
@@ -87,4 +89,5 @@ class SimClock:
             return
         ahead = self._virtual - (time.perf_counter() - self._origin)
         if ahead > 0:
-            time.sleep(ahead)
+            with pacing.waiting():
+                time.sleep(ahead)
