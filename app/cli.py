@@ -41,7 +41,8 @@ class _VersionAction(argparse.Action):
         super().__init__(option_strings, dest, nargs=0, help="show the version and exit")
 
     def __call__(self, parser: argparse.ArgumentParser, *_args: object) -> None:
-        parser.exit(0, f"{parser.prog} {installed_version()}\n")
+        print(f"{parser.prog} {installed_version()}")  # on stdout, as argparse's own does
+        parser.exit(0)
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:

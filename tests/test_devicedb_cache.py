@@ -59,10 +59,11 @@ def test_a_changed_overlay_file_rebuilds_it(tmp_path: Path, validations) -> None
 
 def test_a_damaged_cache_is_ignored(tmp_path: Path, validations) -> None:
     load_database(SMALL_DB, tmp_path)
+    before = len(validations)  # 0 when another test already cached this database
     for stale in cache.cache_dir().glob("devicedb-*.pickle"):
         stale.write_bytes(b"not a pickle")
     assert len(load_database(SMALL_DB, tmp_path)) > 0
-    assert len(validations) == 2
+    assert len(validations) == before + 1
 
 
 def test_an_invalid_database_is_never_cached(tmp_path: Path, validations) -> None:
@@ -129,3 +130,28 @@ def test_the_cache_holds_only_classes_its_key_stamps() -> None:
     stamped = {f"app.devicedb.{p.stem}" for p in Path(cache.__file__).parent.glob("*.py")}
     outside = {m for m in modules if m not in stamped and m not in ("builtins", "enum")}
     assert not outside, f"classes from modules the cache key does not stamp: {outside}"
+
+
+def test_the_cache_keeps_a_few_databases_and_drops_the_least_recently_used(
+    tmp_path: Path, validations
+) -> None:
+    """With and without the overlay (the window and a test run, say) both stay cached."""
+    overlays = []
+    for name in "ABCDE":
+        folder = tmp_path / name
+        folder.mkdir()
+        overlay_entry(folder, f"PART{name}")
+        overlays.append(folder)
+    for folder in overlays[:2]:
+        load_database(SMALL_DB, folder)
+    for folder in overlays[:2]:  # both still cached
+        load_database(SMALL_DB, folder)
+    assert len(validations) == 2
+    load_database(SMALL_DB, overlays[0])  # A is now the most recently used
+    for folder in overlays[2:]:
+        load_database(SMALL_DB, folder)
+    assert len(list(cache.cache_dir().glob("devicedb-*.pickle"))) == cache.KEEP
+    load_database(SMALL_DB, overlays[0])  # kept: used recently
+    assert len(validations) == 5
+    load_database(SMALL_DB, overlays[1])  # dropped: the least recently used
+    assert len(validations) == 6

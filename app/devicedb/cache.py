@@ -28,6 +28,9 @@ from app.devicedb.database import DeviceDatabase
 from app.devicedb.files import discover, schema_dir
 
 ENV_CACHE_DIR = "SOCKETEER_CACHE_DIR"
+#: databases kept (each ~0.7 MiB): the installed one with and without the overlay, and
+#: a couple of other installations or checkouts
+KEEP = 4
 #: bump when the pickled shape changes in a way file stamps cannot see
 FORMAT = 1
 
@@ -56,20 +59,24 @@ def cache_key(roots: Iterable[Path]) -> str:
 
 def load(key: str) -> DeviceDatabase | None:
     """The cached database of ``key``, or None (absent, unreadable or of another shape)."""
+    path = cache_dir() / f"devicedb-{key}.pickle"
     try:
-        with (cache_dir() / f"devicedb-{key}.pickle").open("rb") as stream:
+        with path.open("rb") as stream:
             database = pickle.load(stream)
+        os.utime(path)  # recently used: kept when store() makes room
     except Exception:  # a damaged or foreign cache is a miss, never an error
         return None
     return database if isinstance(database, DeviceDatabase) else None
 
 
 def store(key: str, database: DeviceDatabase) -> None:
-    """Keep ``database`` under ``key`` (and drop older entries); failures are ignored."""
+    """Keep ``database`` under ``key`` with the KEEP - 1 newest other entries (with and
+    without the user overlay, another installation); failures are ignored."""
     folder = cache_dir()
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        for old in folder.glob("devicedb-*.pickle"):
+        entries = sorted(folder.glob("devicedb-*.pickle"), key=lambda p: p.stat().st_mtime)
+        for old in entries[: max(0, len(entries) - (KEEP - 1))]:
             old.unlink(missing_ok=True)
         write_atomic(folder / f"devicedb-{key}.pickle", pickle.dumps(database, protocol=5))
     except Exception:  # the cache only saves time
