@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.ui.stats_view import REDRAW_INTERVAL_MS, SessionStats, StatisticsView
+from app.ui.stats_view import REDRAW_INTERVAL_MS, STEP_GAP_MS, SessionStats, StatisticsView
 
 
 @pytest.fixture
@@ -70,6 +70,10 @@ def test_many_adds_redraw_once(qtbot, view: StatisticsView) -> None:
     qtbot.waitUntil(lambda: view.redraw_count == before + 1, timeout=REDRAW_INTERVAL_MS * 10)
     assert not view.redraw_pending
     assert view.summary()["total"] == 200
+    assert "200" in view.summary_label.text()
+    # the other charts follow a step apart (each paints in its own pass), all with the data
+    qtbot.waitUntil(lambda: view.rate_curve.getData()[0] is not None, timeout=STEP_GAP_MS * 10)
+    assert view.mean_line.value() == pytest.approx(12.0)
 
 
 def test_throughput_over_sliding_window() -> None:

@@ -98,3 +98,4 @@ def waiting() -> Iterator[None]:
     finally:
         _turn.acquire()
         _holding.turn = True
+        give_way()  # back to computing: after the window's next beat if it is busy
