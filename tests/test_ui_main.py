@@ -104,6 +104,9 @@ def test_four_sites_with_one_fault(qtbot, window, image_path) -> None:
         for r in range(window.site_log.proxy.rowCount())
     )
     assert window.stats.summary()["total"] == 4
+    # the run is over: the statistics pane shows its last results at once
+    assert not window.stats.redraw_pending
+    assert "<b>4</b> devices" in window.stats.summary_label.text()
 
 
 def test_window_stays_responsive_during_a_run(qtbot, window, image_path) -> None:
