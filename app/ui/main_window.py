@@ -340,8 +340,8 @@ class MainWindow(QMainWindow):
         for name in ("detect", "read", "verify", "erase", "device"):
             self.actions_by_name[name].setEnabled(engineer and not running)
         self.job.setEnabled(engineer and not running)
-        if not running and self.stats.redraw_pending:
-            self.stats.redraw()  # the last results at once: nothing runs to compete now
+        if not running:
+            self.stats.draw_pending()  # the last results now, not half a second later
 
     def _buffer_read(self, site: int, data: bytes) -> None:
         self.buffer.set_buffer(data, 0, f"read from site {site}")

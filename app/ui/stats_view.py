@@ -284,6 +284,12 @@ class StatisticsView(QWidget):
             self._draw_rate,
         ]
 
+    def draw_pending(self) -> None:
+        """Draw what the coalescing timer would draw, now (a run just ended)."""
+        if self._timer.isActive():
+            self._timer.stop()
+            self._redraw_in_steps()
+
     def _redraw_in_steps(self) -> None:
         """The coalescing timer's redraw: the summary with the yield chart, then the
         other two charts STEP_GAP_MS apart, so each chart paints in its own pass
