@@ -18,6 +18,7 @@ import hashlib
 import os
 import pickle
 import sys
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -63,7 +64,7 @@ def load(key: str) -> DeviceDatabase | None:
     try:
         with path.open("rb") as stream:
             database = pickle.load(stream)
-        os.utime(path)  # recently used: kept when store() makes room
+        _mark_used(path)  # kept when store() makes room
     except Exception:  # a damaged or foreign cache is a miss, never an error
         return None
     return database if isinstance(database, DeviceDatabase) else None
@@ -75,9 +76,24 @@ def store(key: str, database: DeviceDatabase) -> None:
     folder = cache_dir()
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        entries = sorted(folder.glob("devicedb-*.pickle"), key=lambda p: p.stat().st_mtime)
+        entries = sorted(_entries(folder), key=lambda p: p.stat().st_mtime_ns)
         for old in entries[: max(0, len(entries) - (KEEP - 1))]:
             old.unlink(missing_ok=True)
-        write_atomic(folder / f"devicedb-{key}.pickle", pickle.dumps(database, protocol=5))
+        path = folder / f"devicedb-{key}.pickle"
+        write_atomic(path, pickle.dumps(database, protocol=5))
+        _mark_used(path)
     except Exception:  # the cache only saves time
         return
+
+
+def _entries(folder: Path) -> list[Path]:
+    return list(folder.glob("devicedb-*.pickle"))
+
+
+def _mark_used(path: Path) -> None:
+    """Give ``path`` the newest modification time of its folder, strictly: the clock the
+    file system stamps with can be coarser than two loads, and a tie would let store()
+    drop the entry used last."""
+    newest = max((p.stat().st_mtime_ns for p in _entries(path.parent) if p != path), default=0)
+    stamp = max(time.time_ns(), newest + 1)
+    os.utime(path, ns=(stamp, stamp))
