@@ -17,6 +17,7 @@ TARGETS = {
     "spi-nor": (250, 10),
     "i2c-eeprom": (40, 1),
     "stm32-uart": (40, 1),
+    "spi-eeprom": (40, 4),
 }
 
 

@@ -111,6 +111,13 @@ def test_entry_memory_is_covered(path: Path, index: int, entry: dict[str, Any]) 
         assert size <= reach
         assert entry["block_bits"] == 0 or size > reach // 2
         assert size % entry["page_size_bytes"] == 0
+    elif family == "spi-eeprom":
+        assert size % entry["page_size_bytes"] == 0
+        a8 = entry.get("address_bit_in_opcode", False)
+        assert size <= 256 ** entry["address_bytes"] * (2 if a8 else 1)
+        assert not a8 or (entry["address_bytes"] == 1 and size == 512)
+        assert entry.get("write_cycle_ms_typ", 0) <= entry["write_cycle_ms_max"]
+        assert entry["status"]["bp_mask"] == "0x0C"
     elif family == "stm32-uart":
         assert sum(r["count"] * r["size_bytes"] for r in entry["flash_layout"]) == size
         assert int(entry["ids"]["stm32_pid"], 16) <= 0xFFF

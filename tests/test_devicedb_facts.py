@@ -23,6 +23,7 @@ from app.devicedb.facts import (
     I2cEepromFacts,
     MemoryLayout,
     SectorRun,
+    SpiEepromFacts,
     SpiNorFacts,
     StatusBit,
     Stm32Facts,
@@ -33,6 +34,7 @@ FAMILY_FACTS = {
     Family.SPI_NOR: SpiNorFacts,
     Family.I2C_EEPROM: I2cEepromFacts,
     Family.STM32_UART: Stm32Facts,
+    Family.SPI_EEPROM: SpiEepromFacts,
 }
 
 
@@ -59,7 +61,7 @@ def test_every_entry_loads_into_typed_facts(database) -> None:
             assert all(dev.size_bytes % (op.size or 0) == 0 for op in facts.block_erases)
             assert (facts.four_byte_mode is None) == (facts.address_bytes == 3)
             assert dev.max_clock_hz
-        elif isinstance(facts, I2cEepromFacts):
+        elif isinstance(facts, I2cEepromFacts | SpiEepromFacts):
             assert facts.write_cycle.ms_typ <= facts.write_cycle.ms_max
             assert dev.max_clock_hz
         else:

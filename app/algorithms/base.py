@@ -111,7 +111,9 @@ class Geometry:
 class ChipIdentity:
     """What the part answered to its ID command."""
 
-    bus: str  # "jedec", "i2c" or "stm32_pid"
+    #: "jedec", "i2c", "stm32_pid", or "status" (SPI EEPROMs: no ID command, presence
+    #: from a status-register handshake; ``raw`` is empty when present)
+    bus: str
     raw: bytes
     present: bool  # False: all bytes 0xFF or 0x00 (or no ACK): no part or bad contact
 

@@ -22,7 +22,13 @@ from app.devicedb import (
     load_database,
     normalize,
 )
-from app.devicedb.facts import I2cEepromFacts, SpiNorFacts, StatusBit, Stm32Facts
+from app.devicedb.facts import (
+    I2cEepromFacts,
+    SpiEepromFacts,
+    SpiNorFacts,
+    StatusBit,
+    Stm32Facts,
+)
 from app.devicedb.files import display_path
 
 _BUS_LABEL = {"jedec": "JEDEC ID", "stm32_pid": "STM32 product ID"}
@@ -198,6 +204,8 @@ def describe(device: Device, db: DeviceDatabase) -> list[str]:
         out += _describe_spi_nor(facts, device)
     elif isinstance(facts, I2cEepromFacts):
         out += _describe_i2c_eeprom(facts, device)
+    elif isinstance(facts, SpiEepromFacts):
+        out += _describe_spi_eeprom(facts, device)
     else:
         out += _describe_stm32_uart(facts)
     low, high = device.voltage_mv
@@ -293,6 +301,25 @@ def _describe_i2c_eeprom(facts: I2cEepromFacts, device: Device) -> list[str]:
         ),
         _line("write cycle", write),
         _line("max clock", format_hz(device.max_clock_hz or 0)),
+    ]
+
+
+def _describe_spi_eeprom(facts: SpiEepromFacts, device: Device) -> list[str]:
+    cycle = facts.write_cycle
+    write = f"max {format_ms(cycle.ms_max)}"
+    if cycle.ms_typ != cycle.ms_max:
+        write = f"typ {format_ms(cycle.ms_typ)}, " + write
+    address = f"{facts.address_bytes} byte(s)"
+    if facts.address_bit_in_opcode:
+        address += " + address bit 8 in opcode bit 3 (READ 0x0B / WRITE 0x0A)"
+    wpen = ", WPEN (bit 7)" if facts.wpen else ""
+    return [
+        _line("ID", "none (no ID command; presence from the status register)"),
+        _line("page size", f"{facts.page_size} bytes"),
+        _line("address", address),
+        _line("write cycle", write),
+        _line("max clock", format_hz(device.max_clock_hz or 0)),
+        _line("status", f"BP mask 0x{facts.bp_mask:02X}{wpen}"),
     ]
 
 

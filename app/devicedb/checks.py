@@ -55,6 +55,8 @@ def entry_problems(entry: Mapping[str, Any]) -> Iterator[Problem]:
         yield from _i2c_eeprom(entry)
     elif family == Family.STM32_UART:
         yield from _stm32_uart(entry)
+    elif family == Family.SPI_EEPROM:
+        yield from _spi_eeprom(entry)
 
 
 def _voltage(entry: Mapping[str, Any]) -> Iterator[Problem]:
@@ -180,6 +182,63 @@ def _i2c_eeprom(entry: Mapping[str, Any]) -> Iterator[Problem]:
             (
                 f"{block_bits} is too many for size_bytes {size}: with address_bytes "
                 f"{address_bytes}, block_bits {block_bits - 1} already address {reach // 2} bytes"
+            ),
+        )
+
+
+#: SPI EEPROM status register: bit 0 is /RDY (WIP), bit 1 WEL, bit 7 WPEN
+SPI_EEPROM_FIXED_BITS = 0x83
+
+
+def _spi_eeprom(entry: Mapping[str, Any]) -> Iterator[Problem]:
+    size = _int(entry.get("size_bytes"))
+    yield from _page_divides(entry, size)
+    yield from _typ_max(entry, "write_cycle_ms_typ", "write_cycle_ms_max", ())
+    page = _int(entry.get("page_size_bytes"))
+    if size and page and page > size:
+        yield ("page_size_bytes",), f"{page} is larger than size_bytes {size}"
+    bp_mask = _hex(_dict(entry.get("status")).get("bp_mask"))
+    if bp_mask is not None and (bp_mask == 0 or bp_mask & SPI_EEPROM_FIXED_BITS):
+        yield (
+            ("status", "bp_mask"),
+            (
+                f"0x{bp_mask:02X}: the block-protect bits sit in bits 2-6 (BP0/BP1 = 0x0C);"
+                " bits 0, 1 and 7 are /RDY, WEL and WPEN"
+            ),
+        )
+    address_bytes = _int(entry.get("address_bytes"))
+    in_opcode = entry.get("address_bit_in_opcode", False)
+    if size is None or address_bytes not in (1, 2, 3) or not isinstance(in_opcode, bool):
+        return
+    reach = 256**address_bytes * (2 if in_opcode else 1)
+    if size > reach:
+        hint = (
+            "; a 4 Kbit part with one address byte needs address_bit_in_opcode true"
+            if address_bytes == 1 and size <= 512
+            else ""
+        )
+        yield (
+            ("size_bytes",),
+            (
+                f"{size} does not fit address_bytes {address_bytes}"
+                f"{' and address bit 8 in the opcode' if in_opcode else ''}"
+                f" (they address at most {reach} bytes){hint}"
+            ),
+        )
+    elif in_opcode and (address_bytes != 1 or size <= reach // 2):
+        yield (
+            ("address_bit_in_opcode",),
+            (
+                f"only 512-byte parts with address_bytes 1 carry address bit 8 in the opcode"
+                f" (this part: size_bytes {size}, address_bytes {address_bytes})"
+            ),
+        )
+    elif address_bytes > 1 and size <= 256 ** (address_bytes - 1):
+        yield (
+            ("address_bytes",),
+            (
+                f"{address_bytes} is too many for size_bytes {size}:"
+                f" {address_bytes - 1} address byte(s) already reach it"
             ),
         )
 

@@ -20,6 +20,7 @@ from app.devicedb.facts import (
     I2cEepromFacts,
     MemoryLayout,
     SectorRun,
+    SpiEepromFacts,
     SpiNorFacts,
     SpiNorProtection,
     StatusBit,
@@ -183,6 +184,8 @@ def family_facts(entry: EntryReader, family: Family) -> FamilyFacts:
         return spi_nor_facts(entry)
     if family is Family.I2C_EEPROM:
         return i2c_eeprom_facts(entry)
+    if family is Family.SPI_EEPROM:
+        return spi_eeprom_facts(entry)
     return stm32_facts(entry)
 
 
@@ -253,6 +256,18 @@ def i2c_eeprom_facts(entry: EntryReader) -> I2cEepromFacts:
         address_bytes=entry.integer("address_bytes", 1),
         block_bits=entry.integer("block_bits"),
         write_cycle=entry.timing("write_cycle_ms_typ", "write_cycle_ms_max"),
+    )
+
+
+def spi_eeprom_facts(entry: EntryReader) -> SpiEepromFacts:
+    status = entry.child("status")
+    return SpiEepromFacts(
+        page_size=entry.integer("page_size_bytes", 1),
+        address_bytes=entry.integer("address_bytes", 1),
+        address_bit_in_opcode=entry.flag("address_bit_in_opcode", False),
+        write_cycle=entry.timing("write_cycle_ms_typ", "write_cycle_ms_max"),
+        bp_mask=status.hex_int("bp_mask"),
+        wpen=status.flag("wpen", False),
     )
 
 

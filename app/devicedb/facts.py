@@ -207,6 +207,26 @@ class I2cEepromFacts:
     write_cycle: Timing  # self-timed write cycle; typical = maximum when not given
 
 
+# -- SPI EEPROM (25xxx) -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SpiEepromFacts:
+    """A 25xxx SPI EEPROM (AT25, 25AA/25LC, M95, CAT25, BR25): READ 03h / WRITE 02h with
+    1, 2 or 3 address bytes, WREN/RDSR/WRSR, no erase command and no ID command."""
+
+    family: ClassVar[Family] = Family.SPI_EEPROM
+
+    page_size: int
+    address_bytes: int  # 1, 2 or 3
+    #: the 4 Kbit parts with one address byte carry address bit 8 in opcode bit 3
+    #: (READ 0Bh / WRITE 0Ah for the upper 256 bytes)
+    address_bit_in_opcode: bool
+    write_cycle: Timing  # self-timed write cycle (tWC); typical = maximum when not given
+    bp_mask: int  # status register block-protect bits: BP0/BP1 = 0x0C
+    wpen: bool  # status bit 7 is WPEN (write-protect enable, with the WP pin)
+
+
 # -- STM32 through the ROM UART bootloader -------------------------------------------
 
 
@@ -233,4 +253,4 @@ class Stm32Facts:
     bootloader: BootloaderFacts
 
 
-FamilyFacts = SpiNorFacts | I2cEepromFacts | Stm32Facts
+FamilyFacts = SpiNorFacts | I2cEepromFacts | Stm32Facts | SpiEepromFacts

@@ -11,6 +11,7 @@ class Family(StrEnum):
     SPI_NOR = "spi-nor"
     I2C_EEPROM = "i2c-eeprom"
     STM32_UART = "stm32-uart"
+    SPI_EEPROM = "spi-eeprom"
 
 
 #: family -> folder under device_db/
@@ -18,6 +19,7 @@ FAMILY_DIRS: dict[Family, str] = {
     Family.SPI_NOR: "spi_nor",
     Family.I2C_EEPROM: "i2c_eeprom",
     Family.STM32_UART: "stm32_uart",
+    Family.SPI_EEPROM: "spi_eeprom",
 }
 FAMILIES: tuple[Family, ...] = tuple(Family)
 DIR_FAMILIES: dict[str, Family] = {folder: family for family, folder in FAMILY_DIRS.items()}
@@ -34,5 +36,6 @@ FAMILY_ALGORITHMS: dict[Family, str] = {
     Family.SPI_NOR: "spi_nor",
     Family.I2C_EEPROM: "i2c_eeprom",
     Family.STM32_UART: "stm32_uart",
+    Family.SPI_EEPROM: "spi_eeprom",
 }
 KNOWN_ALGORITHMS: frozenset[str] = frozenset(FAMILY_ALGORITHMS.values())

@@ -261,6 +261,7 @@ class SiteRunner:
             Family.SPI_NOR: self.site.spi,
             Family.I2C_EEPROM: self.site.i2c,
             Family.STM32_UART: self.site.uart,
+            Family.SPI_EEPROM: self.site.spi,
         }
         bus = buses[device.family]
         if bus is None:

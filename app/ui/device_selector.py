@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.devicedb.database import DeviceDatabase
-from app.devicedb.facts import I2cEepromFacts, SpiNorFacts
+from app.devicedb.facts import I2cEepromFacts, SpiEepromFacts, SpiNorFacts
 from app.devicedb.models import Device
 from app.ui.format import size_text
 from app.ui.table_model import Index, RowsTableModel
@@ -96,6 +96,17 @@ def _i2c_eeprom_rows(dev: Device, facts: I2cEepromFacts) -> list[tuple[str, str]
     ]
 
 
+def _spi_eeprom_rows(dev: Device, facts: SpiEepromFacts) -> list[tuple[str, str]]:
+    a8 = " + A8 in the opcode" if facts.address_bit_in_opcode else ""
+    return [
+        ("IDs", "none (no ID command)"),
+        ("Page", f"{facts.page_size} bytes"),
+        ("Write cycle", f"{_ms(facts.write_cycle.ms_max)} ms max"),
+        *_clock(dev),
+        ("Addressing", f"{facts.address_bytes}-byte{a8}"),
+    ]
+
+
 def _family_rows(dev: Device) -> list[tuple[str, str]]:
     """The family's facts an engineer checks: IDs, page, erase table, timing, clock."""
     facts = dev.facts
@@ -103,6 +114,8 @@ def _family_rows(dev: Device) -> list[tuple[str, str]]:
         return _spi_nor_rows(dev, facts)
     if isinstance(facts, I2cEepromFacts):
         return _i2c_eeprom_rows(dev, facts)
+    if isinstance(facts, SpiEepromFacts):
+        return _spi_eeprom_rows(dev, facts)
     return [("IDs", f"stm32_pid: 0x{facts.pid:03X}"), *_clock(dev)]
 
 

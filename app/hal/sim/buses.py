@@ -11,7 +11,11 @@ from app.hal.busy_poll import BusyPoller
 from app.hal.errors import BusTimeout, I2cNack, LinkError
 from app.hal.sim.clock import SimClock
 from app.hal.sim.i2c_eeprom_chip import I2cEepromChip
+from app.hal.sim.spi_eeprom_chip import SpiEepromChip
 from app.hal.sim.spi_nor_chip import SpiNorChip
+
+#: the chip models that sit on a SPI bus
+SpiChip = SpiNorChip | SpiEepromChip
 
 _POLL_INTERVAL_S = 2e-6  # status poll: 16 bits at tens of MHz
 
@@ -35,7 +39,7 @@ class LinkState:
 class SimSpiBus:
     def __init__(
         self,
-        chip: SpiNorChip | None,
+        chip: SpiChip | None,
         clock: SimClock,
         link: LinkState,
         *,

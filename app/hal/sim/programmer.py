@@ -31,10 +31,11 @@ from app.hal.programmer import (
     int_option,
     register_scheme,
 )
-from app.hal.sim.buses import LinkState, SimI2cBus, SimSpiBus
+from app.hal.sim.buses import LinkState, SimI2cBus, SimSpiBus, SpiChip
 from app.hal.sim.clock import SimClock, Timing
 from app.hal.sim.faults import Fault, parse_faults
 from app.hal.sim.i2c_eeprom_chip import I2cEepromChip
+from app.hal.sim.spi_eeprom_chip import SpiEepromChip
 from app.hal.sim.spi_nor_chip import ChipFaults, SpiNorChip
 
 _KNOWN_OPTIONS = {
@@ -100,7 +101,7 @@ class SimSite:
         self.present = kind != "empty"
         self.spi: SimSpiBus | None = None
         self.i2c: SimI2cBus | None = None
-        self.chip: SpiNorChip | I2cEepromChip | None = None
+        self.chip: SpiChip | I2cEepromChip | None = None
         family = device.family if device is not None else Family.SPI_NOR
         if family is Family.I2C_EEPROM:
             self.i2c = SimI2cBus(None, self.clock, self._link, clock_hz=i2c_hz)
@@ -127,15 +128,15 @@ class SimSite:
         gone): False until the programmer is opened again."""
         return not self._link.dead
 
-    def _seat(self, chip: SpiNorChip | I2cEepromChip | None) -> None:
+    def _seat(self, chip: SpiChip | I2cEepromChip | None) -> None:
         """Put ``chip`` (None: nothing) in the socket, on the site's bus."""
         self.chip = chip
         if self.i2c is not None:
             self.i2c.chip = chip if isinstance(chip, I2cEepromChip) else None
         if self.spi is not None:
-            self.spi.chip = chip if isinstance(chip, SpiNorChip) else None
+            self.spi.chip = chip if isinstance(chip, SpiNorChip | SpiEepromChip) else None
 
-    def _new_chip(self) -> SpiNorChip | I2cEepromChip | None:
+    def _new_chip(self) -> SpiChip | I2cEepromChip | None:
         """A fresh blank part of the site's device, carrying the site's fault."""
         device, kind = self._device, self._kind
         if device is None or device.family is Family.STM32_UART:
@@ -151,6 +152,8 @@ class SimSite:
             return I2cEepromChip(
                 device, self.clock, faults=faults, write_protected=kind == "protected"
             )
+        if device.family is Family.SPI_EEPROM:
+            return SpiEepromChip(device, self.clock, faults=faults, protected=kind == "protected")
         return SpiNorChip(
             device,
             self.clock,
@@ -293,7 +296,10 @@ def open_sim(parsed: ParsedUrl, context: Mapping[str, object]) -> SimProgrammer:
 def _other_jedec(database: DeviceDatabase | None, device: Device | None) -> bytes:
     """A real ID of a different part, so the wrong-id fault looks like a real mix-up."""
     if device is not None and device.family is not Family.SPI_NOR:
-        raise ProgrammerUrlError("the wrong-id fault needs a part with a JEDEC ID (SPI NOR)")
+        raise ProgrammerUrlError(
+            f"the wrong-id fault needs a part with a JEDEC ID (SPI NOR); {device.part}"
+            " has no ID command"
+        )
     mine = device.facts_as(SpiNorFacts).jedec_id if device is not None else None
     if database is not None:
         for other in database.search("", family=Family.SPI_NOR):
