@@ -43,7 +43,11 @@ def spi_chips(listing: str) -> list[FlashromChip]:
         if line.startswith("Vendor") and "Device" in line:
             in_table = True
             continue
-        if not in_table or not line.strip() or line.startswith("("):
+        if not line.strip():
+            if chips:
+                break  # the chip table ends at the first empty line after its rows
+            continue
+        if not in_table or line.startswith("("):
             continue
         vendor = line[:VENDOR_COLUMNS].strip()
         device = line[VENDOR_COLUMNS : VENDOR_COLUMNS + DEVICE_COLUMNS].strip()

@@ -32,6 +32,10 @@ Macronix                     MX25L1005(C)/                        PREW          
                              MX25L1006E
 Macronix                     MX25U3235E/F                         PREW           4096  SPI
 Winbond                      W25Q80.V                             PREW           1024  SPI
+Zetta Device                 ZD25D40                                              512  SPI
+
+Supported programmers:
+internal, dummy, nic3com, nicrealtek, gfxnvidia, raiden_debug_spi, drkaiser,
 """
 
 #: the coverage reached so far; raise it as the catalogue grows (goal: 95%)
@@ -46,6 +50,7 @@ def test_the_listing_is_read_with_continued_names_and_only_spi_chips() -> None:
         ("Macronix", "MX25L1005(C)/MX25L1006E", 128),
         ("Macronix", "MX25U3235E/F", 4096),
         ("Winbond", "W25Q80.V", 1024),
+        ("Zetta Device", "ZD25D40", 512),  # the table ends before the programmer list
     ]
 
 
