@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from app.commands import help_for
+from app.commands import devices_sfdp, help_for
 from app.core.errors import UsageError
 from app.devicedb import (
     FAMILIES,
@@ -77,6 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="device files or DB folders (default: the installed DB and the user overlay)",
     )
     validate.set_defaults(func=cmd_validate)
+    devices_sfdp.register(dsub)
 
     parser.set_defaults(func=None, _help=parser)
 
@@ -225,6 +226,14 @@ def describe(device: Device, db: DeviceDatabase) -> list[str]:
     if tested:
         out.append(_line("tested", ", ".join(f"{k} {v}" for k, v in tested.items())))
     out.append(_line("source", device.source))
+    mark = device.provisional
+    if mark is not None:
+        state = (
+            f"approved by {mark.approved_by} on {mark.approved_at}"
+            if mark.approved
+            else "NOT approved: writing with it is refused (socketeer devices approve)"
+        )
+        out.append(_line("provisional", f"built from SFDP on {mark.created}; {state}"))
     if device.notes:
         out.append(_line("notes", device.notes))
     origin = display_path(Path(device.source_file))

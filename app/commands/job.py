@@ -181,6 +181,7 @@ def cmd_new(args: argparse.Namespace) -> int:
         notes=args.notes,
         created_by=args.by or login_name(),
     )
+    check_job_for_device(job, referenced.image, device)
     save_job(job, out)
     summary = f"wrote {out}: job '{job.name}' for {device.id}, image {job.image.path}"
     if expected is not None:

@@ -85,6 +85,17 @@ def _spi_nor(entry: Mapping[str, Any]) -> Iterator[Problem]:
     yield from _typ_max(entry, "page_program_ms_typ", "page_program_ms_max", ())
     yield from _erase_table(entry, size)
     yield from _addressing(entry, size)
+    yield from _provisional(entry)
+
+
+def _provisional(entry: Mapping[str, Any]) -> Iterator[Problem]:
+    """An approval names who and when, or neither."""
+    mark = _dict(entry.get("provisional"))
+    if bool(mark.get("approved_by")) != bool(mark.get("approved_at")):
+        yield (
+            ("provisional",),
+            "approved_by and approved_at go together: an approval names who and when",
+        )
 
 
 def _erase_table(entry: Mapping[str, Any], size: int | None) -> Iterator[Problem]:

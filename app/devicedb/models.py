@@ -60,6 +60,33 @@ class Package:
 
 
 @dataclass(frozen=True, slots=True)
+class Provisional:
+    """A profile Socketeer built from a part's own SFDP table (app.devicedb.sfdp_profile),
+    not from a datasheet: writing with it needs an engineer's approval first."""
+
+    sfdp_sha256: str  # of the SFDP bytes the profile was built from
+    created: str  # ISO 8601
+    approved_by: str | None
+    approved_at: str | None
+
+    @property
+    def approved(self) -> bool:
+        return bool(self.approved_by)
+
+    @classmethod
+    def from_raw(cls, raw: Any) -> Provisional | None:
+        """The ``provisional`` object of an entry (already schema-checked), or None."""
+        if not isinstance(raw, Mapping):
+            return None
+        return cls(
+            sfdp_sha256=str(raw.get("sfdp_sha256", "")),
+            created=str(raw.get("created", "")),
+            approved_by=raw.get("approved_by") or None,
+            approved_at=raw.get("approved_at") or None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Device:
     """One device entry of the database, as typed facts.
 
@@ -89,6 +116,7 @@ class Device:
     source_file: str = ""
     overlay: bool = False
     overrides: str | None = None
+    provisional: Provisional | None = None
 
     @classmethod
     def from_raw(
@@ -124,6 +152,7 @@ class Device:
             source_file=source_file,
             overlay=overlay,
             overrides=overrides,
+            provisional=Provisional.from_raw(raw.get("provisional")),
         )
 
     def facts_as(self, kind: type[F]) -> F:

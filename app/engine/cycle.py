@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from app.core.errors import InputError
 from app.engine.site_runner import CycleSpec
 
 if TYPE_CHECKING:
@@ -23,6 +24,26 @@ if TYPE_CHECKING:
 #: the actions a cycle can run; "program" is the production action, the rest service
 SERVICE_ACTIONS = ("identify", "read", "verify", "erase", "blank-check")
 ERASE_MODES = ("auto", "full", "none")
+
+#: the actions that write to the part
+WRITING_ACTIONS = ("program", "erase")
+
+
+class NotApproved(InputError):
+    """A provisional profile (built from SFDP) that no engineer has approved."""
+
+
+def check_may_write(device: Device, doing: str) -> None:
+    """NotApproved when ``device`` is a provisional profile nobody approved: reading
+    with it is fine, writing is not."""
+    mark = device.provisional
+    if mark is not None and not mark.approved:
+        raise NotApproved(
+            f"{device.id} is a provisional profile built from the part's SFDP table on"
+            f" {mark.created}, not approved by an engineer; {doing} is refused until an"
+            f" engineer checks it and runs 'socketeer devices approve {device.id} --by NAME'"
+        )
+
 
 #: ``names(id_hex, bus)``: the database's parts answering an ID, as "Vendor Part"
 NameLookup = Callable[[str, str], list[str]]
@@ -104,6 +125,8 @@ def build_cycle_spec(
         raise ValueError(f"unknown action {action!r}")
     if action in ("program", "verify") and image is None:
         raise ValueError(f"a {action} cycle needs an image")
+    if action in WRITING_ACTIONS:
+        check_may_write(device, f"a {action} cycle")
     opts = options or CycleOptions()
     program = action == "program"
     return CycleSpec(

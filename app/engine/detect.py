@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from app.algorithms.base import ChipError
-from app.algorithms.sfdp import SfdpInfo, read_sfdp
+from app.algorithms.sfdp import SfdpError, SfdpInfo, read_sfdp
 from app.algorithms.spi_nor import identify_jedec
 from app.algorithms.stm32_bootloader import Stm32Bootloader
 from app.hal.errors import HalError
@@ -86,7 +86,11 @@ def _detect_spi(spi: SpiBus, database: DeviceDatabase, report: DetectReport) -> 
         return
     found = database.identify("jedec", ident.hex[:6])
     names = _found(report, found)
-    sfdp = report.sfdp = read_sfdp(spi)
+    try:
+        sfdp = report.sfdp = read_sfdp(spi)
+        unusable = None
+    except SfdpError as err:
+        sfdp, unusable = None, str(err)
     if found.ambiguous:
         summary = f"ID {ident.hex[:6]}: ambiguous, {len(found.candidates)} parts: {names}"
     elif found.found:
@@ -99,6 +103,10 @@ def _detect_spi(spi: SpiBus, database: DeviceDatabase, report: DetectReport) -> 
             f" {sfdp.page_size_bytes}-byte pages,"
             f" {sfdp.address_bytes}-byte addressing"
         )
+        if not found.found or found.ambiguous:
+            summary += "; 'socketeer devices from-sfdp' builds a provisional profile from it"
+    elif unusable:
+        summary += f"; SFDP unusable: {unusable}"
     report.summary = summary
 
 

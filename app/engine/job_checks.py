@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from app.core.errors import InputError
 from app.core.image import MemoryImage
 from app.core.job_model import Job
+from app.engine.cycle import check_may_write
 from app.engine.serialization import SerialConfig, serial_range
 
 if TYPE_CHECKING:
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 
 def check_job_for_device(job: Job, image: MemoryImage, device: Device) -> None:
     """InputError naming the job field when the job cannot work on ``device``."""
+    check_may_write(device, "a job with it")
     image.check_within(*device.address_range, f"the {device.vendor} {device.part}")
     if job.serialization is not None:
         check_serialization(job.serialization, device)

@@ -9,6 +9,10 @@ Options:
 - ``spi_hz``: the programmer's maximum SPI clock (default 30 MHz); ``i2c_hz`` (400 kHz).
 - ``adapter``: the socket adapter the sites report (default ``sim-universal``, fits all).
 - ``handler``: seconds; a virtual handler swaps in a fresh part after each pass/fail.
+- ``jedec``: the ID (hex) the SPI NOR parts answer instead of their own: a part the
+  database does not know, or knows under another name.
+- ``sfdp``: ``ok`` or ``none`` (the part has an SFDP table or not, whatever the DB says),
+  ``truncated`` or ``lying`` (a damaged table, see app.hal.sim.sfdp).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from app.hal.sim.buses import LinkState, SimI2cBus, SimSpiBus, SpiChip
 from app.hal.sim.clock import SimClock, Timing
 from app.hal.sim.faults import Fault, parse_faults
 from app.hal.sim.i2c_eeprom_chip import I2cEepromChip
+from app.hal.sim.sfdp import DAMAGE_KINDS as SFDP_DAMAGE
 from app.hal.sim.spi_eeprom_chip import SpiEepromChip
 from app.hal.sim.spi_nor_chip import ChipFaults, SpiNorChip
 
@@ -48,6 +53,8 @@ _KNOWN_OPTIONS = {
     "i2c_hz",
     "adapter",
     "handler",
+    "jedec",
+    "sfdp",
 }
 MAX_SITES = 64
 
@@ -79,6 +86,8 @@ class SimSite:
         wrong_jedec: bytes | None,
         adapter: str = "sim-universal",
         handler_s: float | None = None,
+        answer_id: bytes | None = None,
+        sfdp: str | None = None,
     ) -> None:
         self.index = index
         self.adapter_id = adapter
@@ -90,6 +99,8 @@ class SimSite:
         self._device = device
         self._rng = rng
         self._wrong_jedec = wrong_jedec
+        self._answer_id = answer_id
+        self._sfdp = sfdp
         self._lock = threading.Lock()
         kind = fault.kind if fault else None
         self._kind = kind
@@ -157,10 +168,11 @@ class SimSite:
         return SpiNorChip(
             device,
             self.clock,
-            jedec_override=self._wrong_jedec if kind == "wrong-id" else None,
+            jedec_override=self._wrong_jedec if kind == "wrong-id" else self._answer_id,
             faults=faults,
             protected=kind == "protected",
             unique_id=self._rng.randbytes(16),
+            sfdp=self._sfdp,
         )
 
     def power(self, on: bool, voltage_mv: int | None = None) -> None:
@@ -273,6 +285,12 @@ def open_sim(parsed: ParsedUrl, context: Mapping[str, object]) -> SimProgrammer:
         else None
     )
     handler_s = _float_option(parsed.options, "handler")
+    answer_id = _jedec_option(parsed.options)
+    sfdp = parsed.options.get("sfdp")
+    if sfdp is not None and sfdp not in ("ok", "none", *SFDP_DAMAGE):
+        raise ProgrammerUrlError(
+            f"sim option sfdp={sfdp!r}: use ok, none, {', '.join(SFDP_DAMAGE)}"
+        )
     adapter = parsed.options.get("adapter", "sim-universal")
     rng = random.Random(seed)
     sites = [
@@ -287,10 +305,25 @@ def open_sim(parsed: ParsedUrl, context: Mapping[str, object]) -> SimProgrammer:
             wrong_jedec=wrong,
             adapter=adapter,
             handler_s=handler_s,
+            answer_id=answer_id,
+            sfdp=sfdp,
         )
         for i in range(1, n_sites + 1)
     ]
     return SimProgrammer(parsed.scheme + "://" + parsed.path, sites, spi_hz)
+
+
+def _jedec_option(options: Mapping[str, str]) -> bytes | None:
+    text = options.get("jedec")
+    if text is None:
+        return None
+    try:
+        value = bytes.fromhex(text)
+    except ValueError:
+        value = b""
+    if len(value) != 3:
+        raise ProgrammerUrlError(f"sim option jedec={text!r}: give 3 bytes in hex, as EF4018")
+    return value
 
 
 def _other_jedec(database: DeviceDatabase | None, device: Device | None) -> bytes:

@@ -48,7 +48,10 @@ class SpiNorChip:
         faults: ChipFaults | None = None,
         protected: bool = False,
         unique_id: bytes = b"",
+        sfdp: str | None = None,
     ) -> None:
+        """``sfdp``: None for the DB's word, "ok" / "none" to force it, or a damage kind
+        of app.hal.sim.sfdp (a part in the field whose table is cut short or lies)."""
         facts = device.facts_as(SpiNorFacts)
         self.clock = clock
         self.size = device.size_bytes
@@ -67,18 +70,42 @@ class SpiNorChip:
         self.bp_mask = facts.protection.bp_mask
         self.global_unlock = facts.protection.global_unlock
         self.status_write = facts.protection.status_write
-        erase_types = [(op.opcode, op.size) for op in facts.block_erases if op.size is not None]
-        self.sfdp = (
-            build_sfdp(self.size, self.page_size, erase_types, self.address_bytes_max)
-            if facts.sfdp
-            else b""
-        )
+        has_sfdp = facts.sfdp if sfdp is None else sfdp != "none"
+        self.sfdp = self._sfdp_table(facts, sfdp) if has_sfdp else b""
         uid = facts.unique_id
         self.uid_dummy = uid.dummy_bytes if uid else 0
         self.unique_id = unique_id[: uid.length] if uid else b""
         self.faults = faults or ChipFaults()
         self.protected_at_power = protected
         self.power_cycle()
+
+    def _sfdp_table(self, facts: SpiNorFacts, sfdp: str | None) -> bytes:
+        erases = [
+            (op.opcode, op.size, op.timing.ms_typ, op.timing.ms_max)
+            for op in facts.block_erases
+            if op.size is not None
+        ]
+        mode = facts.four_byte_mode
+        entry = (
+            {
+                FourByteMode.B7: 0x02,  # WREN, then B7h
+                FourByteMode.OPCODES: 0x20,
+                FourByteMode.BANK_REGISTER: 0x08,
+                FourByteMode.ALWAYS: 0x40,
+            }.get(mode, 0)
+            if mode is not None
+            else 0
+        )
+        return build_sfdp(
+            self.size,
+            self.page_size,
+            erases,
+            self.address_bytes_max,
+            page_program_ms=(self.pp.ms_typ, self.pp.ms_max),
+            chip_erase_ms=(self.chip_erase.ms_typ, self.chip_erase.ms_max),
+            four_byte_entry=entry,
+            damage=sfdp if sfdp not in (None, "ok") else None,
+        )
 
     # -- power and state ------------------------------------------------------------
 
