@@ -191,9 +191,11 @@ def test_defaults_and_binary_base(tmp_path: Path) -> None:
         "protect": False,
         "unprotect": False,
         "skip_matching": False,
+        "backup": True,
     }
     assert job.erase == "auto" and job.lock is None and job.created_at.endswith("Z")
     save_job(job, tmp_path / "j.json")
+    assert "backup" not in json.loads((tmp_path / "j.json").read_text())["operations"]
     loaded = load_job(tmp_path / "j.json")
     assert loaded.job == job and loaded.image.min_address == 0x8000
 

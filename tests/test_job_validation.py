@@ -22,6 +22,7 @@ from app.core.job_model import (
     ERASE_MODES,
     JOB_FORMAT,
     OPERATIONS,
+    OPTIONAL_OPERATIONS,
     PACKAGE_FORMAT,
     ExpectedChecksum,
     ImageRef,
@@ -61,8 +62,10 @@ def test_schema_lists_the_models_fields() -> None:
     assert props["format"]["enum"] == [JOB_FORMAT, PACKAGE_FORMAT]
     assert props["erase_mode"]["enum"] == list(ERASE_MODES)
     operations = SCHEMA["$defs"]["operations"]
-    assert tuple(operations["properties"]) == OPERATIONS == tuple(DEFAULT_OPERATIONS)
-    assert tuple(operations["required"]) == OPERATIONS
+    optional = tuple(OPTIONAL_OPERATIONS)
+    assert tuple(operations["properties"]) == OPERATIONS + optional
+    assert tuple(DEFAULT_OPERATIONS) == OPERATIONS
+    assert tuple(operations["required"]) == OPERATIONS  # older jobs lack the optional ones
     assert set(SCHEMA["$defs"]["image"]["properties"]) == set(IMAGE.to_dict())
     checksum = ExpectedChecksum("crc32", "0x1").to_dict()
     assert set(SCHEMA["$defs"]["checksum"]["properties"]) == set(checksum)

@@ -184,7 +184,7 @@ def test_reads_split_to_max_read_length(tmp_path, device, database) -> None:
         data = random_bytes(64 * 1024)
         emu.chip.memory[0x10000 : 0x10000 + len(data)] = data
         st = station(f"serprog://{emu.path}", device, database)
-        spec = CycleSpec("read", device, read_range=(0x10000, 0x20000))
+        spec = CycleSpec("read", device, read_range=(0x10000, 0x20000), verified_read=False)
         result = st.run(spec).results[0]
         assert result.passed and result.data == data
         assert emu.opcodes[0x0B] == 16  # 64 KiB as 16 fast reads of 4 KiB
@@ -266,7 +266,7 @@ def test_link_drop_mid_program_then_reconnect(emulator, device, database) -> Non
     site = st.programmer.sites[0]
     data = random_bytes(128 * 1024)
     image = MemoryImage.from_bytes(data, 0)
-    result = st.run(CycleSpec("program", device, image)).results[0]
+    result = st.run(CycleSpec("program", device, image, backup=False)).results[0]
     assert result.status == "link-lost", result.message
     assert "link lost during program" in result.message
     assert site.link_lost
@@ -274,7 +274,7 @@ def test_link_drop_mid_program_then_reconnect(emulator, device, database) -> Non
 
     emulator.drop_after_spiops = None
     emulator.plug()  # a new pty behind the same path, as USB re-enumeration gives
-    again = st.run(CycleSpec("program", device, image)).results[0]  # reconnects first
+    again = st.run(CycleSpec("program", device, image, backup=False)).results[0]  # reconnects
     assert again.passed, again.message
     assert not site.link_lost
     assert bytes(emulator.chip.memory[: len(data)]) == data

@@ -250,7 +250,7 @@ def test_extended_erase_of_uneven_sectors(emulator_for, f4, database) -> None:
 
 def test_mass_erase_and_full_erase_program(emulator_for, f1, database) -> None:
     emu = emulator_for(f1)
-    assert run(open_station(emu, f1, database), CycleSpec("erase", f1)).passed
+    assert run(open_station(emu, f1, database), CycleSpec("erase", f1, backup=False)).passed
     assert ("global-erase", None) in emu.log  # 0x43 0xFF 0x00
     assert emu.flash_bytes(FLASH, f1.size_bytes) == b"\xff" * f1.size_bytes
     # the bootloader's ACK says the erase took (AN3155): no 128 KiB read back after it
@@ -259,9 +259,8 @@ def test_mass_erase_and_full_erase_program(emulator_for, f1, database) -> None:
     f0 = database.get("st.stm32f03x")  # 32 KiB, Extended Erase
     emu0 = emulator_for(f0)
     image = firmware(8 * 1024)
-    result = run(
-        open_station(emu0, f0, database), CycleSpec("program", f0, image, erase_mode="full")
-    )
+    spec = CycleSpec("program", f0, image, erase_mode="full", backup=False)
+    result = run(open_station(emu0, f0, database), spec)
     assert result.passed, result.message
     assert ("mass-erase", None) in emu0.log  # 0x44 0xFFFF 0x00
     assert emu0.flash_bytes(FLASH, 8 * 1024) == image.read(FLASH, FLASH + 8 * 1024)
@@ -271,10 +270,12 @@ def test_mass_erase_and_full_erase_program(emulator_for, f1, database) -> None:
 def test_64k_write_verify_takes_one_command_per_256_bytes(emulator_for, f1, database) -> None:
     """64 KiB write + verify: identify (Get, Get Version, Get ID), the readout-protection
     probe, one Erase of exactly the 64 pages touched, 256 full Write Memory blocks, 256
-    full Read Memory blocks to verify -- nothing read back between erase and write."""
+    full Read Memory blocks to verify -- nothing read back between erase and write (the
+    automatic backup of in-system parts is off here; its own test counts it)."""
     emu = emulator_for(f1)
     image = firmware(64 * 1024)
-    result = run(open_station(emu, f1, database), CycleSpec("program", f1, image))
+    spec = CycleSpec("program", f1, image, backup=False)
+    result = run(open_station(emu, f1, database), spec)
     assert result.passed, result.message
     assert emu.flash_bytes(FLASH, 64 * 1024) == image.read(FLASH, FLASH + 64 * 1024)
     assert emu.commands_seen == 3 + 1 + 1 + 256 + 256
@@ -412,7 +413,7 @@ def test_link_drop_is_link_lost(emulator_for, f1, database) -> None:
     emu.drop_after_commands = 40  # mid-program
     station = open_station(emu, f1, database)
     site = station.programmer.sites[0]
-    result = run(station, CycleSpec("program", f1, firmware(32 * 1024)))
+    result = run(station, CycleSpec("program", f1, firmware(32 * 1024), backup=False))
     assert result.status == "link-lost", result.message
     assert result.failed_step in ("erase", "program")
     assert site.link_lost

@@ -126,6 +126,8 @@ class ChipIdentity:
 class Protection:
     protected: bool
     description: str
+    #: the memory can be read as it is (STM32 readout protection: not)
+    readable: bool = True
 
 
 class ChipAlgorithm(ABC):

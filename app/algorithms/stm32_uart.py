@@ -188,6 +188,7 @@ class Stm32Uart(ChipAlgorithm):
                 True,
                 "readout protection (RDP) is active: the bootloader refuses Read Memory;"
                 " removing it mass-erases the flash",
+                readable=False,
             )
         return Protection(False, "readout protection off")
 

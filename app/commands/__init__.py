@@ -9,7 +9,11 @@ pyserial or Qt, which a command that does not need them should not pay for.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+
+#: the programmer a command uses when none is given
+DEFAULT_PROGRAMMER = os.environ.get("SOCKETEER_PROGRAMMER", "sim://")
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("blank-check", "programming", "check that parts are erased"),
     Command("job", "job", "create, inspect, check, export and unlock job files"),
     Command("run", "run", "run a locked job on all sites (production)"),
+    Command("backups", "backups", "list and restore what in-system parts held before writing"),
     Command("serials", "serials", "list or void serial numbers of a job"),
     Command("log", "log", "export and summarise the production log; list and reset socket wear"),
     Command("hw", "hw", "list programmers and diagnose USB/serial access"),

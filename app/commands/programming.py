@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.commands import help_for
+from app.commands import DEFAULT_PROGRAMMER, help_for
 from app.commands.output import result_line, say
 from app.core.errors import InputError, UsageError
 from app.core.formats import FORMATS, format_from_extension, load_image, save_image
@@ -30,8 +29,6 @@ if TYPE_CHECKING:
     from app.devicedb.database import DeviceDatabase
     from app.devicedb.models import Device
 
-DEFAULT_PROGRAMMER = os.environ.get("SOCKETEER_PROGRAMMER", "sim://")
-
 
 #: the program options' values where a command does not offer them (its flags win)
 _NO_OPTIONS = {
@@ -42,6 +39,7 @@ _NO_OPTIONS = {
     "unprotect": False,
     "protect": False,
     "skip_matching": False,
+    "no_backup": False,
 }
 
 
@@ -65,6 +63,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     def sites(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--sites", default="all", metavar="all|1,2,...", help="which sites to run (default all)"
+        )
+
+    def no_backup(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--no-backup",
+            action="store_true",
+            help="do not back up in-system parts before writing (they are backed up by"
+            " default: socketeer backups list)",
         )
 
     def image_in(p: argparse.ArgumentParser) -> None:
@@ -98,6 +104,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="output format (default: from OUT's extension, else bin)",
     )
     p.add_argument("output", type=Path)
+    twice = p.add_mutually_exclusive_group()
+    twice.add_argument(
+        "--verified",
+        action="store_true",
+        default=None,
+        help="read twice and keep the data only when both reads agree (the default on"
+        " in-system sites)",
+    )
+    twice.add_argument(
+        "--single-read",
+        dest="verified",
+        action="store_false",
+        help="read once, also on in-system sites",
+    )
     p.set_defaults(func=cmd_read)
 
     p = sub.add_parser("program", help=help_for("program"))
@@ -116,6 +136,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="read first; leave blocks that already hold the image untouched",
     )
+    no_backup(p)
     p.set_defaults(func=cmd_cycle, action="program", **_NO_OPTIONS)
 
     p = sub.add_parser("verify", help=help_for("verify"))
@@ -128,6 +149,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     common(p)
     sites(p)
     p.add_argument("--unprotect", action="store_true", help="clear block protection first")
+    no_backup(p)
     p.set_defaults(func=cmd_cycle, action="erase", **_NO_OPTIONS)
 
     p = sub.add_parser("blank-check", help=help_for("blank-check"))
@@ -197,6 +219,7 @@ def cmd_cycle(args: argparse.Namespace) -> int:
         unprotect=args.unprotect,
         protect=args.protect,
         skip_matching=args.skip_matching,
+        backup=not args.no_backup,
     )
     spec = build_cycle_spec(args.action, device, database, image=image, options=options)
     station = _station(args, device, database)
@@ -235,7 +258,9 @@ def cmd_read(args: argparse.Namespace) -> int:
     read_range = parse_range(args.range, "--range") if args.range else (lo, hi)
     if read_range[0] < lo or read_range[1] > hi:
         raise UsageError(f"--range must lie within the part's [0x{lo:X}, 0x{hi:X})")
-    spec = build_cycle_spec("read", device, database, read_range=read_range)
+    spec = build_cycle_spec(
+        "read", device, database, read_range=read_range, verified_read=args.verified
+    )
     station = _station(args, device, database)
     try:
         _site_list(str(args.site), station.site_numbers)

@@ -28,6 +28,9 @@ DEFAULT_OPERATIONS: Mapping[str, bool] = {
     "unprotect": False,
     "skip_matching": False,
 }
+#: Operations a job may leave out (older jobs do): their defaults. The job's content (and
+#: so its seal) holds one only when it differs from the default.
+OPTIONAL_OPERATIONS: Mapping[str, bool] = {"backup": True}
 ERASE_MODES = ("auto", "full", "none")
 
 #: Top-level keys that describe the file, not the job (not part of the sealed content).
@@ -236,10 +239,11 @@ class Job:
     lock: Lock | None = None
 
     def __post_init__(self) -> None:
-        unknown = set(self.operations) - set(OPERATIONS)
+        unknown = set(self.operations) - set(OPERATIONS) - set(OPTIONAL_OPERATIONS)
         if unknown:
             raise ValueError(f"unknown operation(s) {sorted(unknown)} (known: {OPERATIONS})")
-        object.__setattr__(self, "operations", {**DEFAULT_OPERATIONS, **self.operations})
+        merged = {**DEFAULT_OPERATIONS, **OPTIONAL_OPERATIONS, **self.operations}
+        object.__setattr__(self, "operations", merged)
         if self.erase_mode not in ERASE_MODES:
             raise ValueError(f"erase_mode {self.erase_mode!r} is not one of {ERASE_MODES}")
         if self.operations["erase"] and self.erase_mode == "none":
@@ -268,7 +272,8 @@ class Job:
             "name": self.name,
             "device_id": self.device_id,
             "image": self.image.to_dict(),
-            "operations": {key: self.operations[key] for key in OPERATIONS},
+            "operations": {key: self.operations[key] for key in OPERATIONS}
+            | {k: v for k, v in self.operations.items() if OPTIONAL_OPERATIONS.get(k, v) != v},
             "erase_mode": self.erase_mode,
             "programmer": self.programmer,
             "serialization": self.serialization,

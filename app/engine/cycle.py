@@ -59,6 +59,8 @@ class CycleOptions:
     unprotect: bool = False
     protect: bool = False
     skip_matching: bool = False
+    #: back up in-system parts before writing (a job may turn it off)
+    backup: bool = True
 
     def __post_init__(self) -> None:
         if self.erase_mode not in ERASE_MODES:
@@ -74,6 +76,7 @@ class CycleOptions:
             unprotect=bool(operations.get("unprotect", False)),
             protect=bool(operations.get("protect", False)),
             skip_matching=bool(operations.get("skip_matching", False)),
+            backup=bool(operations.get("backup", True)),
         )
 
     def operations(self) -> dict[str, bool]:
@@ -85,6 +88,7 @@ class CycleOptions:
             "protect": self.protect,
             "unprotect": self.unprotect,
             "skip_matching": self.skip_matching,
+            "backup": self.backup,
         }
 
 
@@ -115,6 +119,7 @@ def build_cycle_spec(
     image: MemoryImage | None = None,
     options: CycleOptions | None = None,
     read_range: tuple[int, int] | None = None,
+    verified_read: bool | None = None,
 ) -> CycleSpec:
     """The cycle for ``action`` on ``device``: the one place a CycleSpec is made.
 
@@ -140,5 +145,7 @@ def build_cycle_spec(
         protect=opts.protect if program else False,
         skip_matching=opts.skip_matching if program else False,
         read_range=read_range if action == "read" else None,
+        verified_read=verified_read if action == "read" else None,
+        backup=opts.backup if action in WRITING_ACTIONS else False,
         adapters=fitting_adapters(database, device),
     )

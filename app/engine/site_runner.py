@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 from app.algorithms import algorithm_names, get_algorithm
-from app.algorithms.base import Cancelled, ChipAlgorithm, ChipError
+from app.algorithms.base import Cancelled, ChipAlgorithm, ChipError, Protection
 from app.core.image import MemoryImage
 from app.devicedb.families import Family
 from app.devicedb.models import Device
@@ -58,6 +58,10 @@ class CycleSpec:
     protect: bool = False
     skip_matching: bool = False
     read_range: tuple[int, int] | None = None
+    #: read twice and compare: True, False, or None = on in-system sites (clips)
+    verified_read: bool | None = None
+    #: before the first erase or write of an in-system part, keep what it held
+    backup: bool = True
     #: socket adapters that fit the device's packages; None skips the adapter check
     adapters: frozenset[str] | None = None
 
@@ -90,6 +94,9 @@ class _Cycle:
     chip_id: str | None = None  # as the part answered (hex)
     unique_id: str | None = None  # hex, when the part has one
     read_bytes: int = 0
+    verified: bool = False  # the read was done twice and agreed
+    backup: str | None = None  # the name of the backup taken before writing
+    contents: bytes | None = None  # what the backup read (the part before writing)
     algo: ChipAlgorithm | None = None  # once made
 
     @contextmanager
@@ -229,7 +236,20 @@ class SiteRunner:
             assert spec.image is not None
             self._verify(algo, Expected.of_image(spec.image), cycle)
             return None
-        self._ensure_writable(algo, spec, cycle)
+        with cycle.phase("protection"):
+            state = algo.protection()
+        if spec.backup and site.in_system:
+            if state.readable:
+                self._backup(algo, spec, cycle)
+            else:
+                self.emit(
+                    LogEvent(
+                        site.index,
+                        "warning",
+                        f"not backed up: the part cannot be read ({state.description})",
+                    )
+                )
+        self._ensure_writable(algo, spec, state, cycle)
         if spec.action == "erase":
             geometry = algo.geometry
             full = spec.image or MemoryImage()
@@ -305,9 +325,10 @@ class SiteRunner:
             candidates=names or [],
         )
 
-    def _ensure_writable(self, algo: ChipAlgorithm, spec: CycleSpec, cycle: _Cycle) -> None:
+    def _ensure_writable(
+        self, algo: ChipAlgorithm, spec: CycleSpec, state: Protection, cycle: _Cycle
+    ) -> None:
         with cycle.phase("protection"):
-            state = algo.protection()
             if state.protected:
                 if not spec.unprotect:
                     raise StepFailed(
@@ -367,8 +388,11 @@ class SiteRunner:
         assert image is not None
         current = None
         if spec.skip_matching:
+            before = cycle.contents  # the backup's two agreeing reads: no third read
 
             def current(lo: int, hi: int) -> bytes:
+                if before is not None:
+                    return before[lo:hi]
                 return algo.read(lo, hi - lo, lambda _n: cycle.check_cancel())
 
         with cycle.phase("plan"):
@@ -431,10 +455,81 @@ class SiteRunner:
 
     def _read(self, algo: ChipAlgorithm, spec: CycleSpec, cycle: _Cycle) -> bytes:
         lo, hi = spec.read_range or (0, algo.geometry.size)
+        verified = spec.verified_read
+        if verified is None:
+            verified = self.site.in_system
         with cycle.phase("read"):
-            data = algo.read(lo, hi - lo, cycle.ticker(hi - lo))
+            data = self._read_range(algo, lo, hi, cycle, twice=verified)
         cycle.read_bytes = len(data)
+        cycle.verified = verified
         return data
+
+    def _read_range(
+        self, algo: ChipAlgorithm, lo: int, hi: int, cycle: _Cycle, *, twice: bool
+    ) -> bytes:
+        """[lo, hi) of the part; with ``twice``, read again and trust it only when both
+        reads agree (a clip on a board makes flaky contact), naming where they differ."""
+        size = hi - lo
+        tick = cycle.ticker(size * (2 if twice else 1))
+        first = algo.read(lo, size, tick)
+        if not twice:
+            return first
+        second = algo.read(lo, size, lambda n: tick(size + n))
+        if first != second:
+            base = algo.geometry.base + lo
+            count, where = read_differences(first, second, base)
+            shown = ", ".join(f"0x{a:X}" for a in where)
+            more = f" and {count - len(where)} more" if count > len(where) else ""
+            raise StepFailed(
+                f"two reads disagree at {count} byte(s): {shown}{more}; the contact is"
+                " not reliable (reseat the clip, check its wiring and the board's power)",
+                where[0],
+            )
+        return first
+
+    def _backup(self, algo: ChipAlgorithm, spec: CycleSpec, cycle: _Cycle) -> None:
+        """Keep what the in-system part holds before anything is written to it."""
+        from app.engine.backups import save_backup
+
+        size = algo.geometry.size
+        with cycle.phase("backup"):
+            data = self._read_range(algo, 0, size, cycle, twice=True)
+            try:
+                kept = save_backup(
+                    spec.device, data, unique_id=cycle.unique_id, site=self.site.index
+                )
+            except OSError as err:
+                raise StepFailed(
+                    f"the backup could not be saved ({err}); nothing was written to the part"
+                ) from None
+        cycle.backup = kept.name
+        cycle.contents = data
+        self.emit(
+            LogEvent(
+                self.site.index,
+                "info",
+                f"site {self.site.index}: backed up {size} bytes (two reads agree) as {kept.name}",
+            )
+        )
+
+
+def read_differences(
+    first: bytes, second: bytes, base: int, show: int = 8
+) -> tuple[int, list[int]]:
+    """How many bytes differ between two reads of the same range, and the first
+    ``show`` addresses (``base`` is the address of the first byte)."""
+    count, where = 0, list[int]()
+    step = 4096
+    for start in range(0, len(first), step):
+        a, b = first[start : start + step], second[start : start + step]
+        if a == b:
+            continue
+        for offset, (x, y) in enumerate(zip(a, b, strict=True)):
+            if x != y:
+                count += 1
+                if len(where) < show:
+                    where.append(base + start + offset)
+    return count, where
 
 
 @contextmanager
@@ -471,6 +566,7 @@ def _pass_message(spec: CycleSpec, cycle: _Cycle) -> str:
         "verify": "verified",
         "erase": "erased",
         "blank-check": "blank",
-        "read": f"read {cycle.read_bytes} bytes",
+        "read": f"read {cycle.read_bytes} bytes" + (" (two reads agree)" if cycle.verified else ""),
     }[spec.action]
-    return f"PASS: {verb} in {total:.2f} s"
+    kept = f"; backup {cycle.backup}" if cycle.backup else ""
+    return f"PASS: {verb} in {total:.2f} s{kept}"

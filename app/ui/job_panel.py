@@ -27,6 +27,7 @@ from app.ui.format import size_text
 #: (key, label, user can switch it) in the order the cycle runs them
 OPERATIONS = (
     ("identify", "Identify (ID check)", False),
+    ("backup", "Back up in-system parts first", True),
     ("unprotect", "Unprotect (clear block protection)", True),
     ("erase", "Erase", True),
     ("skip_matching", "Skip blocks that already hold the image", True),
@@ -68,7 +69,7 @@ class JobPanel(QWidget):
         ops_layout = QVBoxLayout(ops_box)
         for key, label, switchable in OPERATIONS:
             box = QCheckBox(label)
-            box.setChecked(key in ("identify", "erase", "program", "verify"))
+            box.setChecked(key in ("identify", "backup", "erase", "program", "verify"))
             box.setEnabled(switchable)
             box.toggled.connect(lambda on, k=key: self.operationToggled.emit(k, on))
             ops_layout.addWidget(box)

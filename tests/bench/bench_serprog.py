@@ -4,12 +4,15 @@ Both tools program the same random image onto the same emulated serprog board
 (tests/serprog_emulator.py on a pty, a blank SPI NOR chip model behind it), each as the
 user runs it, start-up included:
 
-    .venv/bin/socketeer program --programmer serprog://PTY --device ID --skip-matching IMG
+    .venv/bin/socketeer program --programmer serprog://PTY --device ID --skip-matching \
+        --no-backup IMG
     flashrom -p serprog:dev=PTY:115200 -c CHIP -w IMG
 
 flashrom reads the chip first and leaves alone what needs no change (an erase block that
 already holds the image, or one that can take it without an erase, such as a blank one);
 `--skip-matching` is Socketeer's option for the same read-first behaviour. Both verify.
+`--no-backup`: flashrom keeps no copy of what the chip held, so Socketeer's automatic
+backup of in-system parts (two full reads) is left out of the comparison.
 
 Cases: 1 MiB (W25Q80DV, flashrom's W25Q80.V) and 4 MiB (W25Q32JV, W25Q32.V), with the chip
 answering at once (timing instant: host and link cost only; goal <= 0.8x flashrom), at the
@@ -78,7 +81,7 @@ def one_run(tool: str, device_id: str, chip_name: str, timing: str, image: Path)
         if tool == "socketeer":
             cmd = [
                 str(SOCKETEER), "program", "--programmer", f"serprog://{emu.path}",
-                "--device", device_id, "--skip-matching", str(image),
+                "--device", device_id, "--skip-matching", "--no-backup", str(image),
             ]  # fmt: skip
         else:
             flashrom = shutil.which("flashrom") or "/usr/sbin/flashrom"

@@ -6,7 +6,8 @@ pseudo-terminal, at 115200 baud, each as a user runs it: a new process, start-up
 device lookup included, timed from its start to its exit.
 
 - Socketeer: ``socketeer program --device st.stm32f10x-md --programmer
-  uart://PTY?parity=none --format bin --base 0x08000000 IMAGE``: erases only the 64
+  uart://PTY?parity=none --no-backup --format bin --base 0x08000000 IMAGE`` (no
+  automatic backup of the in-system part: stm32flash keeps none): erases only the 64
   pages the image touches (one Erase command), writes 256-byte blocks, then reads
   everything back to verify.
 - stm32flash: ``stm32flash -b 115200 -m 8n1 -w IMAGE -v PTY``: erases only the pages
@@ -79,7 +80,7 @@ def compare(mode: str, runs: int, image_file: Path, image: bytes, stm32flash: st
         url = f"uart://{emu.port}?parity=none"
         ours = [
             *socketeer_command(),
-            *("program", "--device", DEVICE, "--programmer", url),
+            *("program", "--device", DEVICE, "--programmer", url, "--no-backup"),
             *("--format", "bin", "--base", f"0x{FLASH:08X}", str(image_file)),
         ]
         theirs = [stm32flash or "", "-b", str(BAUD), "-m", "8n1", "-w", str(image_file), "-v"]

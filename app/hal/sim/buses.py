@@ -3,6 +3,7 @@ site-level faults (empty socket, bad contact, link drop) and the transfer time."
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 
 from app.hal import pacing
@@ -18,6 +19,9 @@ from app.hal.sim.spi_nor_chip import SpiNorChip
 SpiChip = SpiNorChip | SpiEepromChip
 
 _POLL_INTERVAL_S = 2e-6  # status poll: 16 bits at tens of MHz
+#: a flaky contact corrupts data reads (IDs and status reads are short and retried
+#: so often that a real clip shows its faults in the long ones)
+FLAKY_MIN_READ = 256
 
 
 class LinkState:
@@ -45,8 +49,11 @@ class SimSpiBus:
         *,
         max_clock_hz: int,
         miso_level: int = 0xFF,
+        flaky: random.Random | None = None,
     ) -> None:
         self.chip = chip
+        #: a flaky contact (a clip on a board): now and then a bit of a long read flips
+        self.flaky = flaky
         self.clock = clock
         self.link = link
         self.max_clock_hz = max_clock_hz
@@ -81,7 +88,13 @@ class SimSpiBus:
     def _frame(self, op: SpiOp) -> bytes:
         if self.chip is None or not self.powered or not self.contact:
             return bytes([self.miso_level]) * op.read_len
-        return self.chip.transaction(op.write, op.read_len)
+        data = self.chip.transaction(op.write, op.read_len)
+        if self.flaky is not None and op.read_len >= FLAKY_MIN_READ and self.flaky.random() < 0.5:
+            bit = self.flaky.randrange(8 * op.read_len)
+            flipped = bytearray(data)
+            flipped[bit // 8] ^= 1 << (bit % 8)
+            data = bytes(flipped)
+        return data
 
     def _wait(self, op: WaitReady) -> bytes:
         """Status reads on the learned schedule (app.hal.busy_poll), in virtual time: the

@@ -18,6 +18,7 @@ FAULT_KINDS = {
     "link-drop": "the bus to the site fails part-way through the cycle",
     "protected": "block-protect bits are set when the part is powered",
     "erase-fail": "erasing the block at the fault address leaves that byte at 0x00",
+    "flaky": "flaky contact (a clip): about every other long read has one bit flipped",
 }
 
 

@@ -9,6 +9,8 @@ Options:
 - ``spi_hz``: the programmer's maximum SPI clock (default 30 MHz); ``i2c_hz`` (400 kHz).
 - ``adapter``: the socket adapter the sites report (default ``sim-universal``, fits all).
 - ``handler``: seconds; a virtual handler swaps in a fresh part after each pass/fail.
+- ``connection``: ``socket`` (default) or ``in-system`` (parts on a board, on a clip);
+  ``power``: ``programmer`` (default) or ``board``.
 - ``jedec``: the ID (hex) the SPI NOR parts answer instead of their own: a part the
   database does not know, or knows under another name.
 - ``sfdp``: ``ok`` or ``none`` (the part has an SFDP table or not, whatever the DB says),
@@ -32,6 +34,7 @@ from app.hal.programmer import (
     Indication,
     ParsedUrl,
     check_options,
+    connection_options,
     int_option,
     register_scheme,
 )
@@ -55,6 +58,8 @@ _KNOWN_OPTIONS = {
     "handler",
     "jedec",
     "sfdp",
+    "connection",
+    "power",
 }
 MAX_SITES = 64
 
@@ -70,8 +75,6 @@ class SimSite:
     """
 
     uart = None  # no STM32 model here: tests/stm32_emulator.py is one on a pty
-    in_system = False  # a socket, powered by the programmer
-    board_powered = False
 
     def __init__(
         self,
@@ -88,7 +91,11 @@ class SimSite:
         handler_s: float | None = None,
         answer_id: bytes | None = None,
         sfdp: str | None = None,
+        in_system: bool = False,
+        board_powered: bool = False,
     ) -> None:
+        self.in_system = in_system  # on a board (clip, header) rather than in a socket
+        self.board_powered = board_powered
         self.index = index
         self.adapter_id = adapter
         self.fault = fault
@@ -124,6 +131,7 @@ class SimSite:
                 self._link,
                 max_clock_hz=spi_hz,
                 miso_level=0x00 if kind == "contact" else 0xFF,
+                flaky=random.Random(rng.random()) if kind == "flaky" else None,
             )
             self.spi.contact = kind != "contact"
         if self.present:
@@ -286,6 +294,7 @@ def open_sim(parsed: ParsedUrl, context: Mapping[str, object]) -> SimProgrammer:
     )
     handler_s = _float_option(parsed.options, "handler")
     answer_id = _jedec_option(parsed.options)
+    in_system, board_powered = connection_options(parsed, in_system=False, board_powered=False)
     sfdp = parsed.options.get("sfdp")
     if sfdp is not None and sfdp not in ("ok", "none", *SFDP_DAMAGE):
         raise ProgrammerUrlError(
@@ -307,6 +316,8 @@ def open_sim(parsed: ParsedUrl, context: Mapping[str, object]) -> SimProgrammer:
             handler_s=handler_s,
             answer_id=answer_id,
             sfdp=sfdp,
+            in_system=in_system,
+            board_powered=board_powered,
         )
         for i in range(1, n_sites + 1)
     ]
