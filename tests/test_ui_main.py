@@ -210,6 +210,30 @@ def test_read_shows_the_part_in_the_buffer_and_compares(qtbot, window, image_pat
     assert window.buffer.comparison.count > 0  # a blank part differs from the image
 
 
+def test_read_on_an_in_system_site_needs_two_agreeing_reads(qtbot, window) -> None:
+    """The window's Read on a clip (in-system site) reads twice and shows where a flaky
+    contact made the reads differ; nothing reaches the buffer then."""
+    c = window.controller
+    c.set_device("winbond.w25x10cl")
+    reads: list[bytes] = []
+    c.bufferRead.connect(lambda _site, data: reads.append(data))
+
+    def messages() -> list[str]:
+        model = window.log_model
+        return [model.record(row).message for row in range(model.rowCount())]
+
+    c.set_programmer("sim://?sites=1&connection=in-system&fault=1:flaky")
+    with qtbot.waitSignal(c.runningChanged, timeout=20000, check_params_cb=lambda r: not r):
+        window.actions_by_name["read"].trigger()
+    assert window.grid.tile(1).state == "fail"
+    assert any("two reads disagree" in m and "reseat the clip" in m for m in messages())
+    assert reads == []
+    c.set_programmer("sim://?sites=1&connection=in-system")
+    with qtbot.waitSignal(c.bufferRead, timeout=10000):
+        window.actions_by_name["read"].trigger()
+    assert len(reads) == 1 and any("(two reads agree)" in m for m in messages())
+
+
 def test_log_model_stays_bounded_and_filters() -> None:
     from app.ui.log_model import LogFilter, LogModel, LogRecord
 
