@@ -77,7 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="device files or DB folders (default: the installed DB and the user overlay)",
     )
     validate.set_defaults(func=cmd_validate)
-    devices_sfdp.register(dsub)
+    devices_sfdp.register(dsub, describe)
 
     parser.set_defaults(func=None, _help=parser)
 

@@ -6,13 +6,22 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.core.errors import InputError, UsageError
 
+if TYPE_CHECKING:
+    from app.devicedb import Device, DeviceDatabase
 
-def register(dsub: argparse._SubParsersAction) -> None:
+#: app.commands.devices.describe: the `devices show` lines of a device
+Describe = Callable[["Device", "DeviceDatabase"], list[str]]
+
+
+def register(dsub: argparse._SubParsersAction, describe: Describe) -> None:
+    """The actions under `devices`; ``describe`` is its `devices show` text (given, not
+    imported: the `devices` module registers these)."""
     build = dsub.add_parser(
         "from-sfdp",
         help="build a provisional profile of an unknown SPI NOR part from its SFDP table",
@@ -34,7 +43,7 @@ def register(dsub: argparse._SubParsersAction) -> None:
         "--save", action="store_true", help="write it to the user overlay (unapproved)"
     )
     build.add_argument("--json", action="store_true", help="print the entry as JSON")
-    build.set_defaults(func=cmd_from_sfdp)
+    build.set_defaults(func=cmd_from_sfdp, describe=describe)
 
     approve = dsub.add_parser(
         "approve",
@@ -60,7 +69,6 @@ def _voltage(text: str | None) -> tuple[int, int] | None:
 def cmd_from_sfdp(args: argparse.Namespace) -> int:
     from app.algorithms.sfdp import SfdpError, read_sfdp
     from app.algorithms.spi_nor import identify_jedec
-    from app.commands.devices import describe
     from app.devicedb import load_database
     from app.devicedb.files import overlay_db_path
     from app.devicedb.models import Device
@@ -109,7 +117,7 @@ def cmd_from_sfdp(args: argparse.Namespace) -> int:
             names = ", ".join(d.id for d in found.candidates)
             print(f"ID {ident.hex[:6]} is ambiguous in the database ({names}); from its SFDP:")
         device = Device.from_raw(entry, "(not saved)")
-        print("\n".join(describe(device, database)))
+        print("\n".join(args.describe(device, database)))
     if args.save:
         path = _save_checked(entry, overlay_db_path())
         print(
