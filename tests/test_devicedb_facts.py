@@ -56,7 +56,11 @@ def test_every_entry_loads_into_typed_facts(database) -> None:
         assert 900 <= low <= high <= 7000
         facts = dev.facts
         if isinstance(facts, SpiNorFacts):
-            assert len(facts.jedec_id) == 3 and dev.jedec_id == dev.raw["ids"]["jedec"]
+            if facts.id_command == "rdid":
+                assert len(facts.jedec_id) == 3 and dev.jedec_id == dev.raw["ids"]["jedec"]
+            else:  # RES or REMS instead of RDID: no JEDEC ID to index the part by
+                assert facts.jedec_id == b"" and not dev.jedec_id
+                assert facts.id_answer == bytes.fromhex(dev.raw["ids"][facts.id_command])
             assert facts.chip_erase is not None and facts.chip_erase.size is None
             assert all(dev.size_bytes % (op.size or 0) == 0 for op in facts.block_erases)
             assert (facts.four_byte_mode is None) == (facts.address_bytes == 3)

@@ -21,6 +21,13 @@ from app.algorithms.base import (
     Protection,
     Tick,
 )
+from app.algorithms.spi_nor_writes import (
+    aai_pieces,
+    aai_word_ops,
+    batches,
+    byte_program_ops,
+    runs,
+)
 from app.devicedb.facts import FourByteMode, SpiNorFacts, Timing
 from app.hal.bus import SpiBus, SpiOp, WaitReady
 from app.hal.errors import BusTimeout
@@ -29,6 +36,10 @@ if TYPE_CHECKING:
     from app.devicedb.models import Device
 
 WREN = SpiOp(b"\x06")
+#: the ID commands of parts without RDID: RES (ABh, 3 dummy bytes), REMS (90h, 000000h)
+_ID_COMMANDS = {"res": b"\xab\x00\x00\x00", "rems": b"\x90\x00\x00\x00"}
+#: busy waits per bus transfer when every byte or word is its own program
+SMALL_WRITES_PER_BATCH = 64
 READ_CHUNK = 64 * 1024
 PAGES_PER_BATCH = 16
 BPR_BYTES = 6  # the smallest SST26 register (16 Mbit); larger parts have more bytes
@@ -98,7 +109,13 @@ class SpiNor(ChipAlgorithm):
     # -- identification -------------------------------------------------------------
 
     def identify(self) -> ChipIdentity:
-        return identify_jedec(self.bus, len(self.facts.extended_id))
+        facts = self.facts
+        if facts.id_command == "rdid":
+            return identify_jedec(self.bus, len(facts.extended_id))
+        command = _ID_COMMANDS[facts.id_command]
+        raw = self.bus.transfer([SpiOp(command, len(facts.id_answer))])[0]
+        present = raw.strip(b"\xff") != b"" and raw.strip(b"\x00") != b""
+        return ChipIdentity(facts.id_command, raw, present)
 
     def unique_id(self) -> bytes | None:
         uid = self.facts.unique_id
@@ -175,6 +192,9 @@ class SpiNor(ChipAlgorithm):
             ) from None
 
     def program(self, writes: Sequence[tuple[int, bytes]], tick: Tick) -> None:
+        if self.facts.write_mode != "page":
+            self._program_small(writes, tick)
+            return
         geo = self.geometry
         wait = self._wait(geo.program, "page program")
         done = 0
@@ -192,6 +212,35 @@ class SpiNor(ChipAlgorithm):
                     batch[0][0],
                 ) from None
             done += sum(len(d) for _, d in batch)
+            tick(done)
+
+    def _program_small(self, writes: Sequence[tuple[int, bytes]], tick: Tick) -> None:
+        """Byte program or SST AAI word program (app.algorithms.spi_nor_writes), in bus
+        transfers of about SMALL_WRITES_PER_BATCH busy waits each."""
+        timing = self.geometry.program
+        unit = "word" if self.facts.write_mode == "aai-word" else "byte"
+        wait = self._wait(timing, f"{unit} program")
+        erased = self.geometry.erased_value
+        done = 0
+        for address, data in runs(writes):
+            if unit == "word":
+                ops = [
+                    op
+                    for at, piece in aai_pieces(address, data, erased)
+                    for op in aai_word_ops(at, piece, self._cmd, wait, wait)
+                ]
+            else:
+                ops = byte_program_ops(address, data, self._cmd, wait, erased)
+            for batch in batches(ops, SMALL_WRITES_PER_BATCH):
+                try:
+                    self.bus.transfer(batch)
+                except BusTimeout as err:
+                    raise ChipError(
+                        f"{unit} program in 0x{address:X}..0x{address + len(data):X} timed"
+                        f" out: {err} (datasheet maximum {timing.ms_max:g} ms)",
+                        address,
+                    ) from None
+            done += len(data)
             tick(done)
 
     # -- protection -----------------------------------------------------------------
@@ -223,7 +272,7 @@ class SpiNor(ChipAlgorithm):
     def _write_status(self, value: int) -> None:
         self.bus.transfer(
             [
-                WREN,
+                SpiOp(bytes([self.facts.protection.status_write_enable])),  # WREN or EWSR
                 SpiOp(bytes([0x01, value])),
                 self._wait(self.facts.protection.status_write, "status write"),
             ]

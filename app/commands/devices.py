@@ -254,12 +254,29 @@ def _describe_spi_nor(facts: SpiNorFacts, device: Device) -> list[str]:
         ident += f" + extended {facts.extended_id.hex().upper()}"
     if facts.legacy_rdid is not None:
         ident += f" (ABh device ID 0x{facts.legacy_rdid:02X})"
-    out = [_line("JEDEC ID", ident)]
+    if facts.id_command == "rdid":
+        out = [_line("JEDEC ID", ident)]
+    else:
+        command = {"res": "RES (ABh)", "rems": "REMS (90h)"}[facts.id_command]
+        out = [_line("ID", f"no RDID; {command} answers {facts.id_answer.hex().upper()}")]
     out.append(_line("page size", f"{facts.page_size} bytes"))
     program = facts.page_program
+    unit = {"page": "page program", "byte": "byte program", "aai-word": "AAI word (ADh)"}
     out.append(
-        _line("page program", f"typ {format_ms(program.ms_typ)}, max {format_ms(program.ms_max)}")
+        _line(
+            unit[facts.write_mode],
+            f"typ {format_ms(program.ms_typ)}, max {format_ms(program.ms_max)}",
+        )
     )
+    if facts.protection.locked_at_power_up:
+        enable = facts.protection.status_write_enable
+        out.append(
+            _line(
+                "power-up",
+                f"block-protect bits set (unprotect before writing; status write after"
+                f" {enable:02X}h)",
+            )
+        )
     addressing = f"{facts.address_bytes} bytes"
     if facts.four_byte_mode is not None:
         addressing += f" (4-byte mode: {facts.four_byte_mode})"

@@ -86,6 +86,18 @@ def _spi_nor(entry: Mapping[str, Any]) -> Iterator[Problem]:
     yield from _erase_table(entry, size)
     yield from _addressing(entry, size)
     yield from _provisional(entry)
+    yield from _id_command(entry)
+
+
+def _id_command(entry: Mapping[str, Any]) -> Iterator[Problem]:
+    """One way to identify the part: RDID (jedec), or RES or REMS for parts without it."""
+    given = [key for key in ("jedec", "res", "rems") if key in _dict(entry.get("ids"))]
+    if len(given) > 1:
+        yield (
+            ("ids",),
+            f"gives {' and '.join(given)}: a part is identified one way (jedec for RDID,"
+            " else res or rems)",
+        )
 
 
 def _provisional(entry: Mapping[str, Any]) -> Iterator[Problem]:

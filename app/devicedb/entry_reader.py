@@ -35,6 +35,8 @@ JsonPath = tuple[str | int, ...]
 
 #: ``status.unlock`` value of the SST26 Block-Protection Register
 GLOBAL_UNLOCK = "global-0x98"
+#: the ID commands of parts without RDID (9Fh), as ``ids`` keys
+ID_COMMANDS = ("res", "rems")
 #: status register write time (tW): the DB has no field for it, every listed part is
 #: within these
 STATUS_WRITE = Timing(5.0, 15.0)
@@ -193,8 +195,9 @@ def spi_nor_facts(entry: EntryReader) -> SpiNorFacts:
     ids = entry.child("ids")
     status = entry.child("status")
     mode = entry.optional_text("four_byte_mode")
+    command = next((c for c in ID_COMMANDS if ids.has(c)), "rdid")
     return SpiNorFacts(
-        jedec_id=ids.hex_bytes("jedec"),
+        jedec_id=ids.hex_bytes("jedec") if command == "rdid" else b"",
         extended_id=ids.hex_bytes("extended") if ids.has("extended") else b"",
         legacy_rdid=ids.hex_int("legacy_rdid") if ids.has("legacy_rdid") else None,
         page_size=entry.integer("page_size_bytes", 1),
@@ -208,9 +211,16 @@ def spi_nor_facts(entry: EntryReader) -> SpiNorFacts:
             status_protect=_status_bit(status, "srp"),
             global_unlock=status.optional_text("unlock") == GLOBAL_UNLOCK,
             status_write=STATUS_WRITE,
+            status_write_enable=status.hex_int("write_enable")
+            if status.has("write_enable")
+            else 0x06,
+            locked_at_power_up=status.flag("locked_at_power_up", False),
         ),
         sfdp=entry.flag("sfdp", False),
         unique_id=_unique_id(entry.child("unique_id")) if entry.has("unique_id") else None,
+        id_command=command,
+        id_answer=ids.hex_bytes(command) if command != "rdid" else b"",
+        write_mode=entry.optional_text("write_mode") or "page",
     )
 
 

@@ -153,6 +153,11 @@ class SpiNorProtection:
     #: Unlock (0x98); the parts power up protected.
     global_unlock: bool
     status_write: Timing  # a status register write (tW)
+    #: the command that enables a status-register write: WREN 06h, or EWSR 50h (SST25)
+    status_write_enable: int = 0x06
+    #: the block-protect bits are set at every power-up (SST25VF/LF/WF): writing needs
+    #: "unprotect"
+    locked_at_power_up: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +184,15 @@ class SpiNorFacts:
     protection: SpiNorProtection
     sfdp: bool
     unique_id: UniqueIdRead | None
+    #: the command that identifies the part: "rdid" (9Fh, jedec_id), or for parts without
+    #: it "res" (ABh + 3 dummy bytes), "rems" (90h + address 000000h); ``id_answer``
+    #: is what that command returns
+    id_command: str = "rdid"
+    id_answer: bytes = b""
+    #: how data is written: "page" (02h, up to a page), "byte" (02h with one byte) or
+    #: "aai-word" (SST's auto-address-increment word program ADh); page_program is
+    #: the time of one page, one byte or one word accordingly
+    write_mode: str = "page"
 
     @property
     def block_erases(self) -> tuple[EraseOp, ...]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from app.algorithms import algorithm_names, get_algorithm
 from app.algorithms.base import Cancelled, ChipAlgorithm, ChipError, Protection
 from app.core.image import MemoryImage
+from app.devicedb.facts import SpiNorFacts
 from app.devicedb.families import Family
 from app.devicedb.models import Device
 from app.engine.events import Event, LogEvent, PhaseStarted, ProgressEvent
@@ -296,6 +297,13 @@ class SiteRunner:
             raise StepFailed(f"no part or bad contact{shown}")
         if ident.bus == "stm32_pid":
             self._check_pid(int.from_bytes(ident.raw[:2], "big"), device)
+        if ident.bus in ("res", "rems"):  # parts without RDID: the answer the DB states
+            answer = device.facts_as(SpiNorFacts).id_answer.hex().upper()
+            if ident.hex != answer:
+                raise StepFailed(
+                    f"unexpected part: {ident.bus.upper()} answers {ident.hex}, expected"
+                    f" {answer} ({device.vendor} {device.part})"
+                )
         expected = device.jedec_id if ident.bus == "jedec" else None
         if expected and ident.hex[:6] != expected.upper():
             found = ident.hex[:6]

@@ -59,6 +59,14 @@ class SpiNorChip:
         self.erased = device.erased_value
         self.memory = SparseMemory(self.size, self.erased)
         self.id_bytes = (jedec_override or facts.jedec_id) + facts.extended_id
+        #: parts without RDID answer RES (ABh) or REMS (90h) instead; RES on RDID parts
+        #: gives the legacy device ID byte
+        self.id_command = facts.id_command
+        self.id_answer = jedec_override or facts.id_answer
+        self.legacy_rdid = facts.legacy_rdid
+        self.write_mode = facts.write_mode
+        self.status_write_enable = facts.protection.status_write_enable
+        self.locked_at_power_up = facts.protection.locked_at_power_up
         self.erase_ops: dict[int, tuple[int, Timing]] = {
             op.opcode: (op.size, op.timing) for op in facts.block_erases if op.size is not None
         }
@@ -110,7 +118,10 @@ class SpiNorChip:
     # -- power and state ------------------------------------------------------------
 
     def power_cycle(self) -> None:
-        self.sr1 = self.bp_mask if self.protected_at_power else 0
+        locked = self.protected_at_power or self.locked_at_power_up
+        self.sr1 = self.bp_mask if locked else 0
+        self.ewsr = False  # EWSR (50h) given: the next WRSR is accepted
+        self.aai_address: int | None = None  # in an AAI word sequence: the next address
         self.bpr_locked = self.global_unlock  # SST26: every block write-protected at power-up
         self.sr2 = 0
         self.sr3 = 0
@@ -145,6 +156,8 @@ class SpiNorChip:
         args = write[1:]
         if self._busy() and op not in (0x05, 0x35, 0x15, 0x66, 0x99):
             return b"\xff" * read_len
+        if self.aai_address is not None and op not in (0xAD, 0x04, 0x05):
+            return b"\xff" * read_len  # in AAI only AD, WRDI and RDSR are taken
         handler = _HANDLERS.get(op)
         if handler is None:
             if op in self.erase_ops or op in _four_byte_erase_opcodes(self):
@@ -166,7 +179,31 @@ class SpiNorChip:
     # -- commands -------------------------------------------------------------------
 
     def _rdid(self, args: bytes, n: int) -> bytes:
+        if self.id_command != "rdid":
+            return b"\xff" * n  # a part without RDID leaves MISO high
         return (self.id_bytes + bytes(max(0, n - len(self.id_bytes))))[:n]
+
+    def _res(self, args: bytes, n: int) -> bytes:
+        """RES (ABh): after 3 dummy bytes, the electronic signature, repeated."""
+        if len(args) < 3:
+            return bytes(n)  # release from deep power-down only
+        if self.id_command == "res":
+            answer = self.id_answer
+        elif self.legacy_rdid is not None:
+            answer = bytes([self.legacy_rdid])
+        else:
+            return b"\xff" * n
+        return (answer * (n // len(answer) + 1))[:n]
+
+    def _rems(self, args: bytes, n: int) -> bytes:
+        """REMS (90h): after address 000000h, manufacturer and device ID, repeated."""
+        if self.id_command != "rems" or len(args) < 3:
+            return b"\xff" * n
+        return (self.id_answer * (n // 2 + 1))[:n]
+
+    def _ewsr(self, args: bytes, n: int) -> bytes:
+        self.ewsr = True
+        return bytes(n)
 
     def _rdsr1(self, args: bytes, n: int) -> bytes:
         return bytes([self.status1()]) * n
@@ -183,10 +220,13 @@ class SpiNorChip:
 
     def _wrdi(self, args: bytes, n: int) -> bytes:
         self.sr1 &= ~WEL
+        self.aai_address = None
         return bytes(n)
 
     def _wrsr(self, args: bytes, n: int) -> bytes:
-        if self.sr1 & WEL and args:
+        enabled = self.ewsr if self.status_write_enable == 0x50 else bool(self.sr1 & WEL)
+        self.ewsr = False
+        if enabled and args:
             self.sr1 = (args[0] & ~(BUSY | WEL)) & 0xFF
             if len(args) > 1:
                 self.sr2 = args[1]
@@ -249,6 +289,10 @@ class SpiNorChip:
         if parsed is None or not self._write_allowed():
             return bytes(n)
         addr, data = parsed
+        if self.write_mode != "page":  # byte program: 02h takes one byte
+            self._and_into(addr, data[:1])
+            self._start_busy(self.pp)
+            return bytes(n)
         page = addr - addr % self.page_size
         offset = addr - page
         if len(data) > self.page_size:
@@ -356,6 +400,28 @@ class SpiNorChip:
         self.sr1 &= ~WEL
         return bytes(n)
 
+    def _aai_word(self, args: bytes, n: int) -> bytes:
+        """SST AAI word program (ADh): the first with an even address and two bytes
+        (after WREN), then two bytes each; WEL stays set until WRDI ends it."""
+        if self.write_mode != "aai-word":
+            return b"\xff" * n
+        if self.aai_address is None:
+            parsed = self._address(args)
+            if parsed is None or len(parsed[1]) != 2 or parsed[0] % 2:
+                return bytes(n)
+            if not (self.sr1 & WEL) or self.sr1 & self.bp_mask:
+                self.sr1 &= ~WEL
+                return bytes(n)
+            self.aai_address, data = parsed
+        elif len(args) == 2:
+            data = args
+        else:
+            return bytes(n)
+        self._and_into(self.aai_address % self.size, data)
+        self.aai_address += 2
+        self._start_busy(self.pp)
+        return bytes(n)
+
     def _noop(self, args: bytes, n: int) -> bytes:
         return bytes(n)
 
@@ -391,7 +457,10 @@ _HANDLERS = {
     0x16: SpiNorChip._read_bank,
     0x66: SpiNorChip._noop,
     0x99: SpiNorChip._reset,
-    0xAB: SpiNorChip._noop,
+    0xAB: SpiNorChip._res,
+    0x90: SpiNorChip._rems,
+    0x50: SpiNorChip._ewsr,
+    0xAD: SpiNorChip._aai_word,
     0x72: SpiNorChip._read_bpr,
     0x98: SpiNorChip._global_unlock,
 }

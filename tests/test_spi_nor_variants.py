@@ -1,0 +1,175 @@
+"""SPI NOR parts without page program or RDID (issue 15 item 1): identification by RES
+and REMS, byte program, SST AAI word program, EWSR and power-up protection; each end to
+end on the simulator, the write sequences also against the chip model directly."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app.algorithms.spi_nor_writes import (
+    AAI_GAP,
+    aai_pieces,
+    aai_word_ops,
+    byte_program_ops,
+    runs,
+)
+from app.cli import main
+from app.core.image import MemoryImage
+from app.hal.bus import SpiOp, WaitReady
+from app.hal.sim.clock import SimClock, Timing
+from app.hal.sim.spi_nor_chip import SpiNorChip
+
+RES_PART = "pmc.pm25lv010"  # RES answers 9D 7C, page program
+REMS_BYTE_PART = "microchip.sst25vf040"  # REMS BF 44, byte program, EWSR, locked at power-up
+AAI_PART = "microchip.sst25vf016b"  # RDID BF2541, AAI word program, locked at power-up
+RES1_BYTE_PART = "micron.m25p05"  # RES answers 05, byte program
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def hex_file(tmp_path: Path, segments: list[tuple[int, bytes]]) -> Path:
+    from app.core.formats import save_image
+
+    path = tmp_path / "fw.hex"
+    save_image(MemoryImage.from_segments(segments), path, "ihex")
+    return path
+
+
+@pytest.mark.parametrize("device", [RES_PART, RES1_BYTE_PART, REMS_BYTE_PART, AAI_PART])
+def test_each_variant_programs_and_verifies_end_to_end(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, device: str
+) -> None:
+    rng = random.Random(device)
+    # odd start, odd length, an erased gap in the middle, a second segment further on
+    first = rng.randbytes(301) + b"\xff" * 40 + rng.randbytes(77)
+    image = hex_file(tmp_path, [(0x1001, first), (0x8000, rng.randbytes(64))])
+    code, out, err = run(
+        capsys, "program", "--device", device, "--programmer", "sim://?timing=typ",
+        "--unprotect", str(image),
+    )  # fmt: skip
+    assert code == 0, out + err
+    assert "1 passed" in out
+
+
+def test_sst_parts_power_up_protected_and_say_so(capsys, tmp_path: Path) -> None:
+    image = hex_file(tmp_path, [(0, b"\x12\x34")])
+    for device in (REMS_BYTE_PART, AAI_PART):
+        code, out, _ = run(capsys, "program", "--device", device, "--programmer", "sim://",
+                           str(image))  # fmt: skip
+        assert code == 1 and "write-protected" in out and "unprotect" in out
+
+
+def test_a_res_part_answering_another_signature_is_refused(capsys, tmp_path: Path) -> None:
+    image = hex_file(tmp_path, [(0, b"\x00")])
+    url = "sim://?jedec=9D7D00"  # RES answers 9D 7D: another PMC part
+    code, out, _ = run(capsys, "program", "--device", RES_PART, "--programmer", url, str(image))
+    assert code == 1
+    assert "unexpected part: RES answers 9D7D, expected 9D7C (PMC (Chingis) Pm25LV010)" in out
+
+
+def test_the_chip_id_in_the_result_is_what_the_named_command_answered(
+    capsys, tmp_path: Path
+) -> None:
+    import json
+
+    image = hex_file(tmp_path, [(0, b"\x00")])
+    for device, answer in ((RES_PART, "9D7C"), (REMS_BYTE_PART, "BF44"), (RES1_BYTE_PART, "05")):
+        code, out, _ = run(capsys, "verify", "--device", device, "--programmer", "sim://",
+                           "--json", str(image))  # fmt: skip
+        assert json.loads(out)["sites"][0]["chip_id"] == answer  # identify passed, verify not
+        code, out, _ = run(capsys, "devices", "show", device)
+        assert code == 0 and f"answers {answer}" in out
+
+
+# -- the sequences themselves ------------------------------------------------------
+
+WAIT = WaitReady(0x05, 0x01, 0x00, 0.1, 0.0, "test")
+
+
+def cmd(opcode: int, address: int) -> bytes:
+    return bytes([opcode]) + address.to_bytes(3, "big")
+
+
+def test_aai_word_sequence_shape_with_odd_ends() -> None:
+    ops = aai_word_ops(0x101, bytes(range(6)), cmd, WAIT, WAIT)  # 0x101..0x106
+    writes = [op.write for op in ops if isinstance(op, SpiOp)]
+    assert writes[0] == b"\x06"  # WREN, then a byte program of the odd first byte
+    assert writes[1] == cmd(0x02, 0x101) + b"\x00"
+    assert writes[2:4] == [b"\x06", cmd(0xAD, 0x102) + b"\x01\x02"]  # AAI from even
+    assert writes[4] == b"\xad\x03\x04"  # next words: opcode and data only
+    assert writes[5] == b"\x04"  # WRDI ends AAI
+    assert writes[6:] == [b"\x06", cmd(0x02, 0x106) + b"\x05"]  # the odd last byte
+    inside = writes[writes.index(cmd(0xAD, 0x102) + b"\x01\x02") + 1 : writes.index(b"\x04")]
+    assert b"\x06" not in inside  # no WREN inside the sequence
+    assert sum(isinstance(op, WaitReady) for op in ops) == 4  # after every program
+
+
+def test_byte_program_skips_erased_bytes_and_runs_merge() -> None:
+    ops = byte_program_ops(0x10, b"\x01\xff\x02", cmd, WAIT)
+    assert [op.write for op in ops if isinstance(op, SpiOp)] == [
+        b"\x06", cmd(0x02, 0x10) + b"\x01", b"\x06", cmd(0x02, 0x12) + b"\x02",
+    ]  # fmt: skip
+    assert list(runs([(0, b"ab"), (2, b"cd"), (10, b"e")])) == [(0, b"abcd"), (10, b"e")]
+    data = b"\x01" + b"\xff" * AAI_GAP + b"\x02"
+    assert list(aai_pieces(0x100, data)) == [(0x100, b"\x01"), (0x101 + AAI_GAP, b"\x02")]
+
+
+def _chip(database, device_id: str) -> SpiNorChip:
+    chip = SpiNorChip(database.get(device_id), SimClock(Timing("instant")))
+    chip.sr1 = 0  # unprotected
+    return chip
+
+
+def _apply(chip: SpiNorChip, ops) -> None:
+    for op in ops:
+        if isinstance(op, SpiOp):
+            chip.transaction(op.write, op.read_len)
+
+
+SIZE = 4096
+WRITES = st.lists(
+    st.tuples(st.integers(0, SIZE - 1), st.binary(min_size=1, max_size=64)), max_size=6
+)
+
+
+def _image(writes: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
+    """The writes as the planner hands them: sorted, not overlapping, inside the part."""
+    memory: dict[int, int] = {}
+    for address, data in writes:
+        for i, value in enumerate(data[: SIZE - address]):
+            memory[address + i] = value
+    out: list[tuple[int, bytes]] = []
+    for address in sorted(memory):
+        if out and out[-1][0] + len(out[-1][1]) == address:
+            out[-1] = (out[-1][0], out[-1][1] + bytes([memory[address]]))
+        else:
+            out.append((address, bytes([memory[address]])))
+    return out
+
+
+@settings(max_examples=120, deadline=None)
+@given(WRITES)
+def test_aai_and_byte_sequences_leave_exactly_the_image(database, writes) -> None:
+    planned = _image(writes)
+    for device, build in (
+        (AAI_PART, lambda a, d: [
+            op for at, piece in aai_pieces(a, d) for op in aai_word_ops(at, piece, cmd, WAIT, WAIT)
+        ]),
+        (REMS_BYTE_PART, lambda a, d: byte_program_ops(a, d, cmd, WAIT)),
+    ):  # fmt: skip
+        chip = _chip(database, device)
+        for address, data in runs(planned):
+            _apply(chip, build(address, data))
+        expected = bytearray(b"\xff" * SIZE)
+        for address, data in planned:
+            expected[address : address + len(data)] = data
+        assert bytes(chip.memory[:SIZE]) == bytes(expected), device
