@@ -173,3 +173,91 @@ def test_aai_and_byte_sequences_leave_exactly_the_image(database, writes) -> Non
         for address, data in planned:
             expected[address : address + len(data)] = data
         assert bytes(chip.memory[:SIZE]) == bytes(expected), device
+
+
+# -- boot sectors (erase_layout) ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("device", "boot_sector"),
+    [("eon.en25b32", (0x2000, 0x2000)), ("eon.en25b32t", (0x3FC000, 0x2000))],
+)
+def test_a_boot_sector_is_erased_alone_and_its_neighbours_keep_their_data(
+    database, device: str, boot_sector: tuple[int, int]
+) -> None:
+    """8 KiB boot sector of a bottom- and a top-boot part: D8h there erases 8 KiB, so
+    programming into it leaves the 4 KiB and 16 KiB sectors beside it as they were."""
+    from app.engine.cycle import part_names
+    from app.engine.site_runner import CycleSpec
+    from app.engine.station import Station
+    from app.hal.programmer import open_programmer
+
+    dev = database.get(device)
+    start, size = boot_sector
+    programmer = open_programmer("sim://", device=dev, database=database)
+    station = Station(programmer, lambda _e: None, part_names(database))
+    region = (max(0, start - 0x8000), min(dev.size_bytes, start + 0x8000))  # and neighbours
+    old = random.Random(1).randbytes(region[1] - region[0])
+    image_old = MemoryImage.from_bytes(old, region[0])
+    assert station.run(CycleSpec("program", dev, image_old)).results[0].passed
+    new = MemoryImage.from_bytes(b"\x5a" * 0x100, start)
+    result = station.run(CycleSpec("program", dev, new)).results[0]
+    assert result.passed, result.message
+    chip = programmer.sites[0].chip
+    assert chip is not None
+    memory = bytes(chip.memory[region[0] : region[1]])
+    offset = start - region[0]
+    assert memory[offset : offset + 0x100] == b"\x5a" * 0x100
+    assert memory[offset + 0x100 : offset + size] == b"\xff" * (size - 0x100)  # erased
+    assert memory[:offset] == old[:offset]  # the sectors below kept their data
+    assert memory[offset + size :] == old[offset + size :]  # and those above
+
+
+RUN_SIZES = st.sampled_from([4096, 8192, 16384, 32768, 65536])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(RUN_SIZES, st.integers(1, 3)), min_size=1, max_size=6))
+def test_layout_regions_tile_the_part_with_the_layouts_own_blocks(runs_) -> None:
+    from app.algorithms.spi_nor_regions import layout_regions
+    from app.devicedb.facts import EraseLayout, EraseOp, SpiNorFacts, SpiNorProtection
+    from app.devicedb.facts import Timing as DbTiming
+
+    size = sum(block * count for block, count in runs_)
+    layout = EraseLayout(0xD8, tuple(runs_))
+    blocks = layout.blocks()
+    if any(start % block for start, block in blocks):
+        return  # not a real part: blocks must be aligned (the validator refuses it)
+    timing = DbTiming(1.0, 2.0)
+    facts = SpiNorFacts(
+        jedec_id=b"\x01\x02\x03", extended_id=b"", legacy_rdid=None, page_size=256,
+        erase_ops=(EraseOp(0xD8, 65536, timing), EraseOp(0xC7, None, timing)),
+        page_program=timing, address_bytes=3, four_byte_mode=None,
+        protection=SpiNorProtection(0x1C, None, None, False, timing),
+        sfdp=False, unique_id=None, erase_layout=(layout,),
+    )  # fmt: skip
+    regions = layout_regions(size, facts)
+    at = 0
+    covered = []
+    for region in regions:
+        assert region.start == at
+        (block,) = region.blocks
+        covered += [(a, block.size) for a in range(at, at + region.size, block.size)]
+        at += region.size
+    assert at == size and covered == blocks
+
+
+def test_the_validator_checks_a_layout_against_the_part(capsys, tmp_path: Path) -> None:
+    import json
+
+    from app.devicedb import load_database
+
+    entry = dict(load_database().get("eon.en25b32").raw)
+    entry["erase_layout"] = [{"opcode": "0xD8", "blocks": [[4096, 2], [8192, 1], [65536, 63]]}]
+    folder = tmp_path / "spi_nor"
+    folder.mkdir()
+    doc = {"family": "spi-nor", "vendor": entry["vendor"], "devices": [entry]}
+    (folder / "eon.json").write_text(json.dumps(doc))
+    code, out, err = run(capsys, "devices", "validate", str(folder / "eon.json"))
+    assert code == 2
+    assert "$.devices[0].erase_layout[0].blocks: the blocks add up to" in out + err

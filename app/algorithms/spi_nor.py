@@ -21,6 +21,7 @@ from app.algorithms.base import (
     Protection,
     Tick,
 )
+from app.algorithms.spi_nor_regions import layout_regions
 from app.algorithms.spi_nor_writes import (
     aai_pieces,
     aai_word_ops,
@@ -65,7 +66,9 @@ def identify_jedec(bus: SpiBus, extended_bytes: int = 0) -> ChipIdentity:
 
 
 def spi_nor_geometry(device: Device) -> Geometry:
-    """One erase region over the whole part, with the DB's sector/block erases."""
+    """The erase regions: one over the whole part with the DB's sector/block erases, or
+    for a part with boot/parameter sectors (erase_layout) one per stretch where every
+    erase command has one block size (app.algorithms.spi_nor_regions)."""
     facts = device.facts_as(SpiNorFacts)
     blocks = tuple(
         EraseBlock(op.opcode, op.size, op.timing)
@@ -73,10 +76,14 @@ def spi_nor_geometry(device: Device) -> Geometry:
         if op.size is not None
     )
     chip = facts.chip_erase
+    if facts.erase_layout:
+        regions = layout_regions(device.size_bytes, facts)
+    else:
+        regions = (EraseRegion(0, device.size_bytes, blocks),) if blocks else ()
     return Geometry(
         size=device.size_bytes,
         page_size=facts.page_size,
-        regions=(EraseRegion(0, device.size_bytes, blocks),) if blocks else (),
+        regions=regions,
         chip_erase=None
         if chip is None
         else EraseBlock(chip.opcode, device.size_bytes, chip.timing),

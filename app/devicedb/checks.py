@@ -87,6 +87,32 @@ def _spi_nor(entry: Mapping[str, Any]) -> Iterator[Problem]:
     yield from _addressing(entry, size)
     yield from _provisional(entry)
     yield from _id_command(entry)
+    yield from _erase_layout(entry, size)
+
+
+def _erase_layout(entry: Mapping[str, Any], size: int | None) -> Iterator[Problem]:
+    """Each layout covers the part exactly, with aligned power-of-two blocks, and its
+    opcode is in the erase table (which gives its times)."""
+    listed = {_hex(op.get("opcode")) for op in _list(entry.get("erase")) if isinstance(op, dict)}
+    for index, layout in enumerate(_list(entry.get("erase_layout"))):
+        path = ("erase_layout", index)
+        if not isinstance(layout, dict):
+            continue
+        if _hex(layout.get("opcode")) not in listed:
+            yield (*path, "opcode"), "is not in the erase table (which gives its times)"
+        at = 0
+        for run_index, run in enumerate(_list(layout.get("blocks"))):
+            if not (isinstance(run, list) and len(run) == 2 and all(_int(v) for v in run)):
+                continue
+            block, count = run
+            if block & (block - 1) or at % block:
+                yield (
+                    (*path, "blocks", run_index),
+                    f"{block}-byte blocks at 0x{at:X} are not aligned powers of two",
+                )
+            at += block * count
+        if size is not None and at != size:
+            yield (*path, "blocks"), f"the blocks add up to {at} bytes, not size_bytes {size}"
 
 
 def _id_command(entry: Mapping[str, Any]) -> Iterator[Problem]:

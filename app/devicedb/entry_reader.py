@@ -14,6 +14,7 @@ from typing import Any
 
 from app.devicedb.facts import (
     BootloaderFacts,
+    EraseLayout,
     EraseOp,
     FamilyFacts,
     FourByteMode,
@@ -221,6 +222,17 @@ def spi_nor_facts(entry: EntryReader) -> SpiNorFacts:
         id_command=command,
         id_answer=ids.hex_bytes(command) if command != "rdid" else b"",
         write_mode=entry.optional_text("write_mode") or "page",
+        erase_layout=tuple(_erase_layout(item) for item in entry.children("erase_layout"))
+        if entry.has("erase_layout")
+        else (),
+    )
+
+
+def _erase_layout(item: EntryReader) -> EraseLayout:
+    runs = item.value("blocks")
+    return EraseLayout(
+        opcode=item.hex_int("opcode"),
+        runs=tuple((int(size), int(count)) for size, count in runs),
     )
 
 

@@ -170,6 +170,25 @@ class UniqueIdRead:
 
 
 @dataclass(frozen=True, slots=True)
+class EraseLayout:
+    """An erase command whose block size changes across the part (boot or parameter
+    sectors): ``runs`` are (block size, count) from address 0 upwards, as a datasheet's
+    sector table gives them, e.g. 2 x 4 KiB, 8 KiB, 16 KiB, 32 KiB, 63 x 64 KiB."""
+
+    opcode: int
+    runs: tuple[tuple[int, int], ...]
+
+    def blocks(self) -> list[tuple[int, int]]:
+        """(start, size) of every block, in address order."""
+        out, at = [], 0
+        for size, count in self.runs:
+            for _ in range(count):
+                out.append((at, size))
+                at += size
+        return out
+
+
+@dataclass(frozen=True, slots=True)
 class SpiNorFacts:
     family: ClassVar[Family] = Family.SPI_NOR
 
@@ -193,6 +212,8 @@ class SpiNorFacts:
     #: "aai-word" (SST's auto-address-increment word program ADh); page_program is
     #: the time of one page, one byte or one word accordingly
     write_mode: str = "page"
+    #: erase commands whose block size changes across the part (boot sectors)
+    erase_layout: tuple[EraseLayout, ...] = ()
 
     @property
     def block_erases(self) -> tuple[EraseOp, ...]:

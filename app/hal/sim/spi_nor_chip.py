@@ -65,6 +65,8 @@ class SpiNorChip:
         self.id_answer = jedec_override or facts.id_answer
         self.legacy_rdid = facts.legacy_rdid
         self.write_mode = facts.write_mode
+        #: boot-sector parts: an erase command's blocks differ across the part
+        self.layouts = {layout.opcode: layout.blocks() for layout in facts.erase_layout}
         self.status_write_enable = facts.protection.status_write_enable
         self.locked_at_power_up = facts.protection.locked_at_power_up
         self.erase_ops: dict[int, tuple[int, Timing]] = {
@@ -336,6 +338,8 @@ class SpiNorChip:
         if parsed is None or not self._write_allowed():
             return bytes(n)
         addr = parsed[0] - parsed[0] % size
+        if base_op in self.layouts:  # the block of the layout that holds the address
+            addr, size = next((a, n) for a, n in self.layouts[base_op] if a <= parsed[0] < a + n)
         self._erase_range(addr, size)
         self._start_busy(timing)
         return bytes(n)
