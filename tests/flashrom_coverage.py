@@ -5,7 +5,9 @@
 next lines in its own column. A flashrom name can stand for several parts:
 "EN25Q32(A/B)" is EN25Q32, EN25Q32A and EN25Q32B; "W25Q80.V" has one wildcard letter;
 "MX25L1005(C)/MX25L1006E" lists two names. A flashrom entry counts as covered when
-`devices search` finds, by part name or alias, a device that one of those names matches.
+`devices search` finds, by part name or alias, a device that one of those names matches,
+or a device that states the flashrom name itself (``flashrom_names``: flashrom's own
+spellings such as "W25Q256JV_Q" or "S25FL128S......0", whose dots are then literal).
 
 Run: .venv/bin/python tests/flashrom_coverage.py [--missing]   (prints the figure)
 """
@@ -113,8 +115,9 @@ def coverage(
     normal = [_normal(n) for n in names]
     covered, missing = [], []
     for chip in chips:
-        patterns = name_patterns(_normal(chip.name.replace(" ", "")))
-        hit = any(p.fullmatch(n) for p in patterns for n in normal)
+        flashrom_name = _normal(chip.name.replace(" ", ""))
+        patterns = name_patterns(flashrom_name)
+        hit = flashrom_name in normal or any(p.fullmatch(n) for p in patterns for n in normal)
         (covered if hit else missing).append(chip)
     return covered, missing
 
@@ -126,6 +129,7 @@ def database_names() -> list[str]:
     for device in load_database(use_overlay=False):
         names.append(device.part)
         names.extend(device.aliases)
+        names.extend(device.flashrom_names)
     return names
 
 

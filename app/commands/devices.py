@@ -199,6 +199,8 @@ def describe(device: Device, db: DeviceDatabase) -> list[str]:
     ]
     if device.aliases:
         out.append(_line("aliases", ", ".join(device.aliases)))
+    if device.flashrom_names:
+        out.append(_line("flashrom name", ", ".join(device.flashrom_names)))
     out.append(_line("size", format_size_long(device.size_bytes)))
     facts = device.facts
     if isinstance(facts, SpiNorFacts):

@@ -117,6 +117,9 @@ class Device:
     overlay: bool = False
     overrides: str | None = None
     provisional: Provisional | None = None
+    #: the names flashrom's chip table gives this part ("W25Q256JV_Q",
+    #: "S25FL128S......0"), so a user coming from flashrom finds it by that name
+    flashrom_names: tuple[str, ...] = ()
 
     @classmethod
     def from_raw(
@@ -153,6 +156,7 @@ class Device:
             overlay=overlay,
             overrides=overrides,
             provisional=Provisional.from_raw(raw.get("provisional")),
+            flashrom_names=entry.strings("flashrom_names"),
         )
 
     def facts_as(self, kind: type[F]) -> F:

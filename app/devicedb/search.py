@@ -85,7 +85,7 @@ class SearchKeys:
             id=normalize(device.id),
             id_part=normalize(rest),
             part=normalize(device.part),
-            aliases=tuple(normalize(a) for a in device.aliases),
+            aliases=tuple(normalize(a) for a in (*device.aliases, *device.flashrom_names)),
             vendor=normalize(device.vendor),
             vendor_slug=normalize(slug),
             family=normalize(device.family),

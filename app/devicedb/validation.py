@@ -293,7 +293,22 @@ def check_layers(
             for path in discover(list(layer.roots)).package_files:
                 report.packages.update(_check_packages_file(path, report.errors))
     _check_package_refs(all_entries, report.packages, report.errors)
+    _check_flashrom_names(report.devices.values(), report.errors)
     return report
+
+
+def _check_flashrom_names(devices: Iterable[Device], errors: list[str]) -> None:
+    """One flashrom chip-table name stands for one part: the same name on two
+    entries would send a user coming from flashrom to either."""
+    owner: dict[str, Device] = {}
+    for device in devices:
+        for name in device.flashrom_names:
+            first = owner.setdefault(name.upper(), device)
+            if first is not device:
+                errors.append(
+                    f"{device.source_file}: {device.id}: flashrom_names: {name!r} is "
+                    f"already the flashrom name of {first.id} ({first.source_file})"
+                )
 
 
 def default_layers(
