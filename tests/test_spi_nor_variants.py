@@ -261,3 +261,67 @@ def test_the_validator_checks_a_layout_against_the_part(capsys, tmp_path: Path) 
     code, out, err = run(capsys, "devices", "validate", str(folder / "eon.json"))
     assert code == 2
     assert "$.devices[0].erase_layout[0].blocks: the blocks add up to" in out + err
+
+
+# -- a part known to answer more than one ID (ZB25VQ16) --------------------------------
+
+ZBIT = "zbit.zb25vq16"  # datasheet 5E6015; parts in the field answer 0E4015 (flashrom)
+
+
+@pytest.mark.parametrize("answer", ["5E6015", "0E4015"])
+def test_a_part_programs_with_either_id_it_is_known_to_answer(
+    capsys, tmp_path: Path, answer: str
+) -> None:
+    image = hex_file(tmp_path, [(0x100, random.Random(answer).randbytes(5000))])
+    url = f"sim://?chip={ZBIT}&jedec={answer}&timing=instant"
+    code, out, err = run(capsys, "program", "--device", ZBIT, "--programmer", url, str(image))
+    assert code == 0 and "1 passed" in out, out + err
+
+
+def test_a_third_id_is_refused_naming_both_known_ones(capsys, tmp_path: Path) -> None:
+    image = hex_file(tmp_path, [(0, b"\x00")])
+    url = f"sim://?chip={ZBIT}&jedec=EF4015"
+    code, out, _ = run(capsys, "program", "--device", ZBIT, "--programmer", url, str(image))
+    assert code == 1
+    assert "found ID EF4015" in out and "expected 5E6015 or 0E4015 (Zbit" in out
+
+
+def test_identification_by_the_other_id_shows_both_and_the_source(capsys) -> None:
+    code, out, _ = run(capsys, "devices", "by-id", "0E4015")
+    assert code == 0 and "ZB25VQ16" in out
+    assert "answers 0E4015 as well as its datasheet's 5E6015" in out
+    assert "flashrom" in out
+    code, out, _ = run(capsys, "devices", "by-id", "5E6015")
+    assert code == 0 and "ZB25VQ16" in out and "as well as" not in out
+    code, out, _ = run(capsys, "devices", "show", ZBIT)
+    assert "JEDEC ID:         5E6015" in out and "also answers:     0E4015" in out
+
+
+def test_detect_names_the_part_and_both_ids(capsys) -> None:
+    code, out, _ = run(capsys, "detect", "--programmer", f"sim://?chip={ZBIT}&jedec=0E4015")
+    assert code == 0 and "ZB25VQ16" in out and "5E6015" in out, out
+
+
+@pytest.mark.parametrize(
+    ("ids", "message"),
+    [
+        ({"jedec": "5E6015", "also_answers": [{"jedec": "5E6015", "source": "x"}]},
+         "$.devices[0].ids.also_answers[0].jedec: 5E6015 is listed already"),
+        ({"res": "14", "also_answers": [{"jedec": "0E4015", "source": "x"}]},
+         "$.devices[0].ids.also_answers: needs ids.jedec"),
+    ],
+)  # fmt: skip
+def test_the_validator_checks_other_answers(capsys, tmp_path: Path, ids, message) -> None:
+    import json
+
+    from app.devicedb import load_database
+
+    entry = dict(load_database().get(ZBIT).raw)
+    entry["ids"] = ids
+    folder = tmp_path / "spi_nor"
+    folder.mkdir()
+    doc = {"family": "spi-nor", "vendor": entry["vendor"], "devices": [entry]}
+    (folder / "zbit.json").write_text(json.dumps(doc))
+    code, out, err = run(capsys, "devices", "validate", str(folder / "zbit.json"))
+    assert code == 2
+    assert message in out + err

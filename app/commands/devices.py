@@ -258,6 +258,10 @@ def _describe_spi_nor(facts: SpiNorFacts, device: Device) -> list[str]:
         ident += f" (ABh device ID 0x{facts.legacy_rdid:02X})"
     if facts.id_command == "rdid":
         out = [_line("JEDEC ID", ident)]
+        out += [
+            _line("also answers", f"{known.jedec.hex().upper()} ({known.source})")
+            for known in facts.also_answers
+        ]
     else:
         command = {"res": "RES (ABh)", "rems": "REMS (90h)"}[facts.id_command]
         out = [_line("ID", f"no RDID; {command} answers {facts.id_answer.hex().upper()}")]
@@ -393,6 +397,8 @@ def cmd_by_id(args: argparse.Namespace) -> int:
         )
     else:
         print(f"{label}: {found.candidates[0].vendor} {found.candidates[0].part}")
+    if found.note:
+        print(f"note: {found.note}")
     print(device_table(found.candidates))
     return 0
 

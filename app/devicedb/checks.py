@@ -87,7 +87,22 @@ def _spi_nor(entry: Mapping[str, Any]) -> Iterator[Problem]:
     yield from _addressing(entry, size)
     yield from _provisional(entry)
     yield from _id_command(entry)
+    yield from _also_answers(entry)
     yield from _erase_layout(entry, size)
+
+
+def _also_answers(entry: Mapping[str, Any]) -> Iterator[Problem]:
+    """Other known answers come on top of an RDID ID, each a different one."""
+    ids = _dict(entry.get("ids"))
+    seen = {ids.get("jedec")}
+    for index, known in enumerate(_list(ids.get("also_answers"))):
+        jedec = _dict(known).get("jedec")
+        if "jedec" not in ids:
+            yield ("ids", "also_answers"), "needs ids.jedec: other answers are RDID answers"
+            return
+        if jedec in seen:
+            yield ("ids", "also_answers", index, "jedec"), f"{jedec} is listed already"
+        seen.add(jedec)
 
 
 def _erase_layout(entry: Mapping[str, Any], size: int | None) -> Iterator[Problem]:

@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 
 from app.core.errors import InputError
+from app.devicedb.facts import SpiNorFacts
 from app.devicedb.families import ID_BUSES
 from app.devicedb.models import Device, Identification, Package
 from app.devicedb.search import NO_MATCH, Score, SearchKeys, normalize, parse_query, rank
@@ -57,8 +58,8 @@ class DeviceDatabase:
         self._by_jedec: dict[str, list[Device]] = {}
         self._by_pid: dict[int, list[Device]] = {}
         for device in self._ordered:
-            if device.jedec_id:
-                self._by_jedec.setdefault(device.jedec_id, []).append(device)
+            for jedec in device.jedec_ids:
+                self._by_jedec.setdefault(jedec, []).append(device)
             if device.stm32_pid is not None:
                 self._by_pid.setdefault(device.stm32_pid, []).append(device)
 
@@ -174,7 +175,7 @@ class DeviceDatabase:
                 d for d in candidates if d.jedec_extended and extended.startswith(d.jedec_extended)
             ]
             candidates = exact or [d for d in candidates if not d.jedec_extended]
-        note = None
+        note = _other_answers_note(jedec, candidates)
         if jedec in ("FFFFFF", "000000"):
             note = (
                 "all bits equal: no chip answered (empty socket, no power, or MISO not connected)"
@@ -187,3 +188,18 @@ class DeviceDatabase:
         if pid > 0xFFF:
             raise InputError(f"STM32 product ID {id_hex!r} must be 12 bits (e.g. 0x410)")
         return Identification("stm32_pid", f"0x{pid:03X}", tuple(self._by_pid.get(pid, ())))
+
+
+def _other_answers_note(jedec: str, candidates: list[Device]) -> str | None:
+    """Which candidates answered an ID other than their datasheet's, and who says
+    they do (so the operator sees both IDs and the reason)."""
+    notes = []
+    for device in candidates:
+        if device.jedec_id == jedec or not isinstance(device.facts, SpiNorFacts):
+            continue
+        known = next(k for k in device.facts.also_answers if k.jedec.hex().upper() == jedec)
+        notes.append(
+            f"{device.part} answers {jedec} as well as its datasheet's {device.jedec_id}"
+            f" (source: {known.source})"
+        )
+    return "; ".join(notes) or None

@@ -19,6 +19,7 @@ from app.devicedb.facts import (
     FamilyFacts,
     FourByteMode,
     I2cEepromFacts,
+    KnownId,
     MemoryLayout,
     SectorRun,
     SpiEepromFacts,
@@ -224,6 +225,12 @@ def spi_nor_facts(entry: EntryReader) -> SpiNorFacts:
         write_mode=entry.optional_text("write_mode") or "page",
         erase_layout=tuple(_erase_layout(item) for item in entry.children("erase_layout"))
         if entry.has("erase_layout")
+        else (),
+        also_answers=tuple(
+            KnownId(item.hex_bytes("jedec"), item.text("source"))
+            for item in ids.children("also_answers")
+        )
+        if ids.has("also_answers")
         else (),
     )
 

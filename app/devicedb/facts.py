@@ -189,6 +189,15 @@ class EraseLayout:
 
 
 @dataclass(frozen=True, slots=True)
+class KnownId:
+    """Another JEDEC ID a part is known to answer, and who says so (Zbit's ZB25VQ16:
+    datasheet 5E6015, parts in the field 0E4015 as flashrom's chip table has it)."""
+
+    jedec: bytes
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
 class SpiNorFacts:
     family: ClassVar[Family] = Family.SPI_NOR
 
@@ -214,6 +223,13 @@ class SpiNorFacts:
     write_mode: str = "page"
     #: erase commands whose block size changes across the part (boot sectors)
     erase_layout: tuple[EraseLayout, ...] = ()
+    #: other RDID answers the part is known to give, each with its source
+    also_answers: tuple[KnownId, ...] = ()
+
+    @property
+    def jedec_ids(self) -> tuple[bytes, ...]:
+        """Every 3-byte RDID answer this part is known to give, the datasheet's first."""
+        return (self.jedec_id, *(k.jedec for k in self.also_answers)) if self.jedec_id else ()
 
     @property
     def block_erases(self) -> tuple[EraseOp, ...]:

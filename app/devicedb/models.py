@@ -191,6 +191,14 @@ class Device:
         return None
 
     @property
+    def jedec_ids(self) -> tuple[str, ...]:
+        """Every RDID answer (6 uppercase hex digits) the part is known to give, the
+        datasheet's first (SPI NOR identified by RDID), else ()."""
+        if isinstance(self.facts, SpiNorFacts):
+            return tuple(i.hex().upper() for i in self.facts.jedec_ids)
+        return ()
+
+    @property
     def jedec_extended(self) -> str | None:
         """Uppercase hex of the ID bytes after the first 3 (SPI NOR), else None."""
         if isinstance(self.facts, SpiNorFacts) and self.facts.extended_id:

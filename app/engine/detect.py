@@ -97,6 +97,8 @@ def _detect_spi(spi: SpiBus, database: DeviceDatabase, report: DetectReport) -> 
         summary = f"ID {ident.hex[:6]}: {names}"
     else:
         summary = f"ID {ident.hex[:6]}: not in the device database"
+    if found.note:
+        summary += f" ({found.note})"
     if sfdp:
         summary += (
             f"; SFDP: {sfdp.size_bytes // 1024} KiB,"

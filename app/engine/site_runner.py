@@ -305,14 +305,14 @@ class SiteRunner:
                     f" {answer} ({device.vendor} {device.part})"
                 )
         expected = device.jedec_id if ident.bus == "jedec" else None
-        if expected and ident.hex[:6] != expected.upper():
+        if expected and ident.hex[:6] not in device.jedec_ids:
             found = ident.hex[:6]
             names = self._candidates(found, "jedec") or []
             what = f" ({' or '.join(names)})" if names else " (not in the device database)"
             ambiguous = f"; {len(names)} parts share this ID" if len(names) > 1 else ""
             raise StepFailed(
-                f"unexpected part: found ID {found}{what}{ambiguous}, expected {expected}"
-                f" ({device.vendor} {device.part})",
+                f"unexpected part: found ID {found}{what}{ambiguous}, expected"
+                f" {' or '.join(device.jedec_ids)} ({device.vendor} {device.part})",
                 candidates=names,
             )
         uid = algo.unique_id() if ident.bus == "jedec" else None

@@ -72,6 +72,7 @@ def _clock(dev: Device) -> list[tuple[str, str]]:
 
 def _spi_nor_rows(dev: Device, facts: SpiNorFacts) -> list[tuple[str, str]]:
     ids = [f"jedec: {facts.jedec_id.hex().upper()}"]
+    ids += [f"also answers: {k.jedec.hex().upper()} ({k.source})" for k in facts.also_answers]
     if facts.extended_id:
         ids.append(f"extended: {facts.extended_id.hex().upper()}")
     if facts.legacy_rdid is not None:
