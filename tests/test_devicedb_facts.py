@@ -61,7 +61,11 @@ def test_every_entry_loads_into_typed_facts(database) -> None:
             else:  # RES or REMS instead of RDID: no JEDEC ID to index the part by
                 assert facts.jedec_id == b"" and not dev.jedec_id
                 assert facts.id_answer == bytes.fromhex(dev.raw["ids"][facts.id_command])
-            assert facts.chip_erase is not None and facts.chip_erase.size is None
+            if dev.raw.get("no_chip_erase") or facts.dies > 1:  # block or die erases only
+                assert facts.chip_erase is None
+            else:
+                assert facts.chip_erase is not None and facts.chip_erase.size is None
+            assert facts.dies == dev.raw.get("dies", 1)
             assert all(dev.size_bytes % (op.size or 0) == 0 for op in facts.block_erases)
             assert (facts.four_byte_mode is None) == (facts.address_bytes == 3)
             assert dev.max_clock_hz

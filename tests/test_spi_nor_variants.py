@@ -325,3 +325,135 @@ def test_the_validator_checks_other_answers(capsys, tmp_path: Path, ids, message
     code, out, err = run(capsys, "devices", "validate", str(folder / "zbit.json"))
     assert code == 2
     assert message in out + err
+
+
+# -- stacked dies (Micron die erase C4h, flag status 70h) and parts without a chip erase --
+
+
+class _RecordingChip(SpiNorChip):
+    """The sim chip model, keeping every command frame the algorithm sent."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.frames: list[bytes] = []
+        super().__init__(*args, **kwargs)
+
+    def transaction(self, write: bytes, read_len: int) -> bytes:
+        self.frames.append(bytes(write))
+        return super().transaction(write, read_len)
+
+
+def _algorithm_on(database, device_id: str):
+    from app.algorithms import get_algorithm
+    from app.hal.sim.buses import LinkState, SimSpiBus
+
+    device = database.get(device_id)
+    clock = SimClock(Timing("instant"))
+    chip = _RecordingChip(device, clock)
+    bus = SimSpiBus(chip, clock, LinkState(), max_clock_hz=50_000_000)
+    bus.powered = True
+    algo = get_algorithm(device.algorithm)(bus, device)
+    algo.prepare()
+    return algo, chip
+
+
+@pytest.mark.parametrize(
+    ("device", "dies", "die_size"),
+    [("micron.n25q00aa13", 4, 32 << 20), ("micron.mt25ql01gbbb", 2, 64 << 20)],
+)
+def test_a_stacked_part_is_erased_die_by_die_in_4_byte_mode(
+    database, device: str, dies: int, die_size: int
+) -> None:
+    from app.engine.planner import plan_program
+
+    algo, chip = _algorithm_on(database, device)
+    top = die_size * dies - 0x100
+    for die in range(dies):  # something to erase on every die
+        chip.memory[die * die_size + 5] = 0x00
+    image = MemoryImage.from_segments([(top, b"\x5a" * 0x100)])
+    plan = plan_program(algo.geometry, image, "full")
+    assert not plan.chip_erase  # no bulk erase on a stacked part
+    algo.erase_blocks(plan.erase, lambda _n: None)
+    algo.program(plan.writes, lambda _n: None)
+    assert chip.frames[:2] == [b"\x06", b"\xb7"]  # WREN, enter 4-byte mode
+    die_erases = [f for f in chip.frames if f[0] == 0xC4]
+    assert die_erases == [b"\xc4" + (d * die_size).to_bytes(4, "big") for d in range(dies)]
+    assert all(chip.memory[d * die_size + 5] == 0xFF for d in range(dies))
+    assert algo.read(top, 0x100, lambda _n: None) == b"\x5a" * 0x100
+    # every erase and the program were followed by flag-status reads, not RDSR polls
+    assert b"\x70" in chip.frames and b"\x05" not in chip.frames
+
+
+def test_a_stacked_die_takes_no_program_until_its_flag_status_is_read(database) -> None:
+    chip = _chip(database, "micron.n25q512a13")
+    chip.transaction(b"\xb7", 0)
+    for _ in range(2):  # two page programs, polling only RDSR (05h) in between
+        chip.transaction(b"\x06", 0)
+        chip.transaction(b"\x02\x00\x00\x00\x00" + b"\x11", 0)
+        assert chip.transaction(b"\x05", 1)[0] & 1 == 0  # instant: ready
+    chip.transaction(b"\x06", 0)
+    chip.transaction(b"\x02\x00\x00\x01\x00" + b"\x22", 0)
+    assert chip.memory[0x100] == 0xFF  # ignored: the die still owes its flag status
+    assert chip.transaction(b"\x70", 1) == b"\x80"
+    chip.transaction(b"\x06", 0)
+    chip.transaction(b"\x02\x00\x00\x01\x00" + b"\x22", 0)
+    assert chip.memory[0x100] == 0x22
+
+
+def test_a_part_without_chip_erase_is_erased_by_blocks_and_refuses_protect(
+    capsys, tmp_path: Path, database
+) -> None:
+    from app.engine.planner import plan_program
+
+    algo, chip = _algorithm_on(database, "micron.m45pe40")
+    plan = plan_program(algo.geometry, MemoryImage.from_segments([(0, b"\x01")]), "full")
+    assert not plan.chip_erase and {b.opcode for b, _a in plan.erase} == {0xD8}
+    assert len(plan.erase) == 8  # 512 KiB in 64 KiB sectors
+    chip.transaction(b"\x06", 0)
+    chip.transaction(b"\xc7", 0)  # a bulk erase the part does not have: ignored
+    assert not chip._busy()
+    image = hex_file(tmp_path, [(0x10, b"\x01\x02")])
+    url = "sim://?timing=instant"
+    code, out, _ = run(capsys, "program", "--device", "micron.m45pe40", "--programmer", url,
+                       "--full-erase", "--protect", str(image))  # fmt: skip
+    assert code == 1 and "no block-protect bits" in out
+
+
+def _edited(device_id: str, **changes):
+    from app.devicedb import load_database
+
+    entry = dict(load_database().get(device_id).raw)
+    for key, value in changes.items():
+        if value is None:
+            entry.pop(key, None)
+        else:
+            entry[key] = value
+    return entry
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        (lambda: _edited("micron.n25q512a13", dies=3),
+         "$.devices[0].dies: 3 dies do not divide size_bytes 67108864"),
+        (lambda: _edited("micron.n25q512a13", dies=4),
+         "$.devices[0].erase: no die erase: dies 4 needs an entry whose size_bytes is one die"),
+        (lambda: _edited("micron.n25q512a13", four_byte_mode="opcodes"),
+         "$.devices[0].four_byte_mode: a stacked part needs \"b7\" or \"always\""),
+        (lambda: _edited("micron.mt25ql512abb", dies=2),
+         "a stacked part (dies: 2) has no chip erase"),
+        (lambda: _edited("micron.m45pe10", no_chip_erase=None),
+         "$.devices[0].erase: no chip erase"),
+        (lambda: _edited("micron.m25pe10", no_chip_erase=True),
+         "a chip erase, but no_chip_erase says none"),
+    ],
+)  # fmt: skip
+def test_the_validator_checks_dies_and_chip_erase(capsys, tmp_path: Path, entry, message) -> None:
+    import json
+
+    folder = tmp_path / "spi_nor"
+    folder.mkdir()
+    doc = {"family": "spi-nor", "vendor": "Micron", "devices": [entry()]}
+    (folder / "micron.json").write_text(json.dumps(doc))
+    code, out, err = run(capsys, "devices", "validate", str(folder / "micron.json"))
+    assert code == 2
+    assert message in out + err

@@ -163,7 +163,12 @@ class SpiNor(ChipAlgorithm):
         return bytes(out)
 
     def _wait(self, timing: Timing, kind: str) -> WaitReady:
-        return WaitReady(0x05, 0x01, 0x00, _timeout_s(timing.ms_max), timing.ms_typ / 1000.0, kind)
+        timeout, typical = _timeout_s(timing.ms_max), timing.ms_typ / 1000.0
+        if self.facts.dies > 1:
+            # Stacked Micron dies: the die that took the command reports ready in the
+            # flag status register (bit 7 = 1), which must be read before the next one.
+            return WaitReady(0x70, 0x80, 0x80, timeout, typical, kind)
+        return WaitReady(0x05, 0x01, 0x00, timeout, typical, kind)
 
     def erase_blocks(self, blocks: Sequence[tuple[EraseBlock, int]], tick: Tick) -> None:
         done = 0
@@ -304,6 +309,8 @@ class SpiNor(ChipAlgorithm):
     def protect(self) -> None:
         if self.global_unlock:
             raise ChipError("setting SST26 block protection is not supported yet (0x42 WBPR)")
+        if not self.bp_mask:
+            raise ChipError("this part has no block-protect bits: only its WP# pin protects it")
         status = self._status()
         self._write_status((status | self.bp_mask) & 0xFC)
         if self._status() & self.bp_mask != self.bp_mask:

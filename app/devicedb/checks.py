@@ -184,8 +184,50 @@ def _erase_table(entry: Mapping[str, Any], size: int | None) -> Iterator[Problem
                     'give size_bytes "chip"'
                 ),
             )
-    if not chips and isinstance(entry.get("erase"), list):
-        yield ("erase",), 'no chip erase (an entry with size_bytes "chip"); there must be one'
+    if not isinstance(entry.get("erase"), list):
+        return
+    dies = _int(entry.get("dies"))
+    if dies:
+        yield from _die_erase(entry, size, dies, chips)
+    elif entry.get("no_chip_erase") is True:
+        for index in chips:
+            yield ("erase", index, "size_bytes"), "a chip erase, but no_chip_erase says none"
+    elif not chips:
+        yield (
+            ("erase",),
+            'no chip erase (an entry with size_bytes "chip"); there must be one,'
+            ' or "no_chip_erase": true for a part without',
+        )
+
+
+def _die_erase(
+    entry: Mapping[str, Any], size: int | None, dies: int, chips: list[int]
+) -> Iterator[Problem]:
+    """A stacked part erases die by die (C4h at each die's address), never as a chip,
+    and in 4-byte mode, the only one in which the die erase reaches the upper dies."""
+    for index in chips:
+        yield (
+            ("erase", index, "size_bytes"),
+            f"a stacked part (dies: {dies}) has no chip erase: it erases die by die",
+        )
+    if entry.get("four_byte_mode") not in ("b7", "always"):
+        yield (
+            ("four_byte_mode",),
+            'a stacked part needs "b7" or "always": its die erase takes a 4-byte address'
+            " only in 4-byte mode",
+        )
+    if not size:
+        return
+    if size % dies:
+        yield ("dies",), f"{dies} dies do not divide size_bytes {size}"
+        return
+    blocks = [_int(_dict(op).get("size_bytes")) for op in _list(entry.get("erase"))]
+    if size // dies not in blocks:
+        yield (
+            ("erase",),
+            f"no die erase: dies {dies} needs an entry whose size_bytes is one die"
+            f" ({size // dies})",
+        )
 
 
 def _addressing(entry: Mapping[str, Any], size: int | None) -> Iterator[Problem]:

@@ -130,7 +130,7 @@ class FourByteMode(StrEnum):
 
     B7 = "b7"  # enter 4-byte mode with B7h
     OPCODES = "opcodes"  # dedicated 4-byte opcodes (13h/0Ch/12h/21h/DCh)
-    BANK_REGISTER = "bank-register"  # Spansion/Micron bank (extended address) register
+    BANK_REGISTER = "bank-register"  # Spansion bank address register (BRWR 17h, EXTADD)
     ALWAYS = "always"  # 4-byte addresses from power-up
 
 
@@ -225,6 +225,9 @@ class SpiNorFacts:
     erase_layout: tuple[EraseLayout, ...] = ()
     #: other RDID answers the part is known to give, each with its source
     also_answers: tuple[KnownId, ...] = ()
+    #: stacked dies of equal size (Micron): erased die by die, busy read from the flag
+    #: status register (70h), which each die must report after its program or erase
+    dies: int = 1
 
     @property
     def jedec_ids(self) -> tuple[bytes, ...]:

@@ -73,7 +73,11 @@ class SpiNorChip:
             op.opcode: (op.size, op.timing) for op in facts.block_erases if op.size is not None
         }
         chip = facts.chip_erase
-        self.chip_erase = chip.timing if chip is not None else Timing(0.0, 0.0)
+        #: None: the part ignores 60h/C7h (M45PE; stacked dies erase die by die)
+        self.chip_erase = chip.timing if chip is not None else None
+        #: stacked dies (Micron): after a program or erase, the die takes no further
+        #: program or erase until the flag status register (70h) has reported it ready
+        self.stacked = facts.dies > 1
         self.pp = facts.page_program
         self.address_bytes_max = facts.address_bytes
         self.four_byte_mode = facts.four_byte_mode
@@ -93,7 +97,7 @@ class SpiNorChip:
         erases = [
             (op.opcode, op.size, op.timing.ms_typ, op.timing.ms_max)
             for op in facts.block_erases
-            if op.size is not None
+            if op.size is not None and op.size < self.size // facts.dies  # not a die erase
         ]
         mode = facts.four_byte_mode
         entry = (
@@ -112,7 +116,9 @@ class SpiNorChip:
             erases,
             self.address_bytes_max,
             page_program_ms=(self.pp.ms_typ, self.pp.ms_max),
-            chip_erase_ms=(self.chip_erase.ms_typ, self.chip_erase.ms_max),
+            chip_erase_ms=(self.chip_erase.ms_typ, self.chip_erase.ms_max)
+            if self.chip_erase
+            else (0.0, 0.0),
             four_byte_entry=entry,
             damage=sfdp if sfdp not in (None, "ok") else None,
         )
@@ -130,6 +136,7 @@ class SpiNorChip:
         self.bank = 0
         self.four_byte = self.four_byte_mode is FourByteMode.ALWAYS
         self.busy_until = 0.0
+        self.flag_status_owed = False
 
     def _busy(self) -> bool:
         return self.clock.now() < self.busy_until
@@ -141,6 +148,7 @@ class SpiNorChip:
         return self.busy_until
 
     def _start_busy(self, timing: Timing) -> None:
+        self.flag_status_owed = self.stacked
         if self.faults.busy_forever:
             self.busy_until = float("inf")
             return
@@ -156,14 +164,15 @@ class SpiNorChip:
             return bytes(read_len)
         op = write[0]
         args = write[1:]
-        if self._busy() and op not in (0x05, 0x35, 0x15, 0x66, 0x99):
+        if self._busy() and op not in (0x05, 0x35, 0x15, 0x70, 0x66, 0x99):
             return b"\xff" * read_len
         if self.aai_address is not None and op not in (0xAD, 0x04, 0x05):
             return b"\xff" * read_len  # in AAI only AD, WRDI and RDSR are taken
+        # the part's own erase table first: AT26DF041's 50h is a 2 KiB erase, not EWSR
+        if op in self.erase_ops or op in _four_byte_erase_opcodes(self):
+            return self._erase(op, args, read_len)
         handler = _HANDLERS.get(op)
         if handler is None:
-            if op in self.erase_ops or op in _four_byte_erase_opcodes(self):
-                return self._erase(op, args, read_len)
             return b"\xff" * read_len
         return handler(self, args, read_len)
 
@@ -282,7 +291,12 @@ class SpiNorChip:
         return self._read(args, n, force4=True, dummy=1)
 
     def _write_allowed(self) -> bool:
-        allowed = bool(self.sr1 & WEL) and not (self.sr1 & self.bp_mask) and not self.bpr_locked
+        allowed = (
+            bool(self.sr1 & WEL)
+            and not (self.sr1 & self.bp_mask)
+            and not self.bpr_locked
+            and not self.flag_status_owed
+        )
         self.sr1 &= ~WEL
         return allowed
 
@@ -351,10 +365,17 @@ class SpiNorChip:
             self.memory[fa] = 0x00
 
     def _chip_erase(self, args: bytes, n: int) -> bytes:
-        if self._write_allowed():
+        if self.chip_erase is not None and self._write_allowed():
             self._erase_range(0, self.size)
             self._start_busy(self.chip_erase)
         return bytes(n)
+
+    def _read_flag_status(self, args: bytes, n: int) -> bytes:
+        """70h: bit 7 = program/erase controller ready (the inverse of WIP)."""
+        if self._busy():
+            return b"\x00" * n
+        self.flag_status_owed = False
+        return b"\x80" * n
 
     def _sfdp_read(self, args: bytes, n: int) -> bytes:
         if len(args) < 4 or not self.sfdp:
@@ -466,5 +487,6 @@ _HANDLERS = {
     0x50: SpiNorChip._ewsr,
     0xAD: SpiNorChip._aai_word,
     0x72: SpiNorChip._read_bpr,
+    0x70: SpiNorChip._read_flag_status,
     0x98: SpiNorChip._global_unlock,
 }
