@@ -18,6 +18,7 @@ TARGETS = {
     "i2c-eeprom": (40, 1),
     "stm32-uart": (40, 1),
     "spi-eeprom": (40, 4),
+    "dataflash": (9, 1),
 }
 
 

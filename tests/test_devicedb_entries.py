@@ -126,6 +126,12 @@ def test_entry_memory_is_covered(path: Path, index: int, entry: dict[str, Any]) 
         assert not a8 or (entry["address_bytes"] == 1 and size == 512)
         assert entry.get("write_cycle_ms_typ", 0) <= entry["write_cycle_ms_max"]
         assert entry["status"]["bp_mask"] == "0x0C"
+    elif family == "dataflash":
+        page, binary = entry["page_size_bytes"], entry["binary_page_size_bytes"]
+        assert size == entry["pages"] * (binary or page)
+        assert binary is None or binary * 33 == page * 32
+        assert entry["pages"] % 8 == 0  # whole 8-page blocks
+        assert re.fullmatch(r"1F[0-9A-F]{4}", entry["ids"]["jedec"])  # Atmel/Adesto
     elif family == "stm32-uart":
         assert sum(r["count"] * r["size_bytes"] for r in entry["flash_layout"]) == size
         assert int(entry["ids"]["stm32_pid"], 16) <= 0xFFF

@@ -19,6 +19,7 @@ from app.algorithms import get_algorithm
 from app.devicedb import Device, FactsError, Family, validate_paths
 from app.devicedb.entry_reader import parse_hex
 from app.devicedb.facts import (
+    DataFlashFacts,
     FourByteMode,
     I2cEepromFacts,
     MemoryLayout,
@@ -35,6 +36,7 @@ FAMILY_FACTS = {
     Family.I2C_EEPROM: I2cEepromFacts,
     Family.STM32_UART: Stm32Facts,
     Family.SPI_EEPROM: SpiEepromFacts,
+    Family.DATAFLASH: DataFlashFacts,
 }
 
 
@@ -72,6 +74,11 @@ def test_every_entry_loads_into_typed_facts(database) -> None:
         elif isinstance(facts, I2cEepromFacts | SpiEepromFacts):
             assert facts.write_cycle.ms_typ <= facts.write_cycle.ms_max
             assert dev.max_clock_hz
+        elif isinstance(facts, DataFlashFacts):
+            page = facts.binary_page_size or facts.page_size
+            assert dev.size_bytes == facts.pages * page
+            assert dev.address_range == (0, facts.pages * facts.page_size)
+            assert dev.jedec_id == dev.raw["ids"]["jedec"] and dev.max_clock_hz
         else:
             assert facts.flash.size == dev.size_bytes
             assert facts.flash.sectors[-1].end == dev.size_bytes

@@ -58,6 +58,9 @@ def test_engineer_first_article_then_operator_auto_start(qtbot, window, tmp_path
     assert locked.lock.first_article.checksum == locked.checksum.value
 
     production.session.store.set_password("s3cret-pw")
+    # the first article's read-back cycle winds down on its worker thread; a job opened
+    # before that is refused ("stop the running sites"), which is not what this tests
+    qtbot.waitUntil(lambda: not window.controller.running, timeout=20000)
     assert production.operator_mode("olga")
     assert not window.job.isEnabled()
     assert not window.actions_by_name["detect"].isEnabled()
@@ -65,7 +68,7 @@ def test_engineer_first_article_then_operator_auto_start(qtbot, window, tmp_path
     assert "Operator olga" in window.status_role.text()
     assert not production.open_job(unlocked_copy)
     assert "only locked jobs" in window.statusBar().currentMessage()
-    assert production.open_job(job_path)
+    assert production.open_job(job_path), window.statusBar().currentMessage()
 
     with qtbot.waitSignal(
         production.countChanged,

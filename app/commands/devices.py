@@ -23,11 +23,13 @@ from app.devicedb import (
     normalize,
 )
 from app.devicedb.facts import (
+    DataFlashFacts,
     I2cEepromFacts,
     SpiEepromFacts,
     SpiNorFacts,
     StatusBit,
     Stm32Facts,
+    Timing,
 )
 from app.devicedb.files import display_path
 
@@ -209,6 +211,8 @@ def describe(device: Device, db: DeviceDatabase) -> list[str]:
         out += _describe_i2c_eeprom(facts, device)
     elif isinstance(facts, SpiEepromFacts):
         out += _describe_spi_eeprom(facts, device)
+    elif isinstance(facts, DataFlashFacts):
+        out += _describe_dataflash(facts, device)
     else:
         out += _describe_stm32_uart(facts)
     low, high = device.voltage_mv
@@ -352,6 +356,33 @@ def _describe_spi_eeprom(facts: SpiEepromFacts, device: Device) -> list[str]:
         _line("write cycle", write),
         _line("max clock", format_hz(device.max_clock_hz or 0)),
         _line("status", f"BP mask 0x{facts.bp_mask:02X}{wpen}"),
+    ]
+
+
+def _describe_dataflash(facts: DataFlashFacts, device: Device) -> list[str]:
+    binary = facts.binary_page_size
+    pages = f"{facts.pages:,} x {facts.page_size} bytes"
+    if binary:
+        pages += (
+            f" ({facts.pages * facts.page_size:,} bytes), or x {binary} once set to"
+            " power-of-two pages; the part's status register tells which"
+        )
+    else:
+        pages += " (no power-of-two option)"
+
+    def times(t: Timing) -> str:
+        return f"typ {format_ms(t.ms_typ)}, max {format_ms(t.ms_max)}"
+
+    density = "" if facts.density_code is None else f", density code {facts.density_code:04b}b"
+    return [
+        _line("JEDEC ID", facts.jedec_id.hex().upper()),
+        _line("pages", pages),
+        _line("page program", times(facts.page_program) + " (buffer 84h, then 88h)"),
+        _line("page erase", times(facts.page_erase) + " (81h)"),
+        _line("block erase", times(facts.block_erase) + " (50h, 8 pages)"),
+        _line("chip erase", times(facts.chip_erase) + " (C7h 94h 80h 9Ah)"),
+        _line("max clock", format_hz(device.max_clock_hz or 0)),
+        _line("status", f"D7h: bit 7 ready, bit 1 protect, bit 0 page mode{density}"),
     ]
 
 

@@ -255,8 +255,9 @@ def cmd_read(args: argparse.Namespace) -> int:
     device = programmable_device(database, args.device)
     fmt = args.out_format or format_from_extension(args.output) or "bin"
     lo, hi = device.address_range
-    read_range = parse_range(args.range, "--range") if args.range else (lo, hi)
-    if read_range[0] < lo or read_range[1] > hi:
+    # no --range: the whole memory as the part reports it (a DataFlash's page mode)
+    read_range = parse_range(args.range, "--range") if args.range else None
+    if read_range is not None and (read_range[0] < lo or read_range[1] > hi):
         raise UsageError(f"--range must lie within the part's [0x{lo:X}, 0x{hi:X})")
     spec = build_cycle_spec(
         "read", device, database, read_range=read_range, verified_read=args.verified
@@ -269,7 +270,8 @@ def cmd_read(args: argparse.Namespace) -> int:
         station.programmer.close()
     result = outcome.results[0]
     if result.passed and result.data is not None:
-        save_image(MemoryImage.from_bytes(result.data, read_range[0]), args.output, fmt)
+        start = read_range[0] if read_range else lo
+        save_image(MemoryImage.from_bytes(result.data, start), args.output, fmt)
     if args.json:
         doc = result.to_json()
         doc["output"] = str(args.output) if result.passed else None

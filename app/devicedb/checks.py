@@ -57,6 +57,8 @@ def entry_problems(entry: Mapping[str, Any]) -> Iterator[Problem]:
         yield from _stm32_uart(entry)
     elif family == Family.SPI_EEPROM:
         yield from _spi_eeprom(entry)
+    elif family == Family.DATAFLASH:
+        yield from _dataflash(entry)
 
 
 def _voltage(entry: Mapping[str, Any]) -> Iterator[Problem]:
@@ -372,3 +374,33 @@ def _stm32_uart(entry: Mapping[str, Any]) -> Iterator[Problem]:
     reserved, ram = _int(loader.get("ram_reserved_bytes")), _int(entry.get("ram_bytes"))
     if reserved is not None and ram is not None and reserved >= ram:
         yield ("bootloader", "ram_reserved_bytes"), f"{reserved} is not below ram_bytes {ram}"
+
+
+#: DataFlash page sizes: the DataFlash page and the power-of-two page of the same part
+DATAFLASH_PAGES = {264: 256, 528: 512, 1056: 1024}
+
+
+def _dataflash(entry: Mapping[str, Any]) -> Iterator[Problem]:
+    """The size is the pages in the power-of-two mode where the part has one (as
+    flashrom lists it), else in DataFlash pages; each page size pairs with its own."""
+    for kind in ("page_program", "page_erase", "block_erase", "chip_erase"):
+        yield from _typ_max(entry, f"{kind}_ms_typ", f"{kind}_ms_max", ())
+    size, pages = _int(entry.get("size_bytes")), _int(entry.get("pages"))
+    page, binary = _int(entry.get("page_size_bytes")), entry.get("binary_page_size_bytes")
+    if page in DATAFLASH_PAGES and binary is not None and binary != DATAFLASH_PAGES[page]:
+        yield (
+            ("binary_page_size_bytes",),
+            f"{binary} does not pair with page_size_bytes {page} (its power-of-two page is"
+            f" {DATAFLASH_PAGES[page]})",
+        )
+        return
+    if pages and pages % 8:
+        yield ("pages",), f"{pages} is not a whole number of 8-page blocks"
+    if size and pages and page:
+        expected = pages * (binary if isinstance(binary, int) else page)
+        if size != expected:
+            mode = "power-of-two" if isinstance(binary, int) else "DataFlash"
+            yield ("size_bytes",), f"{size} is not pages x the {mode} page ({expected})"
+    code = _hex(entry.get("density_code"))
+    if code is not None and code > 0x0F:
+        yield ("density_code",), f"0x{code:X} is more than the 4 bits of status bits 5-2"

@@ -14,6 +14,7 @@ from typing import Any
 
 from app.devicedb.facts import (
     BootloaderFacts,
+    DataFlashFacts,
     EraseLayout,
     EraseOp,
     FamilyFacts,
@@ -190,6 +191,8 @@ def family_facts(entry: EntryReader, family: Family) -> FamilyFacts:
         return i2c_eeprom_facts(entry)
     if family is Family.SPI_EEPROM:
         return spi_eeprom_facts(entry)
+    if family is Family.DATAFLASH:
+        return dataflash_facts(entry)
     return stm32_facts(entry)
 
 
@@ -298,6 +301,21 @@ def spi_eeprom_facts(entry: EntryReader) -> SpiEepromFacts:
         write_cycle=entry.timing("write_cycle_ms_typ", "write_cycle_ms_max"),
         bp_mask=status.hex_int("bp_mask"),
         wpen=status.flag("wpen", False),
+    )
+
+
+def dataflash_facts(entry: EntryReader) -> DataFlashFacts:
+    binary = entry.obj.get("binary_page_size_bytes")
+    return DataFlashFacts(
+        jedec_id=entry.child("ids").hex_bytes("jedec"),
+        pages=entry.integer("pages", 1),
+        page_size=entry.integer("page_size_bytes", 1),
+        binary_page_size=None if binary is None else entry.integer("binary_page_size_bytes", 1),
+        density_code=entry.hex_int("density_code") if entry.has("density_code") else None,
+        page_program=entry.timing("page_program_ms_typ", "page_program_ms_max"),
+        page_erase=entry.timing("page_erase_ms_typ", "page_erase_ms_max"),
+        block_erase=entry.timing("block_erase_ms_typ", "block_erase_ms_max"),
+        chip_erase=entry.timing("chip_erase_ms_typ", "chip_erase_ms_max"),
     )
 
 

@@ -281,6 +281,33 @@ class SpiEepromFacts:
     wpen: bool  # status bit 7 is WPEN (write-protect enable, with the WP pin)
 
 
+# -- DataFlash (AT45) ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DataFlashFacts:
+    """An Atmel/Adesto AT45 DataFlash: pages of 264/528/1056 bytes (or, set once in the
+    part, 256/512/1024), written through an SRAM buffer (84h) and a buffer-to-page
+    program (88h), erased by page (81h), block of 8 pages (50h) or chip, status D7h."""
+
+    family: ClassVar[Family] = Family.DATAFLASH
+
+    jedec_id: bytes  # 9Fh: manufacturer 1Fh, device ID bytes 1 and 2
+    pages: int
+    page_size: int  # the DataFlash page: 264, 528 or 1056
+    binary_page_size: int | None  # the power-of-two page the part can be set to, or None
+    #: status register bits 5-2 (the density code), None where the datasheet gives none
+    density_code: int | None
+    page_program: Timing  # buffer to main memory page program without erase (88h)
+    page_erase: Timing  # 81h
+    block_erase: Timing  # 50h, 8 pages
+    chip_erase: Timing  # C7h 94h 80h 9Ah
+
+    def page_bytes(self, binary: bool) -> int:
+        """The page size in the mode the part is set to."""
+        return self.binary_page_size if binary and self.binary_page_size else self.page_size
+
+
 # -- STM32 through the ROM UART bootloader -------------------------------------------
 
 
@@ -307,4 +334,4 @@ class Stm32Facts:
     bootloader: BootloaderFacts
 
 
-FamilyFacts = SpiNorFacts | I2cEepromFacts | Stm32Facts | SpiEepromFacts
+FamilyFacts = SpiNorFacts | I2cEepromFacts | Stm32Facts | SpiEepromFacts | DataFlashFacts

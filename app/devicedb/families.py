@@ -12,6 +12,7 @@ class Family(StrEnum):
     I2C_EEPROM = "i2c-eeprom"
     STM32_UART = "stm32-uart"
     SPI_EEPROM = "spi-eeprom"
+    DATAFLASH = "dataflash"
 
 
 #: family -> folder under device_db/
@@ -20,6 +21,7 @@ FAMILY_DIRS: dict[Family, str] = {
     Family.I2C_EEPROM: "i2c_eeprom",
     Family.STM32_UART: "stm32_uart",
     Family.SPI_EEPROM: "spi_eeprom",
+    Family.DATAFLASH: "dataflash",
 }
 FAMILIES: tuple[Family, ...] = tuple(Family)
 DIR_FAMILIES: dict[str, Family] = {folder: family for family, folder in FAMILY_DIRS.items()}
@@ -37,5 +39,6 @@ FAMILY_ALGORITHMS: dict[Family, str] = {
     Family.I2C_EEPROM: "i2c_eeprom",
     Family.STM32_UART: "stm32_uart",
     Family.SPI_EEPROM: "spi_eeprom",
+    Family.DATAFLASH: "dataflash",
 }
 KNOWN_ALGORITHMS: frozenset[str] = frozenset(FAMILY_ALGORITHMS.values())

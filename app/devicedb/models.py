@@ -14,7 +14,13 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 
 from app.devicedb.entry_reader import EntryReader, family_facts
-from app.devicedb.facts import FamilyFacts, SpiNorFacts, Stm32Facts, VoltageRange
+from app.devicedb.facts import (
+    DataFlashFacts,
+    FamilyFacts,
+    SpiNorFacts,
+    Stm32Facts,
+    VoltageRange,
+)
 from app.devicedb.families import Family
 from app.devicedb.files import display_path
 
@@ -180,22 +186,28 @@ class Device:
 
     @property
     def address_range(self) -> tuple[int, int]:
-        """[start, end) of the part as images address it."""
-        return self.memory_base, self.memory_base + self.size_bytes
+        """[start, end) of the part as images address it: for a DataFlash, the larger
+        of its two page modes (the part itself says which it is set to)."""
+        size = self.size_bytes
+        if isinstance(self.facts, DataFlashFacts):
+            size = self.facts.pages * self.facts.page_size
+        return self.memory_base, self.memory_base + size
 
     @property
     def jedec_id(self) -> str | None:
-        """6 uppercase hex digits (SPI NOR), else None."""
-        if isinstance(self.facts, SpiNorFacts):
+        """6 uppercase hex digits (SPI NOR, DataFlash), else None."""
+        if isinstance(self.facts, SpiNorFacts | DataFlashFacts):
             return self.facts.jedec_id.hex().upper()
         return None
 
     @property
     def jedec_ids(self) -> tuple[str, ...]:
         """Every RDID answer (6 uppercase hex digits) the part is known to give, the
-        datasheet's first (SPI NOR identified by RDID), else ()."""
+        datasheet's first (SPI NOR identified by RDID, DataFlash), else ()."""
         if isinstance(self.facts, SpiNorFacts):
             return tuple(i.hex().upper() for i in self.facts.jedec_ids)
+        if isinstance(self.facts, DataFlashFacts):
+            return (self.facts.jedec_id.hex().upper(),)
         return ()
 
     @property

@@ -226,6 +226,14 @@ class SiteRunner:
         if base:  # e.g. STM32 flash at 0x08000000: plan and talk in 0-based offsets
             with cycle.phase("plan"):
                 spec = _zero_based(spec, base)
+        size = algo.geometry.size  # as the part is set up (a DataFlash's page mode)
+        if spec.image is not None and not spec.image.is_empty and spec.image.max_address > size:
+            with cycle.phase("plan"):
+                raise StepFailed(
+                    f"the image reaches 0x{spec.image.max_address + base:X}, past the"
+                    f" {size:,}-byte memory of this part as it is set up"
+                    f" ({algo.geometry.page_size}-byte pages)"
+                )
         if spec.action == "identify":
             return None
         if spec.action == "read":
@@ -283,6 +291,7 @@ class SiteRunner:
             Family.I2C_EEPROM: self.site.i2c,
             Family.STM32_UART: self.site.uart,
             Family.SPI_EEPROM: self.site.spi,
+            Family.DATAFLASH: self.site.spi,
         }
         bus = buses[device.family]
         if bus is None:
@@ -463,6 +472,12 @@ class SiteRunner:
 
     def _read(self, algo: ChipAlgorithm, spec: CycleSpec, cycle: _Cycle) -> bytes:
         lo, hi = spec.read_range or (0, algo.geometry.size)
+        if hi > algo.geometry.size:
+            raise StepFailed(
+                f"the read range ends at 0x{hi + algo.geometry.base:X}, past the"
+                f" {algo.geometry.size:,}-byte memory of this part as it is set up"
+                f" ({algo.geometry.page_size}-byte pages)"
+            )
         verified = spec.verified_read
         if verified is None:
             verified = self.site.in_system

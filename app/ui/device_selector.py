@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.devicedb.database import DeviceDatabase
-from app.devicedb.facts import I2cEepromFacts, SpiEepromFacts, SpiNorFacts
+from app.devicedb.facts import DataFlashFacts, I2cEepromFacts, SpiEepromFacts, SpiNorFacts
 from app.devicedb.models import Device
 from app.ui.format import size_text
 from app.ui.table_model import Index, RowsTableModel
@@ -108,6 +108,18 @@ def _spi_eeprom_rows(dev: Device, facts: SpiEepromFacts) -> list[tuple[str, str]
     ]
 
 
+def _dataflash_rows(dev: Device, facts: DataFlashFacts) -> list[tuple[str, str]]:
+    binary = facts.binary_page_size
+    page = f"{facts.page_size} bytes" + (f" (or {binary} when set so)" if binary else "")
+    return [
+        ("IDs", f"jedec: {facts.jedec_id.hex().upper()}"),
+        ("Page", page),
+        ("Erase", "page 81h, block of 8 pages 50h, chip C7h 94h 80h 9Ah"),
+        ("Program", f"{_ms(facts.page_program.ms_max)} ms max a page (buffer 84h, 88h)"),
+        *_clock(dev),
+    ]
+
+
 def _family_rows(dev: Device) -> list[tuple[str, str]]:
     """The family's facts an engineer checks: IDs, page, erase table, timing, clock."""
     facts = dev.facts
@@ -117,6 +129,8 @@ def _family_rows(dev: Device) -> list[tuple[str, str]]:
         return _i2c_eeprom_rows(dev, facts)
     if isinstance(facts, SpiEepromFacts):
         return _spi_eeprom_rows(dev, facts)
+    if isinstance(facts, DataFlashFacts):
+        return _dataflash_rows(dev, facts)
     return [("IDs", f"stm32_pid: 0x{facts.pid:03X}"), *_clock(dev)]
 
 

@@ -40,6 +40,7 @@ from app.hal.programmer import (
 )
 from app.hal.sim.buses import LinkState, SimI2cBus, SimSpiBus, SpiChip
 from app.hal.sim.clock import SimClock, Timing
+from app.hal.sim.dataflash_chip import DataFlashChip
 from app.hal.sim.faults import Fault, parse_faults
 from app.hal.sim.i2c_eeprom_chip import I2cEepromChip
 from app.hal.sim.sfdp import DAMAGE_KINDS as SFDP_DAMAGE
@@ -48,6 +49,7 @@ from app.hal.sim.spi_nor_chip import ChipFaults, SpiNorChip
 
 _KNOWN_OPTIONS = {
     "sites",
+    "pages",
     "chip",
     "timing",
     "fault",
@@ -93,7 +95,9 @@ class SimSite:
         sfdp: str | None = None,
         in_system: bool = False,
         board_powered: bool = False,
+        binary_pages: bool = False,
     ) -> None:
+        self.binary_pages = binary_pages  # a DataFlash set to power-of-two pages
         self.in_system = in_system  # on a board (clip, header) rather than in a socket
         self.board_powered = board_powered
         self.index = index
@@ -153,7 +157,9 @@ class SimSite:
         if self.i2c is not None:
             self.i2c.chip = chip if isinstance(chip, I2cEepromChip) else None
         if self.spi is not None:
-            self.spi.chip = chip if isinstance(chip, SpiNorChip | SpiEepromChip) else None
+            self.spi.chip = (
+                chip if isinstance(chip, SpiNorChip | SpiEepromChip | DataFlashChip) else None
+            )
 
     def _new_chip(self) -> SpiChip | I2cEepromChip | None:
         """A fresh blank part of the site's device, carrying the site's fault."""
@@ -173,6 +179,15 @@ class SimSite:
             )
         if device.family is Family.SPI_EEPROM:
             return SpiEepromChip(device, self.clock, faults=faults, protected=kind == "protected")
+        if device.family is Family.DATAFLASH:
+            return DataFlashChip(
+                device,
+                self.clock,
+                faults=faults,
+                protected=kind == "protected",
+                binary=self.binary_pages,
+                jedec_override=self._wrong_jedec if kind == "wrong-id" else self._answer_id,
+            )
         return SpiNorChip(
             device,
             self.clock,
@@ -301,6 +316,12 @@ def open_sim(parsed: ParsedUrl, context: Mapping[str, object]) -> SimProgrammer:
             f"sim option sfdp={sfdp!r}: use ok, none, {', '.join(SFDP_DAMAGE)}"
         )
     adapter = parsed.options.get("adapter", "sim-universal")
+    pages = parsed.options.get("pages", "dataflash")
+    if pages not in ("dataflash", "binary"):
+        raise ProgrammerUrlError(
+            f"sim option pages={pages!r}: use dataflash (264/528/1056-byte pages, as"
+            " DataFlash parts ship) or binary (set to power-of-two pages)"
+        )
     rng = random.Random(seed)
     sites = [
         SimSite(
@@ -318,6 +339,7 @@ def open_sim(parsed: ParsedUrl, context: Mapping[str, object]) -> SimProgrammer:
             sfdp=sfdp,
             in_system=in_system,
             board_powered=board_powered,
+            binary_pages=pages == "binary",
         )
         for i in range(1, n_sites + 1)
     ]
@@ -339,12 +361,12 @@ def _jedec_option(options: Mapping[str, str]) -> bytes | None:
 
 def _other_jedec(database: DeviceDatabase | None, device: Device | None) -> bytes:
     """A real ID of a different part, so the wrong-id fault looks like a real mix-up."""
-    if device is not None and device.family is not Family.SPI_NOR:
+    if device is not None and device.family not in (Family.SPI_NOR, Family.DATAFLASH):
         raise ProgrammerUrlError(
-            f"the wrong-id fault needs a part with a JEDEC ID (SPI NOR); {device.part}"
-            " has no ID command"
+            f"the wrong-id fault needs a part with a JEDEC ID (SPI NOR, DataFlash);"
+            f" {device.part} has no ID command"
         )
-    mine = device.facts_as(SpiNorFacts).jedec_id if device is not None else None
+    mine = bytes.fromhex(device.jedec_id or "") if device is not None else None
     if database is not None:
         for other in database.search("", family=Family.SPI_NOR):
             theirs = other.facts_as(SpiNorFacts).jedec_id
