@@ -112,7 +112,7 @@ def test_entry_memory_is_covered(path: Path, index: int, entry: dict[str, Any]) 
         if "jedec" in ids:
             assert re.fullmatch(r"[0-9A-F]{6}", ids["jedec"])
         else:  # a part without RDID: identified by exactly one of RES / REMS
-            (command,) = [key for key in ("res", "rems") if key in ids]
+            (command,) = [key for key in ("res", "rems", "atmel_rdid") if key in ids]
             assert re.fullmatch(r"([0-9A-F]{2}){1,2}", ids[command])
     elif family == "i2c-eeprom":
         reach = 256 ** entry["address_bytes"] * 2 ** entry["block_bits"]

@@ -40,7 +40,7 @@ internal, dummy, nic3com, nicrealtek, gfxnvidia, raiden_debug_spi, drkaiser,
 """
 
 #: the coverage reached so far; raise it as the catalogue grows (goal: 95%)
-COVERAGE_FLOOR = 0.94
+COVERAGE_FLOOR = 0.95
 
 
 def test_the_listing_is_read_with_continued_names_and_only_spi_chips() -> None:

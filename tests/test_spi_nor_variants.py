@@ -28,6 +28,7 @@ RES_PART = "pmc.pm25lv010"  # RES answers 9D 7C, page program
 REMS_BYTE_PART = "microchip.sst25vf040"  # REMS BF 44, byte program, EWSR, locked at power-up
 AAI_PART = "microchip.sst25vf016b"  # RDID BF2541, AAI word program, locked at power-up
 RES1_BYTE_PART = "micron.m25p05"  # RES answers 05, byte program
+ATMEL_RDID_PART = "atmel.at25f512a"  # Read Product ID (15h) answers 1F 65, 128-byte pages
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -44,7 +45,9 @@ def hex_file(tmp_path: Path, segments: list[tuple[int, bytes]]) -> Path:
     return path
 
 
-@pytest.mark.parametrize("device", [RES_PART, RES1_BYTE_PART, REMS_BYTE_PART, AAI_PART])
+@pytest.mark.parametrize(
+    "device", [RES_PART, RES1_BYTE_PART, REMS_BYTE_PART, AAI_PART, ATMEL_RDID_PART]
+)
 def test_each_variant_programs_and_verifies_end_to_end(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, device: str
 ) -> None:
@@ -82,7 +85,12 @@ def test_the_chip_id_in_the_result_is_what_the_named_command_answered(
     import json
 
     image = hex_file(tmp_path, [(0, b"\x00")])
-    for device, answer in ((RES_PART, "9D7C"), (REMS_BYTE_PART, "BF44"), (RES1_BYTE_PART, "05")):
+    for device, answer in (
+        (RES_PART, "9D7C"),
+        (REMS_BYTE_PART, "BF44"),
+        (RES1_BYTE_PART, "05"),
+        (ATMEL_RDID_PART, "1F65"),
+    ):
         code, out, _ = run(capsys, "verify", "--device", device, "--programmer", "sim://",
                            "--json", str(image))  # fmt: skip
         assert json.loads(out)["sites"][0]["chip_id"] == answer  # identify passed, verify not
@@ -457,3 +465,18 @@ def test_the_validator_checks_dies_and_chip_erase(capsys, tmp_path: Path, entry,
     code, out, err = run(capsys, "devices", "validate", str(folder / "micron.json"))
     assert code == 2
     assert message in out + err
+
+
+def test_an_atmel_rdid_part_answering_another_code_is_refused(capsys, tmp_path: Path) -> None:
+    image = hex_file(tmp_path, [(0, b"\x00")])
+    url = "sim://?chip=atmel.at25f2048&jedec=1F6400"  # the AT25F4096's code
+    code, out, _ = run(capsys, "program", "--device", "atmel.at25f2048", "--programmer", url,
+                       str(image))  # fmt: skip
+    assert code == 1
+    assert "unexpected part: Atmel RDID (15h) answers 1F64, expected 1F63" in out
+
+
+def test_status_register_3_still_answers_on_parts_that_are_not_at25f(database) -> None:
+    chip = _chip(database, "winbond.w25q128jv")
+    chip.sr3 = 0x60
+    assert chip.transaction(b"\x15", 1) == b"\x60"

@@ -38,7 +38,11 @@ if TYPE_CHECKING:
 
 WREN = SpiOp(b"\x06")
 #: the ID commands of parts without RDID: RES (ABh, 3 dummy bytes), REMS (90h, 000000h)
-_ID_COMMANDS = {"res": b"\xab\x00\x00\x00", "rems": b"\x90\x00\x00\x00"}
+_ID_COMMANDS = {
+    "res": b"\xab\x00\x00\x00",
+    "rems": b"\x90\x00\x00\x00",
+    "atmel_rdid": b"\x15",  # Atmel AT25F Read Product ID: manufacturer, device
+}
 #: busy waits per bus transfer when every byte or word is its own program
 SMALL_WRITES_PER_BATCH = 64
 READ_CHUNK = 64 * 1024

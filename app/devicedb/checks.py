@@ -15,7 +15,7 @@ from app.devicedb.families import Family
 from app.devicedb.schema import JsonPath
 
 SIXTEEN_MIB = 16 * 1024 * 1024
-CHIP_ERASE_OPCODES = frozenset({0xC7, 0x60})
+CHIP_ERASE_OPCODES = frozenset({0xC7, 0x60, 0x62})
 
 Problem = tuple[JsonPath, str]
 
@@ -134,12 +134,14 @@ def _erase_layout(entry: Mapping[str, Any], size: int | None) -> Iterator[Proble
 
 def _id_command(entry: Mapping[str, Any]) -> Iterator[Problem]:
     """One way to identify the part: RDID (jedec), or RES or REMS for parts without it."""
-    given = [key for key in ("jedec", "res", "rems") if key in _dict(entry.get("ids"))]
+    given = [
+        key for key in ("jedec", "res", "rems", "atmel_rdid") if key in _dict(entry.get("ids"))
+    ]
     if len(given) > 1:
         yield (
             ("ids",),
             f"gives {' and '.join(given)}: a part is identified one way (jedec for RDID,"
-            " else res or rems)",
+            " else res, rems or atmel_rdid)",
         )
 
 

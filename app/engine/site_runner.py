@@ -39,6 +39,8 @@ from app.hal.programmer import Site
 
 log = logging.getLogger(__name__)
 
+#: how the ID commands of parts without RDID are named in messages
+_ID_NAMES = {"res": "RES", "rems": "REMS", "atmel_rdid": "Atmel RDID (15h)"}
 ACTIONS = ("identify", "program", "verify", "erase", "blank-check", "read")
 COMPARE_CHUNK = 1 << 20
 #: an adapter id that fits every package (the simulator's default)
@@ -306,11 +308,11 @@ class SiteRunner:
             raise StepFailed(f"no part or bad contact{shown}")
         if ident.bus == "stm32_pid":
             self._check_pid(int.from_bytes(ident.raw[:2], "big"), device)
-        if ident.bus in ("res", "rems"):  # parts without RDID: the answer the DB states
+        if ident.bus in ("res", "rems", "atmel_rdid"):  # no RDID: the answer the DB states
             answer = device.facts_as(SpiNorFacts).id_answer.hex().upper()
             if ident.hex != answer:
                 raise StepFailed(
-                    f"unexpected part: {ident.bus.upper()} answers {ident.hex}, expected"
+                    f"unexpected part: {_ID_NAMES[ident.bus]} answers {ident.hex}, expected"
                     f" {answer} ({device.vendor} {device.part})"
                 )
         expected = device.jedec_id if ident.bus == "jedec" else None

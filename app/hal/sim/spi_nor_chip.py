@@ -212,6 +212,13 @@ class SpiNorChip:
             return b"\xff" * n
         return (self.id_answer * (n // 2 + 1))[:n]
 
+    def _rdsr3_or_atmel_rdid(self, args: bytes, n: int) -> bytes:
+        """15h: status register 3 on most parts; on Atmel AT25F parts Read Product ID
+        (manufacturer and device code)."""
+        if self.id_command != "atmel_rdid":
+            return self._rdsr3(args, n)
+        return (self.id_answer + b"\xff" * n)[:n]
+
     def _ewsr(self, args: bytes, n: int) -> bytes:
         self.ewsr = True
         return bytes(n)
@@ -461,7 +468,7 @@ _HANDLERS = {
     0x9F: SpiNorChip._rdid,
     0x05: SpiNorChip._rdsr1,
     0x35: SpiNorChip._rdsr2,
-    0x15: SpiNorChip._rdsr3,
+    0x15: SpiNorChip._rdsr3_or_atmel_rdid,
     0x06: SpiNorChip._wren,
     0x04: SpiNorChip._wrdi,
     0x01: SpiNorChip._wrsr,
@@ -474,6 +481,7 @@ _HANDLERS = {
     0x12: SpiNorChip._pp4b,
     0x60: SpiNorChip._chip_erase,
     0xC7: SpiNorChip._chip_erase,
+    0x62: SpiNorChip._chip_erase,
     0x5A: SpiNorChip._sfdp_read,
     0x4B: SpiNorChip._unique_id,
     0xB7: SpiNorChip._enter4,
