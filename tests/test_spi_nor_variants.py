@@ -98,6 +98,21 @@ def test_the_chip_id_in_the_result_is_what_the_named_command_answered(
         assert code == 0 and f"answers {answer}" in out
 
 
+def validate_entry(capsys, tmp_path: Path, entry: dict) -> tuple[int, str]:
+    """`devices validate` of a one-entry SPI NOR file named as the entry's vendor slug:
+    the exit code and everything it printed."""
+    import json
+
+    folder = tmp_path / "spi_nor"
+    folder.mkdir()
+    path = folder / f"{entry['id'].split('.')[0]}.json"
+    path.write_text(
+        json.dumps({"family": "spi-nor", "vendor": entry["vendor"], "devices": [entry]})
+    )
+    code, out, err = run(capsys, "devices", "validate", str(path))
+    return code, out + err
+
+
 # -- the sequences themselves ------------------------------------------------------
 
 WAIT = WaitReady(0x05, 0x01, 0x00, 0.1, 0.0, "test")
@@ -256,19 +271,13 @@ def test_layout_regions_tile_the_part_with_the_layouts_own_blocks(runs_) -> None
 
 
 def test_the_validator_checks_a_layout_against_the_part(capsys, tmp_path: Path) -> None:
-    import json
-
     from app.devicedb import load_database
 
     entry = dict(load_database().get("eon.en25b32").raw)
     entry["erase_layout"] = [{"opcode": "0xD8", "blocks": [[4096, 2], [8192, 1], [65536, 63]]}]
-    folder = tmp_path / "spi_nor"
-    folder.mkdir()
-    doc = {"family": "spi-nor", "vendor": entry["vendor"], "devices": [entry]}
-    (folder / "eon.json").write_text(json.dumps(doc))
-    code, out, err = run(capsys, "devices", "validate", str(folder / "eon.json"))
+    code, output = validate_entry(capsys, tmp_path, entry)
     assert code == 2
-    assert "$.devices[0].erase_layout[0].blocks: the blocks add up to" in out + err
+    assert "$.devices[0].erase_layout[0].blocks: the blocks add up to" in output
 
 
 # -- a part known to answer more than one ID (ZB25VQ16) --------------------------------
@@ -320,19 +329,13 @@ def test_detect_names_the_part_and_both_ids(capsys) -> None:
     ],
 )  # fmt: skip
 def test_the_validator_checks_other_answers(capsys, tmp_path: Path, ids, message) -> None:
-    import json
-
     from app.devicedb import load_database
 
     entry = dict(load_database().get(ZBIT).raw)
     entry["ids"] = ids
-    folder = tmp_path / "spi_nor"
-    folder.mkdir()
-    doc = {"family": "spi-nor", "vendor": entry["vendor"], "devices": [entry]}
-    (folder / "zbit.json").write_text(json.dumps(doc))
-    code, out, err = run(capsys, "devices", "validate", str(folder / "zbit.json"))
+    code, output = validate_entry(capsys, tmp_path, entry)
     assert code == 2
-    assert message in out + err
+    assert message in output
 
 
 # -- stacked dies (Micron die erase C4h, flag status 70h) and parts without a chip erase --
@@ -456,15 +459,9 @@ def _edited(device_id: str, **changes):
     ],
 )  # fmt: skip
 def test_the_validator_checks_dies_and_chip_erase(capsys, tmp_path: Path, entry, message) -> None:
-    import json
-
-    folder = tmp_path / "spi_nor"
-    folder.mkdir()
-    doc = {"family": "spi-nor", "vendor": "Micron", "devices": [entry()]}
-    (folder / "micron.json").write_text(json.dumps(doc))
-    code, out, err = run(capsys, "devices", "validate", str(folder / "micron.json"))
+    code, output = validate_entry(capsys, tmp_path, entry())
     assert code == 2
-    assert message in out + err
+    assert message in output
 
 
 def test_an_atmel_rdid_part_answering_another_code_is_refused(capsys, tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ from app.algorithms.base import (
     Protection,
     Tick,
 )
-from app.algorithms.spi_nor import identify_jedec
+from app.algorithms.spi_nor import busy_timeout_s, identify_jedec
 from app.devicedb.facts import DataFlashFacts, Timing
 from app.hal.bus import SpiBus, SpiOp, WaitReady
 from app.hal.errors import BusTimeout
@@ -62,10 +62,6 @@ def device_address(offset: int, page_size: int, binary: bool) -> int:
         return offset
     bits = (page_size - 1).bit_length()
     return (offset // page_size) << bits | offset % page_size
-
-
-def _timeout_s(timing: Timing) -> float:
-    return timing.ms_max * 1.2 / 1000.0 + 0.05
 
 
 @register
@@ -127,7 +123,7 @@ class DataFlash(ChipAlgorithm):
 
     def _wait(self, timing: Timing, kind: str) -> WaitReady:
         return WaitReady(
-            STATUS_READ, READY, READY, _timeout_s(timing), timing.ms_typ / 1000.0, kind
+            STATUS_READ, READY, READY, busy_timeout_s(timing.ms_max), timing.ms_typ / 1000.0, kind
         )
 
     # -- operations -----------------------------------------------------------------

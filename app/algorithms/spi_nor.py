@@ -51,7 +51,7 @@ BPR_BYTES = 6  # the smallest SST26 register (16 Mbit); larger parts have more b
 _FOUR_BYTE_OPCODES = {0x0B: 0x0C, 0x03: 0x13, 0x02: 0x12, 0x20: 0x21, 0x52: 0x5C, 0xD8: 0xDC}
 
 
-def _timeout_s(ms_max: float) -> float:
+def busy_timeout_s(ms_max: float) -> float:
     """Datasheet maximum plus a margin for the link."""
     return ms_max * 1.2 / 1000.0 + 0.05
 
@@ -167,7 +167,7 @@ class SpiNor(ChipAlgorithm):
         return bytes(out)
 
     def _wait(self, timing: Timing, kind: str) -> WaitReady:
-        timeout, typical = _timeout_s(timing.ms_max), timing.ms_typ / 1000.0
+        timeout, typical = busy_timeout_s(timing.ms_max), timing.ms_typ / 1000.0
         if self.facts.dies > 1:
             # Stacked Micron dies: the die that took the command reports ready in the
             # flag status register (bit 7 = 1), which must be read before the next one.

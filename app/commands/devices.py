@@ -22,6 +22,7 @@ from app.devicedb import (
     load_database,
     normalize,
 )
+from app.devicedb.entry_reader import ID_COMMANDS
 from app.devicedb.facts import (
     DataFlashFacts,
     I2cEepromFacts,
@@ -267,9 +268,7 @@ def _describe_spi_nor(facts: SpiNorFacts, device: Device) -> list[str]:
             for known in facts.also_answers
         ]
     else:
-        command = {"res": "RES (ABh)", "rems": "REMS (90h)", "atmel_rdid": "Atmel RDID (15h)"}[
-            facts.id_command
-        ]
+        command = ID_COMMANDS[facts.id_command]
         out = [_line("ID", f"no RDID; {command} answers {facts.id_answer.hex().upper()}")]
     out.append(_line("page size", f"{facts.page_size} bytes"))
     program = facts.page_program

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from app.devicedb.entry_reader import EXTENDED_ERASE, LEGACY_ERASE, parse_hex
+from app.devicedb.entry_reader import EXTENDED_ERASE, ID_COMMANDS, LEGACY_ERASE, parse_hex
 from app.devicedb.families import Family
 from app.devicedb.schema import JsonPath
 
@@ -134,9 +134,7 @@ def _erase_layout(entry: Mapping[str, Any], size: int | None) -> Iterator[Proble
 
 def _id_command(entry: Mapping[str, Any]) -> Iterator[Problem]:
     """One way to identify the part: RDID (jedec), or RES or REMS for parts without it."""
-    given = [
-        key for key in ("jedec", "res", "rems", "atmel_rdid") if key in _dict(entry.get("ids"))
-    ]
+    given = [key for key in ("jedec", *ID_COMMANDS) if key in _dict(entry.get("ids"))]
     if len(given) > 1:
         yield (
             ("ids",),

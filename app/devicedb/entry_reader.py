@@ -38,8 +38,8 @@ JsonPath = tuple[str | int, ...]
 
 #: ``status.unlock`` value of the SST26 Block-Protection Register
 GLOBAL_UNLOCK = "global-0x98"
-#: the ID commands of parts without RDID (9Fh), as ``ids`` keys
-ID_COMMANDS = ("res", "rems", "atmel_rdid")
+#: the ID commands of parts without RDID (9Fh): ``ids`` key -> what the command is
+ID_COMMANDS = {"res": "RES (ABh)", "rems": "REMS (90h)", "atmel_rdid": "Atmel RDID (15h)"}
 #: status register write time (tW): the DB has no field for it, every listed part is
 #: within these
 STATUS_WRITE = Timing(5.0, 15.0)

@@ -15,8 +15,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 from app.algorithms import algorithm_names, get_algorithm
-from app.algorithms.base import Cancelled, ChipAlgorithm, ChipError, Protection
+from app.algorithms.base import Cancelled, ChipAlgorithm, ChipError, Geometry, Protection
 from app.core.image import MemoryImage
+from app.devicedb.entry_reader import ID_COMMANDS
 from app.devicedb.facts import SpiNorFacts
 from app.devicedb.families import Family
 from app.devicedb.models import Device
@@ -128,6 +129,15 @@ class _Cycle:
             raise Cancelled()
 
 
+def _past_the_memory(what: str, geometry: Geometry) -> StepFailed:
+    """An image or read range beyond the memory as the part is set up (a DataFlash in
+    power-of-two page mode is smaller than its DataFlash-page size)."""
+    return StepFailed(
+        f"{what}, past the {geometry.size:,}-byte memory of this part as it is set up"
+        f" ({geometry.page_size}-byte pages)"
+    )
+
+
 class SiteRunner:
     """Runs cycles on one site. ``names(id_hex, bus)`` names the database's parts that
     answer an ID (to say which part was found instead); None names none."""
@@ -231,11 +241,8 @@ class SiteRunner:
         size = algo.geometry.size  # as the part is set up (a DataFlash's page mode)
         if spec.image is not None and not spec.image.is_empty and spec.image.max_address > size:
             with cycle.phase("plan"):
-                raise StepFailed(
-                    f"the image reaches 0x{spec.image.max_address + base:X}, past the"
-                    f" {size:,}-byte memory of this part as it is set up"
-                    f" ({algo.geometry.page_size}-byte pages)"
-                )
+                end = spec.image.max_address + base
+                raise _past_the_memory(f"the image reaches 0x{end:X}", algo.geometry)
         if spec.action == "identify":
             return None
         if spec.action == "read":
@@ -308,7 +315,7 @@ class SiteRunner:
             raise StepFailed(f"no part or bad contact{shown}")
         if ident.bus == "stm32_pid":
             self._check_pid(int.from_bytes(ident.raw[:2], "big"), device)
-        if ident.bus in ("res", "rems", "atmel_rdid"):  # no RDID: the answer the DB states
+        if ident.bus in ID_COMMANDS:  # parts without RDID: the answer the DB states
             answer = device.facts_as(SpiNorFacts).id_answer.hex().upper()
             if ident.hex != answer:
                 raise StepFailed(
@@ -475,11 +482,8 @@ class SiteRunner:
     def _read(self, algo: ChipAlgorithm, spec: CycleSpec, cycle: _Cycle) -> bytes:
         lo, hi = spec.read_range or (0, algo.geometry.size)
         if hi > algo.geometry.size:
-            raise StepFailed(
-                f"the read range ends at 0x{hi + algo.geometry.base:X}, past the"
-                f" {algo.geometry.size:,}-byte memory of this part as it is set up"
-                f" ({algo.geometry.page_size}-byte pages)"
-            )
+            end = hi + algo.geometry.base
+            raise _past_the_memory(f"the read range ends at 0x{end:X}", algo.geometry)
         verified = spec.verified_read
         if verified is None:
             verified = self.site.in_system

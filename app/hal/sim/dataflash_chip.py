@@ -58,9 +58,7 @@ class DataFlashChip:
         self.clock = clock
         self.jedec = jedec_override or facts.jedec_id
         self.binary = binary and facts.binary_page_size is not None
-        self.page = (
-            facts.binary_page_size if self.binary and facts.binary_page_size else (facts.page_size)
-        )
+        self.page = facts.page_bytes(self.binary)
         self.pages = facts.pages
         self.size = self.pages * self.page
         self.density = facts.density_code or 0
