@@ -7,6 +7,13 @@ interprets the MPSSE command stream (SET_BITS_LOW/HIGH, WRITE/READ_BYTES, CLK_BY
 GET_BITS, SEND_IMMEDIATE) into /CS-framed transactions on a SpiNorChip. Errors are
 pyftdi's own classes, so the backend's error mapping is exercised too.
 
+With a MicrowireChip on the interface the fake works at the pin level instead, as FTDI's
+AN108 describes the commands: CS on ADBUS3 selects the part while *high*; each clock
+of a data command is one SK pulse into the chip model; bits written (0x11/0x13) go out
+MSB first; a read on the rising edge (0x20/0x22) samples DO as it stood before the edge,
+on the falling edge (0x24/0x26) as the part drives it after the edge; a bit read's n
+bits land in the low bits of its byte; GET_BITS_LOW (0x81) reads DO on ADBUS2.
+
 Every interface counts its USB writes and reads (a round trip is a write whose answer
 is read back), so tests can assert the batching.
 """
@@ -30,11 +37,13 @@ from app.hal.ftdi import FtdiBackend
 from app.hal.ftdi_usb import PRODUCT_ALIASES, UsbDeviceInfo, product_for
 from app.hal.sim.clock import SimClock, Timing
 from app.hal.sim.i2c_eeprom_chip import I2cEepromChip
+from app.hal.sim.microwire_chip import MicrowireChip
 from app.hal.sim.spi_nor_chip import ChipFaults, SpiNorChip
 
 USB_TRANSFER_S = 0.0002  # virtual host time one USB transfer takes
 CS_BIT = 0x08
 SPI_OUT = 0x0B
+DI_BIT, DO_BIT = 0x02, 0x04
 
 
 def spi_chip(device: Device, **kwargs: Any) -> SpiNorChip:
@@ -71,7 +80,7 @@ class FakeClock:
 class FakeInterface:
     board: FakeBoard
     number: int
-    chip: SpiNorChip | I2cEepromChip | None = None
+    chip: SpiNorChip | I2cEepromChip | MicrowireChip | None = None
     power_bit: int | None = None  # the chip is powered only while this pin drives high
     detect_bit: int | None = None  # input pin, high while ``present``
     present: bool = True
@@ -128,6 +137,9 @@ class FakeInterface:
         inputs = 0xFFFF
         if self.detect_bit is not None and not self.present:
             inputs &= ~(1 << self.detect_bit)
+        microwire = isinstance(self.chip, MicrowireChip) and self.chip_reachable()
+        if microwire and self.chip.do_level() == 0:  # DO driven low (else high or pulled up)
+            inputs &= ~DO_BIT
         return (self.outputs & self.direction) | (inputs & ~self.direction)
 
     def pin_high(self, bit: int) -> bool:
@@ -257,6 +269,8 @@ class FakeFtdi:
     def write_data(self, data: bytes) -> int:
         iface = self.iface
         iface.transfer("out")
+        if isinstance(iface.chip, MicrowireChip):
+            return self._microwire(bytes(data), iface.chip)
         cmd = memoryview(bytes(data))
         pos = 0
         while pos < len(cmd):
@@ -286,6 +300,72 @@ class FakeFtdi:
             else:
                 raise ValueError(f"fake MPSSE: unexpected command 0x{op:02X} at {pos}")
         return len(data)
+
+    # -- Microwire: pin-level --------------------------------------------------------
+
+    def _microwire(self, cmd: bytes, chip: MicrowireChip) -> int:
+        iface = self.iface
+        pos = 0
+        while pos < len(cmd):
+            op = cmd[pos]
+            if op == 0x80:
+                was = iface.pin_high(3)
+                iface.set_pins(cmd[pos + 1], cmd[pos + 2], 0xFF)
+                now = iface.pin_high(3)
+                if iface.chip_reachable() and now != was:
+                    if now:
+                        chip.select()
+                    else:
+                        chip.deselect()
+                pos += 3
+            elif op == 0x81:
+                self.rx.append(iface.levels() & 0xFF)
+                pos += 1
+            elif op in (0x11, 0x20, 0x24):  # bytes: out -ve / in +ve / in -ve, MSB first
+                n = (cmd[pos + 1] | cmd[pos + 2] << 8) + 1
+                pos += 3
+                if op == 0x11:
+                    for byte in cmd[pos : pos + n]:
+                        self._clock_out(chip, byte, 8)
+                    pos += n
+                else:
+                    for _ in range(n):
+                        self.rx.append(self._clock_in(chip, 8, rising=op == 0x20))
+            elif op in (0x13, 0x22, 0x26):  # bits (1-8)
+                n = cmd[pos + 1] + 1
+                if op == 0x13:
+                    self._clock_out(chip, cmd[pos + 2], n)
+                    pos += 3
+                else:
+                    self.rx.append(self._clock_in(chip, n, rising=op == 0x22))
+                    pos += 2
+            elif op == 0x87:
+                pos += 1
+            else:
+                raise ValueError(f"fake MPSSE (Microwire): unexpected command 0x{op:02X} at {pos}")
+        return len(cmd)
+
+    def _sk(self, chip: MicrowireChip, di: int) -> int | None:
+        """One SK pulse with DI at ``di``; DO before the edge (None: nobody drives it)."""
+        iface = self.iface
+        if not iface.chip_reachable():
+            return None
+        return chip.pulse(di)
+
+    def _clock_out(self, chip: MicrowireChip, byte: int, n: int) -> None:
+        for i in range(n):
+            di = (byte >> (7 - i)) & 1
+            self.iface.outputs = (self.iface.outputs & ~DI_BIT) | (DI_BIT if di else 0)
+            self._sk(chip, di)
+
+    def _clock_in(self, chip: MicrowireChip, n: int, *, rising: bool) -> int:
+        value = 0
+        di = 1 if self.iface.outputs & DI_BIT else 0
+        for _ in range(n):
+            before = self._sk(chip, di)
+            level = before if rising else (chip.do_level() if self.iface.chip_reachable() else None)
+            value = (value << 1) | (1 if level is None else level)
+        return value
 
     def read_data_bytes(self, size: int, attempt: int = 1) -> bytearray:
         self.iface.transfer("in")

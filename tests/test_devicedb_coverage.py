@@ -19,6 +19,7 @@ TARGETS = {
     "stm32-uart": (40, 1),
     "spi-eeprom": (40, 4),
     "dataflash": (9, 1),
+    "microwire": (30, 4),
 }
 
 

@@ -23,6 +23,20 @@ DB = Path(__file__).resolve().parents[1] / "device_db"
 PACKAGES = DB / "packages.json"
 DEVICE_FILES = sorted(p for p in DB.glob("*/*.json") if p.parent.name != "schema")
 
+#: 93C46/56/66/76/86 in x8 and x16 (Microchip DS20001749K/DS21794-DS21797, ST DS1077)
+MICROWIRE_ADDRESS_BITS = {
+    (128, 8): 7,
+    (128, 16): 6,
+    (256, 8): 9,
+    (256, 16): 8,
+    (512, 8): 9,
+    (512, 16): 8,
+    (1024, 8): 11,
+    (1024, 16): 10,
+    (2048, 8): 11,
+    (2048, 16): 10,
+}
+
 
 def _entries() -> list[Any]:
     params = []
@@ -132,6 +146,13 @@ def test_entry_memory_is_covered(path: Path, index: int, entry: dict[str, Any]) 
         assert binary is None or binary * 33 == page * 32
         assert entry["pages"] % 8 == 0  # whole 8-page blocks
         assert re.fullmatch(r"1F[0-9A-F]{4}", entry["ids"]["jedec"])  # Atmel/Adesto
+    elif family == "microwire":
+        org = entry["organisation"]
+        # address field per (size, organisation), from the 93xx datasheets' instruction tables
+        assert entry["address_bits"] == MICROWIRE_ADDRESS_BITS[(size, org)]
+        if entry["org_pin"]:  # one entry per ORG strapping, named after it
+            assert entry["part"].endswith(f" (x{org})") and entry["id"].endswith(f"-x{org}")
+        assert entry.get("write_cycle_ms_typ", 0) <= entry["write_cycle_ms_max"]
     elif family == "stm32-uart":
         assert sum(r["count"] * r["size_bytes"] for r in entry["flash_layout"]) == size
         assert int(entry["ids"]["stm32_pid"], 16) <= 0xFFF

@@ -23,6 +23,7 @@ from app.devicedb.facts import (
     FourByteMode,
     I2cEepromFacts,
     MemoryLayout,
+    MicrowireFacts,
     SectorRun,
     SpiEepromFacts,
     SpiNorFacts,
@@ -37,6 +38,7 @@ FAMILY_FACTS = {
     Family.STM32_UART: Stm32Facts,
     Family.SPI_EEPROM: SpiEepromFacts,
     Family.DATAFLASH: DataFlashFacts,
+    Family.MICROWIRE: MicrowireFacts,
 }
 
 
@@ -79,6 +81,13 @@ def test_every_entry_loads_into_typed_facts(database) -> None:
             assert dev.size_bytes == facts.pages * page
             assert dev.address_range == (0, facts.pages * facts.page_size)
             assert dev.jedec_id == dev.raw["ids"]["jedec"] and dev.max_clock_hz
+        elif isinstance(facts, MicrowireFacts):
+            assert (
+                facts.word_bits == dev.raw["organisation"]
+                and dev.size_bytes % facts.word_bytes == 0
+            )
+            assert dev.address_range == (0, dev.size_bytes) and not dev.jedec_id
+            assert facts.write_cycle.ms_typ <= facts.write_cycle.ms_max and dev.max_clock_hz
         else:
             assert facts.flash.size == dev.size_bytes
             assert facts.flash.sectors[-1].end == dev.size_bytes

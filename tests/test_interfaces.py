@@ -16,7 +16,7 @@ from serprog_emulator import SerprogEmulator, make_chip
 from app.core.image import MemoryImage
 from app.engine.site_runner import CycleSpec
 from app.engine.station import Station
-from app.hal.bus import BootloaderLink, I2cBus, SpiBus
+from app.hal.bus import BootloaderLink, I2cBus, MicrowireBus, SpiBus
 from app.hal.programmer import Programmer, Site, open_programmer
 from app.hal.sim.programmer import SimSite
 from app.hal.station_programmer import StationSite
@@ -28,6 +28,7 @@ SITE_MEMBERS: dict[str, tuple[type, ...]] = {
     "spi": (SpiBus, type(None)),
     "i2c": (I2cBus, type(None)),
     "uart": (BootloaderLink, type(None)),
+    "microwire": (MicrowireBus, type(None)),
     "in_system": (bool,),
     "board_powered": (bool,),
     "link_lost": (bool,),
@@ -51,7 +52,8 @@ def check(programmer: Programmer) -> list[Site]:
         for name, types in SITE_MEMBERS.items():
             value = getattr(site, name)
             assert isinstance(value, types), f"{type(site).__name__}.{name} = {value!r}"
-        assert sum(bus is not None for bus in (site.spi, site.i2c, site.uart)) == 1
+        spi_pins = site.spi or site.microwire  # an FTDI SPI site offers both on its pins
+        assert sum(bus is not None for bus in (spi_pins, site.i2c, site.uart)) == 1
     return sites
 
 
@@ -68,6 +70,9 @@ def test_sim_sites(database) -> None:
     programmer = open_programmer("sim://?sites=2", device=device, database=database)
     sites = check(programmer)
     assert all(type(site) is SimSite and isinstance(site.spi, SpiBus) for site in sites)
+    microwire = open_programmer("sim://", device=database.get("st.m93c46-x8"), database=database)
+    (site,) = check(microwire)
+    assert isinstance(site.microwire, MicrowireBus) and site.spi is None
     eeprom = database.get("microchip.24lc256")
     (site,) = check(open_programmer("sim://?sites=1", device=eeprom, database=database))
     assert isinstance(site.i2c, I2cBus) and site.spi is None

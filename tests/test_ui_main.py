@@ -56,6 +56,23 @@ def test_selector_finds_a_device_by_typing(qtbot, database) -> None:
     assert dialog.selected_id is not None and dialog.selected_id.count(".") >= 1
 
 
+def test_selector_shows_a_microwire_parts_organisation(qtbot, database) -> None:
+    dialog = DeviceSelector(database)
+    qtbot.addWidget(dialog)
+    dialog.family.setCurrentText("microwire")
+    qtbot.keyClicks(dialog.search, "93lc46c")
+    qtbot.waitUntil(lambda: dialog.count.text().startswith("2 of"), timeout=2000)
+    names = {d.part for d in dialog.model.devices}
+    assert names == {"93LC46C (x8)", "93LC46C (x16)"}  # one entry per ORG strapping
+    text = dialog.details.toPlainText()
+    organisation = (
+        "x8 (ORG pin), 7 address bits"
+        if "x8" in dialog.current_device().part
+        else ("x16 (ORG pin), 6 address bits")
+    )
+    assert organisation in text and "none (no ID command)" in text
+
+
 def test_choose_device_through_the_window(qtbot, window, monkeypatch) -> None:
     def fake_exec(dialog: DeviceSelector) -> int:
         qtbot.keyClicks(dialog.search, "w25q32jv")

@@ -111,11 +111,14 @@ class Geometry:
 class ChipIdentity:
     """What the part answered to its ID command."""
 
-    #: "jedec", "i2c", "stm32_pid", or "status" (SPI EEPROMs: no ID command, presence
-    #: from a status-register handshake; ``raw`` is empty when present)
+    #: "jedec", "i2c", "stm32_pid", "status" (SPI EEPROMs: no ID command, presence
+    #: from a status-register handshake; ``raw`` is empty when present) or "microwire"
+    #: (presence from the READ's dummy 0)
     bus: str
     raw: bytes
     present: bool  # False: all bytes 0xFF or 0x00 (or no ACK): no part or bad contact
+    #: why a part without an ID command was taken for absent (shown to the operator)
+    absent_reason: str = ""
 
     @property
     def hex(self) -> str:

@@ -26,6 +26,7 @@ from app.devicedb.entry_reader import ID_COMMANDS
 from app.devicedb.facts import (
     DataFlashFacts,
     I2cEepromFacts,
+    MicrowireFacts,
     SpiEepromFacts,
     SpiNorFacts,
     StatusBit,
@@ -214,6 +215,8 @@ def describe(device: Device, db: DeviceDatabase) -> list[str]:
         out += _describe_spi_eeprom(facts, device)
     elif isinstance(facts, DataFlashFacts):
         out += _describe_dataflash(facts, device)
+    elif isinstance(facts, MicrowireFacts):
+        out += _describe_microwire(facts, device)
     else:
         out += _describe_stm32_uart(facts)
     low, high = device.voltage_mv
@@ -357,6 +360,22 @@ def _describe_spi_eeprom(facts: SpiEepromFacts, device: Device) -> list[str]:
         _line("write cycle", write),
         _line("max clock", format_hz(device.max_clock_hz or 0)),
         _line("status", f"BP mask 0x{facts.bp_mask:02X}{wpen}"),
+    ]
+
+
+def _describe_microwire(facts: MicrowireFacts, device: Device) -> list[str]:
+    words = device.size_bytes // facts.word_bytes
+    org = f"x{facts.word_bits}: {words} words of {facts.word_bits} bits"
+    if facts.org_pin:
+        org += f" (ORG pin {'low' if facts.word_bits == 8 else 'high'})"
+    return [
+        _line("ID", "none (no ID command; presence from the READ's dummy 0)"),
+        _line("organisation", org),
+        _line("address", f"{facts.address_bits} bits (start bit + 2-bit opcode before them)"),
+        _line("write cycle", f"max {format_ms(facts.write_cycle.ms_max)} (WRITE/ERASE)"),
+        _line("erase all", f"max {format_ms(facts.erase_all.ms_max)} (ERAL)"),
+        _line("max clock", format_hz(device.max_clock_hz or 0)),
+        _line("buses", "Microwire: ftdi:// (MPSSE) and sim://; not serprog"),
     ]
 
 

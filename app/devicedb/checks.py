@@ -59,6 +59,8 @@ def entry_problems(entry: Mapping[str, Any]) -> Iterator[Problem]:
         yield from _spi_eeprom(entry)
     elif family == Family.DATAFLASH:
         yield from _dataflash(entry)
+    elif family == Family.MICROWIRE:
+        yield from _microwire(entry)
 
 
 def _voltage(entry: Mapping[str, Any]) -> Iterator[Problem]:
@@ -404,3 +406,25 @@ def _dataflash(entry: Mapping[str, Any]) -> Iterator[Problem]:
     code = _hex(entry.get("density_code"))
     if code is not None and code > 0x0F:
         yield ("density_code",), f"0x{code:X} is more than the 4 bits of status bits 5-2"
+
+
+def _microwire(entry: Mapping[str, Any]) -> Iterator[Problem]:
+    """The address field must reach every word of the organisation and carry at most
+    one don't-care bit (93x56 and 93x76 send the address length of the next size up)."""
+    yield from _typ_max(entry, "write_cycle_ms_typ", "write_cycle_ms_max", ())
+    yield from _typ_max(entry, "erase_all_ms_typ", "erase_all_ms_max", ())
+    size, word_bits = _int(entry.get("size_bytes")), _int(entry.get("organisation"))
+    bits = _int(entry.get("address_bits"))
+    if not size or word_bits not in (8, 16) or bits is None:
+        return
+    words = size * 8 // word_bits
+    if size * 8 % word_bits or words & (words - 1):
+        yield ("size_bytes",), f"{size} is not a power-of-two number of {word_bits}-bit words"
+        return
+    needed = max(words.bit_length() - 1, 2)
+    if not needed <= bits <= needed + 1:
+        yield (
+            ("address_bits",),
+            f"{bits} does not address {words} words of {word_bits} bits (needs {needed},"
+            f" or {needed + 1} with one don't-care bit)",
+        )

@@ -22,6 +22,7 @@ from app.devicedb.facts import (
     I2cEepromFacts,
     KnownId,
     MemoryLayout,
+    MicrowireFacts,
     SectorRun,
     SpiEepromFacts,
     SpiNorFacts,
@@ -193,6 +194,8 @@ def family_facts(entry: EntryReader, family: Family) -> FamilyFacts:
         return spi_eeprom_facts(entry)
     if family is Family.DATAFLASH:
         return dataflash_facts(entry)
+    if family is Family.MICROWIRE:
+        return microwire_facts(entry)
     return stm32_facts(entry)
 
 
@@ -316,6 +319,16 @@ def dataflash_facts(entry: EntryReader) -> DataFlashFacts:
         page_erase=entry.timing("page_erase_ms_typ", "page_erase_ms_max"),
         block_erase=entry.timing("block_erase_ms_typ", "block_erase_ms_max"),
         chip_erase=entry.timing("chip_erase_ms_typ", "chip_erase_ms_max"),
+    )
+
+
+def microwire_facts(entry: EntryReader) -> MicrowireFacts:
+    return MicrowireFacts(
+        word_bits=entry.integer("organisation", 8),
+        address_bits=entry.integer("address_bits", 2),
+        org_pin=entry.flag("org_pin", False),
+        write_cycle=entry.timing("write_cycle_ms_typ", "write_cycle_ms_max"),
+        erase_all=entry.timing("erase_all_ms_typ", "erase_all_ms_max"),
     )
 
 

@@ -308,6 +308,30 @@ class DataFlashFacts:
         return self.binary_page_size if binary and self.binary_page_size else self.page_size
 
 
+# -- Microwire EEPROM (93xx) ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MicrowireFacts:
+    """A 93xx three-wire (Microwire) EEPROM as one organisation: words of 8 or 16 bits,
+    set by the part (93xx46A x8, 93xx46B x16) or by its ORG pin (the catalogue then has
+    one entry per strapping). Instructions: start bit 1, 2-bit opcode, ``address_bits``
+    (don't-care bits included), data; READ 10, WRITE 01, ERASE 11, and under opcode 00
+    EWEN 11, EWDS 00, ERAL 10, WRAL 01 in the two address bits that follow."""
+
+    family: ClassVar[Family] = Family.MICROWIRE
+
+    word_bits: int  # 8 or 16
+    address_bits: int  # the address field of every instruction in this organisation
+    org_pin: bool  # the organisation comes from the ORG pin (socket adapter or board)
+    write_cycle: Timing  # WRITE / ERASE (self-timed, auto-erase included)
+    erase_all: Timing  # ERAL
+
+    @property
+    def word_bytes(self) -> int:
+        return self.word_bits // 8
+
+
 # -- STM32 through the ROM UART bootloader -------------------------------------------
 
 
@@ -334,4 +358,6 @@ class Stm32Facts:
     bootloader: BootloaderFacts
 
 
-FamilyFacts = SpiNorFacts | I2cEepromFacts | Stm32Facts | SpiEepromFacts | DataFlashFacts
+FamilyFacts = (
+    SpiNorFacts | I2cEepromFacts | Stm32Facts | SpiEepromFacts | DataFlashFacts | MicrowireFacts
+)

@@ -13,6 +13,7 @@ class Family(StrEnum):
     STM32_UART = "stm32-uart"
     SPI_EEPROM = "spi-eeprom"
     DATAFLASH = "dataflash"
+    MICROWIRE = "microwire"
 
 
 #: family -> folder under device_db/
@@ -22,6 +23,7 @@ FAMILY_DIRS: dict[Family, str] = {
     Family.STM32_UART: "stm32_uart",
     Family.SPI_EEPROM: "spi_eeprom",
     Family.DATAFLASH: "dataflash",
+    Family.MICROWIRE: "microwire",
 }
 FAMILIES: tuple[Family, ...] = tuple(Family)
 DIR_FAMILIES: dict[str, Family] = {folder: family for family, folder in FAMILY_DIRS.items()}
@@ -40,5 +42,6 @@ FAMILY_ALGORITHMS: dict[Family, str] = {
     Family.STM32_UART: "stm32_uart",
     Family.SPI_EEPROM: "spi_eeprom",
     Family.DATAFLASH: "dataflash",
+    Family.MICROWIRE: "microwire",
 }
 KNOWN_ALGORITHMS: frozenset[str] = frozenset(FAMILY_ALGORITHMS.values())

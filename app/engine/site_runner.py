@@ -301,9 +301,16 @@ class SiteRunner:
             Family.STM32_UART: self.site.uart,
             Family.SPI_EEPROM: self.site.spi,
             Family.DATAFLASH: self.site.spi,
+            Family.MICROWIRE: self.site.microwire,
         }
         bus = buses[device.family]
         if bus is None:
+            if device.family is Family.MICROWIRE:
+                raise StepFailed(
+                    "this programmer cannot drive Microwire (93xx) parts: they need single-bit"
+                    " clocking with CS active high (ftdi:// MPSSE boards or sim://; serprog and"
+                    " uart cannot)"
+                )
             raise StepFailed(f"this site has no bus for {device.family} parts")
         return cls(bus, device)
 
@@ -312,6 +319,8 @@ class SiteRunner:
         cycle.chip_id = ident.hex or None
         if not ident.present:
             shown = f": ID reads {ident.hex}" if ident.hex else ": no acknowledge"
+            if ident.absent_reason:
+                shown = f": {ident.absent_reason} (read {ident.hex or 'nothing'})"
             raise StepFailed(f"no part or bad contact{shown}")
         if ident.bus == "stm32_pid":
             self._check_pid(int.from_bytes(ident.raw[:2], "big"), device)

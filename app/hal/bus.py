@@ -63,6 +63,50 @@ class SpiBus(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class MicrowireOp:
+    """One chip-select frame on a Microwire bus (CS active *high*): clock out the
+    ``count`` low bits of ``bits``, most significant first, then clock in ``read_bits``
+    bits (the result, most significant first, as an int). A part ignores zeros before
+    the start bit, so a frame may be padded with leading zeros."""
+
+    bits: int
+    count: int
+    read_bits: int = 0
+
+
+@dataclass(frozen=True)
+class ReadyWait:
+    """Wait for a Microwire part's self-timed cycle: CS low (tCSL), then CS high, and
+    DO reads 0 while the part is busy, 1 when it is ready. Raises BusTimeout when a read
+    after ``timeout_s`` still finds it busy; ``hint_s`` and ``kind`` as in WaitReady."""
+
+    timeout_s: float
+    hint_s: float = 0.0
+    kind: str = ""
+
+
+MicrowireStep = MicrowireOp | ReadyWait
+
+
+@runtime_checkable
+class MicrowireBus(Protocol):
+    """The 93xx three-wire bus: bit-level frames, not bytes (a READ of a 93C46 in x8
+    is 10 bits out, then a dummy 0 and the data)."""
+
+    @property
+    def max_clock_hz(self) -> int: ...
+
+    def set_clock(self, hz: int) -> int:
+        """Ask for ``hz``; returns the clock actually used (never above the request)."""
+        ...
+
+    def transfer(self, ops: Sequence[MicrowireStep]) -> list[int]:
+        """Run ``ops`` in order; one result per op (0 for write-only ops, the DO level
+        1 for a ReadyWait that found the part ready)."""
+        ...
+
+
 @runtime_checkable
 class I2cBus(Protocol):
     @property
@@ -145,4 +189,4 @@ class BootloaderLink(SerialLink, Protocol):
 
 
 #: any bus an algorithm is written against (each algorithm takes one of them)
-Bus = SpiBus | I2cBus | BootloaderLink
+Bus = SpiBus | I2cBus | BootloaderLink | MicrowireBus

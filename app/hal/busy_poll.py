@@ -23,8 +23,21 @@ for a cycle (a new part may be in the socket).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from app.hal.bus import WaitReady
+
+class BusyWait(Protocol):
+    """What a schedule needs of a wait step (app.hal.bus.WaitReady or ReadyWait)."""
+
+    @property
+    def timeout_s(self) -> float: ...
+
+    @property
+    def hint_s(self) -> float: ...
+
+    @property
+    def kind(self) -> str: ...
+
 
 #: the first scheduled read after a busy answer, as a fraction of the expected time
 FIRST_FRACTION = 0.85
@@ -46,7 +59,7 @@ def next_poll(elapsed_s: float, expected_s: float, timeout_s: float) -> float:
     return min(at, timeout_s) if elapsed_s < timeout_s else elapsed_s
 
 
-def kind_of(step: WaitReady) -> str:
+def kind_of(step: BusyWait) -> str:
     """What the schedule learns under: the step's kind, else its typical time."""
     return step.kind or f"typ {step.hint_s:g} s"
 
@@ -63,14 +76,14 @@ class BusyPoller:
         """A new part (or the same part after a power cycle): forget what was learned."""
         self.learned.clear()
 
-    def expected(self, step: WaitReady) -> float:
+    def expected(self, step: BusyWait) -> float:
         """The time this kind of operation is expected to take on this part."""
         return self.learned.get(kind_of(step), step.hint_s)
 
-    def next_poll(self, step: WaitReady, elapsed_s: float) -> float:
+    def next_poll(self, step: BusyWait, elapsed_s: float) -> float:
         return next_poll(elapsed_s, self.expected(step), step.timeout_s)
 
-    def learn(self, step: WaitReady, observed_s: float, polls: int) -> None:
+    def learn(self, step: BusyWait, observed_s: float, polls: int) -> None:
         """The part was seen ready by the ``polls``-th status read, sent ``observed_s``
         after the operation started. Backends pass when the read was *sent*, not when
         its answer came back: learning the answer's time would add the link's round trip

@@ -18,6 +18,10 @@ Options:
 - ``vcc=MV``: the site's I/O (and switched supply) voltage, default 3300; parts whose
   maximum voltage is lower are refused before power is applied.
 
+A SPI site also offers the Microwire bus of 93xx EEPROMs on the same pins (SK = ADBUS0,
+DI = ADBUS1, DO = ADBUS2, CS = ADBUS3, CS active high), clocked bit by bit
+(app.hal.ftdi_microwire).
+
 Sites are numbered by interface (A = 1, B = 2) and bound to the board's USB serial
 number: ``reconnect()`` finds the board again by serial, so a re-plugged board keeps
 its site numbers. FT4232H interfaces C and D have no MPSSE and are never sites.
@@ -42,6 +46,7 @@ from app.devicedb.families import Family
 from app.devicedb.models import Device
 from app.hal.errors import HalError, I2cNack, LinkError, ProgrammerUrlError
 from app.hal.ftdi_i2c import FtdiI2cBus
+from app.hal.ftdi_microwire import FtdiMicrowireBus
 from app.hal.ftdi_pins import PinMap, parse_pin_map
 from app.hal.ftdi_spi import MAX_CLOCK_HZ, SPI_DIRECTION, FtdiSpiBus, Mpsse
 from app.hal.ftdi_usb import (
@@ -250,14 +255,17 @@ class FtdiSite:
         self.controller: Any = None
         self.h_series = True
         self.frequency_max = float(MAX_CLOCK_HZ)
+        self.mpsse_hz = 0
         self._gpio: Any = None
         self._lock = threading.RLock()
         self._states: dict[str, bool] = {}
         self._spi_mode = "idle"  # see _spi_lines
         self.spi: FtdiSpiBus | None = None
         self.i2c: FtdiI2cBus | None = None
+        self.microwire: FtdiMicrowireBus | None = None
         if settings.bus == "spi":
             self.spi = FtdiSpiBus(self, max_clock_hz=settings.clock_hz)
+            self.microwire = FtdiMicrowireBus(self, max_clock_hz=settings.clock_hz)
         else:
             self.i2c = FtdiI2cBus(self, clock_hz=settings.clock_hz)
 
@@ -295,6 +303,9 @@ class FtdiSite:
             if pins.outputs:
                 self._gpio.write(outputs)
         self._spi_mode = "idle"  # configure() leaves /CS high, SCK and MOSI low
+        self.mpsse_hz = 0
+        if self.microwire is not None:
+            self.microwire.clock_hz = 0
         if self.spi is not None:
             self.spi.clock_hz = 0
             self.spi.set_clock(self.spi.max_clock_hz)
@@ -410,6 +421,8 @@ class FtdiSite:
                     self._spi_lines("idle")
                 if self.spi is not None:
                     self.spi.poller.reset()  # maybe another part: busy times learned anew
+                if self.microwire is not None:
+                    self.microwire.poller.reset()
             else:
                 self._set(power=False)
                 if self.spi is not None:
@@ -598,7 +611,7 @@ def open_ftdi(parsed: ParsedUrl, context: Mapping[str, object]) -> FtdiProgramme
         url=f"ftdi://ftdi:{product.url_name}:{locator(device)}/{which}",
         name=f"FTDI {product.name} {device.serial or device.vid_pid}",
         capabilities=Capabilities(
-            buses=frozenset({settings.bus}),
+            buses=frozenset({settings.bus, "microwire"} if settings.bus == "spi" else {"i2c"}),
             max_spi_clock_hz=settings.clock_hz if settings.bus == "spi" else 0,
             power_control=pins.get("power") is not None,
             socket_detect=pins.get("detect") is not None,

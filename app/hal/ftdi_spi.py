@@ -67,6 +67,9 @@ class MpsseLink(Protocol):
 
     h_series: bool
     frequency_max: float
+    #: the clock last set on the MPSSE (0: unknown); the SPI and Microwire buses of one
+    #: interface share it, so each skips the USB round trip only when it is already set
+    mpsse_hz: int
     sleep: Callable[[float], None]
     now: Callable[[], float]
 
@@ -83,6 +86,21 @@ class MpsseLink(Protocol):
     def spi_driven(self) -> None:
         """The bus is about to drive the SPI lines (they may have been released)."""
         ...
+
+
+def set_mpsse_clock(link: MpsseLink, hz: int, cap: int, current: int, bus: str) -> int:
+    """Set the interface's clock to the fastest base/N not above ``hz`` (and ``cap``);
+    returns the clock in use. Every cycle asks again, so an unchanged clock costs no
+    USB round trip (``current`` is what this bus last got)."""
+    want = max(1, min(int(hz), cap))
+    base = float(link.frequency_max)
+    target = base / max(1, math.ceil(base / want - 1e-9))
+    if current and link.mpsse_hz == int(target):
+        return current
+    with link.io(f"setting the {bus} clock"):
+        actual = link.ftdi().set_frequency(target)
+    link.mpsse_hz = int(target)
+    return int(min(float(actual or target), target))
 
 
 class CommandBuffer:
@@ -151,15 +169,7 @@ class FtdiSpiBus:
 
     def set_clock(self, hz: int) -> int:
         """Ask for ``hz``; the MPSSE divides its base clock, so the result is base/N."""
-        want = max(1, min(int(hz), self.max_clock_hz))
-        base = float(self.link.frequency_max)
-        divider = max(1, math.ceil(base / want - 1e-9))
-        target = base / divider
-        if self.clock_hz and self.clock_hz == int(target):
-            return self.clock_hz  # every cycle asks again; skip the USB round trip
-        with self.link.io("setting the SPI clock"):
-            actual = self.link.ftdi().set_frequency(target)
-        self.clock_hz = int(min(float(actual or target), target))
+        self.clock_hz = set_mpsse_clock(self.link, hz, self.max_clock_hz, self.clock_hz, "SPI")
         return self.clock_hz
 
     # -- transfers ------------------------------------------------------------------

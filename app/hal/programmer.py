@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol, TypeVar, runtime_checkable
 from urllib.parse import parse_qs, urlsplit
 
-from app.hal.bus import BootloaderLink, I2cBus, SpiBus
+from app.hal.bus import BootloaderLink, I2cBus, MicrowireBus, SpiBus
 from app.hal.errors import ProgrammerUrlError
 
 Indication = Literal["idle", "busy", "pass", "fail"]
@@ -47,6 +47,12 @@ class Site(Protocol):
     @property
     def uart(self) -> BootloaderLink | None:
         """A serial link to a target's ROM bootloader (with its reset/BOOT0 lines)."""
+        ...
+
+    @property
+    def microwire(self) -> MicrowireBus | None:
+        """The 93xx three-wire bus (on the SPI pins, CS active high), where the
+        backend can clock single bits."""
         ...
 
     @property
@@ -86,7 +92,7 @@ class Site(Protocol):
 
 @dataclass(frozen=True)
 class Capabilities:
-    buses: frozenset[str]  # "spi", "i2c", "uart"
+    buses: frozenset[str]  # "spi", "i2c", "uart", "microwire"
     max_spi_clock_hz: int = 0
     power_control: bool = False
     socket_detect: bool = False

@@ -617,6 +617,9 @@ class SerprogSite:
     adapter_id: str | None = None
     i2c = None
     uart = None
+    #: serprog sends bytes only (its op 0x13 has no bit counts): Microwire's odd-length
+    #: frames and its CS, active high, cannot be driven through it
+    microwire = None
     insertions = 0  # no socket detect: not counted here
 
     def __init__(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from app.hal.bus import BootloaderLink, I2cBus, SpiBus
+from app.hal.bus import BootloaderLink, I2cBus, MicrowireBus, SpiBus
 from app.hal.programmer import Capabilities, Indication, Programmer, Site
 
 
@@ -30,6 +30,10 @@ class StationSite:
     @property
     def uart(self) -> BootloaderLink | None:
         return self.board_site.uart
+
+    @property
+    def microwire(self) -> MicrowireBus | None:
+        return self.board_site.microwire
 
     @property
     def in_system(self) -> bool:

@@ -319,6 +319,7 @@ class UartSite:
         self.adapter_id: str | None = None
         self.spi = None
         self.i2c = None
+        self.microwire = None
         self.insertions = 0  # no socket: not counted here
         self.in_system = in_system
         self.board_powered = board_powered

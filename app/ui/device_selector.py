@@ -23,7 +23,13 @@ from PySide6.QtWidgets import (
 )
 
 from app.devicedb.database import DeviceDatabase
-from app.devicedb.facts import DataFlashFacts, I2cEepromFacts, SpiEepromFacts, SpiNorFacts
+from app.devicedb.facts import (
+    DataFlashFacts,
+    I2cEepromFacts,
+    MicrowireFacts,
+    SpiEepromFacts,
+    SpiNorFacts,
+)
 from app.devicedb.models import Device
 from app.ui.format import size_text
 from app.ui.table_model import Index, RowsTableModel
@@ -120,6 +126,16 @@ def _dataflash_rows(dev: Device, facts: DataFlashFacts) -> list[tuple[str, str]]
     ]
 
 
+def _microwire_rows(dev: Device, facts: MicrowireFacts) -> list[tuple[str, str]]:
+    pin = " (ORG pin)" if facts.org_pin else ""
+    return [
+        ("IDs", "none (no ID command)"),
+        ("Organisation", f"x{facts.word_bits}{pin}, {facts.address_bits} address bits"),
+        ("Write cycle", f"{_ms(facts.write_cycle.ms_max)} ms max a word"),
+        *_clock(dev),
+    ]
+
+
 def _family_rows(dev: Device) -> list[tuple[str, str]]:
     """The family's facts an engineer checks: IDs, page, erase table, timing, clock."""
     facts = dev.facts
@@ -131,6 +147,8 @@ def _family_rows(dev: Device) -> list[tuple[str, str]]:
         return _spi_eeprom_rows(dev, facts)
     if isinstance(facts, DataFlashFacts):
         return _dataflash_rows(dev, facts)
+    if isinstance(facts, MicrowireFacts):
+        return _microwire_rows(dev, facts)
     return [("IDs", f"stm32_pid: 0x{facts.pid:03X}"), *_clock(dev)]
 
 

@@ -7,12 +7,13 @@ import random
 from collections.abc import Sequence
 
 from app.hal import pacing
-from app.hal.bus import SpiOp, SpiStep, WaitReady
-from app.hal.busy_poll import BusyPoller
+from app.hal.bus import MicrowireOp, MicrowireStep, ReadyWait, SpiOp, SpiStep, WaitReady
+from app.hal.busy_poll import BusyPoller, BusyWait
 from app.hal.errors import BusTimeout, I2cNack, LinkError
 from app.hal.sim.clock import SimClock
 from app.hal.sim.dataflash_chip import DataFlashChip
 from app.hal.sim.i2c_eeprom_chip import I2cEepromChip
+from app.hal.sim.microwire_chip import MicrowireChip
 from app.hal.sim.spi_eeprom_chip import SpiEepromChip
 from app.hal.sim.spi_nor_chip import SpiNorChip
 
@@ -23,6 +24,21 @@ _POLL_INTERVAL_S = 2e-6  # status poll: 16 bits at tens of MHz
 #: a flaky contact corrupts data reads (IDs and status reads are short and retried
 #: so often that a real clip shows its faults in the long ones)
 FLAKY_MIN_READ = 256
+
+
+def wait_on_schedule(clock: SimClock, poller: BusyPoller, op: BusyWait, ready: float) -> None:
+    """Advance virtual time to the first read on the learned schedule (app.hal.busy_poll)
+    that finds a part ready at ``ready``; BusTimeout when that is past the deadline."""
+    start = clock.now()
+    if ready - start > op.timeout_s:
+        clock.advance(op.timeout_s)
+        raise BusTimeout(f"part still busy after {op.timeout_s * 1000:.0f} ms")
+    at, polls = 0.0, 1
+    while start + at < ready:
+        at = max(poller.next_poll(op, at), at + _POLL_INTERVAL_S)
+        polls += 1
+    clock.advance_to(start + at + _POLL_INTERVAL_S)
+    poller.learn(op, at, polls)
 
 
 class LinkState:
@@ -103,17 +119,7 @@ class SimSpiBus:
         if self.chip is None or not self.powered or not self.contact:
             status = self.miso_level
         else:
-            start = self.clock.now()
-            ready = self.chip.ready_at()
-            if ready - start > op.timeout_s:
-                self.clock.advance(op.timeout_s)
-                raise BusTimeout(f"part still busy after {op.timeout_s * 1000:.0f} ms")
-            at, polls = 0.0, 1
-            while start + at < ready:
-                at = max(self.poller.next_poll(op, at), at + _POLL_INTERVAL_S)
-                polls += 1
-            self.clock.advance_to(start + at + _POLL_INTERVAL_S)
-            self.poller.learn(op, at, polls)
+            wait_on_schedule(self.clock, self.poller, op, self.chip.ready_at())
             status = self.chip.transaction(bytes([op.opcode]), 1)[0]
         if status & op.mask != op.value:
             self.clock.advance(op.timeout_s)
@@ -170,3 +176,94 @@ class SimI2cBus:
                 )
             self.clock.advance_to(chip.busy_until + _POLL_INTERVAL_S)
             self._spend(1)
+
+
+class SimMicrowireBus:
+    """The three-wire bus of a 93xx part, clocked bit by bit into a MicrowireChip.
+
+    An open DO line (no part, or DO high impedance) reads ``do_level`` (1: the usual
+    pull-up; 0 with the contact fault). A flaky contact flips a bit now and then in
+    long reads, as on the SPI bus."""
+
+    def __init__(
+        self,
+        chip: MicrowireChip | None,
+        clock: SimClock,
+        link: LinkState,
+        *,
+        max_clock_hz: int,
+        do_level: int = 1,
+        flaky: random.Random | None = None,
+    ) -> None:
+        self.chip = chip
+        self.clock = clock
+        self.link = link
+        self.max_clock_hz = max_clock_hz
+        self.clock_hz = max_clock_hz
+        self.powered = False
+        self.contact = True
+        self.do_level = do_level
+        self.flaky = flaky
+        self.bits_transferred = 0
+        self.poller = BusyPoller()
+
+    def set_clock(self, hz: int) -> int:
+        self.clock_hz = max(1, min(hz, self.max_clock_hz))
+        return self.clock_hz
+
+    def _chip(self) -> MicrowireChip | None:
+        if self.chip is None or not self.powered or not self.contact:
+            return None
+        return self.chip
+
+    def transfer(self, ops: Sequence[MicrowireStep]) -> list[int]:
+        with pacing.turn():  # a simulated site computes: one at a time (pacing)
+            self.link.tick()
+            results: list[int] = []
+            bits = 0
+            for op in ops:
+                if isinstance(op, ReadyWait):
+                    results.append(self._wait(op))
+                    bits += 2
+                    continue
+                bits += op.count + op.read_bits
+                results.append(self._frame(op))
+            self.bits_transferred += bits
+            if self.clock.timing.realtime:
+                self.clock.advance(bits / self.clock_hz)
+            return results
+
+    def _level(self, level: int | None) -> int:
+        return self.do_level if level is None else level
+
+    def _frame(self, op: MicrowireOp) -> int:
+        chip = self._chip()
+        if chip is None:
+            return ((1 << op.read_bits) - 1) * self.do_level
+        chip.select()
+        for shift in range(op.count - 1, -1, -1):
+            chip.pulse((op.bits >> shift) & 1)
+        value = 0
+        for _ in range(op.read_bits):
+            value = (value << 1) | self._level(chip.pulse(0))
+        chip.deselect()
+        long_read = op.read_bits >= 8 * FLAKY_MIN_READ
+        if self.flaky is not None and long_read and self.flaky.random() < 0.5:
+            value ^= 1 << self.flaky.randrange(op.read_bits)
+        return value
+
+    def _wait(self, op: ReadyWait) -> int:
+        """Ready/busy polls (CS low, CS high, sample DO) on the learned schedule, in
+        virtual time, as SimSpiBus waits for a status register."""
+        chip = self._chip()
+        if chip is None:
+            level = self.do_level
+        else:
+            wait_on_schedule(self.clock, self.poller, op, chip.ready_at())
+            chip.select()
+            level = self._level(chip.do_level())
+            chip.deselect()
+        if not level:
+            self.clock.advance(op.timeout_s)
+            raise BusTimeout(f"DO stayed low (busy) for {op.timeout_s * 1000:.0f} ms")
+        return level

@@ -13,6 +13,8 @@ Options:
   ``power``: ``programmer`` (default) or ``board``.
 - ``jedec``: the ID (hex) the SPI NOR parts answer instead of their own: a part the
   database does not know, or knows under another name.
+- ``org``: ``8`` or ``16``: the ORG pin strapping of 93xx Microwire parts, whatever the
+  run's device entry says (a part strapped for the other organisation).
 - ``sfdp``: ``ok`` or ``none`` (the part has an SFDP table or not, whatever the DB says),
   ``truncated`` or ``lying`` (a damaged table, see app.hal.sim.sfdp).
 """
@@ -38,11 +40,12 @@ from app.hal.programmer import (
     int_option,
     register_scheme,
 )
-from app.hal.sim.buses import LinkState, SimI2cBus, SimSpiBus, SpiChip
+from app.hal.sim.buses import LinkState, SimI2cBus, SimMicrowireBus, SimSpiBus, SpiChip
 from app.hal.sim.clock import SimClock, Timing
 from app.hal.sim.dataflash_chip import DataFlashChip
 from app.hal.sim.faults import Fault, parse_faults
 from app.hal.sim.i2c_eeprom_chip import I2cEepromChip
+from app.hal.sim.microwire_chip import MicrowireChip
 from app.hal.sim.sfdp import DAMAGE_KINDS as SFDP_DAMAGE
 from app.hal.sim.spi_eeprom_chip import SpiEepromChip
 from app.hal.sim.spi_nor_chip import ChipFaults, SpiNorChip
@@ -50,6 +53,7 @@ from app.hal.sim.spi_nor_chip import ChipFaults, SpiNorChip
 _KNOWN_OPTIONS = {
     "sites",
     "pages",
+    "org",
     "chip",
     "timing",
     "fault",
@@ -64,6 +68,8 @@ _KNOWN_OPTIONS = {
     "power",
 }
 MAX_SITES = 64
+#: the chip models a socket can hold
+SimChip = SpiChip | I2cEepromChip | MicrowireChip
 
 
 class SimSite:
@@ -96,8 +102,10 @@ class SimSite:
         in_system: bool = False,
         board_powered: bool = False,
         binary_pages: bool = False,
+        org: int | None = None,
     ) -> None:
         self.binary_pages = binary_pages  # a DataFlash set to power-of-two pages
+        self.org = org  # the ORG strapping of a Microwire part (None: as the entry says)
         self.in_system = in_system  # on a board (clip, header) rather than in a socket
         self.board_powered = board_powered
         self.index = index
@@ -123,11 +131,22 @@ class SimSite:
         self.present = kind != "empty"
         self.spi: SimSpiBus | None = None
         self.i2c: SimI2cBus | None = None
-        self.chip: SpiChip | I2cEepromChip | None = None
+        self.microwire: SimMicrowireBus | None = None
+        self.chip: SimChip | None = None
         family = device.family if device is not None else Family.SPI_NOR
         if family is Family.I2C_EEPROM:
             self.i2c = SimI2cBus(None, self.clock, self._link, clock_hz=i2c_hz)
             self.i2c.contact = kind != "contact"
+        elif family is Family.MICROWIRE:
+            self.microwire = SimMicrowireBus(
+                None,
+                self.clock,
+                self._link,
+                max_clock_hz=spi_hz,
+                do_level=0 if kind == "contact" else 1,
+                flaky=random.Random(rng.random()) if kind == "flaky" else None,
+            )
+            self.microwire.contact = kind != "contact"
         else:
             self.spi = SimSpiBus(
                 None,
@@ -151,17 +170,19 @@ class SimSite:
         gone): False until the programmer is opened again."""
         return not self._link.dead
 
-    def _seat(self, chip: SpiChip | I2cEepromChip | None) -> None:
+    def _seat(self, chip: SimChip | None) -> None:
         """Put ``chip`` (None: nothing) in the socket, on the site's bus."""
         self.chip = chip
         if self.i2c is not None:
             self.i2c.chip = chip if isinstance(chip, I2cEepromChip) else None
+        if self.microwire is not None:
+            self.microwire.chip = chip if isinstance(chip, MicrowireChip) else None
         if self.spi is not None:
             self.spi.chip = (
                 chip if isinstance(chip, SpiNorChip | SpiEepromChip | DataFlashChip) else None
             )
 
-    def _new_chip(self) -> SpiChip | I2cEepromChip | None:
+    def _new_chip(self) -> SimChip | None:
         """A fresh blank part of the site's device, carrying the site's fault."""
         device, kind = self._device, self._kind
         if device is None or device.family is Family.STM32_UART:
@@ -177,6 +198,8 @@ class SimSite:
             return I2cEepromChip(
                 device, self.clock, faults=faults, write_protected=kind == "protected"
             )
+        if device.family is Family.MICROWIRE:
+            return MicrowireChip(device, self.clock, faults=faults, word_bits=self.org)
         if device.family is Family.SPI_EEPROM:
             return SpiEepromChip(device, self.clock, faults=faults, protected=kind == "protected")
         if device.family is Family.DATAFLASH:
@@ -199,12 +222,12 @@ class SimSite:
         )
 
     def power(self, on: bool, voltage_mv: int | None = None) -> None:
-        bus = self.spi or self.i2c
+        bus = self.spi or self.i2c or self.microwire
         if bus is None:
             return
         if on and not bus.powered and self.chip is not None:
             self.chip.power_cycle()
-            if isinstance(bus, SimSpiBus):
+            if isinstance(bus, SimSpiBus | SimMicrowireBus):
                 bus.poller.reset()  # maybe another part: its busy times are learned anew
         bus.powered = on
 
@@ -249,7 +272,7 @@ class SimProgrammer:
         self.url = url
         self._sites = sites
         self.capabilities = Capabilities(
-            buses=frozenset({"spi", "i2c"}),
+            buses=frozenset({"spi", "i2c", "microwire"}),
             max_spi_clock_hz=spi_hz,
             power_control=True,
             socket_detect=True,
@@ -302,6 +325,13 @@ def open_sim(parsed: ParsedUrl, context: Mapping[str, object]) -> SimProgrammer:
                     f"fault '{fault.site}:{fault.kind}@0x{fault.address:X}': the address lies"
                     f" beyond the {device.part} ({device.size_bytes} bytes)"
                 )
+    if device is not None and device.family is Family.MICROWIRE:
+        for fault in faults.values():
+            if fault.kind == "protected":
+                raise ProgrammerUrlError(
+                    f"fault '{fault.site}:protected': {device.part} has no write protection"
+                    " to set (Microwire parts only gate writes with EWEN/EWDS)"
+                )
     wrong = (
         _other_jedec(database, device)
         if any(f.kind == "wrong-id" for f in faults.values())
@@ -322,6 +352,9 @@ def open_sim(parsed: ParsedUrl, context: Mapping[str, object]) -> SimProgrammer:
             f"sim option pages={pages!r}: use dataflash (264/528/1056-byte pages, as"
             " DataFlash parts ship) or binary (set to power-of-two pages)"
         )
+    org_text = parsed.options.get("org")
+    if org_text is not None and org_text not in ("8", "16"):
+        raise ProgrammerUrlError(f"sim option org={org_text!r}: use 8 (ORG low) or 16 (ORG high)")
     rng = random.Random(seed)
     sites = [
         SimSite(
@@ -340,6 +373,7 @@ def open_sim(parsed: ParsedUrl, context: Mapping[str, object]) -> SimProgrammer:
             in_system=in_system,
             board_powered=board_powered,
             binary_pages=pages == "binary",
+            org=int(org_text) if org_text else None,
         )
         for i in range(1, n_sites + 1)
     ]
