@@ -194,6 +194,21 @@ def test_every_write_waits_for_ready_on_do(database) -> None:
     assert not chip.busy()
 
 
+def test_the_model_erases_one_word_and_writes_all(database) -> None:
+    """ERASE 11 + address sets one word to 1s; WRAL (00 01 + data) writes every word,
+    both only after EWEN and started by CS falling (DS20001749K sections 3.3, 3.8)."""
+    _, chip, bus, _ = rig(database, "microchip.93lc46b")
+    ewen = MicrowireOp(0b1_00_11_0000, 9)
+    wral = MicrowireOp((0b1_00_01_0000 << 16) | 0x1234, 9 + 16)
+    erase_word_3 = MicrowireOp(0b1_11_000011, 9)
+    bus.transfer([wral])
+    assert chip.memory[:2] == b"\xff\xff"  # write-disabled after power-up
+    bus.transfer([ewen, wral, ReadyWait(0.02)])
+    assert bytes(chip.memory) == b"\x12\x34" * 64
+    bus.transfer([erase_word_3, ReadyWait(0.02)])
+    assert chip.memory[4:10] == b"\x12\x34\xff\xff\x12\x34"
+
+
 def test_erase_all_sets_every_cell_and_blank_reads_ff(database) -> None:
     device, _, _, algo = rig(database, "microchip.93lc66c-x16")
     program_all(algo, data(device.size_bytes))

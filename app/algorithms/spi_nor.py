@@ -3,6 +3,12 @@ status-register protection, 3- and 4-byte addressing (SFDP: app.algorithms.sfdp)
 
 Writes go out in batches: WREN + PAGE PROGRAM + wait-ready for several pages per bus
 call, so a real link spends one round trip on many pages.
+
+Winbond SpiStack parts (W25M, ``die_select``) are several dies behind one chip select:
+Software Die Select (C2h + die number) makes one active, and every other command reaches
+that die only. Addresses here stay global; each command goes to its die with the
+die's own address, preceded by C2h whenever the active die changes; a read is split at
+the die boundary; 4-byte mode, protection and the chip erase are done die by die.
 """
 
 from __future__ import annotations
@@ -30,13 +36,14 @@ from app.algorithms.spi_nor_writes import (
     runs,
 )
 from app.devicedb.facts import FourByteMode, SpiNorFacts, Timing
-from app.hal.bus import SpiBus, SpiOp, WaitReady
+from app.hal.bus import SpiBus, SpiOp, SpiStep, WaitReady
 from app.hal.errors import BusTimeout
 
 if TYPE_CHECKING:
     from app.devicedb.models import Device
 
 WREN = SpiOp(b"\x06")
+DIE_SELECT = 0xC2
 #: the ID commands of parts without RDID: RES (ABh, 3 dummy bytes), REMS (90h, 000000h)
 _ID_COMMANDS = {
     "res": b"\xab\x00\x00\x00",
@@ -112,6 +119,9 @@ class SpiNor(ChipAlgorithm):
         self.use_4b_opcodes = (
             self.address_bytes == 4 and self.four_byte_mode is FourByteMode.OPCODES
         )
+        self.die_select = self.facts.die_select
+        self.die_size = device.size_bytes // self.facts.dies
+        self._active_die: int | None = None  # as last selected (die-select parts)
 
     @property
     def geometry(self) -> Geometry:
@@ -121,6 +131,8 @@ class SpiNor(ChipAlgorithm):
 
     def identify(self) -> ChipIdentity:
         facts = self.facts
+        if self.die_select:  # die 0 answers for the stack
+            self.bus.transfer(self._select_die(0))
         if facts.id_command == "rdid":
             return identify_jedec(self.bus, len(facts.extended_id))
         command = _ID_COMMANDS[facts.id_command]
@@ -133,18 +145,42 @@ class SpiNor(ChipAlgorithm):
         if uid is None:
             return None
         cmd = bytes([uid.opcode]) + bytes(uid.dummy_bytes)
-        return self.bus.transfer([SpiOp(cmd, uid.length)])[0]
+        select = self._select_die(0) if self.die_select else []
+        return self.bus.transfer([*select, SpiOp(cmd, uid.length)])[-1]
+
+    # -- dies (Winbond SpiStack) ----------------------------------------------------
+
+    def _select_die(self, die: int) -> list[SpiStep]:
+        """C2h + ``die`` when another die is active (nothing otherwise)."""
+        if die == self._active_die:
+            return []
+        self._active_die = die
+        return [SpiOp(bytes([DIE_SELECT, die]))]
+
+    def _route(self, address: int) -> tuple[list[SpiStep], int]:
+        """The die select a command at global ``address`` needs, and its address there."""
+        if not self.die_select:
+            return [], address
+        die, local = divmod(address, self.die_size)
+        return self._select_die(die), local
+
+    def _each_die(self) -> range:
+        return range(self.facts.dies if self.die_select else 1)
 
     # -- addressing -----------------------------------------------------------------
 
     def prepare(self) -> None:
         if self.device.max_clock_hz:
             self.bus.set_clock(self.device.max_clock_hz)
-        if self.address_bytes == 4:
+        if self.address_bytes != 4:
+            return
+        self._active_die = None
+        for die in self._each_die():  # each die of a stack keeps its own address mode
+            select = self._select_die(die) if self.die_select else []
             if self.four_byte_mode is FourByteMode.B7:
-                self.bus.transfer([WREN, SpiOp(b"\xb7")])
+                self.bus.transfer([*select, WREN, SpiOp(b"\xb7")])
             elif self.four_byte_mode is FourByteMode.BANK_REGISTER:
-                self.bus.transfer([SpiOp(b"\x17\x80")])
+                self.bus.transfer([*select, SpiOp(b"\x17\x80")])
 
     def _cmd(self, opcode: int, address: int) -> bytes:
         if self.address_bytes == 4:
@@ -161,14 +197,17 @@ class SpiNor(ChipAlgorithm):
         end = start + length
         while pos < end:
             n = min(READ_CHUNK, end - pos)
-            out += self.bus.transfer([SpiOp(self._cmd(0x0B, pos) + b"\x00", n)])[0]
+            if self.die_select:  # a read does not run on into the next die
+                n = min(n, self.die_size - pos % self.die_size)
+            select, local = self._route(pos)
+            out += self.bus.transfer([*select, SpiOp(self._cmd(0x0B, local) + b"\x00", n)])[-1]
             pos += n
             tick(pos - start)
         return bytes(out)
 
     def _wait(self, timing: Timing, kind: str) -> WaitReady:
         timeout, typical = busy_timeout_s(timing.ms_max), timing.ms_typ / 1000.0
-        if self.facts.dies > 1:
+        if self.facts.dies > 1 and not self.die_select:
             # Stacked Micron dies: the die that took the command reports ready in the
             # flag status register (bit 7 = 1), which must be read before the next one.
             return WaitReady(0x70, 0x80, 0x80, timeout, typical, kind)
@@ -177,11 +216,13 @@ class SpiNor(ChipAlgorithm):
     def erase_blocks(self, blocks: Sequence[tuple[EraseBlock, int]], tick: Tick) -> None:
         done = 0
         for block, address in blocks:
+            select, local = self._route(address)
             try:
                 self.bus.transfer(
                     [
+                        *select,
                         WREN,
-                        SpiOp(self._cmd(block.opcode, address)),
+                        SpiOp(self._cmd(block.opcode, local)),
                         self._wait(block.timing, _erase_kind(block.size)),
                     ]
                 )
@@ -198,14 +239,23 @@ class SpiNor(ChipAlgorithm):
         chip = self.geometry.chip_erase
         if chip is None:
             raise ChipError("this part has no chip-erase command")
-        try:
-            self.bus.transfer(
-                [WREN, SpiOp(bytes([chip.opcode])), self._wait(chip.timing, "chip erase")]
-            )
-        except BusTimeout as err:
-            raise ChipError(
-                f"chip erase timed out: {err} (datasheet maximum {chip.timing.ms_max:g} ms)"
-            ) from None
+        for die in self._each_die():  # a stack's chip erase erases the active die
+            select = self._select_die(die) if self.die_select else []
+            try:
+                self.bus.transfer(
+                    [
+                        *select,
+                        WREN,
+                        SpiOp(bytes([chip.opcode])),
+                        self._wait(chip.timing, "chip erase"),
+                    ]
+                )
+            except BusTimeout as err:
+                which = f" of die {die}" if self.die_select else ""
+                raise ChipError(
+                    f"chip erase{which} timed out: {err} (datasheet maximum"
+                    f" {chip.timing.ms_max:g} ms)"
+                ) from None
 
     def program(self, writes: Sequence[tuple[int, bytes]], tick: Tick) -> None:
         if self.facts.write_mode != "page":
@@ -216,9 +266,10 @@ class SpiNor(ChipAlgorithm):
         done = 0
         for first in range(0, len(writes), PAGES_PER_BATCH):
             batch = writes[first : first + PAGES_PER_BATCH]
-            ops: list[SpiOp | WaitReady] = []
+            ops: list[SpiStep] = []
             for address, data in batch:
-                ops += [WREN, SpiOp(self._cmd(0x02, address) + data), wait]
+                select, local = self._route(address)
+                ops += [*select, WREN, SpiOp(self._cmd(0x02, local) + data), wait]
             try:
                 self.bus.transfer(ops)
             except BusTimeout as err:
@@ -268,7 +319,25 @@ class SpiNor(ChipAlgorithm):
         """SST26 Block-Protection Register (0x72); its first bytes cover the array."""
         return self.bus.transfer([SpiOp(b"\x72", BPR_BYTES)])[0]
 
+    def _on_die(self, die: int) -> None:
+        if self.die_select:
+            select = self._select_die(die)
+            if select:
+                self.bus.transfer(select)
+
     def protection(self) -> Protection:
+        """The protection of every die (a stack's dies keep their own status)."""
+        state = Protection(False, "no block-protect bits set")
+        for die in self._each_die():
+            self._on_die(die)
+            state = self._protection_here()
+            if state.protected:
+                if self.die_select:
+                    return Protection(True, f"die {die}: {state.description}")
+                return state
+        return state
+
+    def _protection_here(self) -> Protection:
         if self.global_unlock:
             bpr = self._bpr()
             if any(bpr):
@@ -295,6 +364,11 @@ class SpiNor(ChipAlgorithm):
         )
 
     def unprotect(self) -> None:
+        for die in self._each_die():
+            self._on_die(die)
+            self._unprotect_here()
+
+    def _unprotect_here(self) -> None:
         if self.global_unlock:
             self.bus.transfer([WREN, SpiOp(b"\x98")])  # Global Block Protection Unlock
             if any(self._bpr()):
@@ -315,6 +389,11 @@ class SpiNor(ChipAlgorithm):
             raise ChipError("setting SST26 block protection is not supported yet (0x42 WBPR)")
         if not self.bp_mask:
             raise ChipError("this part has no block-protect bits: only its WP# pin protects it")
+        for die in self._each_die():
+            self._on_die(die)
+            self._protect_here()
+
+    def _protect_here(self) -> None:
         status = self._status()
         self._write_status((status | self.bp_mask) & 0xFC)
         if self._status() & self.bp_mask != self.bp_mask:

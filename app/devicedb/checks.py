@@ -191,7 +191,16 @@ def _erase_table(entry: Mapping[str, Any], size: int | None) -> Iterator[Problem
     if not isinstance(entry.get("erase"), list):
         return
     dies = _int(entry.get("dies"))
-    if dies:
+    if entry.get("die_select") is not None and not dies:
+        yield ("die_select",), "die select needs dies (the number of stacked dies)"
+    if dies and entry.get("die_select") is not None:
+        if entry.get("write_mode", "page") != "page":
+            yield ("die_select",), "die select is implemented for page-program parts only"
+        if size and size % dies:
+            yield ("dies",), f"{dies} dies do not divide size_bytes {size}"
+        if not chips:
+            yield ("erase",), 'a die-select part needs its chip erase ("chip"): it erases one die'
+    elif dies:
         yield from _die_erase(entry, size, dies, chips)
     elif entry.get("no_chip_erase") is True:
         for index in chips:

@@ -239,6 +239,7 @@ def spi_nor_facts(entry: EntryReader) -> SpiNorFacts:
         if ids.has("also_answers")
         else (),
         dies=entry.integer("dies", 2, default=1),
+        die_select=entry.optional_text("die_select") == "c2",
     )
 
 

@@ -228,6 +228,9 @@ class SpiNorFacts:
     #: stacked dies of equal size (Micron): erased die by die, busy read from the flag
     #: status register (70h), which each die must report after its program or erase
     dies: int = 1
+    #: Winbond SpiStack (W25M): the dies are reached one at a time after Software Die
+    #: Select (C2h + die number); each keeps its own status, 4-byte mode and chip erase
+    die_select: bool = False
 
     @property
     def jedec_ids(self) -> tuple[bytes, ...]:

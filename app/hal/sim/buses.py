@@ -12,13 +12,14 @@ from app.hal.busy_poll import BusyPoller, BusyWait
 from app.hal.errors import BusTimeout, I2cNack, LinkError
 from app.hal.sim.clock import SimClock
 from app.hal.sim.dataflash_chip import DataFlashChip
+from app.hal.sim.die_stack import DieStack
 from app.hal.sim.i2c_eeprom_chip import I2cEepromChip
 from app.hal.sim.microwire_chip import MicrowireChip
 from app.hal.sim.spi_eeprom_chip import SpiEepromChip
 from app.hal.sim.spi_nor_chip import SpiNorChip
 
 #: the chip models that sit on a SPI bus
-SpiChip = SpiNorChip | SpiEepromChip | DataFlashChip
+SpiChip = SpiNorChip | SpiEepromChip | DataFlashChip | DieStack
 
 _POLL_INTERVAL_S = 2e-6  # status poll: 16 bits at tens of MHz
 #: a flaky contact corrupts data reads (IDs and status reads are short and retried

@@ -43,6 +43,7 @@ from app.hal.programmer import (
 from app.hal.sim.buses import LinkState, SimI2cBus, SimMicrowireBus, SimSpiBus, SpiChip
 from app.hal.sim.clock import SimClock, Timing
 from app.hal.sim.dataflash_chip import DataFlashChip
+from app.hal.sim.die_stack import DieStack
 from app.hal.sim.faults import Fault, parse_faults
 from app.hal.sim.i2c_eeprom_chip import I2cEepromChip
 from app.hal.sim.microwire_chip import MicrowireChip
@@ -179,7 +180,9 @@ class SimSite:
             self.microwire.chip = chip if isinstance(chip, MicrowireChip) else None
         if self.spi is not None:
             self.spi.chip = (
-                chip if isinstance(chip, SpiNorChip | SpiEepromChip | DataFlashChip) else None
+                chip
+                if isinstance(chip, SpiNorChip | SpiEepromChip | DataFlashChip | DieStack)
+                else None
             )
 
     def _new_chip(self) -> SimChip | None:
@@ -210,6 +213,15 @@ class SimSite:
                 protected=kind == "protected",
                 binary=self.binary_pages,
                 jedec_override=self._wrong_jedec if kind == "wrong-id" else self._answer_id,
+            )
+        if device.facts_as(SpiNorFacts).die_select:
+            return DieStack(
+                device,
+                self.clock,
+                jedec_override=self._wrong_jedec if kind == "wrong-id" else self._answer_id,
+                faults=faults,
+                protected=kind == "protected",
+                unique_id=self._rng.randbytes(16),
             )
         return SpiNorChip(
             device,
