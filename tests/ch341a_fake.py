@@ -20,7 +20,8 @@ of 25xx EEPROMs and SPI NOR), which never reads. Answers of a frame's packets ar
 then, in order.
 
 Every board counts its bulk OUT and IN transfers; faults: unplug (every transfer fails),
-``fail_after`` (the link fails after N more transfers), ``drop_reply_bytes`` (the next
+``fail_after`` (the link fails after N more transfers, the board back in its power-on
+state), ``drop_reply_bytes`` (the next
 answer comes back short).
 """
 
@@ -91,17 +92,19 @@ class FakeCh341:
             raise FakeUsbError("[Errno 19] No such device (it may have been disconnected)")
         if self.fail_after is not None:
             if self.fail_after <= 0:
+                self._reset()  # the board dropped off the bus and came back blank
                 raise FakeUsbError("[Errno 5] Input/Output Error")
             self.fail_after -= 1
         self.usb.clock.tick()
 
     def write(self, data: bytes) -> None:
-        self._usb()
-        self.bulk_out += 1
-        self.threads.add(threading.current_thread().name)
-        for pos in range(0, len(data), USB_PACKET):
-            self.packets_out += 1
-            self._packet(bytes(data[pos : pos + USB_PACKET]))
+        with self._cond:  # one transfer at a time, as the chip takes them
+            self._usb()
+            self.bulk_out += 1
+            self.threads.add(threading.current_thread().name)
+            for pos in range(0, len(data), USB_PACKET):
+                self.packets_out += 1
+                self._packet(bytes(data[pos : pos + USB_PACKET]))
 
     def read(self, size: int) -> bytes:
         with self._cond:
@@ -126,9 +129,8 @@ class FakeCh341:
             self.drop_reply_bytes -= cut
             data = data[:-cut]
         if data:
-            with self._cond:
-                self._answers.append(data)
-                self._cond.notify_all()
+            self._answers.append(data)
+            self._cond.notify_all()
 
     # -- the command stream -------------------------------------------------------------
 
@@ -233,9 +235,7 @@ class FakeCh341:
         if self._i2c_expect_address:
             self._i2c_expect_address = False
             address, self._i2c_reading = value >> 1, bool(value & 1)
-            acked = (
-                isinstance(chip, I2cEepromChip) and chip.answers(address) and not chip.busy()
-            )
+            acked = isinstance(chip, I2cEepromChip) and chip.answers(address) and not chip.busy()
             self._i2c_address = address if acked else None
             self._i2c_data.clear()
             return acked
@@ -281,9 +281,14 @@ class FakeCh341:
         """Plug the board back in; it comes back at a new USB address."""
         self.address = address
         self.plugged = True
+        self._reset()
+
+    def _reset(self) -> None:
+        """Power-on state: pins released, no frame under way, no answers queued."""
         self.pins = self.direction = 0
         self._frame.clear()
         self._pending.clear()
+        self._answers.clear()
 
 
 class FakeCh341Usb:

@@ -249,6 +249,7 @@ class Ch341Programmer:
 
 def _select(path: str, devices: list[Ch341Device]) -> list[Ch341Device]:
     shown = f"ch341a://{path}"
+    devices = sorted(devices, key=lambda d: (d.bus, d.address))
     if path == "*":
         chosen = devices
     elif not path:
