@@ -34,15 +34,16 @@ def database():  # -> app.devicedb.DeviceDatabase
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--ftdi-url", default=None, help="pyftdi URL of a real FTDI programmer")
     parser.addoption("--port", default=None, help="serial port of a real serprog/UART target")
+    parser.addoption("--ch341a", default=None, help="ch341a:// URL of a real CH341A programmer")
     parser.addoption(
         "--fuzz-long", action="store_true", help="run the fuzz suite with many more examples"
     )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption("--ftdi-url") or config.getoption("--port"):
+    if config.getoption("--ftdi-url") or config.getoption("--port") or config.getoption("--ch341a"):
         return
-    skip = pytest.mark.skip(reason="hardware test: give --ftdi-url or --port")
+    skip = pytest.mark.skip(reason="hardware test: give --ftdi-url, --port or --ch341a")
     for item in items:
         if "hardware" in item.keywords:
             item.add_marker(skip)

@@ -10,7 +10,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from ftdi_fake import FakeUsb  # tests/ is on sys.path (rootdir conftest)
+from ch341a_fake import FakeCh341Usb  # tests/ is on sys.path (rootdir conftest)
+from ftdi_fake import FakeUsb
 from serprog_emulator import SerprogEmulator, make_chip
 
 from app.core.image import MemoryImage
@@ -90,6 +91,23 @@ def test_ftdi_sites(database) -> None:
     finally:
         programmer.close()
     i2c = open_programmer(url + "?i2c=1", ftdi_backend=usb.backend())
+    try:
+        assert all(isinstance(site.i2c, I2cBus) for site in check(i2c))
+    finally:
+        i2c.close()
+
+
+def test_ch341a_sites() -> None:
+    usb = FakeCh341Usb()
+    usb.add(address=5)
+    usb.add(address=6)
+    programmer = open_programmer("ch341a://*", ch341a_backend=usb.backend())
+    try:
+        sites = check(programmer)
+        assert len(sites) == 2 and all(isinstance(site.spi, SpiBus) for site in sites)
+    finally:
+        programmer.close()
+    i2c = open_programmer("ch341a://1:6?i2c=1", ch341a_backend=usb.backend())
     try:
         assert all(isinstance(site.i2c, I2cBus) for site in check(i2c))
     finally:

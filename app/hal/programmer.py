@@ -179,6 +179,7 @@ BACKENDS = {
     "ftdi": "app.hal.ftdi",
     "serprog": "app.hal.serprog",
     "uart": "app.hal.uart",
+    "ch341a": "app.hal.ch341a",
 }
 _O = TypeVar("_O", bound=Opener)
 
