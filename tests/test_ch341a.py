@@ -12,6 +12,7 @@ from ftdi_fake import eeprom_chip, spi_chip
 from test_interfaces import check
 
 from app.core.image import MemoryImage
+from app.engine.events import LogEvent
 from app.engine.site_runner import CycleSpec
 from app.engine.station import Station
 from app.hal.bus import I2cBus, SpiBus, SpiOp
@@ -208,13 +209,37 @@ def test_a_short_answer_is_a_link_error(usb, w25q128) -> None:
 # -- safety and URLs ----------------------------------------------------------------------
 
 
-def test_a_part_rated_below_the_board_voltage_is_refused(usb, w25q128, database) -> None:
+def test_without_vcc_a_3v_part_is_warned_about_once_and_programmed(usb, w25q128, database):
+    """The black board drives 5 V unless modified, which Socketeer cannot see: warn."""
+    usb.add(spi_chip(w25q128))
+    programmer = open_ch341a("ch341a://", usb, w25q128, database)
+    assert programmer.capabilities.unstated_drive_mv == 5000
+    events: list[object] = []
+    runner = Station(programmer, events.append, lambda _id: [])
+    for _ in range(2):
+        result = runner.run(CycleSpec("identify", w25q128)).results[0]
+        assert result.status == "pass", result.message
+    warnings = [e for e in events if isinstance(e, LogEvent) and e.level == "warning"]
+    assert len(warnings) == 1  # once per part, not every cycle
+    text = warnings[0].message
+    assert "5 V" in text and "at most 3.6 V" in text and "vcc=" in text
+
+
+def test_with_vcc_a_part_rated_below_it_is_refused(usb, w25q128, database) -> None:
     board = usb.add(spi_chip(w25q128))
-    programmer = open_ch341a("ch341a://", usb, w25q128, database)  # vcc defaults to 5 V
+    programmer = open_ch341a("ch341a://?vcc=5000", usb, w25q128, database)
+    assert programmer.capabilities.unstated_drive_mv is None
     result = station(programmer, database).run(CycleSpec("identify", w25q128)).results[0]
     assert result.status == "fail" and result.failed_step == "power"
     assert "5 V" in result.message and "3.6 V" in result.message and "vcc=" in result.message
     assert not board.frames  # nothing was clocked into the part
+
+
+def test_a_station_of_boards_warns_when_any_board_is_unstated(usb, w25q128) -> None:
+    usb.add(spi_chip(w25q128), bus=1, address=5)
+    usb.add(spi_chip(w25q128), bus=1, address=6)
+    both = open_ch341a("ch341a://1:5?vcc=3300 ; ch341a://1:6", usb, w25q128)
+    assert both.capabilities.unstated_drive_mv == 5000
 
 
 @pytest.mark.parametrize(
@@ -267,3 +292,23 @@ def test_real_ch341a_reads_an_id(request) -> None:
             assert len(site.i2c.write_read(0x50, b"\x00\x00", 16)) == 16
     finally:
         programmer.close()
+
+
+def test_the_cli_programs_a_w25q128_through_the_board(
+    usb, w25q128, monkeypatch, tmp_path, capsys
+) -> None:
+    """`socketeer program --device winbond.w25q128jv --programmer ch341a://`, as typed."""
+    import app.hal.ch341a as backend_module
+    from app.cli import main
+
+    board = usb.add(spi_chip(w25q128))
+    monkeypatch.setattr(backend_module, "pyusb_backend", usb.backend)
+    image = tmp_path / "fw.bin"
+    data = random.Random(5).randbytes(20_000)
+    image.write_bytes(data)
+    argv = ["program", "--device", "winbond.w25q128jv", "--programmer", "ch341a://"]
+    code = main([*argv, "--base", "0x10000", str(image)])
+    out = capsys.readouterr().out
+    assert code == 0 and "1 passed, 0 failed" in out, out
+    assert "warning: the programmer may drive its signal lines at 5 V" in out
+    assert bytes(board.chip.memory[0x10000 : 0x10000 + 20_000]) == data

@@ -308,8 +308,8 @@ class SiteRunner:
             if device.family is Family.MICROWIRE:
                 raise StepFailed(
                     "this programmer cannot drive Microwire (93xx) parts: they need single-bit"
-                    " clocking with CS active high (ftdi:// MPSSE boards or sim://; serprog and"
-                    " uart cannot)"
+                    " clocking with CS active high (ftdi:// MPSSE boards or sim://; serprog,"
+                    " ch341a and uart cannot)"
                 )
             raise StepFailed(f"this site has no bus for {device.family} parts")
         return cls(bus, device)

@@ -87,6 +87,7 @@ class Station:
         self._busy_lock = threading.Lock()
         self._tally = Tally()
         self._last: dict[int, DeviceResult] = {}  # site -> its latest result
+        self._drive_warned: set[str] = set()  # device ids warned about line voltage
 
     # -- sites ------------------------------------------------------------------------
 
@@ -146,6 +147,7 @@ class Station:
                 emit(SiteIdle(index))
                 return None
             emit(CycleStarted(index, spec.action, counted))
+            self._warn_drive_level(index, spec, emit)
             result, ticket, record_id = self._guarded(index, spec, production, cancel, emit)
             good = remaining = None
             if production is not None:
@@ -284,6 +286,28 @@ class Station:
                 )
                 return
             stop.wait(POLL_S)
+
+    def _warn_drive_level(self, index: int, spec: CycleSpec, emit: Emit) -> None:
+        """Once per part: a programmer that may drive its lines above the part's rating
+        (an unmodified black CH341A board, 5 V) and was not told otherwise (vcc=)."""
+        drive = self.programmer.capabilities.unstated_drive_mv
+        device = spec.device
+        if not drive or device.voltage_mv.max_mv >= drive:
+            return
+        with self._busy_lock:
+            if device.id in self._drive_warned:
+                return
+            self._drive_warned.add(device.id)
+        emit(
+            LogEvent(
+                index,
+                "warning",
+                f"the programmer may drive its signal lines at {drive / 1000:g} V, but the"
+                f" {device.part} allows at most {device.voltage_mv.max_mv / 1000:g} V: use a"
+                " 1.8/3.3 V adapter or a modified board and say so with vcc= in the"
+                " programmer URL (which then refuses parts rated below it)",
+            )
+        )
 
     def _count_reached(self) -> bool:
         return self.production is not None and self.production.count_reached

@@ -13,10 +13,12 @@ Options:
   for I2C parts, else SPI).
 - ``clock=HZ``: the I2C clock, one the chip offers: 20k, 100k, 400k (default) or 750k
   (at most the part's maximum). The SPI clock is fixed (app.hal.ch341a_spi).
-- ``vcc=MV``: the voltage the board drives its lines at, default 5000: the common black
-  board runs the CH341A at 5 V, so its outputs are 5 V even where the socket is fed 3.3 V.
-  Parts whose maximum voltage is lower are refused before power is applied; use a 1.8 V
-  or 3.3 V adapter (or a board modified to run the chip at 3.3 V) and set ``vcc=``.
+- ``vcc=MV``: the voltage the board drives its lines at. The common black board runs the
+  CH341A at 5 V, so its outputs are 5 V even where the socket is fed 3.3 V; but many
+  boards are modified and many users plug a 1.8/3.3 V adapter in, which Socketeer cannot
+  see. Without ``vcc=`` the station warns before a run with a part rated below 5 V
+  (``Capabilities.unstated_drive_mv``); with it, parts whose maximum voltage is below it
+  are refused before power is applied, as on the FTDI backend.
 - ``connection=socket|in-system`` (default socket), ``power=programmer|board``.
 
 Most boards have no USB serial number, so a board is bound by its USB bus:address path,
@@ -62,7 +64,8 @@ log = logging.getLogger(__name__)
 
 KNOWN_OPTIONS = {"i2c", "clock", "vcc", "connection", "power"}
 DEFAULT_I2C_HZ = 400_000
-DEFAULT_VCC_MV = 5000
+#: what the common black board drives its lines at, unmodified
+BLACK_BOARD_MV = 5000
 _LOCATION = re.compile(r"(\d{1,3}):(\d{1,3})")
 
 
@@ -70,7 +73,7 @@ _LOCATION = re.compile(r"(\d{1,3}):(\d{1,3})")
 class SiteSettings:
     bus: str  # "spi" or "i2c"
     i2c_hz: int
-    vcc_mv: int
+    vcc_mv: int | None  # None: not stated (the board may drive 5 V)
     in_system: bool
     board_powered: bool
 
@@ -98,7 +101,7 @@ def _settings(parsed: ParsedUrl, context: Mapping[str, object]) -> SiteSettings:
     return SiteSettings(
         bus="i2c" if i2c else "spi",
         i2c_hz=i2c_hz,
-        vcc_mv=int_option(parsed, "vcc", DEFAULT_VCC_MV, 1000, 5500),
+        vcc_mv=int_option(parsed, "vcc", 0, 1000, 5500) if "vcc" in parsed.options else None,
         in_system=in_system,
         board_powered=board_powered,
     )
@@ -208,7 +211,7 @@ class Ch341Site:
         if not on and (self.link_lost or self.handle is None):
             return
         vcc = self.settings.vcc_mv
-        if on and voltage_mv is not None and voltage_mv < vcc:
+        if on and vcc is not None and voltage_mv is not None and voltage_mv < vcc:
             raise HalError(
                 f"site {self.index}: the CH341A drives its lines at {vcc / 1000:g} V (vcc"
                 f" option) but the part allows at most {voltage_mv / 1000:g} V: use a 1.8 V or"
@@ -317,6 +320,7 @@ def open_ch341a(parsed: ParsedUrl, context: Mapping[str, object]) -> Ch341Progra
         capabilities=Capabilities(
             buses=frozenset({settings.bus}),
             max_spi_clock_hz=CLOCK_HZ if settings.bus == "spi" else 0,
+            unstated_drive_mv=BLACK_BOARD_MV if settings.vcc_mv is None else None,
         ),
         _sites=sites,
     )

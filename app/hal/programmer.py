@@ -96,6 +96,10 @@ class Capabilities:
     max_spi_clock_hz: int = 0
     power_control: bool = False
     socket_detect: bool = False
+    #: the level the signal lines may be driven at when the user has not said (the black
+    #: CH341A board: 5 V); the station warns before a run with a part rated below it.
+    #: None: known (a vcc= option, whose parts rated below it the site refuses) or safe.
+    unstated_drive_mv: int | None = None
 
 
 @runtime_checkable

@@ -80,6 +80,9 @@ class StationProgrammer:
             max_spi_clock_hz=min(c.max_spi_clock_hz for c in caps),
             power_control=all(c.power_control for c in caps),
             socket_detect=all(c.socket_detect for c in caps),
+            unstated_drive_mv=max(
+                (c.unstated_drive_mv for c in caps if c.unstated_drive_mv), default=None
+            ),
         )
 
     @property
