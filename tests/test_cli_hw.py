@@ -9,7 +9,7 @@ import pytest
 
 from app.cli import main
 from app.engine import hw_diagnosis as hw
-from app.engine.hw_diagnosis import FtdiScan, SerialPort
+from app.engine.hw_diagnosis import SerialPort, UsbScan
 from app.hal.ftdi_usb import UsbDeviceInfo, sysfs_ftdi_devices
 
 FT2232H = UsbDeviceInfo(
@@ -37,12 +37,24 @@ LOCKED_FT232H = UsbDeviceInfo(
     drivers={0: "ftdi_sio"},
     sysfs_name="1-3",
 )
+CH341A = UsbDeviceInfo(0x1A86, 0x5512, 3, 4, "", "USB UART-LPT", 1, True)
+LOCKED_CH347 = UsbDeviceInfo(0x1A86, 0x55DB, 3, 6, None, None, 3, False, error="permission denied")
+CH347_JTAG = UsbDeviceInfo(0x1A86, 0x55DD, 3, 7, "", "", 3, True)
+CH341_SERIAL = SerialPort("/dev/ttyUSB1", 0x1A86, 0x5523, None, "USB Serial", True, "dialout")
 PICO = SerialPort("/dev/ttyACM0", 0x2E8A, 0x000A, "E6614C", "Pico", True, "dialout")
 LOCKED_CH340 = SerialPort("/dev/ttyUSB0", 0x1A86, 0x7523, None, "USB Serial", False, "dialout")
 
 
-def fake(monkeypatch, scan: FtdiScan, ports: list[SerialPort], platform="linux", groups=()):
+def fake(
+    monkeypatch,
+    scan: UsbScan,
+    ports: list[SerialPort],
+    platform="linux",
+    groups=(),
+    wch: tuple[UsbDeviceInfo, ...] = (),
+):
     monkeypatch.setattr(hw, "scan_ftdi", lambda: scan)
+    monkeypatch.setattr(hw, "scan_wch", lambda: UsbScan(list(wch)))
     monkeypatch.setattr(hw, "scan_serial_ports", lambda: list(ports))
     monkeypatch.setattr(hw, "PLATFORM", platform)
     monkeypatch.setattr(hw, "current_groups", lambda: set(groups))
@@ -54,17 +66,15 @@ def run(capsys, *argv: str) -> tuple[int, str]:
 
 
 def test_list_with_nothing_and_no_libusb(monkeypatch, capsys) -> None:
-    fake(
-        monkeypatch, FtdiScan([], "no libusb backend for pyusb (No backend available)", "none"), []
-    )
+    fake(monkeypatch, UsbScan([], "no libusb backend for pyusb (No backend available)", "none"), [])
     code, out = run(capsys, "hw", "list")
     assert code == 0
     assert "libusb is not available: no libusb backend" in out
-    assert out.count("none found") == 2
+    assert out.count("none found") == 3  # FTDI, CH341A/CH347, serial ports
 
 
 def test_list_shows_devices_urls_and_access(monkeypatch, capsys) -> None:
-    fake(monkeypatch, FtdiScan([FT2232H, LOCKED_FT232H]), [PICO, LOCKED_CH340])
+    fake(monkeypatch, UsbScan([FT2232H, LOCKED_FT232H]), [PICO, LOCKED_CH340])
     code, out = run(capsys, "hw", "list")
     assert code == 0
     assert "0403:6010  FT2232H  serial FT4ABCDE" in out
@@ -87,11 +97,11 @@ def test_list_runs_on_this_machine_without_hardware(capsys) -> None:
     code, out = run(capsys, "hw", "list", "--json")
     assert code == 0
     doc = json.loads(out)
-    assert set(doc) == {"ftdi", "serial_ports"}
+    assert set(doc) == {"ftdi", "wch", "serial_ports"}
 
 
 def test_diagnose_all_good_exits_0(monkeypatch, capsys) -> None:
-    fake(monkeypatch, FtdiScan([FT2232H]), [PICO])
+    fake(monkeypatch, UsbScan([FT2232H]), [PICO])
     code, out = run(capsys, "hw", "diagnose")
     assert code == 0
     assert "OK      libusb backend available" in out
@@ -103,7 +113,7 @@ def test_diagnose_all_good_exits_0(monkeypatch, capsys) -> None:
 
 
 def test_diagnose_prints_the_exact_fixes(monkeypatch, capsys) -> None:
-    fake(monkeypatch, FtdiScan([LOCKED_FT232H], "no libusb backend", "sysfs"), [LOCKED_CH340])
+    fake(monkeypatch, UsbScan([LOCKED_FT232H], "no libusb backend", "sysfs"), [LOCKED_CH340])
     code, out = run(capsys, "hw", "diagnose")
     assert code == 1
     assert "PROBLEM libusb backend: no libusb backend" in out
@@ -119,7 +129,7 @@ def test_diagnose_prints_the_exact_fixes(monkeypatch, capsys) -> None:
 
 
 def test_diagnose_group_already_joined_and_json(monkeypatch, capsys) -> None:
-    fake(monkeypatch, FtdiScan([]), [LOCKED_CH340], groups={"dialout"})
+    fake(monkeypatch, UsbScan([]), [LOCKED_CH340], groups={"dialout"})
     code, out = run(capsys, "hw", "diagnose", "--json")
     assert code == 1
     doc = json.loads(out)
@@ -137,7 +147,7 @@ def test_diagnose_group_already_joined_and_json(monkeypatch, capsys) -> None:
     ],
 )
 def test_diagnose_platform_notes(monkeypatch, capsys, platform, text) -> None:
-    fake(monkeypatch, FtdiScan([], "no backend", "none"), [], platform=platform)
+    fake(monkeypatch, UsbScan([], "no backend", "none"), [], platform=platform)
     code, out = run(capsys, "hw", "diagnose")
     assert code == 1 and text in out
     assert ("/dev/cu.*" in out) == (platform == "darwin")
@@ -170,3 +180,34 @@ def test_sysfs_listing_without_libusb(tmp_path: Path) -> None:
     assert (found.pid, found.bus, found.address, found.serial) == (0x6014, 1, 9, "FT1XYZ")
     assert found.drivers == {0: "ftdi_sio"} and found.sysfs_name == "1-2"
     assert found.node == "/dev/bus/usb/001/009" and not found.accessible
+
+
+def test_list_shows_ch341a_and_ch347_boards_with_their_urls(monkeypatch, capsys) -> None:
+    wch = (CH341A, LOCKED_CH347, CH347_JTAG)
+    fake(monkeypatch, UsbScan([]), [CH341_SERIAL], wch=wch)
+    code, out = run(capsys, "hw", "list")
+    assert code == 0
+    assert "1a86:5512  CH341A  bus 3 address 4  ch341a://3:4" in out  # no serial: bus path
+    assert "1a86:55db  CH347T  bus 3 address 6  NOT ACCESSIBLE (permission denied)" in out
+    assert "CH347T in mode 3 (UART + JTAG)  bus 3 address 7  (set mode 1 for SPI and I2C)" in out
+    assert "CH341 in serial mode" in out
+    doc = json.loads(run(capsys, "hw", "list", "--json")[1])
+    assert [d["url"] for d in doc["wch"]["devices"]] == ["ch341a://3:4", None, None]
+
+
+def test_diagnose_finds_ch341a_and_ch347_problems(monkeypatch, capsys) -> None:
+    wch = (CH341A, LOCKED_CH347, CH347_JTAG)
+    fake(monkeypatch, UsbScan([FT2232H]), [CH341_SERIAL], wch=wch)
+    code, out = run(capsys, "hw", "diagnose")
+    assert code == 1 and "2 problem(s) found" in out
+    assert "OK      CH341A 1a86:5512 (bus 3 address 4): accessible as ch341a://3:4" in out
+    assert "CH347T 1a86:55db (bus 3 address 6): not accessible (permission denied)" in out
+    assert "99-socketeer.rules /etc/udev/rules.d/" in out  # the udev fix
+    assert "CH347T in mode 3 (UART + JTAG) 1a86:55dd (bus 3 address 7): no SPI/I2C" in out
+    assert "/dev/ttyUSB1 is a CH341 in serial (UART) mode" in out and "jumper" in out
+
+
+def test_diagnose_on_windows_names_zadig_for_the_wch_driver(monkeypatch, capsys) -> None:
+    fake(monkeypatch, UsbScan([]), [], platform="win32", wch=(LOCKED_CH347,))
+    code, out = run(capsys, "hw", "diagnose")
+    assert code == 1 and "in place of WCH's CH341PAR/CH347 driver" in out

@@ -209,7 +209,7 @@ def test_detect_and_hardware_diagnosis_in_the_window(qtbot, window: MainWindow, 
     from PySide6.QtWidgets import QMessageBox
 
     from app.engine import hw_diagnosis
-    from app.engine.hw_diagnosis import FtdiScan
+    from app.engine.hw_diagnosis import UsbScan
     from app.ui.production_menu import ProductionMenus
 
     c = window.controller
@@ -219,7 +219,7 @@ def test_detect_and_hardware_diagnosis_in_the_window(qtbot, window: MainWindow, 
     messages = [window.log_model.record(i).message for i in range(window.log_model.rowCount())]
     # EF3013: the W25X40CL and the older W25X40 share it (both are named)
     assert sum("detect: ID EF3013" in m and "Winbond W25X40CL" in m for m in messages) == 4
-    monkeypatch.setattr(hw_diagnosis, "scan_ftdi", lambda: FtdiScan([], "no libusb", "none"))
+    monkeypatch.setattr(hw_diagnosis, "scan_ftdi", lambda: UsbScan([], "no libusb", "none"))
     monkeypatch.setattr(hw_diagnosis, "scan_serial_ports", lambda: [])
     shown: list[QMessageBox] = []
     monkeypatch.setattr(ProductionMenus, "show", staticmethod(shown.append))

@@ -15,7 +15,7 @@ from typing import Any
 
 from app.commands import help_for
 from app.engine import hw_diagnosis as hw
-from app.engine.hw_diagnosis import SERPROG_BOARDS, SerialPort
+from app.engine.hw_diagnosis import SERPROG_BOARDS, WCH_CHIPS, SerialPort, wch_url
 from app.hal.ftdi_usb import UsbDeviceInfo, libusb_fix
 
 # -- the commands -------------------------------------------------------------------
@@ -24,7 +24,9 @@ from app.hal.ftdi_usb import UsbDeviceInfo, libusb_fix
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("hw", help=help_for("hw"))
     hw_sub = parser.add_subparsers(dest="hw_command", metavar="ACTION")
-    lst = hw_sub.add_parser("list", help="FTDI devices and serial ports this computer sees")
+    lst = hw_sub.add_parser(
+        "list", help="FTDI and CH341A/CH347 devices and serial ports this computer sees"
+    )
     lst.add_argument("--json", action="store_true", help="print one JSON document")
     lst.set_defaults(func=cmd_list)
     diag = hw_sub.add_parser(
@@ -54,6 +56,21 @@ def _ftdi_entry(dev: UsbDeviceInfo) -> dict[str, Any]:
     }
 
 
+def _wch_entry(dev: UsbDeviceInfo) -> dict[str, Any]:
+    chip = WCH_CHIPS[dev.pid]
+    return {
+        "vid_pid": dev.vid_pid,
+        "chip": chip.name,
+        "serial": dev.serial,
+        "bus": dev.bus,
+        "address": dev.address,
+        "accessible": dev.accessible,
+        "error": dev.error,
+        "url": wch_url(dev),
+        "advice": chip.advice or None,
+    }
+
+
 def _port_entry(port: SerialPort) -> dict[str, Any]:
     entry = asdict(port)
     entry.pop("vid")
@@ -66,12 +83,15 @@ def _port_entry(port: SerialPort) -> dict[str, Any]:
 
 def cmd_list(args: argparse.Namespace) -> int:
     scan = hw.scan_ftdi()
+    wch_scan = hw.scan_wch()
     ports = hw.scan_serial_ports()
     ftdi = [_ftdi_entry(d) for d in scan.devices]
+    wch = [_wch_entry(d) for d in wch_scan.devices]
     serial = [_port_entry(p) for p in ports]
     if args.json:
         doc = {
             "ftdi": {"source": scan.source, "libusb_error": scan.libusb_error, "devices": ftdi},
+            "wch": {"source": wch_scan.source, "devices": wch},
             "serial_ports": serial,
         }
         print(json.dumps(doc, indent=2))
@@ -97,6 +117,23 @@ def cmd_list(args: argparse.Namespace) -> int:
             line += f"  {entry['url']}"
         else:
             line += "  (no MPSSE: serial use only)"
+        print(line)
+    print("CH341A / CH347 programmers:")
+    if not wch:
+        print("  none found")
+    for entry in wch:
+        where = f"bus {entry['bus']} address {entry['address']}" if entry["bus"] else ""
+        line = f"  {entry['vid_pid']}  {entry['chip']}"
+        if entry["serial"]:
+            line += f"  serial {entry['serial']}"
+        if where:
+            line += f"  {where}"
+        if entry["advice"]:
+            line += f"  ({entry['advice']})"
+        elif not entry["accessible"]:
+            line += f"  NOT ACCESSIBLE ({entry['error']}): see `socketeer hw diagnose`"
+        else:
+            line += f"  {entry['url']}"
         print(line)
     print("Serial ports:")
     if not serial:

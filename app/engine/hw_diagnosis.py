@@ -1,5 +1,6 @@
-"""Hardware diagnosis: which programmers this computer sees (FTDI devices over libusb or
-Linux sysfs, serial ports), and what keeps Socketeer from using them, each problem with
+"""Hardware diagnosis: which programmers this computer sees (FTDI and WCH CH341A/CH347
+devices over libusb or Linux sysfs, serial ports), and what keeps Socketeer from using
+them, each problem with
 the exact command that fixes it. The CLI (`socketeer hw`) and the window show these
 findings; nothing here needs a device or libusb: a missing backend is itself a finding.
 """
@@ -26,18 +27,45 @@ KNOWN_SERIAL_BOARDS: dict[tuple[int, int], str] = {
     (0x2341, 0x0043): "Arduino Uno",
     (0x2341, 0x0001): "Arduino Uno (first revision)",
     (0x1A86, 0x7523): "CH340 USB-serial (Arduino clones, adapters)",
+    (0x1A86, 0x5523): "CH341 in serial mode (a CH341A programmer with its jumper on UART)",
     (0x10C4, 0xEA60): "Silicon Labs CP210x USB-serial",
     (0x0403, 0x6001): "FTDI FT232R USB-serial",
     (0x0403, 0x6015): "FTDI FT-X USB-serial",
 }
 SERPROG_BOARDS = {(0x2E8A, 0x000A), (0x0483, 0x5740)}
 
+WCH_VID = 0x1A86
+
+
+@dataclass(frozen=True)
+class WchChip:
+    """A WCH USB bridge as it enumerates: its name, the URL scheme that drives it in
+    this mode (None: not in this mode), and what to do otherwise."""
+
+    name: str
+    scheme: str | None
+    advice: str = ""
+
+
+#: WCH product IDs of the programmer chips, in each USB mode they come up in. The CH347T's
+#: mode is read from its DTR1/RTS1 pins at power-up (mode 1: DTR1 high, RTS1 low).
+WCH_CHIPS: dict[int, WchChip] = {
+    0x5512: WchChip("CH341A", "ch341a"),
+    0x55DB: WchChip("CH347T", "ch347"),
+    0x55DE: WchChip("CH347F", "ch347"),
+    0x55DA: WchChip("CH347T in mode 0 (two UARTs)", None, "set mode 1 for SPI and I2C"),
+    0x55DC: WchChip("CH347T in mode 2 (HID)", None, "set mode 1 (the vendor interface)"),
+    0x55DD: WchChip("CH347T in mode 3 (UART + JTAG)", None, "set mode 1 for SPI and I2C"),
+}
+
 #: the platform the checks and fixes are written for (tests set it)
 PLATFORM = sys.platform
 
 
 @dataclass(frozen=True)
-class FtdiScan:
+class UsbScan:
+    """One vendor's USB devices as this user sees them."""
+
     devices: list[UsbDeviceInfo]
     libusb_error: str | None = None  # None: libusb works
     source: str = "libusb"  # "libusb", "sysfs" (Linux, no libusb) or "none"
@@ -72,12 +100,32 @@ class Finding:
 # -- probing (tests replace these) -------------------------------------------------------
 
 
-def scan_ftdi() -> FtdiScan:
+def scan_ftdi() -> UsbScan:
     try:
-        return FtdiScan(enumerate_ftdi())
+        return UsbScan(enumerate_ftdi())
     except UsbUnavailable as err:
         devices = sysfs_ftdi_devices()
-        return FtdiScan(devices, err.reason, "sysfs" if PLATFORM.startswith("linux") else "none")
+        return UsbScan(devices, err.reason, "sysfs" if PLATFORM.startswith("linux") else "none")
+
+
+def scan_wch() -> UsbScan:
+    """The CH341A/CH347 chips connected, in whichever mode they came up."""
+    try:
+        found = enumerate_ftdi(vid=WCH_VID)
+        source, error = "libusb", None
+    except UsbUnavailable as err:
+        found = sysfs_ftdi_devices(vid=WCH_VID)
+        source, error = ("sysfs" if PLATFORM.startswith("linux") else "none"), err.reason
+    return UsbScan([d for d in found if d.pid in WCH_CHIPS], error, source)
+
+
+def wch_url(dev: UsbDeviceInfo) -> str | None:
+    """The URL that opens this board (by serial number where it has one)."""
+    chip = WCH_CHIPS[dev.pid]
+    if chip.scheme is None or not dev.accessible:
+        return None
+    where = dev.serial or (f"{dev.bus}:{dev.address}" if dev.bus is not None else "")
+    return f"{chip.scheme}://{where}"
 
 
 def scan_serial_ports() -> list[SerialPort]:
@@ -122,7 +170,11 @@ def current_groups() -> set[str]:
 
 
 def diagnose(
-    scan: FtdiScan, ports: list[SerialPort], platform: str, groups: set[str]
+    scan: UsbScan,
+    ports: list[SerialPort],
+    platform: str,
+    groups: set[str],
+    wch: UsbScan | None = None,
 ) -> list[Finding]:
     """Every check, in the order a user should fix them."""
     linux, mac, windows = platform.startswith("linux"), platform == "darwin", platform == "win32"
@@ -166,6 +218,8 @@ def diagnose(
                 )
             )
 
+    found += _wch_findings(wch or UsbScan([]), platform)
+
     if not ports:
         found.append(Finding("note", "no serial ports found"))
     for port in ports:
@@ -187,6 +241,18 @@ def diagnose(
             )
         else:
             found.append(Finding("ok", f"serial port {label}: accessible"))
+        if (port.vid, port.pid) == (WCH_VID, 0x5523):
+            found.append(
+                Finding(
+                    "note",
+                    f"{port.device} is a CH341 in serial (UART) mode: a CH341A programmer"
+                    " drives SPI and I2C only in its other mode",
+                    [
+                        "move the board's mode jumper to the programmer position (often pins"
+                        " 1-2) and re-plug it; it then shows as 1a86:5512"
+                    ],
+                )
+            )
 
     if mac:
         found.append(
@@ -210,6 +276,28 @@ def diagnose(
     return found
 
 
+def _wch_findings(scan: UsbScan, platform: str) -> list[Finding]:
+    found: list[Finding] = []
+    for dev in scan.devices:
+        chip = WCH_CHIPS[dev.pid]
+        name = f"{chip.name} {dev.serial or dev.vid_pid}"
+        if dev.bus is not None:
+            name += f" (bus {dev.bus} address {dev.address})"
+        if chip.scheme is None:
+            found.append(Finding("problem", f"{name}: no SPI/I2C in this mode", [chip.advice]))
+        elif dev.accessible:
+            found.append(Finding("ok", f"{name}: accessible as {wch_url(dev)}"))
+        else:
+            fixes = _usb_fixes(platform)
+            if platform == "win32":
+                fixes = [
+                    "install the WinUSB (or libusb-win32) driver with Zadig on the board in"
+                    " place of WCH's CH341PAR/CH347 driver (Options > List All Devices)"
+                ]
+            found.append(Finding("problem", f"{name}: not accessible ({dev.error})", fixes))
+    return found
+
+
 def _usb_fixes(platform: str) -> list[str]:
     if platform.startswith("linux"):
         return [
@@ -230,4 +318,4 @@ def _usb_fixes(platform: str) -> list[str]:
 
 def run_diagnosis() -> list[Finding]:
     """Scan this computer and diagnose it."""
-    return diagnose(scan_ftdi(), scan_serial_ports(), PLATFORM, current_groups())
+    return diagnose(scan_ftdi(), scan_serial_ports(), PLATFORM, current_groups(), scan_wch())

@@ -164,7 +164,8 @@ def find_libusb_backend() -> object:
 
 
 def enumerate_ftdi(vid: int = FTDI_VID) -> list[UsbDeviceInfo]:
-    """Every FTDI chip libusb sees, readable or not. Raises UsbUnavailable."""
+    """Every chip of vendor ``vid`` (FTDI unless said) libusb sees, readable or not.
+    Raises UsbUnavailable."""
     import usb.core
     import usb.util
 
@@ -173,7 +174,7 @@ def enumerate_ftdi(vid: int = FTDI_VID) -> list[UsbDeviceInfo]:
         found = list(usb.core.find(find_all=True, idVendor=vid, backend=backend))
     except (usb.core.USBError, OSError, ValueError) as err:
         raise UsbUnavailable(f"cannot enumerate USB devices: {err}", str(err)) from None
-    sysfs = {(d.bus, d.address): d for d in sysfs_ftdi_devices()}
+    sysfs = {(d.bus, d.address): d for d in sysfs_ftdi_devices(vid=vid)}
     devices = []
     for dev in found:
         try:
