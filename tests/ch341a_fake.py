@@ -44,8 +44,8 @@ class FakeUsbError(IOError):
     """What pyusb's USBError stands for here."""
 
 
-def _bitswap(byte: int) -> int:
-    return int(f"{byte:08b}"[::-1], 2)
+#: every byte value with its bits in the other order (the wire is LSB first)
+_BITSWAP = bytes(int(f"{byte:08b}"[::-1], 2) for byte in range(256))
 
 
 class FakeCh341:
@@ -170,7 +170,7 @@ class FakeCh341:
         if not self._selected():
             self._answer(b"\xff" * len(body))
             return
-        self._frame += bytes(_bitswap(b) for b in body)
+        self._frame += body.translate(_BITSWAP)
         self._pending.append(len(body))
 
     def _end_frame(self) -> None:
@@ -179,7 +179,7 @@ class FakeCh341:
         miso = self._run_frame(frame) if frame else b""
         pos = 0
         for size in self._pending:
-            self._answer(bytes(_bitswap(b) for b in miso[pos : pos + size]))
+            self._answer(miso[pos : pos + size].translate(_BITSWAP))
             pos += size
         self._pending.clear()
 

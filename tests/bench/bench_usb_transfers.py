@@ -1,0 +1,103 @@
+"""USB transfers per KiB on the CH341A, against the fewest its packet size allows (issue 16).
+
+A 16 MiB W25Q128JV (simulator chip model, instant timing) behind the packet-level fake
+of the CH341A (tests/ch341a_fake.py) is programmed (no erase: the part is blank; no
+verify) and then read whole; the fake counts every bulk OUT and IN transfer.
+
+The floor, from the chip's rules (flashrom's programmers/ch341a_spi.c): a 32-byte USB
+packet carries one command byte and at most 31 SPI bytes, and the chip answers every
+SPI packet with one IN packet of as many bytes, which ends an IN transfer (a short
+packet). So every 31 bytes clocked cost one IN transfer at least. OUT transfers: a read
+can put up to 256 packets in one write (flashrom's limit); a packet shorter than 32
+bytes ends a write (the chip takes the USB packet's length as the command's), so a page
+program costs at least three writes: WREN (one byte), the page (4 + 256 bytes, its
+last packet short) and the first status read.
+
+- read floor per KiB:    IN 1024/31,  OUT 1024/31/256
+- program floor per KiB: IN 4 x (ceil(260/31) + 2) (the page's packets, WREN's and the
+  status read's answers), OUT 4 x 3
+
+Run: .venv/bin/python tests/bench/bench_usb_transfers.py [--mib 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the fakes
+
+from ch341a_fake import FakeCh341Usb
+
+from app.core.image import MemoryImage
+from app.devicedb import load_database
+from app.engine.site_runner import CycleSpec
+from app.engine.station import Station
+from app.hal.programmer import open_programmer
+from app.hal.sim.clock import SimClock, Timing
+from app.hal.sim.spi_nor_chip import SpiNorChip
+
+PAYLOAD = 31  # SPI bytes per 32-byte packet
+PACKETS_PER_WRITE = 256
+PAGE = 256
+PAGES_PER_KIB = 1024 // PAGE
+READ_FLOOR_IN = 1024 / PAYLOAD
+READ_FLOOR_OUT = READ_FLOOR_IN / PACKETS_PER_WRITE
+PROGRAM_FLOOR_IN = PAGES_PER_KIB * (math.ceil((4 + PAGE) / PAYLOAD) + 2)
+PROGRAM_FLOOR_OUT = PAGES_PER_KIB * 3
+
+
+def measure(size: int) -> None:
+    database = load_database()
+    device = database.get("winbond.w25q128jv")
+    usb = FakeCh341Usb()
+    board = usb.add(SpiNorChip(device, SimClock(Timing("instant"))))
+    programmer = open_programmer(
+        "ch341a://?vcc=3300", device=device, database=database, ch341a_backend=usb.backend()
+    )
+    station = Station(programmer, lambda _e: None, lambda _id: [])
+    data = random.Random(16).randbytes(size)
+    kib = size / 1024
+
+    before = (board.bulk_out, board.bulk_in)
+    t0 = time.perf_counter()
+    image = MemoryImage.from_bytes(data)
+    spec = CycleSpec("program", device, image, erase_mode="none", verify=False)
+    result = station.run(spec).results[0]
+    program_s = time.perf_counter() - t0
+    assert result.passed, result.message
+    out_p, in_p = board.bulk_out - before[0], board.bulk_in - before[1]
+
+    before = (board.bulk_out, board.bulk_in)
+    t0 = time.perf_counter()
+    read = station.run(CycleSpec("read", device, read_range=(0, size))).results[0]
+    read_s = time.perf_counter() - t0
+    assert read.passed and read.data == data, read.message
+    out_r, in_r = board.bulk_out - before[0], board.bulk_in - before[1]
+    programmer.close()
+
+    print(f"CH341A packet-level fake, W25Q128JV, {size / 2**20:g} MiB:")
+    line = "  {:<8} OUT {:7.2f}/KiB (floor {:6.2f})  IN {:7.2f}/KiB (floor {:6.2f})"
+    line += "  total {:7.2f}/KiB = {:.2f}x the floor  ({:.1f} s in-process)"
+    for name, out, inn, fo, fi, secs in (
+        ("program", out_p, in_p, PROGRAM_FLOOR_OUT, PROGRAM_FLOOR_IN, program_s),
+        ("read", out_r, in_r, READ_FLOOR_OUT, READ_FLOOR_IN, read_s),
+    ):
+        total, floor = (out + inn) / kib, fo + fi
+        print(line.format(name, out / kib, fo, inn / kib, fi, total, total / floor, secs))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
+    parser.add_argument("--mib", type=float, default=16, help="image size in MiB (16)")
+    args = parser.parse_args(argv)
+    measure(int(args.mib * 2**20))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
