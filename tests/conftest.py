@@ -31,6 +31,29 @@ def database():  # -> app.devicedb.DeviceDatabase
     return load_database(use_overlay=False)
 
 
+@pytest.fixture(scope="session")
+def pg_cluster():  # -> tests/pg_cluster.Cluster
+    """A throwaway PostgreSQL server for the session; skips where none can be started."""
+    from pg_cluster import Cluster, find_bindir
+
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        pytest.skip("psycopg 3 is not installed (pip install 'psycopg[binary]')")
+    bindir = find_bindir()
+    if bindir is None:
+        pytest.skip("no PostgreSQL binaries (initdb): install Debian's postgresql package")
+    cluster = Cluster(bindir)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def pg_url(pg_cluster) -> str:
+    """A fresh, empty database on the session's server."""
+    return pg_cluster.database()
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--ftdi-url", default=None, help="pyftdi URL of a real FTDI programmer")
     parser.addoption("--port", default=None, help="serial port of a real serprog/UART target")

@@ -202,3 +202,37 @@ def test_serials_list_and_void(tmp_path: Path, capsys, monkeypatch) -> None:
     monkeypatch.setenv("SOCKETEER_ENGINEER_PASSWORD", "engineer-pw")
     assert main(["serials", "void", str(job_path), str(voidable), "--note", "x"]) == 2
     assert "used" in capsys.readouterr().err  # a used number can never be voided
+
+
+def test_two_stations_share_one_postgres_ledger(tmp_path: Path, capsys, monkeypatch, pg_url):
+    """Two `socketeer run` processes of the same locked job at once, each its own data
+    folder (production log) and station name, one ledger on the server: no serial twice."""
+    monkeypatch.setenv("SOCKETEER_DB_URL", pg_url)  # the engineer's station uses it too
+    job_path = make_job(tmp_path, capsys, count=100_000)
+    approve(job_path)  # the first article takes 00005000 from the shared ledger
+    procs = []
+    for name in ("line-a", "line-b"):
+        env = {
+            **os.environ,
+            "SOCKETEER_STATION": name,
+            "SOCKETEER_DATA_DIR": str(tmp_path / name),
+        }
+        env.pop("SOCKETEER_DB_URL")  # the URL comes from --db here
+        argv = [sys.executable, "-m", "app.cli", "run", str(job_path), "--db", pg_url]
+        argv += ["--programmer", "sim://?sites=4&handler=0.02", "--auto", "--count", "12"]
+        argv += ["--idle-timeout", "10", "--json"]
+        procs.append(
+            subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        )
+    serials: list[str] = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err.decode()[-2000:]
+        doc = json.loads(out)
+        assert doc["good"] == 12
+        serials += [d["serial"] for d in doc["devices"] if d["passed"]]
+    assert len(serials) == len(set(serials)) == 24  # across stations: never twice
+    assert "00005000" not in serials  # the first article's number is the engineer's
+    code = main(["serials", "list", str(job_path), "--db", pg_url, "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 0 and doc["counts"]["used"] == 25 and doc["counts"]["reserved"] == 0

@@ -231,7 +231,7 @@ def test_a_production_file_of_the_previous_version_is_migrated(tmp_path: Path) -
     assert columns(path, "socket_wear_resets")[-1] == "reason"
 
 
-def test_a_ledger_file_of_the_current_version_opens_as_it_is(tmp_path: Path) -> None:
+def test_a_version_1_ledger_file_gains_stations_and_keeps_its_rows(tmp_path: Path) -> None:
     path = tmp_path / "serials.sqlite3"
     conn = raw(path, "PRAGMA journal_mode = WAL")
     conn.executescript(f"{LEDGER_FILE.migrations[0].script}; PRAGMA user_version = 1;")
@@ -243,7 +243,10 @@ def test_a_ledger_file_of_the_current_version_opens_as_it_is(tmp_path: Path) -> 
     with SerialLedger(path, "job", source, "void") as ledger:
         assert [(e.index, e.text, e.state) for e in ledger.entries()] == [(0, "SN1", "used")]
         assert ledger.reserve(1).index == 1
-    assert version(path) == LEDGER_FILE.version == 1
+        assert [e.state for e in ledger.entries()] == ["used", "reserved"]
+    assert version(path) == LEDGER_FILE.version == 2
+    rows = raw(path).execute("SELECT idx, station FROM serials ORDER BY idx").fetchall()
+    assert rows[0] == (0, None) and rows[1][1]  # old rows: no station; new ones name it
 
 
 def test_a_ledger_and_a_production_log_are_told_apart(tmp_path: Path) -> None:

@@ -62,6 +62,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="run a job whose image the reader warns about (e.g. truncated S-records)",
     )
+    p.add_argument(
+        "--db",
+        metavar="URL",
+        help="shared serial ledger on a PostgreSQL server, e.g."
+        " postgresql://socketeer@line-server/production (default: $SOCKETEER_DB_URL, else"
+        " this station's own file)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=cmd_run)
 
@@ -83,7 +90,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     database = load_database()
     device = programmable_device(database, loaded.job.device_id)
-    prepared = prepare_job(loaded, device, database, operator=args.operator, count_limit=args.count)
+    prepared = prepare_job(
+        loaded,
+        device,
+        database,
+        operator=args.operator,
+        count_limit=args.count,
+        db_url=args.db,
+    )
     if prepared.recovered_serials and not args.json:
         say(
             f"voided {len(prepared.recovered_serials)} serial(s) left reserved by an"

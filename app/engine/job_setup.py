@@ -5,6 +5,7 @@ and the window, so both run a job exactly the same way."""
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,6 +15,7 @@ from app.core.job import LoadedJob, canonical_json
 from app.engine.cycle import CycleOptions, build_cycle_spec
 from app.engine.job_checks import check_job_for_device
 from app.engine.ledger import SerialLedger
+from app.engine.pg_store import is_postgres_url
 from app.engine.production import Production
 from app.engine.production_log import LOG_FILE_NAME, ProductionLog, data_dir
 from app.engine.serialization import SerialConfig, SerialSource, serial_range
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
     from app.devicedb.models import Device
 
 LEDGER_FILE = "serials.sqlite3"
+#: a shared PostgreSQL database for the serial ledger (several stations, one numbering)
+DB_URL_ENV = "SOCKETEER_DB_URL"
 DEFAULT_WEAR_THRESHOLD = 10_000
 
 
@@ -58,16 +62,33 @@ def serial_scheme_id(config: SerialConfig) -> str:
     return "serials@" + hashlib.sha256(canonical_json(scheme)).hexdigest()[:16]
 
 
-def open_ledger(loaded: LoadedJob, folder: Path | None = None) -> SerialLedger | None:
+def ledger_location(folder: Path, db_url: str | None = None) -> Path | str:
+    """Where the serial ledger lives: ``db_url`` (``--db``), else $SOCKETEER_DB_URL, else
+    this station's SQLite file in ``folder``."""
+    url = db_url or os.environ.get(DB_URL_ENV, "")
+    if not url:
+        return folder / LEDGER_FILE
+    if not is_postgres_url(url):
+        raise InputError(
+            f"database URL {url!r}: give postgresql://USER@HOST[:PORT]/DATABASE, or leave it"
+            f" unset (--db, ${DB_URL_ENV}) for this station's own file"
+        )
+    return url
+
+
+def open_ledger(
+    loaded: LoadedJob, folder: Path | None = None, db_url: str | None = None
+) -> SerialLedger | None:
     """The serial ledger of the job's numbering scheme (None for an unserialized job)."""
     if loaded.job.serialization is None:
         return None
     folder = folder or data_dir()
     folder.mkdir(parents=True, exist_ok=True)
+    location = ledger_location(folder, db_url)
     config = SerialConfig.from_json(loaded.job.serialization)
     base_dir = loaded.path.parent if loaded.path is not None else None
     source = SerialSource(config, base_dir=base_dir)
-    return SerialLedger(folder / LEDGER_FILE, serial_scheme_id(config), source, config.policy)
+    return SerialLedger(location, serial_scheme_id(config), source, config.policy)
 
 
 def job_cycle_spec(loaded: LoadedJob, device: Device, database: DeviceDatabase) -> CycleSpec:
@@ -86,6 +107,7 @@ def prepare_job(
     count_limit: int | None = None,
     wear_threshold: int | None = DEFAULT_WEAR_THRESHOLD,
     folder: Path | None = None,
+    db_url: str | None = None,
 ) -> PreparedJob:
     where = str(loaded.path) if loaded.path is not None else "job"
     try:
@@ -95,7 +117,7 @@ def prepare_job(
     folder = folder or data_dir()
     folder.mkdir(parents=True, exist_ok=True)
     job_id, job_hash = job_identity(loaded)
-    ledger = open_ledger(loaded, folder)
+    ledger = open_ledger(loaded, folder, db_url)
     address = None
     recovered: list[int] = []
     span = None

@@ -1,8 +1,11 @@
 """The serial ledger: every serial number reserved, used, failed or voided, never twice.
 
-One SQLite file may hold the ledgers of many jobs. Each state change is one transaction
-committed before the method returns (app.engine.sqlite_store: WAL, ``synchronous=FULL``),
-so a power cut or a killed process loses nothing that a caller was told had happened.
+One SQLite file (one station) or one PostgreSQL database (a line of stations,
+app.engine.pg_store) may hold the ledgers of many jobs. Each state change is one
+transaction committed before the method returns (SQLite: WAL, ``synchronous=FULL``), so a
+power cut or a killed process loses nothing that a caller was told had happened; the
+writes of one job are serialised across processes and stations (SQLite's write lock, a
+PostgreSQL advisory lock named after the job).
 ``serials`` holds one row per issued index; ``serial_events`` is the append-only history
 (triggers refuse edits).
 
@@ -17,22 +20,35 @@ An index is issued once: a new reservation takes ``max(idx) + 1`` (or, with poli
 left ``reserved`` by a process that died mid-cycle may already be on a part. ``recover()``
 reconciles it with the production log: when a passing record for it exists (the crash came
 between the durable record and the commit), the number is used by that record; otherwise
-it is voided, never handed out again.
+it is voided, never handed out again. Each number records the station that reserved it,
+and a station recovers only its own: on a shared database another station's live
+reservations are not touched.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, Protocol
 
 from app.core.errors import InputError, SocketeerError
+from app.engine.pg_store import PgStore, is_postgres_url
+from app.engine.production_log import default_station_name
 from app.engine.serialization import POLICIES, SerialSource
 from app.engine.sqlite_store import Migration, Schema, SqliteStore, UsesStore
 
 RESERVED, USED, FAILED, VOIDED = "reserved", "used", "failed", "voided"
+
+
+class Db(Protocol):
+    """What the ledger's SQL runs on: an sqlite3 connection or a PgConnection."""
+
+    def execute(self, sql: str, params: Any = ..., /) -> Any: ...
+
+
 STATES = (RESERVED, USED, FAILED, VOIDED)
 INTERRUPTED_NOTE = "interrupted: the station stopped before this device finished"
 RECOVERED_NOTE = "recovered: the station stopped after the device's passing record was written"
@@ -75,10 +91,61 @@ WHEN OLD.state IN ('used', 'voided')
 BEGIN SELECT RAISE(ABORT, 'a used or voided serial never changes state'); END;
 """
 
+_STATIONS = """
+ALTER TABLE serials ADD COLUMN station TEXT;
+ALTER TABLE serial_events ADD COLUMN station TEXT;
+CREATE INDEX IF NOT EXISTS serials_by_station ON serials (job_id, state, station);
+"""
+
+_PG_TABLES = f"""
+CREATE TABLE IF NOT EXISTS serials (
+    job_id TEXT NOT NULL,
+    idx BIGINT NOT NULL CHECK (idx >= 0),
+    text TEXT NOT NULL,
+    data_hex TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN {STATES!r}),
+    site INTEGER,
+    reserved_at TEXT,
+    updated_at TEXT NOT NULL,
+    device_record TEXT,
+    note TEXT,
+    PRIMARY KEY (job_id, idx)
+);
+CREATE INDEX IF NOT EXISTS serials_by_state ON serials (job_id, state, idx);
+CREATE INDEX IF NOT EXISTS serials_by_data ON serials (job_id, data_hex);
+CREATE TABLE IF NOT EXISTS serial_events (
+    id BIGSERIAL PRIMARY KEY,
+    job_id TEXT NOT NULL,
+    idx BIGINT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN {STATES!r}),
+    site INTEGER,
+    at TEXT NOT NULL,
+    device_record TEXT,
+    note TEXT
+);
+CREATE INDEX IF NOT EXISTS serial_events_by_idx ON serial_events (job_id, idx, id);
+CREATE OR REPLACE FUNCTION socketeer_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION '%', TG_ARGV[0]; END $$;
+CREATE OR REPLACE TRIGGER serial_events_append_only BEFORE UPDATE OR DELETE ON serial_events
+FOR EACH ROW EXECUTE FUNCTION socketeer_refuse('serial_events is append-only');
+CREATE OR REPLACE TRIGGER serials_keep_rows BEFORE DELETE ON serials
+FOR EACH ROW EXECUTE FUNCTION socketeer_refuse('serial ledger rows are never deleted');
+CREATE OR REPLACE TRIGGER serials_used_is_final BEFORE UPDATE ON serials
+FOR EACH ROW WHEN (OLD.state IN ('used', 'voided'))
+EXECUTE FUNCTION socketeer_refuse('a used or voided serial never changes state');
+"""
+
 LEDGER_FILE = Schema(
     "serial ledger",
-    (Migration("serials, their append-only history and its guards", _TABLES),),
+    (
+        Migration("serials, their append-only history and its guards", _TABLES),
+        Migration("the station of every reservation and event", _STATIONS),
+    ),
     ("serials", "serial_events"),
+    (
+        Migration("serials, their append-only history and its guards", _PG_TABLES),
+        Migration("the station of every reservation and event", _STATIONS),
+    ),
 )
 
 
@@ -137,35 +204,55 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
-class SerialLedger(UsesStore):
+class SerialLedger(UsesStore["SqliteStore | PgStore"]):
     """Issues serial numbers for one job from ``source`` and records what became of them.
 
-    Thread-safe: one lock serializes every call (SQLite's own write lock, taken with
-    ``BEGIN IMMEDIATE``, also serializes processes sharing the file). ``reserve`` holds the
-    lock while the source runs, so a slow serial command delays the other sites' reserves.
+    ``location`` is an SQLite file or a ``postgresql://`` URL. ``station`` names this
+    station in every reservation and event (default: $SOCKETEER_STATION or the host name).
+
+    Thread-safe: the store serializes every call, and the job's write lock serializes
+    processes and stations. ``reserve`` holds it while the source runs, so a slow serial
+    command delays the other sites' reserves.
     """
 
-    def __init__(self, path: Path, job_id: str, source: SerialSource, policy: str) -> None:
+    def __init__(
+        self,
+        location: Path | str,
+        job_id: str,
+        source: SerialSource,
+        policy: str,
+        *,
+        station: str | None = None,
+    ) -> None:
         if policy not in POLICIES:
             raise InputError(f"serial policy must be one of {', '.join(POLICIES)}; got {policy!r}")
         if not job_id:
             raise InputError("serial ledger: job_id must not be empty")
-        self.path = Path(path)
         self.job_id = job_id
         self.source = source
         self.policy = policy
-        self._store = SqliteStore(self.path, LEDGER_FILE)
+        self.station = station or default_station_name()
+        self._store: SqliteStore | PgStore
+        if is_postgres_url(location):
+            self._store = PgStore(str(location), LEDGER_FILE)
+        else:
+            self._store = SqliteStore(Path(location), LEDGER_FILE)
+        self.path = self._store.path
 
     # -- lifetime -------------------------------------------------------------------
 
-    def _open(self) -> SqliteStore:
+    def _open(self) -> SqliteStore | PgStore:
         if self._store.closed:
             raise SerialStateError(f"serial ledger {self.path} is closed")
         return self._store
 
+    def _write(self) -> AbstractContextManager[Db]:
+        """A write transaction holding this job's lock."""
+        return self._open().transaction(lock=f"serials:{self.job_id}")
+
     def _event(
         self,
-        db: sqlite3.Connection,
+        db: Db,
         index: int,
         state: str,
         site: int | None,
@@ -173,13 +260,13 @@ class SerialLedger(UsesStore):
         device_record: str | None = None,
         note: str | None = None,
     ) -> int:
-        cur = db.execute(
-            "INSERT INTO serial_events (job_id, idx, state, site, at, device_record, note)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (self.job_id, index, state, site, at, device_record, note),
-        )
-        assert cur.lastrowid is not None
-        return cur.lastrowid
+        (event_id,) = db.execute(
+            "INSERT INTO serial_events"
+            " (job_id, idx, state, site, at, device_record, note, station)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            (self.job_id, index, state, site, at, device_record, note, self.station),
+        ).fetchone()
+        return int(event_id)
 
     # -- state changes --------------------------------------------------------------
 
@@ -190,7 +277,7 @@ class SerialLedger(UsesStore):
         with); otherwise the next index never issued. Raises SerialsExhausted when the
         source has no more numbers, DuplicateSerial if it repeats an issued serial.
         """
-        with self._open().transaction() as db:
+        with self._write() as db:
             now = _now()
             row = None
             if self.policy == "reuse":
@@ -203,8 +290,8 @@ class SerialLedger(UsesStore):
                 index, text, data = row[0], row[1], bytes.fromhex(row[2])
                 db.execute(
                     "UPDATE serials SET state = ?, site = ?, reserved_at = ?, updated_at = ?,"
-                    " device_record = NULL, note = NULL WHERE job_id = ? AND idx = ?",
-                    (RESERVED, site, now, now, self.job_id, index),
+                    " device_record = NULL, note = NULL, station = ? WHERE job_id = ? AND idx = ?",
+                    (RESERVED, site, now, now, self.station, self.job_id, index),
                 )
             else:
                 (top,) = db.execute(
@@ -224,15 +311,15 @@ class SerialLedger(UsesStore):
                     )
                 db.execute(
                     "INSERT INTO serials (job_id, idx, text, data_hex, state, site,"
-                    " reserved_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (self.job_id, index, text, data.hex(), RESERVED, site, now, now),
+                    " reserved_at, updated_at, station) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (self.job_id, index, text, data.hex(), RESERVED, site, now, now, self.station),
                 )
             token = self._event(db, index, RESERVED, site, now)
         return Reservation(index, text, data, site, token)
 
     def commit(self, reservation: Reservation, device_record: str | None = None) -> None:
         """The device carries the number: reserved -> used (final)."""
-        with self._open().transaction() as db:
+        with self._write() as db:
             self._expect_reserved(db, reservation, "commit")
             now = _now()
             db.execute(
@@ -248,7 +335,7 @@ class SerialLedger(UsesStore):
         Policy "reuse": failed (reserved again later); policy "void": voided (final).
         """
         state = FAILED if self.policy == "reuse" else VOIDED
-        with self._open().transaction() as db:
+        with self._write() as db:
             self._expect_reserved(db, reservation, "fail")
             now = _now()
             db.execute(
@@ -261,7 +348,7 @@ class SerialLedger(UsesStore):
 
     def void(self, index: int, note: str) -> None:
         """Retire an issued number for good (reserved or failed -> voided)."""
-        with self._open().transaction() as db:
+        with self._write() as db:
             row = db.execute(
                 "SELECT state, text FROM serials WHERE job_id = ? AND idx = ?",
                 (self.job_id, index),
@@ -288,14 +375,16 @@ class SerialLedger(UsesStore):
 
         ``passing_record(serial text)`` names the production record of a part that passed
         with that serial, if any: such a number is used by that record (the part carries
-        it and its record is durable). Every other one is voided. Call once when a station
-        opens the ledger, before any reserve: a reservation held by a live cycle elsewhere
-        would be settled too.
+        it and its record is durable). Every other one is voided. Only this station's
+        reservations (and those of ledgers older than station names) are settled: on a
+        shared database another station's live cycles keep theirs. Call once when the
+        station opens the ledger, before any reserve.
         """
-        with self._open().transaction() as db:
+        with self._write() as db:
             stale = db.execute(
-                "SELECT idx, text FROM serials WHERE job_id = ? AND state = ? ORDER BY idx",
-                (self.job_id, RESERVED),
+                "SELECT idx, text FROM serials WHERE job_id = ? AND state = ?"
+                " AND (station = ? OR station IS NULL) ORDER BY idx",
+                (self.job_id, RESERVED, self.station),
             ).fetchall()
             now = _now()
             voided = []
@@ -314,7 +403,7 @@ class SerialLedger(UsesStore):
                     voided.append(index)
         return voided
 
-    def _expect_reserved(self, db: sqlite3.Connection, res: Reservation, action: str) -> None:
+    def _expect_reserved(self, db: Db, res: Reservation, action: str) -> None:
         row = db.execute(
             "SELECT state, text FROM serials WHERE job_id = ? AND idx = ?",
             (self.job_id, res.index),
@@ -340,13 +429,15 @@ class SerialLedger(UsesStore):
 
     # -- queries --------------------------------------------------------------------
 
-    def counts(self) -> dict[str, int]:
-        """How many issued indexes are in each state (every state present, maybe 0)."""
+    def counts(self, station: str | None = None) -> dict[str, int]:
+        """How many issued indexes are in each state (every state present, maybe 0); with
+        ``station``, those that station reserved last."""
+        sql = "SELECT state, COUNT(*) FROM serials WHERE job_id = ?"
+        params: tuple[str, ...] = (self.job_id,)
+        if station is not None:
+            sql, params = sql + " AND station = ?", (*params, station)
         with self._open().read() as db:
-            rows = db.execute(
-                "SELECT state, COUNT(*) FROM serials WHERE job_id = ? GROUP BY state",
-                (self.job_id,),
-            ).fetchall()
+            rows = db.execute(sql + " GROUP BY state", params).fetchall()
         out = dict.fromkeys(STATES, 0)
         out.update({state: n for state, n in rows})
         return out

@@ -62,8 +62,9 @@ def default_log_path() -> Path:
 
 
 def default_station_name() -> str:
-    """The station name used when none is configured: this computer's host name."""
-    return socket.gethostname() or "unknown-station"
+    """This station's name in records and the serial ledger: $SOCKETEER_STATION, else
+    this computer's host name (stations sharing a database must have different ones)."""
+    return os.environ.get("SOCKETEER_STATION") or socket.gethostname() or "unknown-station"
 
 
 def to_us(when: datetime) -> int:
@@ -322,7 +323,7 @@ ExportFormat = Literal["csv", "jsonl"]
 EXPORT_FORMATS: tuple[str, ...] = ("csv", "jsonl")
 
 
-class ProductionLog(UsesStore):
+class ProductionLog(UsesStore[SqliteStore]):
     """The append-only production log.
 
     ``path=None`` uses :func:`default_log_path` (folders are created).

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from app.core.errors import InputError, UsageError
 from app.engine.production_log import from_us, open_production_file, to_us
-from app.engine.sqlite_store import UsesStore
+from app.engine.sqlite_store import SqliteStore, UsesStore
 
 
 class UnknownSocket(InputError):
@@ -52,7 +52,7 @@ class SocketCount:
     last_reset: WearReset | None
 
 
-class SocketWear(UsesStore):
+class SocketWear(UsesStore[SqliteStore]):
     """Insertion counts per socket key. ``path=None`` uses the default production log
     file; ``create=False`` refuses a missing file."""
 

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Self
+from typing import Generic, Protocol, Self, TypeVar
 
 from app.core.errors import InputError
 
@@ -53,12 +53,15 @@ class Schema:
 
     ``kind`` names such a file in messages ("production log"); migration ``n`` (from 1)
     brings a file from ``user_version`` n-1 to n; ``tables`` are the tables by which a
-    file of this kind is recognised (every version holds them).
+    file of this kind is recognised (every version holds them). ``pg_migrations`` are
+    the same steps for a PostgreSQL database (app.engine.pg_store), one for one, where
+    the store can live on a server.
     """
 
     kind: str
     migrations: tuple[Migration, ...]
     tables: tuple[str, ...]
+    pg_migrations: tuple[Migration, ...] = ()
 
     @property
     def version(self) -> int:
@@ -188,10 +191,12 @@ class SqliteStore:
         return StorageError(f"{self.path}: {self.schema.kind} error: {err}")
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self, lock: str | None = None) -> Iterator[sqlite3.Connection]:
         """One write transaction (``BEGIN IMMEDIATE``: the write lock is taken at once, so
         what the block reads cannot change before it writes). Committed when the block
-        ends normally, rolled back when it raises; other threads wait meanwhile."""
+        ends normally, rolled back when it raises; other threads wait meanwhile.
+        ``lock`` (what a PgStore serialises on) needs nothing more here: the file's write
+        lock already orders every writer."""
         with self._lock:
             conn = self._connection()
             try:
@@ -230,11 +235,19 @@ class SqliteStore:
         self.close()
 
 
-class UsesStore:
-    """The lifetime of an object that works on one :class:`SqliteStore`: ``close()`` and
-    ``with`` (the serial ledger, the production log and the socket-wear counts)."""
+class ClosableStore(Protocol):
+    def close(self) -> None: ...
 
-    _store: SqliteStore
+
+StoreT = TypeVar("StoreT", bound=ClosableStore)
+
+
+class UsesStore(Generic[StoreT]):
+    """The lifetime of an object that works on one store (a :class:`SqliteStore`, or a
+    PostgreSQL one): ``close()`` and ``with`` (the serial ledger, the production log and
+    the socket-wear counts)."""
+
+    _store: StoreT
 
     def close(self) -> None:
         self._store.close()
