@@ -53,10 +53,14 @@ STATES = (RESERVED, USED, FAILED, VOIDED)
 INTERRUPTED_NOTE = "interrupted: the station stopped before this device finished"
 RECOVERED_NOTE = "recovered: the station stopped after the device's passing record was written"
 
-_TABLES = f"""
+
+def _tables(index_type: str, event_id: str) -> str:
+    """The ledger's two tables and their indexes, in either dialect (the integer type of
+    an index, the event id column)."""
+    return f"""
 CREATE TABLE IF NOT EXISTS serials (
     job_id TEXT NOT NULL,
-    idx INTEGER NOT NULL CHECK (idx >= 0),
+    idx {index_type} NOT NULL CHECK (idx >= 0),
     text TEXT NOT NULL,
     data_hex TEXT NOT NULL,
     state TEXT NOT NULL CHECK (state IN {STATES!r}),
@@ -70,9 +74,9 @@ CREATE TABLE IF NOT EXISTS serials (
 CREATE INDEX IF NOT EXISTS serials_by_state ON serials (job_id, state, idx);
 CREATE INDEX IF NOT EXISTS serials_by_data ON serials (job_id, data_hex);
 CREATE TABLE IF NOT EXISTS serial_events (
-    id INTEGER PRIMARY KEY,
+    {event_id},
     job_id TEXT NOT NULL,
-    idx INTEGER NOT NULL,
+    idx {index_type} NOT NULL,
     state TEXT NOT NULL CHECK (state IN {STATES!r}),
     site INTEGER,
     at TEXT NOT NULL,
@@ -80,6 +84,10 @@ CREATE TABLE IF NOT EXISTS serial_events (
     note TEXT
 );
 CREATE INDEX IF NOT EXISTS serial_events_by_idx ON serial_events (job_id, idx, id);
+"""
+
+
+_SQLITE_GUARDS = """
 CREATE TRIGGER IF NOT EXISTS serial_events_append_only_u BEFORE UPDATE ON serial_events
 BEGIN SELECT RAISE(ABORT, 'serial_events is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS serial_events_append_only_d BEFORE DELETE ON serial_events
@@ -91,39 +99,7 @@ WHEN OLD.state IN ('used', 'voided')
 BEGIN SELECT RAISE(ABORT, 'a used or voided serial never changes state'); END;
 """
 
-_STATIONS = """
-ALTER TABLE serials ADD COLUMN station TEXT;
-ALTER TABLE serial_events ADD COLUMN station TEXT;
-CREATE INDEX IF NOT EXISTS serials_by_station ON serials (job_id, state, station);
-"""
-
-_PG_TABLES = f"""
-CREATE TABLE IF NOT EXISTS serials (
-    job_id TEXT NOT NULL,
-    idx BIGINT NOT NULL CHECK (idx >= 0),
-    text TEXT NOT NULL,
-    data_hex TEXT NOT NULL,
-    state TEXT NOT NULL CHECK (state IN {STATES!r}),
-    site INTEGER,
-    reserved_at TEXT,
-    updated_at TEXT NOT NULL,
-    device_record TEXT,
-    note TEXT,
-    PRIMARY KEY (job_id, idx)
-);
-CREATE INDEX IF NOT EXISTS serials_by_state ON serials (job_id, state, idx);
-CREATE INDEX IF NOT EXISTS serials_by_data ON serials (job_id, data_hex);
-CREATE TABLE IF NOT EXISTS serial_events (
-    id BIGSERIAL PRIMARY KEY,
-    job_id TEXT NOT NULL,
-    idx BIGINT NOT NULL,
-    state TEXT NOT NULL CHECK (state IN {STATES!r}),
-    site INTEGER,
-    at TEXT NOT NULL,
-    device_record TEXT,
-    note TEXT
-);
-CREATE INDEX IF NOT EXISTS serial_events_by_idx ON serial_events (job_id, idx, id);
+_PG_GUARDS = """
 CREATE OR REPLACE FUNCTION socketeer_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN RAISE EXCEPTION '%', TG_ARGV[0]; END $$;
 CREATE OR REPLACE TRIGGER serial_events_append_only BEFORE UPDATE OR DELETE ON serial_events
@@ -133,6 +109,15 @@ FOR EACH ROW EXECUTE FUNCTION socketeer_refuse('serial ledger rows are never del
 CREATE OR REPLACE TRIGGER serials_used_is_final BEFORE UPDATE ON serials
 FOR EACH ROW WHEN (OLD.state IN ('used', 'voided'))
 EXECUTE FUNCTION socketeer_refuse('a used or voided serial never changes state');
+"""
+
+_TABLES = _tables("INTEGER", "id INTEGER PRIMARY KEY") + _SQLITE_GUARDS
+_PG_TABLES = _tables("BIGINT", "id BIGSERIAL PRIMARY KEY") + _PG_GUARDS
+
+_STATIONS = """
+ALTER TABLE serials ADD COLUMN station TEXT;
+ALTER TABLE serial_events ADD COLUMN station TEXT;
+CREATE INDEX IF NOT EXISTS serials_by_station ON serials (job_id, state, station);
 """
 
 LEDGER_FILE = Schema(
