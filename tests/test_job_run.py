@@ -204,22 +204,21 @@ def test_serials_list_and_void(tmp_path: Path, capsys, monkeypatch) -> None:
     assert "used" in capsys.readouterr().err  # a used number can never be voided
 
 
-def test_two_stations_share_one_postgres_ledger(tmp_path: Path, capsys, monkeypatch, pg_url):
+def test_two_stations_share_one_ledger_and_log_on_postgres(
+    tmp_path: Path, capsys, monkeypatch, pg_url
+):
     """Two `socketeer run` processes of the same locked job at once, each its own data
-    folder (production log) and station name, one ledger on the server: no serial twice."""
+    folder and station name, one ledger and one production log on the server: no serial
+    twice, the job's count is the line's, and the log tells the stations apart."""
     monkeypatch.setenv("SOCKETEER_DB_URL", pg_url)  # the engineer's station uses it too
     job_path = make_job(tmp_path, capsys, count=100_000)
-    approve(job_path)  # the first article takes 00005000 from the shared ledger
+    approve(job_path)  # the first article takes 00005000 and logs its pass on the server
     procs = []
     for name in ("line-a", "line-b"):
-        env = {
-            **os.environ,
-            "SOCKETEER_STATION": name,
-            "SOCKETEER_DATA_DIR": str(tmp_path / name),
-        }
+        env = {**os.environ, "SOCKETEER_STATION": name, "SOCKETEER_DATA_DIR": str(tmp_path / name)}
         env.pop("SOCKETEER_DB_URL")  # the URL comes from --db here
         argv = [sys.executable, "-m", "app.cli", "run", str(job_path), "--db", pg_url]
-        argv += ["--programmer", "sim://?sites=4&handler=0.02", "--auto", "--count", "12"]
+        argv += ["--programmer", "sim://?sites=4&handler=0.02", "--auto", "--count", "25"]
         argv += ["--idle-timeout", "10", "--json"]
         procs.append(
             subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -228,11 +227,17 @@ def test_two_stations_share_one_postgres_ledger(tmp_path: Path, capsys, monkeypa
     for proc in procs:
         out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err.decode()[-2000:]
-        doc = json.loads(out)
-        assert doc["good"] == 12
-        serials += [d["serial"] for d in doc["devices"] if d["passed"]]
-    assert len(serials) == len(set(serials)) == 24  # across stations: never twice
+        serials += [d["serial"] for d in json.loads(out)["devices"] if d["passed"]]
+    assert len(serials) == len(set(serials))  # across stations: never twice
     assert "00005000" not in serials  # the first article's number is the engineer's
-    code = main(["serials", "list", str(job_path), "--db", pg_url, "--json"])
+    # the count is the line's: 25 with the first article, overshot at most by the cycles
+    # the other station had in flight (4 sites)
+    assert 24 <= len(serials) <= 24 + 4
+    assert main(["log", "summary", "--json"]) == 0  # $SOCKETEER_DB_URL: the line's log
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["passed"] == len(serials) + 1
+    assert set(summary["per_station"]) >= {"line-a", "line-b"}
+    code = main(["serials", "list", str(job_path), "--json"])
     doc = json.loads(capsys.readouterr().out)
-    assert code == 0 and doc["counts"]["used"] == 25 and doc["counts"]["reserved"] == 0
+    assert code == 0 and doc["counts"]["used"] == len(serials) + 1
+    assert doc["counts"]["reserved"] == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from app.commands import help_for
 from app.commands.job import login_name, require_engineer
 from app.core.errors import InputError, UsageError
 from app.core.fileio import atomic_writer
+from app.engine.pg_store import DB_URL_ENV, is_postgres_url
 from app.engine.production_log import EXPORT_FORMATS, ProductionLog, iso_time
 from app.engine.socket_wear import SocketCount, SocketWear, WearReset
 
@@ -65,10 +67,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     def add_db(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--db",
-            type=Path,
-            metavar="PATH",
-            help="use this log file (default: production.sqlite3 in the user data folder,"
-            " or in $SOCKETEER_DATA_DIR)",
+            type=_log_location,
+            metavar="PATH|URL",
+            help="use this log file, or a line's shared log on a PostgreSQL server"
+            " (postgresql://...; default: $SOCKETEER_DB_URL, else production.sqlite3 in the"
+            " user data folder or in $SOCKETEER_DATA_DIR)",
         )
 
     def add_common(p: argparse.ArgumentParser) -> None:
@@ -77,6 +80,8 @@ def register(sub: argparse._SubParsersAction) -> None:
             "--until", metavar="WHEN", help="before this time (a bare date: through that day)"
         )
         p.add_argument("--job", metavar="JOB_ID", help="only the records of this job")
+        p.add_argument("--station", metavar="NAME", help="only the records of this station")
+        p.add_argument("--operator", metavar="NAME", help="only the records of this operator")
         add_db(p)
 
     exp = log_sub.add_parser("export", help="write records as CSV or JSON Lines")
@@ -125,9 +130,14 @@ def _window(args: argparse.Namespace) -> tuple[datetime | None, datetime | None]
     return since, until
 
 
+def _log_location(text: str) -> Path | str:
+    return text if is_postgres_url(text) else Path(text)
+
+
 def _open(args: argparse.Namespace) -> ProductionLog:
-    # An explicit --db must exist (a typo should not export an empty new log).
-    return ProductionLog(args.db, create=args.db is None)
+    # An explicit --db file must exist (a typo should not export an empty new log).
+    location = args.db or os.environ.get(DB_URL_ENV) or None
+    return ProductionLog(location, create=args.db is None)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -138,11 +148,13 @@ def cmd_export(args: argparse.Namespace) -> int:
         fmt = "jsonl" if suffix in (".jsonl", ".ndjson") else "csv"
     with _open(args) as log:
         if args.output is None:
-            log.export(sys.stdout, fmt, since=since, until=until, job_id=args.job)
+            log.export(sys.stdout, fmt, since=since, until=until, job_id=args.job, **_who(args))
             return 0
         count = write_atomically(
             args.output,
-            lambda stream: log.export(stream, fmt, since=since, until=until, job_id=args.job),
+            lambda stream: log.export(
+                stream, fmt, since=since, until=until, job_id=args.job, **_who(args)
+            ),
         )
     print(f"wrote {count} record(s) to {args.output} ({fmt})")
     return 0
@@ -156,6 +168,10 @@ def write_atomically(path: Path, write: Callable[[TextIO], int]) -> int:
             return write(stream)
     except OSError as err:
         raise InputError(f"{path}: cannot write: {err.strerror or err}") from None
+
+
+def _who(args: argparse.Namespace) -> dict[str, str | None]:
+    return {"station": args.station, "operator": args.operator}
 
 
 def _summary_json(summary: dict[str, Any]) -> dict[str, Any]:
@@ -178,7 +194,7 @@ def _local(when: datetime) -> str:
 def cmd_summary(args: argparse.Namespace) -> int:
     since, until = _window(args)
     with _open(args) as log:
-        summary = log.summary(job_id=args.job, since=since, until=until)
+        summary = log.summary(job_id=args.job, since=since, until=until, **_who(args))
     if args.json:
         print(json.dumps(_summary_json(summary), indent=2))
         return 0
@@ -203,6 +219,14 @@ def cmd_summary(args: argparse.Namespace) -> int:
             f"{site:>4} {c['total']:>7} {c['passed']:>7} {c['failed']:>7} {c['link_lost']:>5}"
             f" {c['cancelled']:>5} {_pct(c['yield_percent']):>8}"
         )
+    if len(summary["per_station"]) > 1:
+        print()
+        print(f"{'STATION':<16} {'TOTAL':>7} {'PASS':>7} {'FAIL':>7} {'YIELD':>8}")
+        for name, c in summary["per_station"].items():
+            print(
+                f"{name:<16} {c['total']:>7} {c['passed']:>7} {c['failed']:>7}"
+                f" {_pct(c['yield_percent']):>8}"
+            )
     return 0
 
 
@@ -211,6 +235,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 def _open_wear(args: argparse.Namespace) -> SocketWear:
     # Like _open: an explicit --db must exist.
+    if isinstance(args.db, str):
+        raise UsageError("socket wear is counted by each station in its own file: give a PATH")
     return SocketWear(args.db, create=args.db is None)
 
 

@@ -15,7 +15,7 @@ from app.core.job import LoadedJob, canonical_json
 from app.engine.cycle import CycleOptions, build_cycle_spec
 from app.engine.job_checks import check_job_for_device
 from app.engine.ledger import SerialLedger
-from app.engine.pg_store import is_postgres_url
+from app.engine.pg_store import DB_URL_ENV, is_postgres_url
 from app.engine.production import Production
 from app.engine.production_log import LOG_FILE_NAME, ProductionLog, data_dir
 from app.engine.serialization import SerialConfig, SerialSource, serial_range
@@ -27,8 +27,6 @@ if TYPE_CHECKING:
     from app.devicedb.models import Device
 
 LEDGER_FILE = "serials.sqlite3"
-#: a shared PostgreSQL database for the serial ledger (several stations, one numbering)
-DB_URL_ENV = "SOCKETEER_DB_URL"
 DEFAULT_WEAR_THRESHOLD = 10_000
 
 
@@ -62,12 +60,12 @@ def serial_scheme_id(config: SerialConfig) -> str:
     return "serials@" + hashlib.sha256(canonical_json(scheme)).hexdigest()[:16]
 
 
-def ledger_location(folder: Path, db_url: str | None = None) -> Path | str:
-    """Where the serial ledger lives: ``db_url`` (``--db``), else $SOCKETEER_DB_URL, else
-    this station's SQLite file in ``folder``."""
+def store_location(folder: Path, file_name: str, db_url: str | None = None) -> Path | str:
+    """Where the serial ledger or the production log lives: ``db_url`` (``--db``), else
+    $SOCKETEER_DB_URL, else this station's own SQLite file ``file_name`` in ``folder``."""
     url = db_url or os.environ.get(DB_URL_ENV, "")
     if not url:
-        return folder / LEDGER_FILE
+        return folder / file_name
     if not is_postgres_url(url):
         raise InputError(
             f"database URL {url!r}: give postgresql://USER@HOST[:PORT]/DATABASE, or leave it"
@@ -84,7 +82,7 @@ def open_ledger(
         return None
     folder = folder or data_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    location = ledger_location(folder, db_url)
+    location = store_location(folder, LEDGER_FILE, db_url)
     config = SerialConfig.from_json(loaded.job.serialization)
     base_dir = loaded.path.parent if loaded.path is not None else None
     source = SerialSource(config, base_dir=base_dir)
@@ -121,7 +119,7 @@ def prepare_job(
     address = None
     recovered: list[int] = []
     span = None
-    log = ProductionLog(folder / LOG_FILE_NAME)
+    log = ProductionLog(store_location(folder, LOG_FILE_NAME, db_url))
     if ledger is not None:
         config = SerialConfig.from_json(loaded.job.serialization or {})
         recovered = ledger.recover(log.passing_record)

@@ -33,6 +33,8 @@ from urllib.parse import urlsplit, urlunsplit
 from app.engine.sqlite_store import Schema, StorageError
 
 CONNECT_TIMEOUT_S = 10
+#: a line's shared database (serial ledger, production log), when no --db is given
+DB_URL_ENV = "SOCKETEER_DB_URL"
 _MIGRATION_LOCK = "socketeer-schema"
 
 

@@ -91,8 +91,12 @@ class Production:
         return max(0, self.count_limit - self.good)
 
     def claim(self) -> bool:
-        """Count-down: a cycle may start only if it could still be needed."""
+        """Count-down: a cycle may start only if it could still be needed. On a log the
+        line's stations share, the good count is read again first: the other stations'
+        passes count too (only their cycles in flight can still overshoot the count)."""
         with self._lock:
+            if self.count_limit is not None and self.log.shared:
+                self.good = max(self.good, int(self.log.summary(job_id=self.job_id)["passed"]))
             if self.count_limit is not None and self.good + self._in_flight >= self.count_limit:
                 return False
             self._in_flight += 1

@@ -34,6 +34,7 @@ from typing import Any, Literal, TextIO
 
 import platformdirs
 
+from app.engine.pg_store import PgStore, is_postgres_url
 from app.engine.results import CANCELLED, ERROR, FAIL, LINK_LOST, PASS, DeviceResult
 from app.engine.sqlite_store import Migration, Schema, SqliteStore, StorageError, UsesStore
 from app.engine.tally import Tally
@@ -257,6 +258,40 @@ PRODUCTION_FILE = Schema(
         ),
     ),
     ("production", "socket_wear", "socket_wear_resets"),
+    (
+        Migration(
+            "production records and socket wear counts",
+            "CREATE TABLE IF NOT EXISTS production ("
+            + _PRODUCTION_COLUMNS.replace(
+                "INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY"
+            ).replace("time_us           INTEGER", "time_us           BIGINT")
+            + """);
+            CREATE INDEX IF NOT EXISTS production_time ON production (time_us);
+            CREATE INDEX IF NOT EXISTS production_job ON production (job_id, time_us);
+            CREATE TABLE IF NOT EXISTS socket_wear (
+                key        TEXT PRIMARY KEY,
+                count      INTEGER NOT NULL,
+                updated_us BIGINT NOT NULL
+            );
+            CREATE TABLE IF NOT EXISTS socket_wear_resets (
+                id             BIGSERIAL PRIMARY KEY,
+                key            TEXT NOT NULL,
+                time_us        BIGINT NOT NULL,
+                "by"           TEXT NOT NULL,
+                previous_count INTEGER NOT NULL
+            );
+            """,
+        ),
+        Migration(
+            "socket wear resets record a reason",
+            "ALTER TABLE socket_wear_resets ADD COLUMN reason TEXT NOT NULL DEFAULT ''",
+        ),
+        Migration(
+            # the table of migration 1 already takes "error" (a server starts at 3's shape)
+            "station errors as a result of their own; records found by serial",
+            _PRODUCTION_INDEXES,
+        ),
+    ),
 )
 
 
@@ -302,11 +337,20 @@ def _row_to_record(row: tuple[Any, ...]) -> ProductionRecord:
 
 
 def _where(
-    since: datetime | None, until: datetime | None, job_id: str | None
+    since: datetime | None,
+    until: datetime | None,
+    job_id: str | None,
+    station: str | None = None,
+    operator: str | None = None,
 ) -> tuple[str, list[Any]]:
-    """SQL condition for ``since <= time < until`` and the job (None: no filter)."""
+    """SQL condition for ``since <= time < until``, the job, station and operator (None:
+    no filter)."""
     terms: list[str] = []
     params: list[Any] = []
+    for column, value in (("station", station), ("operator", operator)):
+        if value is not None:
+            terms.append(f"{column} = ?")
+            params.append(value)
     if since is not None:
         terms.append("time_us >= ?")
         params.append(to_us(since))
@@ -316,25 +360,35 @@ def _where(
     if job_id is not None:
         terms.append("job_id = ?")
         params.append(job_id)
-    return (" AND ".join(terms) or "1"), params
+    return (" AND ".join(terms) or "1 = 1"), params
 
 
 ExportFormat = Literal["csv", "jsonl"]
 EXPORT_FORMATS: tuple[str, ...] = ("csv", "jsonl")
 
 
-class ProductionLog(UsesStore[SqliteStore]):
+class ProductionLog(UsesStore["SqliteStore | PgStore"]):
     """The append-only production log.
 
-    ``path=None`` uses :func:`default_log_path` (folders are created).
+    ``path=None`` uses :func:`default_log_path` (folders are created); a
+    ``postgresql://`` URL is a log shared by the stations of a line (app.engine.pg_store).
     ``create=False`` refuses a missing file instead of creating an empty log (for readers
     such as ``socketeer log export --db``). A file that is not a production log raises
     :class:`StorageError` naming it.
     """
 
-    def __init__(self, path: Path | None = None, *, create: bool = True) -> None:
-        self._store = open_production_file(path, create=create)
+    def __init__(self, path: Path | str | None = None, *, create: bool = True) -> None:
+        self._store: SqliteStore | PgStore
+        if is_postgres_url(path):
+            self._store = PgStore(str(path), PRODUCTION_FILE)
+        else:
+            self._store = open_production_file(None if path is None else Path(path), create=create)
         self.path = self._store.path
+
+    @property
+    def shared(self) -> bool:
+        """The log is a line's, on a server: other stations add records meanwhile."""
+        return isinstance(self._store, PgStore)
 
     def append(self, record: ProductionRecord) -> int:
         """Store ``record`` durably and return its row id. Committed when this returns."""
@@ -356,18 +410,25 @@ class ProductionLog(UsesStore[SqliteStore]):
             json.dumps(record.details, sort_keys=True),
             json.dumps(record.timings, sort_keys=True),
         )
-        sql = f"INSERT INTO production ({_COLUMNS}) VALUES ({', '.join('?' * len(params))})"
+        sql = (
+            f"INSERT INTO production ({_COLUMNS}) VALUES ({', '.join('?' * len(params))})"
+            " RETURNING id"
+        )
         with self._store.transaction() as conn:
-            row_id = conn.execute(sql, params).lastrowid
-        assert row_id is not None
-        return row_id
+            (row_id,) = conn.execute(sql, params).fetchone()
+        return int(row_id)
 
     def _rows(
-        self, since: datetime | None, until: datetime | None, job_id: str | None
+        self,
+        since: datetime | None,
+        until: datetime | None,
+        job_id: str | None,
+        station: str | None = None,
+        operator: str | None = None,
     ) -> Iterator[tuple[int, ProductionRecord]]:
         """(row id, record) in time order, fetched in batches by keyset pagination so the
         lock is never held while the caller works (appends keep flowing during an export)."""
-        cond, params = _where(since, until, job_id)
+        cond, params = _where(since, until, job_id, station, operator)
         sql = (
             f"SELECT id, {_COLUMNS} FROM production WHERE {cond}"
             " AND (time_us > ? OR (time_us = ? AND id > ?)) ORDER BY time_us, id LIMIT ?"
@@ -399,10 +460,12 @@ class ProductionLog(UsesStore[SqliteStore]):
         since: datetime | None = None,
         until: datetime | None = None,
         job_id: str | None = None,
+        station: str | None = None,
+        operator: str | None = None,
     ) -> Iterator[ProductionRecord]:
-        """Records with ``since <= time < until`` (aware datetimes), of one job if given,
-        oldest first."""
-        for _, record in self._rows(since, until, job_id):
+        """Records with ``since <= time < until`` (aware datetimes), of one job, station
+        and operator where given, oldest first."""
+        for _, record in self._rows(since, until, job_id, station, operator):
             yield record
 
     def summary(
@@ -410,6 +473,8 @@ class ProductionLog(UsesStore[SqliteStore]):
         job_id: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        station: str | None = None,
+        operator: str | None = None,
     ) -> dict[str, Any]:
         """Counts and yield over the selected records.
 
@@ -417,22 +482,25 @@ class ProductionLog(UsesStore[SqliteStore]):
         stopped says nothing about the part, a lost link does (the part was not
         programmed). It is None when no cycle counts. ``devices_per_hour`` is
         total / (last - first) and None below two distinct times. ``per_site`` maps site
-        number -> the same counts.
+        number -> the same counts, ``per_station`` station name -> the same counts (a log
+        shared by a line's stations).
         """
-        cond, params = _where(since, until, job_id)
+        cond, params = _where(since, until, job_id, station, operator)
         with self._store.read() as conn:
             rows = conn.execute(
-                f"SELECT site, result, COUNT(*), MIN(time_us), MAX(time_us)"
-                f" FROM production WHERE {cond} GROUP BY site, result",
+                f"SELECT station, site, result, COUNT(*), MIN(time_us), MAX(time_us)"
+                f" FROM production WHERE {cond} GROUP BY station, site, result",
                 params,
             ).fetchall()
         total = Tally()
         per_site: dict[int, Tally] = {}
+        per_station: dict[str, Tally] = {}
         first = last = None
-        for site, result, count, lo, hi in rows:
+        for name, site, result, count, lo, hi in rows:
             batch = Tally.of([result] * count)
             total = total + batch
             per_site[site] = per_site.get(site, Tally()) + batch
+            per_station[name] = per_station.get(name, Tally()) + batch
             first = lo if first is None else min(first, lo)
             last = hi if last is None else max(last, hi)
         span_h = (last - first) / 3.6e9 if first is not None and last is not None else 0.0
@@ -442,6 +510,7 @@ class ProductionLog(UsesStore[SqliteStore]):
             "last_time": None if last is None else from_us(last),
             "devices_per_hour": round(total.total / span_h, 2) if span_h > 0 else None,
             "per_site": {site: _counts(per_site[site]) for site in sorted(per_site)},
+            "per_station": {name: _counts(per_station[name]) for name in sorted(per_station)},
         }
 
     def export(
@@ -451,6 +520,8 @@ class ProductionLog(UsesStore[SqliteStore]):
         since: datetime | None = None,
         job_id: str | None = None,
         until: datetime | None = None,
+        station: str | None = None,
+        operator: str | None = None,
     ) -> int:
         """Write the selected records to ``stream``; returns the number of records.
 
@@ -465,11 +536,11 @@ class ProductionLog(UsesStore[SqliteStore]):
         if fmt == "csv":
             writer = csv.writer(stream, lineterminator="\n")
             writer.writerow(EXPORT_COLUMNS)
-            for row_id, record in self._rows(since, until, job_id):
+            for row_id, record in self._rows(since, until, job_id, station, operator):
                 writer.writerow([row_id, *_csv_cells(record)])
                 count += 1
         else:
-            for row_id, record in self._rows(since, until, job_id):
+            for row_id, record in self._rows(since, until, job_id, station, operator):
                 stream.write(json.dumps({"id": row_id, **record.to_json()}) + "\n")
                 count += 1
         return count

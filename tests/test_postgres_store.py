@@ -13,8 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
+from ledger_worker import log_location  # tests/ is on sys.path
 
 from app.engine.ledger import LEDGER_FILE, SerialLedger, SerialStateError
+from app.engine.production_log import ProductionLog
 from app.engine.serialization import SerialConfig, SerialSource
 from app.engine.sqlite_store import StorageError
 
@@ -132,14 +134,21 @@ def check_ledger(location: str, stations: int, each: int) -> dict[str, int]:
     with SerialLedger(location, "job", source(), "void", station="auditor") as ledger:
         entries = ledger.entries()
         counts = ledger.counts()
+    with ProductionLog(log_location(location)) as log:
+        passed = {r.serial: r for r in log.records(job_id="job") if r.passed}
+        summary = log.summary(job_id="job")
     indexes = [e.index for e in entries]
     assert indexes == list(range(len(indexes)))  # no gaps: every issued index is there
     assert len({e.text for e in entries}) == len(entries)  # no serial twice
     assert counts["reserved"] == counts["failed"] == 0  # every killed station recovered
     assert counts["used"] == stations * each
-    for entry in entries:
-        if entry.state == "used":  # every committed number names its device's record
-            assert entry.device_record and entry.device_record.endswith(f"/{entry.index}")
+    used = [e for e in entries if e.state == "used"]
+    for entry in used:  # every committed number has its device's passing record
+        assert entry.text in passed and entry.device_record is not None
+    # a record written just before a kill keeps its number (recover finds it): no
+    # passing record without a used number
+    assert set(passed) == {e.text for e in used}
+    assert set(summary["per_station"]) == {f"station-{n}" for n in range(stations)}
     return counts
 
 
@@ -154,3 +163,22 @@ def test_eight_stations_on_sqlite_with_kills(tmp_path: Path) -> None:
     kills = run_stations(location, stations=8, each=250, kills=4, seed=5)
     counts = check_ledger(location, stations=8, each=250)
     assert kills >= 1 and counts["voided"] <= kills
+
+
+def test_the_production_log_on_postgres(pg_url: str) -> None:
+    import io
+
+    from ledger_worker import record
+
+    with ProductionLog(pg_url) as log:
+        assert log.shared
+        ids = [log.append(record(station, f"SN{n}")) for n, station in enumerate("aab")]
+        assert ids == sorted(ids) and len(set(ids)) == 3
+        assert log.passing_record("SN1") == str(ids[1])
+        summary = log.summary(job_id="job")
+        assert summary["passed"] == 3
+        assert {k: v["total"] for k, v in summary["per_station"].items()} == {"a": 2, "b": 1}
+        assert log.summary(station="b")["total"] == 1
+        out = io.StringIO()
+        assert log.export(out, "jsonl", station="a") == 2
+        assert [r.serial for r in log.records(station="a")] == ["SN0", "SN1"]
