@@ -40,6 +40,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("serials", "serials", "list or void serial numbers of a job"),
     Command("log", "log", "export and summarise the production log; list and reset socket wear"),
     Command("hw", "hw", "list programmers and diagnose USB/serial access"),
+    Command("serve", "serve", "remote control of the station over HTTP (MES, handlers)"),
     Command("gui", "gui", "open the workstation window (the default)"),
     Command(
         "install-desktop", "desktop", "add Socketeer to the desktop's menu (Linux; --system: udev)"

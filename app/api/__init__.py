@@ -1,0 +1,1 @@
+"""Remote control of a station over HTTP (`socketeer serve`): app.api.server."""
