@@ -35,15 +35,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from app.devicedb.families import Family
 from app.devicedb.models import Device
 from app.hal.ch341a_i2c import CH341_I2C, speed_packet
 from app.hal.ch341a_spi import CLOCK_HZ, Ch341SpiBus, pins_packet
 from app.hal.ch341a_usb import pyusb_backend
-from app.hal.errors import HalError, ProgrammerUrlError
+from app.hal.errors import ProgrammerUrlError
 from app.hal.programmer import (
     Capabilities,
     ParsedUrl,
@@ -53,7 +52,7 @@ from app.hal.programmer import (
     int_option,
     register_scheme,
 )
-from app.hal.wch_board import WchSite, check_path, open_sites, select_boards
+from app.hal.wch_board import WchProgrammer, WchSite, check_path, open_sites, select_boards
 from app.hal.wch_i2c import SPEEDS, WchI2cBus
 from app.hal.wch_usb import WchBackend, WchDevice, WchHandle
 
@@ -123,6 +122,7 @@ class Ch341Site(WchSite):
             backend,
             device,
             index,
+            vcc_mv=settings.vcc_mv,
             in_system=settings.in_system,
             board_powered=settings.board_powered,
             only_board=only_board,
@@ -139,39 +139,16 @@ class Ch341Site(WchSite):
         # the stream speed (I2C clock; SPI single data line, as flashrom sets it)
         handle.write(speed_packet(self.settings.i2c_hz))
 
-    def power(self, on: bool, voltage_mv: int | None = None) -> None:
-        if not on and (self.link_lost or self.handle is None):
-            return
-        if on:
-            self.refuse_above(self.settings.vcc_mv, voltage_mv)
+    def drive(self, handle: WchHandle, on: bool) -> None:
         if self.spi is None:
             return
-        with self.io("switching the SPI lines") as handle:
-            handle.write(pins_packet(on))
+        handle.write(pins_packet(on))  # power(False) releases the SPI lines
         if on:
             self.spi.poller.reset()  # maybe another part: busy times learned anew
 
 
-@dataclass
-class Ch341Programmer:
-    url: str
-    name: str
-    capabilities: Capabilities
-    _sites: list[Ch341Site] = field(default_factory=list)
-
-    @property
-    def sites(self) -> list[Ch341Site]:
-        return list(self._sites)
-
-    def close(self) -> None:
-        for site in self._sites:
-            with suppress(HalError):
-                site.power(False)
-            site.close()
-
-
 @register_scheme("ch341a")
-def open_ch341a(parsed: ParsedUrl, context: Mapping[str, object]) -> Ch341Programmer:
+def open_ch341a(parsed: ParsedUrl, context: Mapping[str, object]) -> WchProgrammer:
     check_options(parsed, KNOWN_OPTIONS)
     path = parsed.path.strip("/")
     check_path("ch341a", path)
@@ -186,7 +163,7 @@ def open_ch341a(parsed: ParsedUrl, context: Mapping[str, object]) -> Ch341Progra
     ]
     open_sites(sites, backend)
     where = path or (devices[0].serial or devices[0].location)
-    return Ch341Programmer(
+    return WchProgrammer(
         url=f"ch341a://{where}",
         name=f"CH341A {', '.join(s.device.serial or s.device.location for s in sites)}",
         capabilities=Capabilities(
@@ -198,4 +175,4 @@ def open_ch341a(parsed: ParsedUrl, context: Mapping[str, object]) -> Ch341Progra
     )
 
 
-__all__ = ["Ch341Programmer", "Ch341Site", "open_ch341a"]
+__all__ = ["Ch341Site", "open_ch341a"]

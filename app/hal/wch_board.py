@@ -15,10 +15,12 @@ import re
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 
+from app.hal.bus import I2cBus, SpiBus
 from app.hal.errors import HalError, LinkError, ProgrammerUrlError
 from app.hal.ftdi_usb import udev_fix
-from app.hal.programmer import Indication
+from app.hal.programmer import Capabilities, Indication
 from app.hal.wch_usb import WchBackend, WchDevice, WchHandle
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,8 @@ class WchSite:
     chip = ""  # the chip's name in messages
     #: how to get a part rated below the board's drive level programmed safely
     lower_voltage_hint = "use a level-shifting adapter for the part and set vcc= to its voltage"
+    spi: SpiBus | None = None
+    i2c: I2cBus | None = None
     uart = None
     microwire = None  # neither chip's SPI engine clocks single bits
     adapter_id: str | None = None
@@ -45,11 +49,13 @@ class WchSite:
         device: WchDevice,
         index: int,
         *,
+        vcc_mv: int | None,
         in_system: bool,
         board_powered: bool,
         only_board: bool,
     ) -> None:
         self.index = index
+        self.vcc_mv = vcc_mv  # None: not stated
         self.backend = backend
         self.device = device
         self.in_system = in_system
@@ -67,6 +73,9 @@ class WchSite:
 
     def start(self, handle: WchHandle) -> None:
         """Set the board up after it is opened (or reopened)."""
+
+    def drive(self, handle: WchHandle, on: bool) -> None:
+        """Drive the bus lines for a cycle (``on``) or leave them idle after it."""
 
     def open(self) -> None:
         self.handle = self.backend.open(self.device)
@@ -127,20 +136,44 @@ class WchSite:
                 self.link_lost = True
                 raise LinkError(f"USB link to {self.name} lost during {what}: {err}") from None
 
-    def refuse_above(self, vcc_mv: int | None, voltage_mv: int | None) -> None:
-        """The ``vcc=`` check before power: a part rated below the drive level is refused."""
-        if vcc_mv is not None and voltage_mv is not None and voltage_mv < vcc_mv:
+    def power(self, on: bool, voltage_mv: int | None = None) -> None:
+        """The boards have no switched supply: the part is powered while the board is
+        plugged in. With ``vcc=`` stated, a part rated below it is refused here."""
+        if not on and (self.link_lost or self.handle is None):
+            return
+        vcc = self.vcc_mv
+        if on and vcc is not None and voltage_mv is not None and voltage_mv < vcc:
             raise HalError(
-                f"site {self.index}: the {self.chip} drives its lines at {vcc_mv / 1000:g} V"
+                f"site {self.index}: the {self.chip} drives its lines at {vcc / 1000:g} V"
                 f" (vcc option) but the part allows at most {voltage_mv / 1000:g} V:"
                 f" {self.lower_voltage_hint}"
             )
+        with self.io("switching the bus lines") as handle:
+            self.drive(handle, on)
 
     def part_present(self) -> bool:
         return True
 
     def indicate(self, state: Indication) -> None:
         return None  # no LEDs to drive
+
+
+@dataclass
+class WchProgrammer:
+    url: str
+    name: str
+    capabilities: Capabilities
+    _sites: Sequence[WchSite] = field(default_factory=list)
+
+    @property
+    def sites(self) -> list[WchSite]:
+        return list(self._sites)
+
+    def close(self) -> None:
+        for site in self._sites:
+            with suppress(HalError):
+                site.power(False)
+            site.close()
 
 
 def check_path(scheme: str, path: str) -> None:
