@@ -300,6 +300,7 @@ def test_with_vcc_3v3_a_3v_part_is_programmed(usb, w25q128, database) -> None:
         ("ch347://?speed=1", "unknown ch347 option"),
         ("ch347://?clock=300k&i2c=1", "I2C clocks are 20k, 100k, 400k, 750k"),
         ("ch347://?spi_hz=100k", "slowest SPI clock is 468750 Hz"),
+        ("ch347://?spi_hz=0", "slowest SPI clock is 468750 Hz"),
         ("ch347://?spi_hz=fast", "is not a clock"),
         ("ch347://?cs=3", "expected 1 or 2"),
         ("ch347://?vcc=12000", "within 1000..5500"),

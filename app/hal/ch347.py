@@ -99,7 +99,8 @@ def _settings(parsed: ParsedUrl, context: Mapping[str, object]) -> SiteSettings:
     hz = hz or DEFAULT_I2C_HZ
     part_max = (part.max_clock_hz if part is not None else None) or hz
     i2c_hz = max([s for s in SPEEDS if s <= min(hz, part_max)], default=min(SPEEDS))
-    spi_hz = _hz(parsed, "spi_hz") or DEFAULT_SPI_HZ
+    spi_hz = _hz(parsed, "spi_hz")
+    spi_hz = DEFAULT_SPI_HZ if spi_hz is None else spi_hz
     if divisor_for(spi_hz) is None:
         raise ProgrammerUrlError(
             f"ch347 option spi_hz={parsed.options['spi_hz']!r}: the CH347's slowest SPI"
