@@ -32,10 +32,10 @@ from collections import deque
 
 from ftdi_fake import FakeClock
 
-from app.hal.ch341a_usb import Ch341Backend, Ch341Device
 from app.hal.sim.i2c_eeprom_chip import I2cEepromChip
 from app.hal.sim.spi_eeprom_chip import SpiEepromChip
 from app.hal.sim.spi_nor_chip import SpiNorChip
+from app.hal.wch_usb import WchBackend, WchDevice
 
 USB_PACKET = 32
 
@@ -262,8 +262,8 @@ class FakeCh341:
 
     # -- plugging -----------------------------------------------------------------------
 
-    def info(self) -> Ch341Device:
-        return Ch341Device(
+    def info(self) -> WchDevice:
+        return WchDevice(
             self.bus,
             self.address,
             self.serial,
@@ -310,18 +310,18 @@ class FakeCh341Usb:
         self.boards.append(board)
         return board
 
-    def find_devices(self) -> list[Ch341Device]:
+    def find_devices(self) -> list[WchDevice]:
         return [board.info() for board in self.boards if board.plugged]
 
-    def open(self, device: Ch341Device) -> FakeCh341:
+    def open(self, device: WchDevice) -> FakeCh341:
         for board in self.boards:
             if board.plugged and (board.bus, board.address) == (device.bus, device.address):
                 board.opened = True
                 return board
         raise FakeUsbError(f"no device at {device.bus}:{device.address}")
 
-    def backend(self) -> Ch341Backend:
-        return Ch341Backend(
+    def backend(self) -> WchBackend:
+        return WchBackend(
             find_devices=self.find_devices,
             open=self.open,
             link_errors=(FakeUsbError,),

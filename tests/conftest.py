@@ -58,15 +58,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--ftdi-url", default=None, help="pyftdi URL of a real FTDI programmer")
     parser.addoption("--port", default=None, help="serial port of a real serprog/UART target")
     parser.addoption("--ch341a", default=None, help="ch341a:// URL of a real CH341A programmer")
+    parser.addoption("--ch347", default=None, help="ch347:// URL of a real CH347 programmer")
     parser.addoption(
         "--fuzz-long", action="store_true", help="run the fuzz suite with many more examples"
     )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption("--ftdi-url") or config.getoption("--port") or config.getoption("--ch341a"):
+    if any(config.getoption(o) for o in ("--ftdi-url", "--port", "--ch341a", "--ch347")):
         return
-    skip = pytest.mark.skip(reason="hardware test: give --ftdi-url, --port or --ch341a")
+    skip = pytest.mark.skip(reason="hardware test: give --ftdi-url, --port, --ch341a or --ch347")
     for item in items:
         if "hardware" in item.keywords:
             item.add_marker(skip)

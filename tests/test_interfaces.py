@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from ch341a_fake import FakeCh341Usb  # tests/ is on sys.path (rootdir conftest)
+from ch347_fake import CH347F, FakeCh347Usb
 from ftdi_fake import FakeUsb
 from serprog_emulator import SerprogEmulator, make_chip
 
@@ -108,6 +109,23 @@ def test_ch341a_sites() -> None:
     finally:
         programmer.close()
     i2c = open_programmer("ch341a://1:6?i2c=1", ch341a_backend=usb.backend())
+    try:
+        assert all(isinstance(site.i2c, I2cBus) for site in check(i2c))
+    finally:
+        i2c.close()
+
+
+def test_ch347_sites() -> None:
+    usb = FakeCh347Usb()
+    usb.add(address=5)
+    usb.add(address=6, product=CH347F)
+    programmer = open_programmer("ch347://*", ch347_backend=usb.backend())
+    try:
+        sites = check(programmer)
+        assert len(sites) == 2 and all(isinstance(site.spi, SpiBus) for site in sites)
+    finally:
+        programmer.close()
+    i2c = open_programmer("ch347://1:6?i2c=1", ch347_backend=usb.backend())
     try:
         assert all(isinstance(site.i2c, I2cBus) for site in check(i2c))
     finally:

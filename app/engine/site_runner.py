@@ -309,7 +309,7 @@ class SiteRunner:
                 raise StepFailed(
                     "this programmer cannot drive Microwire (93xx) parts: they need single-bit"
                     " clocking with CS active high (ftdi:// MPSSE boards or sim://; serprog,"
-                    " ch341a and uart cannot)"
+                    " ch341a, ch347 and uart cannot)"
                 )
             raise StepFailed(f"this site has no bus for {device.family} parts")
         return cls(bus, device)

@@ -22,8 +22,12 @@ for a cycle (a new part may be in the socket).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
+
+from app.hal.bus import WaitReady
+from app.hal.errors import BusTimeout
 
 
 class BusyWait(Protocol):
@@ -97,3 +101,34 @@ class BusyPoller:
             self.learned[key] = max(0.0, observed_s)
         else:
             self.learned[key] = old + (observed_s - old) / 2
+
+
+def wait_on_host(
+    poller: BusyPoller,
+    step: WaitReady,
+    status: int,
+    read_status: Callable[[], int],
+    now: Callable[[], float],
+    sleep: Callable[[float], None],
+) -> int:
+    """Poll an SPI status register from the host until ``step`` is satisfied; ``status``
+    is the first read (sent with the command). Returns the last status read. Raises
+    BusTimeout when a read sent after ``step.timeout_s`` still finds the part busy."""
+    started = now()
+    elapsed, polls = 0.0, 1
+    while status & step.mask != step.value:
+        if elapsed > step.timeout_s:
+            raise BusTimeout(
+                f"part still busy after {step.timeout_s * 1000:.0f} ms"
+                f" (status 0x{status:02X}, waiting for mask 0x{step.mask:02X}"
+                f" = 0x{step.value:02X})"
+            )
+        # A host that was merely slow must not fail a good part: past the deadline the
+        # status is read once more, and that read decides.
+        elapsed = now() - started
+        sleep(max(0.0, poller.next_poll(step, elapsed) - elapsed))
+        elapsed = now() - started
+        status = read_status()
+        polls += 1
+    poller.learn(step, elapsed, polls)
+    return status

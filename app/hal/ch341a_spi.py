@@ -28,9 +28,10 @@ from contextlib import AbstractContextManager
 from typing import Protocol
 
 from app.hal.bus import SpiStep, WaitReady
-from app.hal.busy_poll import BusyPoller
-from app.hal.ch341a_usb import PACKET, Ch341Handle, exchange, pack
-from app.hal.errors import BusTimeout, HalError
+from app.hal.busy_poll import BusyPoller, wait_on_host
+from app.hal.ch341a_usb import PACKET, exchange, pack
+from app.hal.errors import HalError
+from app.hal.wch_usb import WchHandle
 
 SPI_STREAM = 0xA8
 UIO_STREAM = 0xAB
@@ -63,7 +64,7 @@ class SpiLink(Protocol):
     sleep: Callable[[float], None]
     now: Callable[[], float]
 
-    def io(self, what: str) -> AbstractContextManager[Ch341Handle]:
+    def io(self, what: str) -> AbstractContextManager[WchHandle]:
         """Lock the board; map USB errors to LinkError (and mark the link lost)."""
         ...
 
@@ -86,7 +87,7 @@ class Batch:
             self.packets.append(bytes((SPI_STREAM,)) + stream[pos : pos + SPI_PAYLOAD])
         self.reply_len += len(stream)
 
-    def run(self, handle: Ch341Handle, results: list[bytes]) -> None:
+    def run(self, handle: WchHandle, results: list[bytes]) -> None:
         """Send the batch (ending with /CS high) and store each read's answer."""
         reply = exchange(handle, pack([*self.packets, uio_packet(CS_HIGH)]), self.reply_len)
         for slot, offset, length in self.reads:
@@ -127,27 +128,14 @@ class Ch341SpiBus:
                 batch.run(handle, results)
         return results
 
-    def _wait(self, handle: Ch341Handle, op: WaitReady, slot: int, results: list[bytes]) -> None:
-        """The first status read went with the command; poll on until ready or a read
-        sent after ``timeout_s`` still finds the part busy."""
-        started = self.link.now()
-        elapsed, polls = 0.0, 1
-        status = results[slot][0]
-        while status & op.mask != op.value:
-            if elapsed > op.timeout_s:
-                raise BusTimeout(
-                    f"part still busy after {op.timeout_s * 1000:.0f} ms"
-                    f" (status 0x{status:02X}, waiting for mask 0x{op.mask:02X}"
-                    f" = 0x{op.value:02X})"
-                )
-            # A host that was merely slow must not fail a good part: past the deadline
-            # the status is read once more, and that read decides.
-            elapsed = self.link.now() - started
-            self.link.sleep(max(0.0, self.poller.next_poll(op, elapsed) - elapsed))
-            elapsed = self.link.now() - started
+    def _wait(self, handle: WchHandle, op: WaitReady, slot: int, results: list[bytes]) -> None:
+        """The first status read went with the command; poll on until ready."""
+
+        def read_status() -> int:
             poll = Batch()
             poll.frame(bytes((op.opcode,)), 1, slot)
             poll.run(handle, results)
-            polls += 1
-            status = results[slot][0]
-        self.poller.learn(op, elapsed, polls)
+            return results[slot][0]
+
+        link = self.link
+        wait_on_host(self.poller, op, results[slot][0], read_status, link.now, link.sleep)

@@ -184,6 +184,7 @@ BACKENDS = {
     "serprog": "app.hal.serprog",
     "uart": "app.hal.uart",
     "ch341a": "app.hal.ch341a",
+    "ch347": "app.hal.ch347",
 }
 _O = TypeVar("_O", bound=Opener)
 

@@ -1,0 +1,197 @@
+"""CH347 programmers (WCH's high-speed USB bridge, CH347T 1a86:55db and CH347F
+1a86:55de): SPI and I2C.
+
+URLs:
+
+    ch347://                    the only CH347 connected
+    ch347://1:7                 the one at USB bus 1, address 7 (decimal, as lsusb prints)
+    ch347://SERIAL              the one with this USB serial number
+    ch347://*                   every CH347 connected: one site each, in bus:address order
+    ch347://1:7 ; ch347://1:9   two boards as sites 1 and 2 (a station URL)
+
+The CH347T must be in mode 1 (its mode pins; 1a86:55db): the other modes have no SPI/I2C
+interface this backend can drive.
+
+Options:
+- ``i2c=1``: the I2C pins are the bus (default: I2C for I2C parts, else SPI).
+- ``spi_hz=HZ`` (``15M``, ``937.5k`` ...): the fastest SPI clock to use (default 60M);
+  the clock is the fastest of 60 MHz / 2^n (n = 0..7, down to 468.75 kHz) not above it
+  and not above the part's maximum.
+- ``cs=1|2``: the chip select the part is on (default 1).
+- ``clock=HZ``: the I2C clock: 20k, 100k, 400k (default) or 750k (at most the part's).
+- ``vcc=MV``: the voltage the board drives its lines at; parts rated below it are
+  refused before power is applied. The CH347 runs its I/O at 3.3 V, so without ``vcc=``
+  there is no warning (``Capabilities.unstated_drive_mv`` None).
+- ``connection=socket|in-system`` (default socket), ``power=programmer|board``.
+
+A board is bound by its USB bus:address path or serial number and found again after a
+re-plug (app.hal.wch_board). It has no switched supply, socket detect or LEDs.
+
+pyusb is reached through a ``WchBackend`` (app.hal.wch_usb);
+``open_programmer(url, ch347_backend=...)`` swaps it, which is how the tests run this
+module against chip models at the USB packet level (tests/ch347_fake.py).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from app.devicedb.families import Family
+from app.devicedb.models import Device
+from app.hal.ch347_i2c import CH347_I2C
+from app.hal.ch347_spi import MIN_HZ, Ch347SpiBus, cs_packet, divisor_for
+from app.hal.ch347_usb import CH347F_PID, pyusb_backend, switch_to_i2c
+from app.hal.errors import ProgrammerUrlError
+from app.hal.programmer import (
+    Capabilities,
+    ParsedUrl,
+    check_options,
+    choice,
+    connection_options,
+    int_option,
+    register_scheme,
+)
+from app.hal.wch_board import WchProgrammer, WchSite, check_path, open_sites, select_boards
+from app.hal.wch_i2c import SPEEDS, WchI2cBus, speed_stream
+from app.hal.wch_usb import WchBackend, WchDevice, WchHandle
+
+KNOWN_OPTIONS = {"i2c", "spi_hz", "cs", "clock", "vcc", "connection", "power"}
+DEFAULT_I2C_HZ = 400_000
+DEFAULT_SPI_HZ = 60_000_000
+_HZ = re.compile(r"([0-9]+(?:\.[0-9]+)?)([km]?)")
+
+
+@dataclass(frozen=True)
+class SiteSettings:
+    bus: str  # "spi" or "i2c"
+    spi_hz: int  # the spi_hz option (the bus picks its clock at or below it)
+    cs: int
+    i2c_hz: int
+    vcc_mv: int | None  # None: not stated
+    in_system: bool
+    board_powered: bool
+
+
+def _hz(parsed: ParsedUrl, key: str) -> int | None:
+    text = parsed.options.get(key, "").strip().lower()
+    if not text:
+        return None
+    match = _HZ.fullmatch(text)
+    if not match:
+        raise ProgrammerUrlError(f"ch347 option {key}={parsed.options[key]!r} is not a clock")
+    scale = {"": 1, "k": 1000, "m": 1_000_000}[match.group(2)]
+    return round(float(match.group(1)) * scale)
+
+
+def _settings(parsed: ParsedUrl, context: Mapping[str, object]) -> SiteSettings:
+    device = context.get("device")
+    part = device if isinstance(device, Device) else None
+    default_bus = "1" if part is not None and part.family is Family.I2C_EEPROM else "0"
+    i2c = choice(parsed, "i2c", default_bus, ("0", "1")) == "1"
+    hz = _hz(parsed, "clock")
+    if hz is not None and hz not in SPEEDS:
+        offered = ", ".join(f"{s // 1000}k" for s in SPEEDS)
+        raise ProgrammerUrlError(
+            f"ch347 option clock={parsed.options['clock']!r}: the CH347's I2C clocks are {offered}"
+        )
+    hz = hz or DEFAULT_I2C_HZ
+    part_max = (part.max_clock_hz if part is not None else None) or hz
+    i2c_hz = max([s for s in SPEEDS if s <= min(hz, part_max)], default=min(SPEEDS))
+    spi_hz = _hz(parsed, "spi_hz")
+    spi_hz = DEFAULT_SPI_HZ if spi_hz is None else spi_hz
+    if divisor_for(spi_hz) is None:
+        raise ProgrammerUrlError(
+            f"ch347 option spi_hz={parsed.options['spi_hz']!r}: the CH347's slowest SPI"
+            f" clock is {MIN_HZ} Hz"
+        )
+    in_system, board_powered = connection_options(parsed, in_system=False, board_powered=False)
+    return SiteSettings(
+        bus="i2c" if i2c else "spi",
+        spi_hz=spi_hz,
+        cs=int(choice(parsed, "cs", "1", ("1", "2"))),
+        i2c_hz=i2c_hz,
+        vcc_mv=int_option(parsed, "vcc", 0, 1000, 5500) if "vcc" in parsed.options else None,
+        in_system=in_system,
+        board_powered=board_powered,
+    )
+
+
+class Ch347Site(WchSite):
+    """One CH347 board: its SPI or I2C bus (app.hal.wch_board has the USB link)."""
+
+    chip = "CH347"
+    lower_voltage_hint = "use a level-shifting adapter for the part and set vcc= to its voltage"
+
+    def __init__(
+        self,
+        backend: WchBackend,
+        device: WchDevice,
+        index: int,
+        settings: SiteSettings,
+        *,
+        only_board: bool,
+    ) -> None:
+        super().__init__(
+            backend,
+            device,
+            index,
+            vcc_mv=settings.vcc_mv,
+            in_system=settings.in_system,
+            board_powered=settings.board_powered,
+            only_board=only_board,
+        )
+        self.settings = settings
+        self.spi: Ch347SpiBus | None = None
+        self.i2c: WchI2cBus | None = None
+        if settings.bus == "spi":
+            self.spi = Ch347SpiBus(self, cs=settings.cs, limit_hz=settings.spi_hz)
+        else:
+            self.i2c = WchI2cBus(self, CH347_I2C, clock_hz=settings.i2c_hz)
+
+    def start(self, handle: WchHandle) -> None:
+        if self.spi is not None:
+            self.spi.configure(handle)
+            return
+        if self.device.product == CH347F_PID:
+            switch_to_i2c(handle)
+        handle.write(speed_stream(self.settings.i2c_hz))
+
+    def drive(self, handle: WchHandle, on: bool) -> None:
+        if self.spi is None:
+            return
+        handle.write(cs_packet(self.spi.cs, False))  # idle between cycles: CS high
+        if on:
+            self.spi.poller.reset()  # maybe another part: busy times learned anew
+
+
+@register_scheme("ch347")
+def open_ch347(parsed: ParsedUrl, context: Mapping[str, object]) -> WchProgrammer:
+    check_options(parsed, KNOWN_OPTIONS)
+    path = parsed.path.strip("/")
+    check_path("ch347", path)
+    # the options are checked before touching USB, so a bad URL says so without a board
+    settings = _settings(parsed, context)
+    given = context.get("ch347_backend")  # tests swap pyusb for a packet-level fake
+    backend = given if isinstance(given, WchBackend) else pyusb_backend()
+    devices = select_boards("ch347", "CH347", path, backend.find_devices())
+    sites = [
+        Ch347Site(backend, dev, n, settings, only_board=not path)
+        for n, dev in enumerate(devices, 1)
+    ]
+    open_sites(sites, backend)
+    spi = sites[0].spi
+    where = path or (devices[0].serial or devices[0].location)
+    return WchProgrammer(
+        url=f"ch347://{where}",
+        name=f"CH347 {', '.join(s.device.serial or s.device.location for s in sites)}",
+        capabilities=Capabilities(
+            buses=frozenset({settings.bus}),
+            max_spi_clock_hz=spi.max_clock_hz if spi is not None else 0,
+        ),
+        _sites=sites,
+    )
+
+
+__all__ = ["Ch347Site", "open_ch347"]

@@ -1,0 +1,235 @@
+"""What the WCH programmer backends (ch341a://, ch347://) share above the USB seam: a
+board as a site (its USB link, reconnecting after a re-plug), and choosing the boards a
+URL names.
+
+Most boards have no USB serial number, so a board is bound by its USB bus:address path,
+which changes when it is re-plugged: ``reconnect()`` finds it again by serial number when
+it has one, else at the same bus:address, else (a URL that named no board, one site) as
+the only board of its kind connected.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+
+from app.hal.bus import I2cBus, SpiBus
+from app.hal.errors import HalError, LinkError, ProgrammerUrlError
+from app.hal.ftdi_usb import udev_fix
+from app.hal.programmer import Capabilities, Indication
+from app.hal.wch_usb import WchBackend, WchDevice, WchHandle
+
+log = logging.getLogger(__name__)
+
+LOCATION = re.compile(r"(\d{1,3}):(\d{1,3})")
+
+
+class WchSite:
+    """One board. Every USB access goes through :meth:`io`, which serialises access and
+    turns USB errors into LinkError with ``link_lost`` set. A chip's site says what it
+    sends when the board is opened (:meth:`start`)."""
+
+    chip = ""  # the chip's name in messages
+    #: how to get a part rated below the board's drive level programmed safely
+    lower_voltage_hint = "use a level-shifting adapter for the part and set vcc= to its voltage"
+    spi: SpiBus | None = None
+    i2c: I2cBus | None = None
+    uart = None
+    microwire = None  # neither chip's SPI engine clocks single bits
+    adapter_id: str | None = None
+    insertions = 0  # no socket sensing
+
+    def __init__(
+        self,
+        backend: WchBackend,
+        device: WchDevice,
+        index: int,
+        *,
+        vcc_mv: int | None,
+        in_system: bool,
+        board_powered: bool,
+        only_board: bool,
+    ) -> None:
+        self.index = index
+        self.vcc_mv = vcc_mv  # None: not stated
+        self.backend = backend
+        self.device = device
+        self.in_system = in_system
+        self.board_powered = board_powered
+        self.link_lost = False
+        self.sleep = backend.sleep
+        self.now = backend.now
+        self.handle: WchHandle | None = None
+        self._only_board = only_board  # the URL named no board: any one will do
+        self._lock = threading.RLock()
+
+    @property
+    def name(self) -> str:
+        return f"{self.chip} {self.device.serial or self.device.location}"
+
+    def start(self, handle: WchHandle) -> None:
+        """Set the board up after it is opened (or reopened)."""
+
+    def drive(self, handle: WchHandle, on: bool) -> None:
+        """Drive the bus lines for a cycle (``on``) or leave them idle after it."""
+
+    def open(self) -> None:
+        self.handle = self.backend.open(self.device)
+        self.start(self.handle)
+
+    def close(self) -> None:
+        with self._lock:
+            handle, self.handle = self.handle, None
+            if handle is not None:
+                with suppress(Exception):  # a board that is gone cannot be closed cleanly
+                    handle.close()
+
+    def reconnect(self) -> bool:
+        with self._lock:
+            self.close()
+            try:
+                devices = self.backend.find_devices()
+            except HalError as err:
+                log.warning("site %s: reconnect: %s", self.index, err)
+                return False
+            again = self._same_board(devices)
+            if again is None or not again.accessible:
+                return False
+            self.device, self.link_lost = again, False
+            failures: tuple[type[BaseException], ...] = (*self.backend.link_errors, HalError)
+            try:
+                self.open()
+            except failures as err:  # gone again, or a bad answer while setting it up
+                log.warning("site %s: reconnect to %s failed: %s", self.index, self.name, err)
+                self.close()
+                self.link_lost = True
+                return False
+            return True
+
+    def _same_board(self, devices: list[WchDevice]) -> WchDevice | None:
+        old = self.device
+        for dev in devices:
+            if old.serial and dev.serial == old.serial:
+                return dev
+            if not old.serial and dev.location == old.location:
+                return dev
+        if self._only_board and len(devices) == 1:
+            return devices[0]
+        return None
+
+    @contextmanager
+    def io(self, what: str) -> Iterator[WchHandle]:
+        with self._lock:
+            if self.link_lost or self.handle is None:
+                raise LinkError(f"{self.name} is disconnected")
+            try:
+                yield self.handle
+            except HalError as err:
+                if isinstance(err, LinkError):  # a bad answer: the stream is out of step
+                    self.link_lost = True
+                raise
+            except self.backend.link_errors as err:
+                self.link_lost = True
+                raise LinkError(f"USB link to {self.name} lost during {what}: {err}") from None
+
+    def power(self, on: bool, voltage_mv: int | None = None) -> None:
+        """The boards have no switched supply: the part is powered while the board is
+        plugged in. With ``vcc=`` stated, a part rated below it is refused here."""
+        if not on and (self.link_lost or self.handle is None):
+            return
+        vcc = self.vcc_mv
+        if on and vcc is not None and voltage_mv is not None and voltage_mv < vcc:
+            raise HalError(
+                f"site {self.index}: the {self.chip} drives its lines at {vcc / 1000:g} V"
+                f" (vcc option) but the part allows at most {voltage_mv / 1000:g} V:"
+                f" {self.lower_voltage_hint}"
+            )
+        with self.io("switching the bus lines") as handle:
+            self.drive(handle, on)
+
+    def part_present(self) -> bool:
+        return True
+
+    def indicate(self, state: Indication) -> None:
+        return None  # no LEDs to drive
+
+
+@dataclass
+class WchProgrammer:
+    url: str
+    name: str
+    capabilities: Capabilities
+    _sites: Sequence[WchSite] = field(default_factory=list)
+
+    @property
+    def sites(self) -> list[WchSite]:
+        return list(self._sites)
+
+    def close(self) -> None:
+        for site in self._sites:
+            with suppress(HalError):
+                site.power(False)
+            site.close()
+
+
+def check_path(scheme: str, path: str) -> None:
+    """A board is named by BUS:ADDRESS, by serial number, or * for all of them."""
+    if path and path != "*" and not LOCATION.fullmatch(path) and not path.isalnum():
+        raise ProgrammerUrlError(
+            f"{scheme}://{path}: name a board by BUS:ADDRESS (e.g. {scheme}://1:7), by serial"
+            " number, or * for every board"
+        )
+
+
+def select_boards(scheme: str, chip: str, path: str, devices: list[WchDevice]) -> list[WchDevice]:
+    """The boards ``{scheme}://{path}`` names, in bus:address order."""
+    shown = f"{scheme}://{path}"
+    devices = sorted(devices, key=lambda d: (d.bus, d.address))
+    if path == "*":
+        chosen = devices
+    elif not path:
+        if len(devices) > 1:
+            where = " or ".join(f"{scheme}://{d.serial or d.location}" for d in devices)
+            raise ProgrammerUrlError(
+                f"{len(devices)} {chip} boards are connected: name one ({where}) or use"
+                f" {scheme}://* for all of them"
+            )
+        chosen = devices
+    elif match := LOCATION.fullmatch(path):
+        location = f"{int(match[1])}:{int(match[2])}"  # "001:007" as lsusb prints it too
+        chosen = [d for d in devices if d.location == location]
+    else:
+        chosen = [d for d in devices if d.serial == path]
+    if not chosen:
+        seen = ", ".join(d.serial or d.location for d in devices) or "none"
+        raise HalError(f"no {chip} matches {shown} (connected {chip} boards: {seen})")
+    for dev in chosen:
+        if not dev.accessible:
+            raise HalError(
+                f"{chip} at {dev.location} is not accessible ({dev.error}): install"
+                f" Socketeer's udev rules ({udev_fix()}) and re-plug it"
+            )
+    return chosen
+
+
+def open_sites(sites: Sequence[WchSite], backend: WchBackend) -> None:
+    """Open every site, or none: a board that fails closes the ones opened before it."""
+    opened: list[WchSite] = []
+    try:
+        for site in sites:
+            try:
+                site.open()
+            except backend.link_errors as err:
+                raise HalError(
+                    f"cannot open {site.name}: {err} (permissions: {udev_fix()};"
+                    " `socketeer hw diagnose` checks the setup)"
+                ) from None
+            opened.append(site)
+    except BaseException:
+        for site in opened:
+            site.close()
+        raise

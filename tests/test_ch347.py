@@ -1,0 +1,370 @@
+"""The CH347 backend against a fake CH347 at the USB packet level (tests/ch347_fake.py)
+feeding the simulator's chip models: real algorithms, real engine, no hardware."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from ch347_fake import CH347F, FakeCh347Usb  # tests/ is on sys.path (rootdir)
+from ftdi_fake import eeprom_chip, spi_chip
+from test_interfaces import check
+
+from app.core.image import MemoryImage
+from app.engine.events import LogEvent
+from app.engine.site_runner import CycleSpec
+from app.engine.station import Station
+from app.hal.bus import I2cBus, SpiBus, SpiOp, WaitReady
+from app.hal.errors import HalError, LinkError, ProgrammerUrlError
+from app.hal.programmer import open_programmer
+from app.hal.sim.clock import SimClock, Timing
+from app.hal.sim.spi_eeprom_chip import SpiEepromChip
+
+
+@pytest.fixture(scope="module")
+def w25q128(database):
+    return database.get("winbond.w25q128jv")
+
+
+@pytest.fixture
+def usb() -> FakeCh347Usb:
+    return FakeCh347Usb()
+
+
+def open_ch347(url: str, usb: FakeCh347Usb, device=None, database=None):
+    return open_programmer(url, device=device, database=database, ch347_backend=usb.backend())
+
+
+def image(size: int, base: int = 0, seed: int = 7) -> MemoryImage:
+    rng = random.Random(seed)
+    return MemoryImage.from_bytes(
+        bytes(b if b != 0xFF else 0x3C for b in rng.randbytes(size)), base
+    )
+
+
+def station(programmer, database) -> Station:
+    def names(id_hex: str) -> list[str]:
+        return [f"{d.vendor} {d.part}" for d in database.identify("jedec", id_hex).candidates]
+
+    return Station(programmer, lambda _e: None, names)
+
+
+# -- SPI ------------------------------------------------------------------------------
+
+
+def test_spi_nor_identify_program_verify_read(usb, w25q128, database) -> None:
+    chip = spi_chip(w25q128)
+    board = usb.add(chip, bus=3, address=9)
+    programmer = open_ch347("ch347://", usb, w25q128, database)
+    assert programmer.url == "ch347://3:9"
+    assert programmer.capabilities.unstated_drive_mv is None  # 3.3 V I/O: nothing to warn
+    (site,) = check(programmer)
+    assert isinstance(site.spi, SpiBus) and site.i2c is None and site.microwire is None
+    img = image(6000, base=0x3000)
+    st = station(programmer, database)
+    result = st.run(CycleSpec("program", w25q128, img)).results[0]
+    assert result.status == "pass", result.message
+    assert result.chip_id == "EF4018"
+    assert bytes(chip.memory[0x3000 : 0x3000 + 6000]) == img.read(0x3000, 0x3000 + 6000)
+    assert chip.memory[0x2FFF] == 0xFF and chip.memory[0x3000 + 6000] == 0xFF
+    read = st.run(CycleSpec("read", w25q128, read_range=(0x3000, 0x3000 + 6000))).results[0]
+    assert read.data == img.read(0x3000, 0x3000 + 6000)
+    # every page program is one CS frame carrying its 256 bytes
+    programs = [f for cs, f in board.frames if f[0] == 0x02]
+    assert programs and all(len(f) == 4 + 256 for f in programs[1:-1])
+    assert board.mode == (0, 0, False)  # mode 0, MSB first
+    # the W25Q128JV takes 133 MHz: the fastest clock, 60 MHz (divisor 0)
+    assert board.divisor == 0 and site.spi.max_clock_hz == 60_000_000
+    programmer.close()
+    assert not any(board.selected.values())
+
+
+@pytest.mark.parametrize(
+    ("spi_hz", "part_hz", "divisor", "clock"),
+    [
+        ("", 133_000_000, 0, 60_000_000),
+        ("30M", 133_000_000, 1, 30_000_000),
+        ("20M", 133_000_000, 2, 15_000_000),
+        ("60M", 10_000_000, 3, 7_500_000),
+        ("937.5k", 133_000_000, 6, 937_500),
+        ("500000", 133_000_000, 7, 468_750),
+    ],
+)
+def test_the_config_packet_carries_the_fastest_divisor_not_above_the_limits(
+    usb, w25q128, spi_hz, part_hz, divisor, clock
+) -> None:
+    board = usb.add(spi_chip(w25q128))
+    query = f"?spi_hz={spi_hz}" if spi_hz else ""
+    site = open_ch347(f"ch347://{query}", usb, w25q128).sites[0]
+    assert site.spi.set_clock(part_hz) == clock
+    assert board.divisor == divisor
+    assert site.spi.transfer([SpiOp(b"\x9f", 3)]) == [b"\xef\x40\x18"]
+
+
+def test_a_part_slower_than_the_slowest_clock_is_refused(usb, w25q128) -> None:
+    usb.add(spi_chip(w25q128))
+    spi = open_ch347("ch347://", usb, w25q128).sites[0].spi
+    with pytest.raises(HalError, match=r"slowest SPI clock is 468\.75 kHz"):
+        spi.set_clock(400_000)
+
+
+def test_the_part_on_cs2(usb, w25q128) -> None:
+    board = usb.add(spi_chip(w25q128), chip_cs=2)
+    on_cs1 = open_ch347("ch347://", usb, w25q128).sites[0]
+    assert on_cs1.spi.transfer([SpiOp(b"\x9f", 3)]) == [b"\xff\xff\xff"]  # nothing there
+    on_cs1.close()
+    site = open_ch347("ch347://?cs=2", usb, w25q128).sites[0]
+    assert site.spi.transfer([SpiOp(b"\x9f", 3)]) == [b"\xef\x40\x18"]
+    assert board.frames[-1] == (2, b"\x9f\xff\xff\xff")
+
+
+def test_reads_fill_whole_packets(usb, w25q128) -> None:
+    """64 KiB in 4 KiB reads: 507 data bytes an answer, a handful of writes a read."""
+    chip = spi_chip(w25q128)
+    chip.memory[:65536] = image(65536).read(0, 65536)
+    board = usb.add(chip)
+    site = open_ch347("ch347://", usb, w25q128).sites[0]
+    site.power(True, 3300)
+    board.bulk_out = board.bulk_in = 0
+    ops = [SpiOp(b"\x03" + a.to_bytes(3, "big"), 4096) for a in range(0, 65536, 4096)]
+    assert b"".join(site.spi.transfer(ops)) == bytes(chip.memory[:65536])
+    per_read_in = -(-4096 // 507)  # 9 answers of at most 507 bytes
+    assert board.bulk_in == len(ops) * (1 + per_read_in)  # + the 0xC4 status
+    assert board.bulk_out == len(ops) * 4  # CS, 0xC4, 0xC3, CS
+    assert (board.bulk_in + board.bulk_out) / 64 <= 3.5  # USB transfers per KiB
+
+
+def test_short_reads_are_one_write_and_one_answer(usb, w25q128) -> None:
+    board = usb.add(spi_chip(w25q128))
+    site = open_ch347("ch347://", usb, w25q128).sites[0]
+    board.bulk_out = board.bulk_in = 0
+    assert site.spi.transfer([SpiOp(b"\x06"), SpiOp(b"\x05", 1)]) == [b"", b"\x02"]
+    assert board.bulk_in == 2  # the 0xC4 status of WREN, the 0xC2 answer of RDSR
+    assert board.bulk_out == 6  # three each: CS, the command, CS
+
+
+def test_waitready_polls_on_the_host(usb, w25q128) -> None:
+    chip = spi_chip(w25q128)
+    usb.add(chip)
+    site = open_ch347("ch347://", usb, w25q128).sites[0]
+    site.power(True, 3300)
+    steps = [SpiOp(b"\x06"), SpiOp(b"\xd8\x00\x00\x00"), WaitReady(timeout_s=3.0, hint_s=0.1)]
+    assert site.spi.transfer(steps)[2][0] & 0x01 == 0
+    assert site.spi.poller.waits == 1
+
+
+def test_spi_eeprom_program_and_verify(usb, database) -> None:
+    device = database.get("microchip.25lc256")
+    chip = SpiEepromChip(device, SimClock(Timing("instant")))
+    usb.add(chip)
+    programmer = open_ch347("ch347://", usb, device, database)
+    img = image(3000, base=0x400)
+    result = station(programmer, database).run(CycleSpec("program", device, img)).results[0]
+    assert result.status == "pass", result.message
+    assert bytes(chip.memory[0x400 : 0x400 + 3000]) == img.read(0x400, 0x400 + 3000)
+
+
+# -- I2C ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "product", "speed"), [("", None, 2), ("?i2c=1&clock=100k", CH347F, 1)]
+)
+def test_i2c_eeprom_program_and_verify(usb, database, query, product, speed) -> None:
+    device = database.get("microchip.24lc256")
+    chip = eeprom_chip(device)
+    board = usb.add(chip, **({"product": product} if product else {}))
+    programmer = open_ch347(f"ch347://{query}", usb, device, database)
+    (site,) = check(programmer)
+    assert isinstance(site.i2c, I2cBus) and site.spi is None
+    assert board.i2c_speed == speed
+    assert board.i2c_switched == (product == CH347F)  # the CH347F's pins switched to I2C
+    img = image(3000, base=0x200)
+    st = station(programmer, database)
+    result = st.run(CycleSpec("program", device, img)).results[0]
+    assert result.status == "pass", result.message
+    assert bytes(chip.memory[0x200 : 0x200 + 3000]) == img.read(0x200, 0x200 + 3000)
+    read = st.run(CycleSpec("read", device, read_range=(0, 0x8000))).results[0]
+    assert read.data == bytes(chip.memory)
+
+
+def test_a_long_i2c_read_spans_packets_and_usb_writes(usb, database) -> None:
+    device = database.get("microchip.24lc256")
+    chip = eeprom_chip(device)
+    chip.memory[:] = image(0x8000).read(0, 0x8000)
+    board = usb.add(chip)
+    i2c = open_ch347("ch347://", usb, device).sites[0].i2c
+    board.bulk_out = board.bulk_in = 0
+    assert i2c.write_read(0x50, b"\x00\x00", 0x8000) == bytes(chip.memory)
+    # 63-byte reads, 8 of them (504 answers) a 512-byte packet, 8 packets a USB write
+    assert board.bulk_out == -(-(0x8000 // 504 + 1) // 8)
+    answers = 4 + 0x8000  # the acknowledges of three bytes written, then the data
+    assert board.bulk_in == -(-answers // 512)  # the fake answers in 512-byte USB packets
+    board.bulk_out = board.bulk_in = 0
+    i2c.write(0x50, b"\x00\x00" + bytes(64))  # a whole page: one write, one answer
+    assert (board.bulk_out, board.bulk_in) == (1, 1)
+
+
+def test_i2c_empty_socket_is_a_nack(usb, database) -> None:
+    device = database.get("microchip.24lc256")
+    usb.add(None)
+    programmer = open_ch347("ch347://?i2c=1", usb, device, database)
+    result = station(programmer, database).run(CycleSpec("identify", device)).results[0]
+    assert result.status == "fail" and "no acknowledge" in result.message
+    assert not programmer.sites[0].link_lost
+
+
+# -- several boards, faults -------------------------------------------------------------
+
+
+def test_two_boards_one_unplugged_mid_cycle(usb, w25q128, database) -> None:
+    chips = [spi_chip(w25q128), spi_chip(w25q128)]
+    first = usb.add(chips[0], address=5)
+    second = usb.add(chips[1], address=6, serial="B2")
+    programmer = open_ch347("ch347://1:5 ; ch347://B2", usb, w25q128, database)
+    assert [s.index for s in check(programmer)] == [1, 2]
+    second.fail_after = 60  # the link drops during the program step
+    img = image(16384)
+    outcome = station(programmer, database).run(CycleSpec("program", w25q128, img))
+    assert [r.status for r in outcome.results] == ["pass", "link-lost"]
+    assert bytes(chips[0].memory[:16384]) == img.read(0, 16384)
+    assert programmer.sites[1].link_lost and not programmer.sites[0].link_lost
+    # re-plugged at another address it is found again by its serial number
+    second.fail_after = None
+    second.replug(address=11)
+    assert programmer.sites[1].reconnect()
+    again = station(programmer, database).run(CycleSpec("program", w25q128, img), [2])
+    assert again.results[0].status == "pass", again.results[0].message
+    assert first.divisors == [0]  # the first board was configured once, never again
+
+
+def test_unplugged_board_is_lost_and_not_found_until_replugged(usb, w25q128) -> None:
+    board = usb.add(spi_chip(w25q128))
+    site = open_ch347("ch347://", usb, w25q128).sites[0]
+    board.unplug()
+    with pytest.raises(LinkError, match="lost"):
+        site.spi.transfer([SpiOp(b"\x9f", 3)])
+    assert site.link_lost and not site.reconnect()
+    board.replug(address=8)
+    assert site.reconnect()  # the URL named no board: the only CH347 will do
+    assert site.spi.transfer([SpiOp(b"\x9f", 3)]) == [b"\xef\x40\x18"]
+
+
+@pytest.mark.parametrize("fault", ["drop_reply_bytes", "garble_replies"])
+def test_a_bad_answer_is_a_link_error(usb, w25q128, fault) -> None:
+    board = usb.add(spi_chip(w25q128))
+    site = open_ch347("ch347://", usb, w25q128).sites[0]
+    board.read_timeout_s = 0.05
+    setattr(board, fault, 2)
+    with pytest.raises(LinkError, match="CH347 answered"):
+        site.spi.transfer([SpiOp(b"\x9f", 3)])
+    assert site.link_lost
+
+
+def test_a_short_i2c_answer_is_a_link_error(usb, database) -> None:
+    device = database.get("microchip.24lc256")
+    board = usb.add(eeprom_chip(device))
+    site = open_ch347("ch347://", usb, device).sites[0]
+    board.read_timeout_s = 0.05
+    board.drop_reply_bytes = 1
+    with pytest.raises(LinkError):
+        site.i2c.write_read(0x50, b"\x00\x00", 16)
+    assert site.link_lost
+
+
+# -- safety and URLs ----------------------------------------------------------------------
+
+
+def test_with_vcc_a_part_rated_below_it_is_refused(usb, w25q128, database) -> None:
+    board = usb.add(spi_chip(w25q128))
+    programmer = open_ch347("ch347://?vcc=5000", usb, w25q128, database)
+    assert programmer.capabilities.unstated_drive_mv is None
+    events: list[object] = []
+    result = Station(programmer, events.append).run(CycleSpec("identify", w25q128)).results[0]
+    assert result.status == "fail" and result.failed_step == "power"
+    assert "5 V" in result.message and "3.6 V" in result.message and "vcc=" in result.message
+    assert not board.frames  # nothing was clocked into the part
+    assert not [e for e in events if isinstance(e, LogEvent) and e.level == "warning"]
+
+
+def test_with_vcc_3v3_a_3v_part_is_programmed(usb, w25q128, database) -> None:
+    usb.add(spi_chip(w25q128))
+    programmer = open_ch347("ch347://?vcc=3300", usb, w25q128, database)
+    result = station(programmer, database).run(CycleSpec("identify", w25q128)).results[0]
+    assert result.status == "pass", result.message
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("ch347://?speed=1", "unknown ch347 option"),
+        ("ch347://?clock=300k&i2c=1", "I2C clocks are 20k, 100k, 400k, 750k"),
+        ("ch347://?spi_hz=100k", "slowest SPI clock is 468750 Hz"),
+        ("ch347://?spi_hz=0", "slowest SPI clock is 468750 Hz"),
+        ("ch347://?spi_hz=fast", "is not a clock"),
+        ("ch347://?cs=3", "expected 1 or 2"),
+        ("ch347://?vcc=12000", "within 1000..5500"),
+        ("ch347://?i2c=maybe", "expected 0 or 1"),
+        ("ch347://1:2/3", "BUS:ADDRESS"),
+    ],
+)
+def test_url_option_errors(usb, url, message) -> None:
+    with pytest.raises(ProgrammerUrlError, match=message):
+        open_ch347(url, usb)
+
+
+def test_board_selection(usb, w25q128) -> None:
+    with pytest.raises(HalError, match="no CH347 matches ch347://"):
+        open_ch347("ch347://", usb)
+    usb.add(spi_chip(w25q128), address=6)
+    usb.add(spi_chip(w25q128), address=5, product=CH347F)
+    with pytest.raises(
+        ProgrammerUrlError, match=r"2 CH347 boards .*\(ch347://1:5 or ch347://1:6\)"
+    ):
+        open_ch347("ch347://", usb)
+    with pytest.raises(HalError, match=r"connected CH347 boards: 1:5, 1:6"):
+        open_ch347("ch347://2:5", usb)
+    every = open_ch347("ch347://*", usb)
+    assert [s.device.location for s in every.sites] == ["1:5", "1:6"]
+
+
+# -- real hardware ----------------------------------------------------------------------
+
+
+@pytest.mark.hardware
+def test_real_ch347_reads_an_id(request) -> None:
+    url = request.config.getoption("--ch347")
+    if not url:
+        pytest.skip("give --ch347 URL")
+    programmer = open_programmer(url)
+    try:
+        site = programmer.sites[0]
+        site.power(True)
+        if site.spi is not None:
+            (jedec,) = site.spi.transfer([SpiOp(b"\x9f", 3)])
+            assert jedec not in (b"\xff\xff\xff", b"\x00\x00\x00"), "no part answers RDID"
+        else:
+            assert site.i2c is not None
+            assert len(site.i2c.write_read(0x50, b"\x00\x00", 16)) == 16
+    finally:
+        programmer.close()
+
+
+def test_the_cli_programs_a_w25q128_through_the_board(
+    usb, w25q128, monkeypatch, tmp_path, capsys
+) -> None:
+    """`socketeer program --device winbond.w25q128jv --programmer ch347://`, as typed."""
+    import app.hal.ch347 as backend_module
+    from app.cli import main
+
+    board = usb.add(spi_chip(w25q128))
+    monkeypatch.setattr(backend_module, "pyusb_backend", usb.backend)
+    image_file = tmp_path / "fw.bin"
+    data = random.Random(7).randbytes(20_000)
+    image_file.write_bytes(data)
+    argv = ["program", "--device", "winbond.w25q128jv", "--programmer", "ch347://"]
+    code = main([*argv, "--base", "0x10000", str(image_file)])
+    out = capsys.readouterr().out
+    assert code == 0 and "1 passed, 0 failed" in out, out
+    assert "warning" not in out  # 3.3 V I/O: no drive-level warning
+    assert bytes(board.chip.memory[0x10000 : 0x10000 + 20_000]) == data
