@@ -1,8 +1,9 @@
-"""USB transfers per KiB on the CH341A, against the fewest its packet size allows (issue 16).
+"""USB transfers per KiB on the CH341A and the CH347, against the fewest their packet
+sizes allow (issue 16).
 
-A 16 MiB W25Q128JV (simulator chip model, instant timing) behind the packet-level fake
-of the CH341A (tests/ch341a_fake.py) is programmed (no erase: the part is blank; no
-verify) and then read whole; the fake counts every bulk OUT and IN transfer.
+A 16 MiB W25Q128JV (simulator chip model, instant timing) behind each packet-level fake
+(tests/ch341a_fake.py, tests/ch347_fake.py) is programmed (no erase: the part is blank;
+no verify) and then read whole; the fakes count every bulk OUT and IN transfer.
 
 The floor, from the chip's rules (flashrom's programmers/ch341a_spi.c): a 32-byte USB
 packet carries one command byte and at most 31 SPI bytes, and the chip answers every
@@ -16,6 +17,11 @@ last packet short) and the first status read.
 - read floor per KiB:    IN 1024/31,  OUT 1024/31/256
 - program floor per KiB: IN 4 x (ceil(260/31) + 2) (the page's packets, WREN's and the
   status read's answers), OUT 4 x 3
+
+The CH347 (flashrom's programmers/ch347_spi.c) moves up to 507 payload bytes a packet
+of 510 and each command is its own USB write with its own answer; its floor here is the
+packet size only: the bytes clocked each way / 507 (a read: 1024/507 IN a KiB; a page
+program: its 4 + 256 bytes out and one answer).
 
 Run: .venv/bin/python tests/bench/bench_usb_transfers.py [--mib 16]
 """
@@ -32,6 +38,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the fakes
 
 from ch341a_fake import FakeCh341Usb
+from ch347_fake import FakeCh347Usb
 
 from app.core.image import MemoryImage
 from app.devicedb import load_database
@@ -49,16 +56,36 @@ READ_FLOOR_IN = 1024 / PAYLOAD
 READ_FLOOR_OUT = READ_FLOOR_IN / PACKETS_PER_WRITE
 PROGRAM_FLOOR_IN = PAGES_PER_KIB * (math.ceil((4 + PAGE) / PAYLOAD) + 2)
 PROGRAM_FLOOR_OUT = PAGES_PER_KIB * 3
+CH347_PAYLOAD = 507
+CH347_READ_FLOOR = 1024 / CH347_PAYLOAD
+CH347_PROGRAM_FLOOR = PAGES_PER_KIB * (math.ceil((4 + PAGE) / CH347_PAYLOAD) + 1)
+
+#: chip -> (fake USB bus, URL, (program OUT, IN floors), (read OUT, IN floors))
+CHIPS = {
+    "CH341A": (
+        FakeCh341Usb,
+        "ch341a://?vcc=3300",
+        "ch341a_backend",
+        (PROGRAM_FLOOR_OUT, PROGRAM_FLOOR_IN),
+        (READ_FLOOR_OUT, READ_FLOOR_IN),
+    ),
+    "CH347": (
+        FakeCh347Usb,
+        "ch347://",
+        "ch347_backend",
+        (CH347_PROGRAM_FLOOR / 2, CH347_PROGRAM_FLOOR / 2),
+        (0.0, CH347_READ_FLOOR),
+    ),
+}
 
 
-def measure(size: int) -> None:
+def measure(chip: str, size: int) -> None:
+    fake, url, key, program_floor, read_floor = CHIPS[chip]
     database = load_database()
     device = database.get("winbond.w25q128jv")
-    usb = FakeCh341Usb()
+    usb = fake()
     board = usb.add(SpiNorChip(device, SimClock(Timing("instant"))))
-    programmer = open_programmer(
-        "ch341a://?vcc=3300", device=device, database=database, ch341a_backend=usb.backend()
-    )
+    programmer = open_programmer(url, device=device, database=database, **{key: usb.backend()})
     station = Station(programmer, lambda _e: None, lambda _id: [])
     data = random.Random(16).randbytes(size)
     kib = size / 1024
@@ -80,12 +107,12 @@ def measure(size: int) -> None:
     out_r, in_r = board.bulk_out - before[0], board.bulk_in - before[1]
     programmer.close()
 
-    print(f"CH341A packet-level fake, W25Q128JV, {size / 2**20:g} MiB:")
+    print(f"{chip} packet-level fake, W25Q128JV, {size / 2**20:g} MiB:")
     line = "  {:<8} OUT {:7.2f}/KiB (floor {:6.2f})  IN {:7.2f}/KiB (floor {:6.2f})"
     line += "  total {:7.2f}/KiB = {:.2f}x the floor  ({:.1f} s in-process)"
     for name, out, inn, fo, fi, secs in (
-        ("program", out_p, in_p, PROGRAM_FLOOR_OUT, PROGRAM_FLOOR_IN, program_s),
-        ("read", out_r, in_r, READ_FLOOR_OUT, READ_FLOOR_IN, read_s),
+        ("program", out_p, in_p, *program_floor, program_s),
+        ("read", out_r, in_r, *read_floor, read_s),
     ):
         total, floor = (out + inn) / kib, fo + fi
         print(line.format(name, out / kib, fo, inn / kib, fi, total, total / floor, secs))
@@ -94,8 +121,10 @@ def measure(size: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("--mib", type=float, default=16, help="image size in MiB (16)")
+    parser.add_argument("--chips", default="CH341A,CH347", help="CH341A,CH347")
     args = parser.parse_args(argv)
-    measure(int(args.mib * 2**20))
+    for chip in args.chips.split(","):
+        measure(chip, int(args.mib * 2**20))
     return 0
 
 
