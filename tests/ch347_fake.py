@@ -52,6 +52,11 @@ I2C_PACKET = 512
 Chip = SpiNorChip | SpiEepromChip | I2cEepromChip
 
 
+#: (CPOL, CPHA, LSB first) a 25xx memory answers in: SPI modes 0 and 3, MSB first (the
+#: datasheets: data in on the rising edge, out on the falling edge, either clock idle level)
+MEMORY_MODES = ((0, 0, False), (1, 1, False))
+
+
 class FakeUsbError(IOError):
     """What pyusb's USBError stands for here."""
 
@@ -220,7 +225,7 @@ class FakeCh347:
     def _spi_read(self, count: int) -> None:
         part = self._part()
         written = bytes(self._written)
-        if part is not None and self.mode == (0, 0, False):
+        if part is not None and self.mode in MEMORY_MODES:
             data = part.transaction(written, count)
         else:
             data = b"\xff" * count
@@ -233,7 +238,7 @@ class FakeCh347:
         assert not self._written and not self._consumed, "0xC2 inside a 0xC4 frame"
         part = self._part()
         miso = b"\xff" * len(payload)
-        if part is not None and self.mode == (0, 0, False):
+        if part is not None and self.mode in MEMORY_MODES:
             if payload[0] == 0x02:
                 part.transaction(payload, 0)
             else:
@@ -250,7 +255,7 @@ class FakeCh347:
     def _end_frame(self, cs: int) -> None:
         if self._written and not self._consumed:
             part = self._part() if cs == self.chip_cs else None
-            if part is not None and self.mode == (0, 0, False):
+            if part is not None and self.mode in MEMORY_MODES:
                 part.transaction(bytes(self._written), 0)
             self._record(bytes(self._written))
         self._written.clear()

@@ -108,6 +108,15 @@ def test_a_part_slower_than_the_slowest_clock_is_refused(usb, w25q128) -> None:
         spi.set_clock(400_000)
 
 
+def test_spi_mode_3_is_configured_and_the_part_answers(usb, w25q128) -> None:
+    board = usb.add(spi_chip(w25q128))
+    site = open_ch347("ch347://?spi_mode=3", usb, w25q128).sites[0]
+    assert site.spi.transfer([SpiOp(b"\x9f", 3)]) == [b"\xef\x40\x18"]
+    assert board.mode == (1, 1, False)  # CPOL 1, CPHA 1 in the configuration packet
+    with pytest.raises(ProgrammerUrlError, match="spi_mode='1': expected 0 or 3"):
+        open_ch347("ch347://?spi_mode=1", usb, w25q128)
+
+
 def test_the_part_on_cs2(usb, w25q128) -> None:
     board = usb.add(spi_chip(w25q128), chip_cs=2)
     on_cs1 = open_ch347("ch347://", usb, w25q128).sites[0]

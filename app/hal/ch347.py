@@ -9,14 +9,16 @@ URLs:
     ch347://*                   every CH347 connected: one site each, in bus:address order
     ch347://1:7 ; ch347://1:9   two boards as sites 1 and 2 (a station URL)
 
-The CH347T must be in mode 1 (its mode pins; 1a86:55db): the other modes have no SPI/I2C
-interface this backend can drive.
+The CH347T must be in mode 1 (its mode pins; 1a86:55db, the vendor interface): mode 2
+offers SPI and I2C through HID reports, which this backend does not speak (`hw diagnose`
+says to set mode 1), and modes 0 and 3 have no SPI/I2C.
 
 Options:
 - ``i2c=1``: the I2C pins are the bus (default: I2C for I2C parts, else SPI).
 - ``spi_hz=HZ`` (``15M``, ``937.5k`` ...): the fastest SPI clock to use (default 60M);
   the clock is the fastest of 60 MHz / 2^n (n = 0..7, down to 468.75 kHz) not above it
   and not above the part's maximum.
+- ``spi_mode=0|3``: the SPI mode (default 0; memories take 0 or 3).
 - ``cs=1|2``: the chip select the part is on (default 1).
 - ``clock=HZ``: the I2C clock: 20k, 100k, 400k (default) or 750k (at most the part's).
 - ``vcc=MV``: the voltage the board drives its lines at; parts rated below it are
@@ -57,7 +59,7 @@ from app.hal.wch_board import WchProgrammer, WchSite, check_path, open_sites, se
 from app.hal.wch_i2c import SPEEDS, WchI2cBus, speed_stream
 from app.hal.wch_usb import WchBackend, WchDevice, WchHandle
 
-KNOWN_OPTIONS = {"i2c", "spi_hz", "cs", "clock", "vcc", "connection", "power"}
+KNOWN_OPTIONS = {"i2c", "spi_hz", "spi_mode", "cs", "clock", "vcc", "connection", "power"}
 DEFAULT_I2C_HZ = 400_000
 DEFAULT_SPI_HZ = 60_000_000
 _HZ = re.compile(r"([0-9]+(?:\.[0-9]+)?)([km]?)")
@@ -67,6 +69,7 @@ _HZ = re.compile(r"([0-9]+(?:\.[0-9]+)?)([km]?)")
 class SiteSettings:
     bus: str  # "spi" or "i2c"
     spi_hz: int  # the spi_hz option (the bus picks its clock at or below it)
+    spi_mode: int  # 0 or 3
     cs: int
     i2c_hz: int
     vcc_mv: int | None  # None: not stated
@@ -110,6 +113,7 @@ def _settings(parsed: ParsedUrl, context: Mapping[str, object]) -> SiteSettings:
     return SiteSettings(
         bus="i2c" if i2c else "spi",
         spi_hz=spi_hz,
+        spi_mode=int(choice(parsed, "spi_mode", "0", ("0", "3"))),
         cs=int(choice(parsed, "cs", "1", ("1", "2"))),
         i2c_hz=i2c_hz,
         vcc_mv=int_option(parsed, "vcc", 0, 1000, 5500) if "vcc" in parsed.options else None,
@@ -146,7 +150,9 @@ class Ch347Site(WchSite):
         self.spi: Ch347SpiBus | None = None
         self.i2c: WchI2cBus | None = None
         if settings.bus == "spi":
-            self.spi = Ch347SpiBus(self, cs=settings.cs, limit_hz=settings.spi_hz)
+            self.spi = Ch347SpiBus(
+                self, cs=settings.cs, limit_hz=settings.spi_hz, mode=settings.spi_mode
+            )
         else:
             self.i2c = WchI2cBus(self, CH347_I2C, clock_hz=settings.i2c_hz)
 

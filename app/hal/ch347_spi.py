@@ -60,10 +60,14 @@ def divisor_for(hz: int) -> int | None:
     return next((d for d in DIVISORS if clock_hz(d) <= hz), None)
 
 
-def config_packet(divisor: int) -> bytes:
-    """Mode 0, MSB first, chip selects active low, the clock ``divisor``."""
+def config_packet(divisor: int, mode: int = 0) -> bytes:
+    """SPI ``mode`` (0 or 3: the modes memories take), MSB first, chip selects active
+    low, the clock ``divisor``."""
     payload = bytearray(26)
     payload[2], payload[3] = 4, 1  # master mode
+    if mode == 3:
+        payload[6] |= 0x02  # clock polarity: idle high
+        payload[8] |= 0x01  # clock phase: sample on the second edge
     payload[11] = 2  # software chip select
     payload[12] = divisor << 3
     payload[16] = 7  # CRC polynomial
@@ -91,19 +95,20 @@ class SpiLink(Protocol):
 class Ch347SpiBus:
     """SpiBus on a CH347 (see the module docstring)."""
 
-    def __init__(self, link: SpiLink, *, cs: int, limit_hz: int) -> None:
+    def __init__(self, link: SpiLink, *, cs: int, limit_hz: int, mode: int = 0) -> None:
         divisor = divisor_for(limit_hz)
         if divisor is None:
             raise HalError(f"the CH347's slowest SPI clock is {MIN_HZ} Hz")
         self.link = link
         self.cs = cs
+        self.mode = mode
         self.divisor = divisor
         self.max_clock_hz = clock_hz(divisor)  # the spi_hz option's clock
         self.poller = BusyPoller()  # reset when the site powers up for a cycle
 
     def configure(self, handle: WchHandle) -> None:
         """Send the configuration (clock, mode) and leave the chip select high."""
-        handle.write(config_packet(self.divisor))
+        handle.write(config_packet(self.divisor, self.mode))
         expect_ok(handle, SPI_CONFIG)
         handle.write(cs_packet(self.cs, False))
 
