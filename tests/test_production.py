@@ -147,3 +147,27 @@ def test_count_limit_is_never_exceeded(tmp_path: Path, database, count: int) -> 
     summary = run.run_once()
     assert summary.good == count
     assert ledger.counts()["used"] == count
+
+
+def test_every_record_names_its_host_and_programmer(tmp_path: Path) -> None:
+    import socket
+
+    from app.devicedb import load_database
+
+    database = load_database()
+    device = database.get("winbond.w25q128jv")
+    log = ProductionLog(tmp_path / "production.sqlite3")
+    production = Production(
+        CycleSpec("program", device, MemoryImage.from_bytes(b"\x12" * 256)),
+        job_id="job-1",
+        job_hash=None,
+        log=log,
+        wear=SocketWear(tmp_path / "production.sqlite3"),
+        station="line-3",
+    )
+    programmer = open_programmer("sim://?sites=2", device=device, database=database)
+    Station(programmer, lambda _e: None, None, production).run(production.spec, counted=True)
+    records = list(log.records())
+    assert len(records) == 2 and {r.station for r in records} == {"line-3"}
+    assert {r.host for r in records} == {socket.gethostname()}
+    assert {r.programmer for r in records} == {programmer.url}

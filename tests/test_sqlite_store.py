@@ -227,7 +227,11 @@ def test_a_production_file_of_the_previous_version_is_migrated(tmp_path: Path) -
         log.append(error)
         assert [r.result for r in log.records()] == ["pass", "error"]
         assert log.passing_record("SN-7") is None
-    assert version(path) == PRODUCTION_FILE.version == 3
+        # version 4: records name the host and the programmer (the old one: unknown)
+        assert [r.host for r in log.records()] == [None, None]
+        log.append(replace(record, host="bench-pc", programmer="ftdi://ftdi:232h:FT1/1"))
+        assert [r.programmer for r in log.records()][-1] == "ftdi://ftdi:232h:FT1/1"
+    assert version(path) == PRODUCTION_FILE.version == 4
     assert columns(path, "socket_wear_resets")[-1] == "reason"
 
 

@@ -153,6 +153,7 @@ class Production:
             job_hash=self.job_hash,
             serial=ticket.serial if ticket is not None else None,
             socket_insertions=ticket.insertions if ticket is not None else 0,
+            programmer=ticket.socket_key.rsplit("#", 1)[0] if ticket is not None else None,
         )
         record_id = int(self.log.append(record))
         if ticket is not None and ticket.reservation is not None:

@@ -113,6 +113,8 @@ class ProductionRecord:
     message: str
     details: Mapping[str, Any] = field(default_factory=dict)
     timings: Mapping[str, float] = field(default_factory=dict)
+    host: str | None = None  # the computer the station runs on (None: records before v4)
+    programmer: str | None = None  # the programmer's URL, with its USB serial where it has one
 
     def __post_init__(self) -> None:
         if self.time.tzinfo is None or self.time.utcoffset() is None:
@@ -139,9 +141,10 @@ class ProductionRecord:
         serial: str | None = None,
         socket_insertions: int | None = None,
         when: datetime | None = None,
+        programmer: str | None = None,
     ) -> ProductionRecord:
         """Build the record of ``result``; ``station=None`` means this host's name and
-        ``when=None`` means now (UTC)."""
+        ``when=None`` means now (UTC). ``host`` is this computer's name."""
         doc = result.to_json()
         details: dict[str, Any] = {"action": result.action}
         for key in ("address", "mismatch"):
@@ -166,6 +169,8 @@ class ProductionRecord:
             message=result.message,
             details=details,
             timings=doc["timings"],
+            host=socket.gethostname() or None,
+            programmer=programmer,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -219,6 +224,11 @@ _PRODUCTION_INDEXES = """
     CREATE INDEX IF NOT EXISTS production_serial ON production (serial, result);
 """
 
+_HOST_AND_PROGRAMMER = """
+    ALTER TABLE production ADD COLUMN host TEXT;
+    ALTER TABLE production ADD COLUMN programmer TEXT;
+"""
+
 PRODUCTION_FILE = Schema(
     "production log",
     (
@@ -256,6 +266,7 @@ PRODUCTION_FILE = Schema(
             {_PRODUCTION_INDEXES}
             """,
         ),
+        Migration("records name the host and the programmer", _HOST_AND_PROGRAMMER),
     ),
     ("production", "socket_wear", "socket_wear_resets"),
     (
@@ -291,6 +302,7 @@ PRODUCTION_FILE = Schema(
             "station errors as a result of their own; records found by serial",
             _PRODUCTION_INDEXES,
         ),
+        Migration("records name the host and the programmer", _HOST_AND_PROGRAMMER),
     ),
 )
 
@@ -309,13 +321,15 @@ def open_production_file(path: Path | None, *, create: bool = True) -> SqliteSto
 
 _COLUMNS = (
     "time_us, station, operator, job_id, job_hash, site, socket_insertions, device_id,"
-    " chip_id, unique_id, serial, result, failed_step, message, details, timings"
+    " chip_id, unique_id, serial, result, failed_step, message, details, timings, host,"
+    " programmer"
 )
 
 
 def _row_to_record(row: tuple[Any, ...]) -> ProductionRecord:
     (time_us, station, operator, job_id, job_hash, site, insertions, device_id, chip_id,
-     unique_id, serial, result, failed_step, message, details, timings) = row  # fmt: skip
+     unique_id, serial, result, failed_step, message, details, timings, host,
+     programmer) = row  # fmt: skip
     return ProductionRecord(
         time=from_us(time_us),
         station=station,
@@ -333,6 +347,8 @@ def _row_to_record(row: tuple[Any, ...]) -> ProductionRecord:
         message=message,
         details=json.loads(details),
         timings=json.loads(timings),
+        host=host,
+        programmer=programmer,
     )
 
 
@@ -409,6 +425,8 @@ class ProductionLog(UsesStore["SqliteStore | PgStore"]):
             record.message,
             json.dumps(record.details, sort_keys=True),
             json.dumps(record.timings, sort_keys=True),
+            record.host,
+            record.programmer,
         )
         sql = (
             f"INSERT INTO production ({_COLUMNS}) VALUES ({', '.join('?' * len(params))})"
