@@ -16,10 +16,12 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import os
 import queue
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -28,9 +30,9 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from app.api.openapi import OPENAPI
-from app.core.errors import SocketeerError
+from app.core.errors import SocketeerError, UsageError
 from app.engine.production_log import ProductionLog, iso_time
-from app.engine.station_service import StationService
+from app.engine.station_service import StationControl
 
 MAX_BODY = 64 * 1024
 OPERATOR, ENGINEER = "operator", "engineer"
@@ -51,6 +53,31 @@ class Tokens:
         return None
 
 
+MIN_TOKEN = 16
+
+
+def load_tokens(path: Path | None) -> Tokens:
+    """The two tokens from ``path`` (JSON {"operator", "engineer"}) or, without one, from
+    $SOCKETEER_API_OPERATOR_TOKEN and $SOCKETEER_API_ENGINEER_TOKEN."""
+    if path is not None:
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError) as err:
+            raise UsageError(f"{path}: cannot read the tokens: {err}") from None
+        operator, engineer = doc.get("operator"), doc.get("engineer")
+    else:
+        operator = os.environ.get("SOCKETEER_API_OPERATOR_TOKEN")
+        engineer = os.environ.get("SOCKETEER_API_ENGINEER_TOKEN")
+    where = str(path) if path else "$SOCKETEER_API_OPERATOR_TOKEN / $SOCKETEER_API_ENGINEER_TOKEN"
+    for name, token in (("operator", operator), ("engineer", engineer)):
+        if not isinstance(token, str) or len(token) < MIN_TOKEN:
+            raise UsageError(f"{where}: the {name} token must be at least {MIN_TOKEN} characters")
+    assert isinstance(operator, str) and isinstance(engineer, str)
+    if operator == engineer:
+        raise UsageError(f"{where}: the operator and engineer tokens must differ")
+    return Tokens(operator, engineer)
+
+
 def error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
@@ -58,7 +85,7 @@ def error(status: int, message: str) -> JSONResponse:
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-def build_app(service: StationService, tokens: Tokens, log_location: Any = None) -> Starlette:
+def build_app(service: StationControl, tokens: Tokens, log_location: Any = None) -> Starlette:
     """The API over ``service``; ``log_location`` is the production log the log queries
     read (None: this station's file or $SOCKETEER_DB_URL, as the station writes it)."""
 

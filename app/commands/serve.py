@@ -10,15 +10,11 @@ does not start.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 from pathlib import Path
 
 from app.commands import help_for
-from app.core.errors import UsageError
 
 DEFAULT_PORT = 8750
-MIN_TOKEN = 16
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,34 +29,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_serve)
 
 
-def load_tokens(path: Path | None) -> tuple[str, str]:
-    if path is not None:
-        try:
-            doc = json.loads(path.read_text())
-        except (OSError, ValueError) as err:
-            raise UsageError(f"{path}: cannot read the tokens: {err}") from None
-        operator, engineer = doc.get("operator"), doc.get("engineer")
-    else:
-        operator = os.environ.get("SOCKETEER_API_OPERATOR_TOKEN")
-        engineer = os.environ.get("SOCKETEER_API_ENGINEER_TOKEN")
-    where = str(path) if path else "$SOCKETEER_API_OPERATOR_TOKEN / $SOCKETEER_API_ENGINEER_TOKEN"
-    for name, token in (("operator", operator), ("engineer", engineer)):
-        if not isinstance(token, str) or len(token) < MIN_TOKEN:
-            raise UsageError(f"{where}: the {name} token must be at least {MIN_TOKEN} characters")
-    assert isinstance(operator, str) and isinstance(engineer, str)
-    if operator == engineer:
-        raise UsageError(f"{where}: the operator and engineer tokens must differ")
-    return operator, engineer
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from app.api.server import Tokens, build_app
+    from app.api.server import build_app, load_tokens
     from app.devicedb import load_database
     from app.engine.station_service import StationService
 
-    operator, engineer = load_tokens(args.tokens)
+    tokens = load_tokens(args.tokens)
     service = StationService(
         load_database(),
         programmer_url=args.programmer,
@@ -68,7 +44,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         db_url=args.db,
         operator=args.operator,
     )
-    app = build_app(service, Tokens(operator, engineer), args.db)
+    app = build_app(service, tokens, args.db)
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     finally:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import queue
 import threading
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from app.core.errors import InputError, SocketeerError
 from app.core.job_files import load_job
@@ -36,6 +36,28 @@ from app.hal.programmer import Programmer
 
 RESULTS_KEPT = 1000  # results of this session kept for GET /results
 LISTENER_QUEUE = 10_000  # events a slow listener may fall behind before it is dropped
+
+
+class StationControl(Protocol):
+    """What the API drives: a headless StationService, or the window (app.ui)."""
+
+    def status(self) -> dict[str, Any]: ...
+
+    def jobs(self) -> list[dict[str, Any]]: ...
+
+    def open_job(
+        self, path: str | None = None, barcode: str | None = None, *, allow_unlocked: bool = False
+    ) -> dict[str, Any]: ...
+
+    def start(self, sites: list[int] | None = None) -> None: ...
+
+    def stop(self) -> bool: ...
+
+    def results(self, limit: int = 100) -> list[dict[str, Any]]: ...
+
+    def listen(self) -> queue.Queue[dict[str, Any] | None]: ...
+
+    def forget(self, listener: queue.Queue[dict[str, Any] | None]) -> None: ...
 
 
 class ServiceError(InputError):
@@ -60,7 +82,6 @@ class OpenJob:
     prepared: PreparedJob
     programmer: Programmer
     station: Station
-    sites: dict[int, SiteState] = field(default_factory=dict)
 
 
 def event_json(event: Event) -> dict[str, Any]:
@@ -94,7 +115,118 @@ def event_json(event: Event) -> dict[str, Any]:
     return {"type": type(event).__name__}
 
 
-class StationService:
+def list_jobs(folder: Path | None) -> list[dict[str, Any]]:
+    """The jobs in ``folder`` (locked or not), by file name."""
+    if folder is None:
+        return []
+    found: list[dict[str, Any]] = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            job = load_job(path, check_lock=False).job
+        except SocketeerError as err:
+            found.append({"file": path.name, "error": str(err)})
+            continue
+        found.append(
+            {"file": path.name, "name": job.name, "device": job.device_id, "locked": job.locked}
+        )
+    return found
+
+
+def find_job(folder: Path | None, path: str | None, barcode: str | None) -> Path:
+    """The job a request names: a path (relative ones in ``folder``), or a barcode that is
+    a job's name or file name in ``folder``."""
+    if path:
+        candidate = Path(path)
+        if not candidate.is_absolute() and folder is not None:
+            candidate = folder / candidate
+        return candidate
+    if not barcode or folder is None:
+        raise ServiceError("give the job's path, or a barcode and a station jobs folder")
+    text = barcode.strip()
+    for entry in list_jobs(folder):
+        if entry.get("name") == text or Path(entry["file"]).stem == text:
+            return folder / str(entry["file"])
+    raise ServiceError(f"no job named {text!r} in {folder}")
+
+
+class EventHub:
+    """What a remote controller sees of a station's events: each site's state, the
+    results of this session, and a queue of events per listener (the API's event
+    streams). ``on_event`` may be called from any thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.sites: dict[int, SiteState] = {}
+        self._results: deque[dict[str, Any]] = deque(maxlen=RESULTS_KEPT)
+        self._listeners: list[queue.Queue[dict[str, Any] | None]] = []
+
+    def reset_sites(self, numbers: list[int]) -> None:
+        with self._lock:
+            self.sites = {i: SiteState(i) for i in numbers}
+
+    def site_states(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [vars(site).copy() for site in self.sites.values()]
+
+    def results(self, limit: int = 100) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._results)[-limit:]
+
+    def listen(self) -> queue.Queue[dict[str, Any] | None]:
+        """A queue of every event from now on (None: the station closed)."""
+        listener: queue.Queue[dict[str, Any] | None] = queue.Queue(LISTENER_QUEUE)
+        with self._lock:
+            self._listeners.append(listener)
+        return listener
+
+    def forget(self, listener: queue.Queue[dict[str, Any] | None]) -> None:
+        with self._lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+    def close(self) -> None:
+        with self._lock:
+            for listener in self._listeners:
+                listener.put(None)
+
+    def on_event(self, event: Event) -> None:
+        doc = event_json(event)
+        with self._lock:
+            site = self.sites.get(doc.get("site") or 0)
+            if site is not None:
+                if isinstance(event, CycleStarted):
+                    site.state, site.phase, site.progress = "running", None, None
+                elif isinstance(event, PhaseStarted):
+                    site.phase, site.progress = event.phase, 0.0
+                elif isinstance(event, ProgressEvent) and event.total:
+                    site.progress = round(event.done / event.total, 3)
+                elif isinstance(event, CycleFinished):
+                    site.state, site.phase, site.progress = event.result.status, None, None
+                    site.last_result = doc
+                    self._results.append(doc)
+            for listener in list(self._listeners):
+                try:
+                    listener.put_nowait(doc)
+                except queue.Full:  # a client that stopped reading: dropped, the run goes on
+                    self._listeners.remove(listener)
+
+
+class HubEvents:
+    """The event side of a StationControl, from its ``hub``."""
+
+    hub: EventHub
+
+    def results(self, limit: int = 100) -> list[dict[str, Any]]:
+        return self.hub.results(limit)
+
+    def listen(self) -> queue.Queue[dict[str, Any] | None]:
+        return self.hub.listen()
+
+    def forget(self, listener: queue.Queue[dict[str, Any] | None]) -> None:
+        self.hub.forget(listener)
+
+
+class StationService(HubEvents):
     """The station the API drives. ``jobs_dir`` holds the jobs it may open by barcode."""
 
     def __init__(
@@ -114,40 +246,12 @@ class StationService:
         self._lock = threading.RLock()
         self._job: OpenJob | None = None
         self._runner: threading.Thread | None = None
-        self._results: deque[dict[str, Any]] = deque(maxlen=RESULTS_KEPT)
-        self._listeners: list[queue.Queue[dict[str, Any] | None]] = []
+        self.hub = EventHub()
 
     # -- jobs -------------------------------------------------------------------------
 
     def jobs(self) -> list[dict[str, Any]]:
-        """The jobs in ``jobs_dir`` (locked or not), by file name."""
-        if self.jobs_dir is None:
-            return []
-        found: list[dict[str, Any]] = []
-        for path in sorted(self.jobs_dir.glob("*.json")):
-            try:
-                job = load_job(path, check_lock=False).job
-            except SocketeerError as err:
-                found.append({"file": path.name, "error": str(err)})
-                continue
-            found.append(
-                {"file": path.name, "name": job.name, "device": job.device_id, "locked": job.locked}
-            )
-        return found
-
-    def _find(self, path: str | None, barcode: str | None) -> Path:
-        if path:
-            candidate = Path(path)
-            if not candidate.is_absolute() and self.jobs_dir is not None:
-                candidate = self.jobs_dir / candidate
-            return candidate
-        if not barcode or self.jobs_dir is None:
-            raise ServiceError("give the job's path, or a barcode and a station jobs folder")
-        text = barcode.strip()
-        for entry in self.jobs():
-            if entry.get("name") == text or Path(entry["file"]).stem == text:
-                return self.jobs_dir / str(entry["file"])
-        raise ServiceError(f"no job named {text!r} in {self.jobs_dir}")
+        return list_jobs(self.jobs_dir)
 
     def open_job(
         self, path: str | None = None, barcode: str | None = None, *, allow_unlocked: bool = False
@@ -156,7 +260,7 @@ class StationService:
         with self._lock:
             if self.running:
                 raise ServiceError("a run is in progress: stop it before opening another job")
-            where = self._find(path, barcode)
+            where = find_job(self.jobs_dir, path, barcode)
             loaded = load_job(where)
             if not loaded.job.locked and not allow_unlocked:
                 raise ServiceError(f"{where}: the job is not locked (engineer trial runs only)")
@@ -169,7 +273,7 @@ class StationService:
             )
             self._close_job()
             station = Station(
-                programmer, self._on_event, part_names(self.database), prepared.production
+                programmer, self.hub.on_event, part_names(self.database), prepared.production
             )
             self._job = OpenJob(
                 where,
@@ -179,8 +283,8 @@ class StationService:
                 prepared,
                 programmer,
                 station,
-                {i: SiteState(i) for i in station.site_numbers},
             )
+            self.hub.reset_sites(station.site_numbers)
             job: dict[str, Any] = self.status()["job"]
             return job
 
@@ -234,8 +338,7 @@ class StationService:
         self.wait(30)
         with self._lock:
             self._close_job()
-            for listener in self._listeners:
-                listener.put(None)
+        self.hub.close()
 
     # -- state ------------------------------------------------------------------------
 
@@ -256,43 +359,5 @@ class StationService:
                 "failed": production.failed,
                 "remaining": production.remaining,
             }
-            doc["sites"] = [vars(site).copy() for site in job.sites.values()]
+            doc["sites"] = self.hub.site_states()
             return doc
-
-    def results(self, limit: int = 100) -> list[dict[str, Any]]:
-        with self._lock:
-            return list(self._results)[-limit:]
-
-    def listen(self) -> queue.Queue[dict[str, Any] | None]:
-        """A queue of every event from now on (None: the service closed)."""
-        listener: queue.Queue[dict[str, Any] | None] = queue.Queue(LISTENER_QUEUE)
-        with self._lock:
-            self._listeners.append(listener)
-        return listener
-
-    def forget(self, listener: queue.Queue[dict[str, Any] | None]) -> None:
-        with self._lock:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
-
-    def _on_event(self, event: Event) -> None:
-        doc = event_json(event)
-        with self._lock:
-            job = self._job
-            site = job.sites.get(doc.get("site") or 0) if job is not None else None
-            if site is not None:
-                if isinstance(event, CycleStarted):
-                    site.state, site.phase, site.progress = "running", None, None
-                elif isinstance(event, PhaseStarted):
-                    site.phase, site.progress = event.phase, 0.0
-                elif isinstance(event, ProgressEvent) and event.total:
-                    site.progress = round(event.done / event.total, 3)
-                elif isinstance(event, CycleFinished):
-                    site.state, site.phase, site.progress = event.result.status, None, None
-                    site.last_result = doc
-                    self._results.append(doc)
-            for listener in list(self._listeners):
-                try:
-                    listener.put_nowait(doc)
-                except queue.Full:  # a client that stopped reading: dropped, the run goes on
-                    self._listeners.remove(listener)

@@ -4,6 +4,7 @@ the Auto-start toggle, and what each role may touch."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,9 +23,12 @@ from app.ui.production_dialogs import FirstArticleDialog, SerializationDialog
 from app.ui.wear_dialog import SiteWear, WearResetDialog
 
 if TYPE_CHECKING:
+    from app.api.runner import ApiServer
     from app.ui.main_window import MainWindow
+    from app.ui.remote_control import WindowControl
 
 JOB_FILTER = "Socketeer jobs (*.json *.sjob);;All files (*)"
+DEFAULT_API_PORT = 8750
 #: actions an operator never sees enabled
 ENGINEER_ONLY = (
     "detect",
@@ -69,6 +73,15 @@ class ProductionMenus:
             acts[name] = QAction(text, window)
             acts[name].triggered.connect(slot)
             station.addAction(acts[name])
+        remote = QAction("Remote control (API)", window, checkable=True)
+        remote.setToolTip(
+            "Let a MES or a handler drive this window over HTTP on 127.0.0.1"
+            f" (port $SOCKETEER_API_PORT, default {DEFAULT_API_PORT})"
+        )
+        remote.toggled.connect(self.set_remote_control)
+        station.addAction(remote)
+        acts["remote_control"] = remote
+        self.remote: tuple[ApiServer, WindowControl] | None = None
         auto = QAction("Auto-start", window, checkable=True)
         auto.setToolTip("Start a site when a part is inserted in its socket")
         auto.toggled.connect(production.set_auto_start)
@@ -78,6 +91,36 @@ class ProductionMenus:
         production.countChanged.connect(self._count_changed)
         production.jobChanged.connect(self._job_changed)
         self.apply_role()
+
+    # -- remote control -----------------------------------------------------------------
+
+    def set_remote_control(self, on: bool) -> None:
+        """Serve the API over this window (tokens from the environment, as `serve`)."""
+        if self.remote is not None:
+            server, control = self.remote
+            self.remote = None
+            server.stop()
+            control.close()
+            self.production.controller.log.emit(None, "info", "remote control off")
+        if not on:
+            return
+        # the HTTP stack loads when the switch is first used, not with the window
+        from app.api.runner import ApiServer
+        from app.api.server import build_app, load_tokens
+        from app.ui.remote_control import WindowControl
+
+        try:
+            tokens = load_tokens(None)
+            port = int(os.environ.get("SOCKETEER_API_PORT", DEFAULT_API_PORT))
+            control = WindowControl(self.production)
+            server = ApiServer(build_app(control, tokens), port=port)
+            server.start()
+        except (SocketeerError, ValueError) as err:
+            self.production.controller.error.emit(f"remote control: {err}")
+            self.window.actions_by_name["remote_control"].setChecked(False)
+            return
+        self.remote = (server, control)
+        self.production.controller.log.emit(None, "info", f"remote control on {server.url}")
 
     # -- roles ------------------------------------------------------------------------
 
