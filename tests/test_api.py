@@ -231,3 +231,13 @@ def test_serve_refuses_missing_or_weak_tokens(tmp_path: Path, capsys, monkeypatc
     tokens.write_text(json.dumps({"operator": "x" * 20, "engineer": "x" * 20}))
     assert main(["serve", "--tokens", str(tokens)]) == 2
     assert "must differ" in capsys.readouterr().err
+
+
+def test_readme_carries_the_generated_api_reference() -> None:
+    from app.api.openapi import markdown_reference
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    start = readme.index("<!-- api-reference:")
+    start = readme.index("\n", start) + 1
+    end = readme.index("<!-- api-reference end -->")
+    assert readme[start:end] == markdown_reference(), "run: python -m app.api.openapi"

@@ -94,3 +94,29 @@ def test_the_switch_says_why_it_cannot_start(qtbot, window, monkeypatch) -> None
     action.setChecked(True)
     assert not action.isChecked() and window.production_menus.remote is None
     assert any("engineer token must be at least 16 characters" in e for e in errors)
+
+
+def test_a_scanned_barcode_opens_the_job_from_the_library(
+    qtbot, window, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    from PySide6.QtCore import Qt
+
+    job_path = make_job(tmp_path, capsys, count=100_000)
+    approve(job_path, "sim://?sites=1")
+    library = tmp_path / "library"
+    library.mkdir()
+    shutil.copy(job_path, library / "pcb-4711.json")
+    shutil.copy(tmp_path / "fw.hex", library / "fw.hex")
+    monkeypatch.setenv("SOCKETEER_JOBS_DIR", str(library))
+    errors: list[str] = []
+    window.controller.error.connect(errors.append)
+    scan = window.production_menus.scan
+    qtbot.keyClicks(scan, "no-such-board")  # a scanner types, then sends Enter
+    qtbot.keyClick(scan, Qt.Key.Key_Return)
+    assert window.production.loaded is None
+    assert any("no job named 'no-such-board'" in e for e in errors)
+    assert scan.text() == ""  # cleared for the next scan
+    qtbot.keyClicks(scan, "pcb-4711")
+    qtbot.keyClick(scan, Qt.Key.Key_Return)
+    assert window.production.job_path == library / "pcb-4711.json"
+    assert window.production.loaded is not None and window.production.loaded.job.locked

@@ -114,3 +114,27 @@ OPENAPI: dict[str, Any] = {
         },
     },
 }
+
+
+def markdown_reference(doc: dict[str, Any] = OPENAPI) -> str:
+    """The API reference table README carries (`python -m app.api.openapi` prints it)."""
+    lines = ["| method | path | what | token |", "|---|---|---|---|"]
+    for path, methods in doc["paths"].items():
+        for method, op in methods.items():
+            role = "engineer" if "engineer token (" in op["description"] else "operator"
+            params = [p["name"] for p in op.get("parameters", [])]
+            body = list(
+                op.get("requestBody", {})
+                .get("content", {})
+                .get("application/json", {})
+                .get("schema", {})
+                .get("properties", {})
+            )
+            shown = path + (f"?{'&'.join(params)}" if params else "")
+            what = op["summary"] + (f" (JSON body: {', '.join(body)})" if body else "")
+            lines.append(f"| {method.upper()} | `{shown}` | {what} | {role} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown_reference(), end="")

@@ -34,6 +34,9 @@ from app.engine.station import Station
 from app.engine.station_setup import open_station_programmer, programmable_device
 from app.hal.programmer import Programmer
 
+#: the job library (a station's folder, or one the line shares) jobs are opened from by
+#: barcode, in the window and through the API
+JOBS_DIR_ENV = "SOCKETEER_JOBS_DIR"
 RESULTS_KEPT = 1000  # results of this session kept for GET /results
 LISTENER_QUEUE = 10_000  # events a slow listener may fall behind before it is dropped
 

@@ -8,6 +8,7 @@ and hands each production cycle to its site's worker, like any other cycle.
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -35,6 +36,7 @@ from app.engine.job_checks import check_serialization
 from app.engine.job_setup import PreparedJob, prepare_job
 from app.engine.serialization import SerialConfig, serial_range
 from app.engine.station import Emit
+from app.engine.station_service import JOBS_DIR_ENV, find_job
 from app.ui.controller import Controller
 
 
@@ -164,6 +166,23 @@ class ProductionController(QObject):
         state = f"locked by {job.lock.approved_by}" if job.lock else "unlocked"
         c.log.emit(None, "info", f"job opened: {path} ({state})")
         return self._prepare()
+
+    def jobs_dir(self) -> Path | None:
+        """The job library: $SOCKETEER_JOBS_DIR (a station's or a shared folder), else the
+        folder of the job open now."""
+        configured = os.environ.get(JOBS_DIR_ENV)
+        if configured:
+            return Path(configured)
+        return self.job_path.parent if self.job_path is not None else None
+
+    def open_scanned(self, text: str) -> bool:
+        """Open the job a scanned barcode names (its name or file name in the library)."""
+        try:
+            path = find_job(self.jobs_dir(), None, text)
+        except SocketeerError as err:
+            self.controller.error.emit(str(err))
+            return False
+        return self.open_job(path)
 
     def _adopt_image(self, loaded: LoadedJob) -> bool:
         """Use the job's own (hash-checked) image, even when it came from a package."""

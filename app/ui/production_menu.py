@@ -82,6 +82,17 @@ class ProductionMenus:
         station.addAction(remote)
         acts["remote_control"] = remote
         self.remote: tuple[ApiServer, WindowControl] | None = None
+        scan = self.scan = QLineEdit(window)
+        scan.setObjectName("job_scan")
+        scan.setPlaceholderText("Scan a job barcode")
+        scan.setToolTip(
+            "Scan (or type) a job's barcode and press Enter: the job of that name in the job"
+            " library ($SOCKETEER_JOBS_DIR, else the open job's folder) opens"
+        )
+        scan.setClearButtonEnabled(True)
+        scan.setMaximumWidth(220)
+        scan.returnPressed.connect(self.open_scanned)
+        window.toolbar.addWidget(scan)
         auto = QAction("Auto-start", window, checkable=True)
         auto.setToolTip("Start a site when a part is inserted in its socket")
         auto.toggled.connect(production.set_auto_start)
@@ -184,6 +195,13 @@ class ProductionMenus:
             self.production.operator_mode(name)
 
     # -- jobs -------------------------------------------------------------------------
+
+    def open_scanned(self) -> None:
+        """A scanner types the barcode and Enter; the field is cleared for the next."""
+        text = self.scan.text().strip()
+        self.scan.clear()
+        if text:
+            self.production.open_scanned(text)
 
     def open_job(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self.window, "Open job", "", JOB_FILTER)

@@ -74,8 +74,7 @@ class WindowControl(HubEvents):
 
     @property
     def jobs_dir(self) -> Path | None:
-        path = self.production.job_path
-        return path.parent if path is not None else None
+        return self.production.jobs_dir()
 
     def _last_error(self, fallback: str) -> str:
         return self._errors[-1] if self._errors else fallback
