@@ -130,6 +130,7 @@ def test_openapi_lists_every_route(server) -> None:
         "/api/v1/results",
         "/api/v1/log",
         "/api/v1/log/summary",
+        "/api/v1/line",
         "/api/v1/events",
     }
 
@@ -241,3 +242,43 @@ def test_readme_carries_the_generated_api_reference() -> None:
     start = readme.index("\n", start) + 1
     end = readme.index("<!-- api-reference end -->")
     assert readme[start:end] == markdown_reference(), "run: python -m app.api.openapi"
+
+
+def chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        pytest.skip("no chromium: install Debian's chromium package")
+    return found
+
+
+def browse(url: str, *extra: str) -> str:
+    """Headless Chromium's DOM of ``url`` once its scripts have run (virtual time)."""
+    import subprocess
+
+    command = [chromium(), "--headless=new", "--no-sandbox", "--disable-gpu",
+               "--virtual-time-budget=5000", *extra, url]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_the_line_view_shows_the_run_in_a_real_browser(server, tmp_path: Path) -> None:
+    base, _ = server
+    with client(base) as http:
+        http.post("/api/v1/job", json={"barcode": "job"})
+        assert http.post("/api/v1/start", json={}).status_code == 202
+        wait_idle(http)
+        line = http.get("/api/v1/line").json()
+    assert line["summary"]["passed"] == 16 and len(line["failures"]) == 1
+    assert line["failures"][0]["site"] == 5
+    page = f"{base}/line#token={OPERATOR}"
+    dom = browse(page, "--dump-dom")
+    assert dom.count('data-state="pass"') == 15 and dom.count('data-state="fail"') == 1
+    assert '<div class="value" id="good">16</div>' in dom
+    assert "94.1 %" in dom  # 16 of 17 cycles
+    assert "verify" in dom  # the failure's step, in the last failures table
+    shot = tmp_path / "line.png"
+    browse(page, f"--screenshot={shot}", "--window-size=1100,720")
+    assert shot.stat().st_size > 10_000
+    wrong = browse(f"{base}/line#token=wrong", "--dump-dom")
+    assert "missing or wrong bearer token" in wrong and 'data-state="' not in wrong

@@ -106,6 +106,12 @@ OPENAPI: dict[str, Any] = {
                 "parameters": _LOG_PARAMS,
             }
         },
+        "/api/v1/line": {
+            "get": _op(
+                "what the line view shows: sites, yield, rate, stations, last failures",
+                "operator",
+            )
+        },
         "/api/v1/events": {
             "get": {
                 **_op("live events as server-sent events (text/event-stream)", "operator"),

@@ -26,12 +26,13 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from app.api.line_view import LINE_VIEW_HTML
 from app.api.openapi import OPENAPI
 from app.core.errors import SocketeerError, UsageError
-from app.engine.production_log import ProductionLog, iso_time
+from app.engine.production_log import ProductionLog, default_station_name, iso_time
 from app.engine.station_service import StationControl
 
 MAX_BODY = 64 * 1024
@@ -218,8 +219,30 @@ def build_app(service: StationControl, tokens: Tokens, log_location: Any = None)
     async def openapi(request: Request) -> Response:
         return JSONResponse(OPENAPI)
 
+    async def line_page(request: Request) -> Response:
+        return HTMLResponse(LINE_VIEW_HTML)
+
+    async def line(request: Request) -> Response:
+        status = service.status()
+        job_id = status["job"]["job_id"] if status["job"] else None
+
+        def fetch() -> dict[str, Any]:
+            with ProductionLog(log_location) as log:
+                summary = log.summary(job_id=job_id)
+                failed = [r for r in log.records(job_id=job_id) if not r.passed]
+            for key in ("first_time", "last_time"):
+                summary.pop(key)
+            summary["per_site"] = {str(k): v for k, v in summary["per_site"].items()}
+            return {"summary": summary, "failures": [r.to_json() for r in failed[-10:]][::-1]}
+
+        return JSONResponse(
+            {"station": default_station_name(), **status, **(await asyncio.to_thread(fetch))}
+        )
+
     routes = [
         Route("/openapi.json", openapi),
+        Route("/line", line_page),
+        Route("/api/v1/line", guarded(OPERATOR, line)),
         Route("/api/v1/station", guarded(OPERATOR, station)),
         Route("/api/v1/jobs", guarded(OPERATOR, jobs)),
         Route("/api/v1/job", guarded(OPERATOR, with_body(open_job)), methods=["POST"]),
