@@ -282,3 +282,53 @@ def test_the_line_view_shows_the_run_in_a_real_browser(server, tmp_path: Path) -
     assert shot.stat().st_size > 10_000
     wrong = browse(f"{base}/line#token=wrong", "--dump-dom")
     assert "missing or wrong bearer token" in wrong and 'data-state="' not in wrong
+
+
+def test_the_line_view_shows_every_station_sharing_a_database(
+    tmp_path: Path, capsys, monkeypatch, pg_url: str
+) -> None:
+    monkeypatch.setenv("SOCKETEER_DB_URL", pg_url)  # the first article's station too
+    job_path = make_job(tmp_path, capsys, count=100_000)
+    approve(job_path)
+    database = load_database()
+    a = StationService(database, programmer_url="sim://?sites=4", db_url=pg_url, station="line-a")
+    b = StationService(database, programmer_url="sim://?sites=3", db_url=pg_url, station="line-b")
+    app = build_app(a, Tokens(OPERATOR, ENGINEER), pg_url)
+    port = free_port()
+    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    try:
+        while not uv.started:
+            time.sleep(0.02)
+        for service in (a, b):
+            service.open_job(str(job_path))
+            service.start()
+        for service in (a, b):
+            service.wait(60)
+        with client(f"http://127.0.0.1:{port}") as http:
+            deadline = time.monotonic() + 10  # line-b publishes from a thread of its own
+            while True:
+                line = http.get("/api/v1/line").json()
+                published = [s["state"] for s in line["line"].get("line-b", [])]
+                if published == ["pass"] * 3 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+        assert [s["state"] for s in line["sites"]] == ["pass"] * 4  # line-a own, live
+        assert line["station"] == "line-a"
+        assert list(line["line"]) == ["line-b"]  # the other station, from the database
+        assert [(s["index"], s["state"]) for s in line["line"]["line-b"]] == [
+            (1, "pass"),
+            (2, "pass"),
+            (3, "pass"),
+        ]
+        passed = {k: v["passed"] for k, v in line["summary"]["per_station"].items()}
+        assert passed["line-a"] == 4 and passed["line-b"] == 3  # and the first article's
+        if shutil.which("chromium") or shutil.which("chromium-browser"):
+            dom = browse(f"http://127.0.0.1:{port}/line#token={OPERATOR}", "--dump-dom")
+            assert dom.count('data-station="line-b"') == 3 and "Station line-b" in dom
+    finally:
+        a.close()
+        b.close()
+        uv.should_exit = True
+        thread.join(10)

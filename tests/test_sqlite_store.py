@@ -231,7 +231,7 @@ def test_a_production_file_of_the_previous_version_is_migrated(tmp_path: Path) -
         assert [r.host for r in log.records()] == [None, None]
         log.append(replace(record, host="bench-pc", programmer="ftdi://ftdi:232h:FT1/1"))
         assert [r.programmer for r in log.records()][-1] == "ftdi://ftdi:232h:FT1/1"
-    assert version(path) == PRODUCTION_FILE.version == 4
+    assert version(path) == PRODUCTION_FILE.version == 5  # 5: the line's live site states
     assert columns(path, "socket_wear_resets")[-1] == "reason"
 
 

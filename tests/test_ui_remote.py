@@ -120,3 +120,25 @@ def test_a_scanned_barcode_opens_the_job_from_the_library(
     qtbot.keyClick(scan, Qt.Key.Key_Return)
     assert window.production.job_path == library / "pcb-4711.json"
     assert window.production.loaded is not None and window.production.loaded.job.locked
+
+
+def test_a_window_on_a_shared_database_publishes_its_sites_to_the_line(
+    qtbot, window, tmp_path: Path, capsys, monkeypatch, pg_url: str
+) -> None:
+    from app.engine.production_log import ProductionLog
+
+    monkeypatch.setenv("SOCKETEER_DB_URL", pg_url)
+    monkeypatch.setenv("SOCKETEER_STATION", "bench-3")
+    job_path = make_job(tmp_path, capsys, count=100_000)
+    approve(job_path, "sim://?sites=1")
+    assert window.production.open_job(job_path)
+    window.production.start()
+    qtbot.waitUntil(lambda: not window.controller.running, timeout=30000)
+    sites = window.controller.sites
+    with ProductionLog(pg_url) as log:
+        qtbot.waitUntil(
+            lambda: (
+                [s["state"] for s in log.line_sites().get("bench-3", [])] == ["pass"] * len(sites)
+            ),
+            timeout=10000,
+        )

@@ -1,5 +1,6 @@
 """The read-only line view `socketeer serve` shows at /line: this station's sites in the
-window's state colours, the job's yield and devices per hour, each station of the line
+window's state colours, the other stations' sites (as they publish them to a shared
+production log), the job's yield and devices per hour, each station of the line
 (from a shared production log), and the last failures, refreshed every second from
 /api/v1/line. The page reads the operator token from its address's fragment
 (``/line#token=...``: a fragment never reaches a server log) and sends it as a bearer
@@ -29,7 +30,7 @@ LINE_VIEW_HTML = (
 <style>
 body { font-family: sans-serif; margin: 16px; background: #fafafa; color: #263238; }
 h1 { font-size: 20px; margin: 0 0 4px 0; } .sub { color: #607d8b; margin-bottom: 12px; }
-#sites { display: grid; grid-template-columns: repeat(8, 110px); gap: 8px; }
+#sites, .grid { display: grid; grid-template-columns: repeat(8, 110px); gap: 8px; }
 .site { border-radius: 8px; padding: 8px; height: 60px; border: 1px solid #b0bec5; }
 .site b { font-size: 18px; } .site .what { font-size: 12px; }
 .figures { display: flex; gap: 24px; margin: 16px 0; }
@@ -47,6 +48,7 @@ td, th { border: 1px solid #cfd8dc; padding: 4px 8px; font-size: 13px; text-alig
 <div class="sub" id="job">connecting...</div>
 <div id="problem"></div>
 <div id="sites"></div>
+<div id="line"></div>
 <div class="figures">
  <div class="figure"><div>good</div><div class="value" id="good">-</div></div>
  <div class="figure"><div>yield</div><div class="value" id="yield">-</div></div>
@@ -90,6 +92,25 @@ async function refresh() {
       tile.innerHTML = "<b>" + site.index + "</b><div class='what'></div>";
       tile.querySelector(".what").textContent = site.phase || site.state;
       sites.appendChild(tile);
+    }
+    const line = document.getElementById("line");
+    line.innerHTML = "";
+    for (const [name, others] of Object.entries(doc.line || {})) {
+      const heading = document.createElement("h3");
+      heading.textContent = "Station " + name;
+      line.appendChild(heading);
+      const grid = document.createElement("div");
+      grid.className = "grid";
+      for (const site of others) {
+        const tile = document.createElement("div");
+        tile.className = "site " + site.state;
+        tile.dataset.station = name;
+        tile.dataset.state = site.state;
+        tile.innerHTML = "<b>" + site.index + "</b><div class='what'></div>";
+        tile.querySelector(".what").textContent = site.phase || site.state;
+        grid.appendChild(tile);
+      }
+      line.appendChild(grid);
     }
     const summary = doc.summary;
     document.getElementById("good").textContent = summary.passed;

@@ -32,7 +32,7 @@ from starlette.routing import Route
 from app.api.line_view import LINE_VIEW_HTML
 from app.api.openapi import OPENAPI
 from app.core.errors import SocketeerError, UsageError
-from app.engine.production_log import ProductionLog, default_station_name, iso_time
+from app.engine.production_log import ProductionLog, iso_time
 from app.engine.station_service import StationControl
 
 MAX_BODY = 64 * 1024
@@ -235,8 +235,13 @@ def build_app(service: StationControl, tokens: Tokens, log_location: Any = None)
             summary["per_site"] = {str(k): v for k, v in summary["per_site"].items()}
             return {"summary": summary, "failures": [r.to_json() for r in failed[-10:]][::-1]}
 
+        line_sites = await asyncio.to_thread(service.line_sites)
         return JSONResponse(
-            {"station": default_station_name(), **status, **(await asyncio.to_thread(fetch))}
+            {
+                **status,
+                **(await asyncio.to_thread(fetch)),
+                "line": line_sites,
+            }
         )
 
     routes = [

@@ -75,9 +75,13 @@ def store_location(folder: Path, file_name: str, db_url: str | None = None) -> P
 
 
 def open_ledger(
-    loaded: LoadedJob, folder: Path | None = None, db_url: str | None = None
+    loaded: LoadedJob,
+    folder: Path | None = None,
+    db_url: str | None = None,
+    station: str | None = None,
 ) -> SerialLedger | None:
-    """The serial ledger of the job's numbering scheme (None for an unserialized job)."""
+    """The serial ledger of the job's numbering scheme (None for an unserialized job);
+    ``station`` names this station in it (default: $SOCKETEER_STATION or the host)."""
     if loaded.job.serialization is None:
         return None
     folder = folder or data_dir()
@@ -86,7 +90,7 @@ def open_ledger(
     config = SerialConfig.from_json(loaded.job.serialization)
     base_dir = loaded.path.parent if loaded.path is not None else None
     source = SerialSource(config, base_dir=base_dir)
-    return SerialLedger(location, serial_scheme_id(config), source, config.policy)
+    return SerialLedger(location, serial_scheme_id(config), source, config.policy, station=station)
 
 
 def job_cycle_spec(loaded: LoadedJob, device: Device, database: DeviceDatabase) -> CycleSpec:
@@ -106,6 +110,7 @@ def prepare_job(
     wear_threshold: int | None = DEFAULT_WEAR_THRESHOLD,
     folder: Path | None = None,
     db_url: str | None = None,
+    station: str | None = None,
 ) -> PreparedJob:
     where = str(loaded.path) if loaded.path is not None else "job"
     try:
@@ -115,7 +120,7 @@ def prepare_job(
     folder = folder or data_dir()
     folder.mkdir(parents=True, exist_ok=True)
     job_id, job_hash = job_identity(loaded)
-    ledger = open_ledger(loaded, folder, db_url)
+    ledger = open_ledger(loaded, folder, db_url, station)
     address = None
     recovered: list[int] = []
     span = None
@@ -136,5 +141,6 @@ def prepare_job(
         count_limit=count_limit if count_limit is not None else loaded.job.count_limit,
         wear_threshold=wear_threshold,
         operator=operator,
+        station=station,
     )
     return PreparedJob(production, tuple(recovered), span)

@@ -229,6 +229,17 @@ _HOST_AND_PROGRAMMER = """
     ALTER TABLE production ADD COLUMN programmer TEXT;
 """
 
+_LINE_SITES = """
+    CREATE TABLE IF NOT EXISTS line_sites (
+        station    TEXT NOT NULL,
+        site       INTEGER NOT NULL,
+        state      TEXT NOT NULL,
+        phase      TEXT,
+        updated_us BIGINT NOT NULL,
+        PRIMARY KEY (station, site)
+    );
+"""
+
 PRODUCTION_FILE = Schema(
     "production log",
     (
@@ -267,6 +278,7 @@ PRODUCTION_FILE = Schema(
             """,
         ),
         Migration("records name the host and the programmer", _HOST_AND_PROGRAMMER),
+        Migration("the live state of every station's sites", _LINE_SITES),
     ),
     ("production", "socket_wear", "socket_wear_resets"),
     (
@@ -303,6 +315,7 @@ PRODUCTION_FILE = Schema(
             _PRODUCTION_INDEXES,
         ),
         Migration("records name the host and the programmer", _HOST_AND_PROGRAMMER),
+        Migration("the live state of every station's sites", _LINE_SITES),
     ),
 )
 
@@ -462,6 +475,36 @@ class ProductionLog(UsesStore["SqliteStore | PgStore"]):
             if len(rows) < _BATCH:
                 return
             last_id, last_time = rows[-1][0], rows[-1][1]
+
+    def publish_site(self, station: str, site: int, state: str, phase: str | None) -> None:
+        """Record what one site of ``station`` is doing now (the line view of every
+        station reads it from a shared log)."""
+        with self._store.transaction() as conn:
+            conn.execute(
+                "INSERT INTO line_sites (station, site, state, phase, updated_us)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (station, site) DO UPDATE SET"
+                " state = excluded.state, phase = excluded.phase, updated_us = excluded.updated_us",
+                (station, site, state, phase, to_us(datetime.now(UTC))),
+            )
+
+    def line_sites(self) -> dict[str, list[dict[str, Any]]]:
+        """Every station's sites as they last published them, by station and site."""
+        with self._store.read() as conn:
+            rows = conn.execute(
+                "SELECT station, site, state, phase, updated_us FROM line_sites"
+                " ORDER BY station, site"
+            ).fetchall()
+        out: dict[str, list[dict[str, Any]]] = {}
+        for station, site, state, phase, updated in rows:
+            out.setdefault(station, []).append(
+                {
+                    "index": site,
+                    "state": state,
+                    "phase": phase,
+                    "updated": iso_time(from_us(updated)),
+                }
+            )
+        return out
 
     def passing_record(self, serial: str) -> str | None:
         """The id of the latest passing record of a part given ``serial``, or None."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections import deque
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -30,6 +31,7 @@ from app.engine.events import (
     SiteIdle,
 )
 from app.engine.job_setup import PreparedJob, prepare_job
+from app.engine.production_log import ProductionLog, default_station_name
 from app.engine.station import Station
 from app.engine.station_setup import open_station_programmer, programmable_device
 from app.hal.programmer import Programmer
@@ -61,6 +63,8 @@ class StationControl(Protocol):
     def listen(self) -> queue.Queue[dict[str, Any] | None]: ...
 
     def forget(self, listener: queue.Queue[dict[str, Any] | None]) -> None: ...
+
+    def line_sites(self) -> dict[str, list[dict[str, Any]]]: ...
 
 
 class ServiceError(InputError):
@@ -152,6 +156,43 @@ def find_job(folder: Path | None, path: str | None, barcode: str | None) -> Path
     raise ServiceError(f"no job named {text!r} in {folder}")
 
 
+class SitePublisher:
+    """Publishes one station's site states to a line's shared production log, from a
+    thread of its own: the sites and the window never wait for the database, and a
+    database that is gone costs the line view a beat, never the run."""
+
+    def __init__(self, log: ProductionLog, station: str) -> None:
+        self.log = log
+        self.station = station
+        self._queue: queue.Queue[SiteState | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._work, name="site-publisher", daemon=True)
+        self._thread.start()
+
+    def publish(self, site: SiteState) -> None:
+        self._queue.put(site)
+
+    def _work(self) -> None:
+        while (site := self._queue.get()) is not None:
+            with suppress(SocketeerError):
+                self.log.publish_site(self.station, site.index, site.state, site.phase)
+
+    def close(self) -> None:
+        """Publish what is queued, then stop."""
+        self._queue.put(None)
+        self._thread.join(10)
+
+
+def site_change(event: Event) -> SiteState | None:
+    """The site state an event sets (start, phase, finish), or None."""
+    if isinstance(event, CycleStarted):
+        return SiteState(event.site, "running")
+    if isinstance(event, PhaseStarted):
+        return SiteState(event.site, "running", event.phase)
+    if isinstance(event, CycleFinished):
+        return SiteState(event.site, event.result.status)
+    return None
+
+
 class EventHub:
     """What a remote controller sees of a station's events: each site's state, the
     results of this session, and a queue of events per listener (the API's event
@@ -240,6 +281,7 @@ class StationService(HubEvents):
         jobs_dir: Path | None = None,
         db_url: str | None = None,
         operator: str = "remote",
+        station: str | None = None,
     ) -> None:
         self.database = database
         self.programmer_url = programmer_url
@@ -250,6 +292,10 @@ class StationService(HubEvents):
         self._job: OpenJob | None = None
         self._runner: threading.Thread | None = None
         self.hub = EventHub()
+        self.station = station or default_station_name()
+        #: a line's shared log, where this station publishes its sites for the line view
+        self._line: ProductionLog | None = None
+        self._publisher: SitePublisher | None = None
 
     # -- jobs -------------------------------------------------------------------------
 
@@ -269,14 +315,19 @@ class StationService(HubEvents):
                 raise ServiceError(f"{where}: the job is not locked (engineer trial runs only)")
             device = programmable_device(self.database, loaded.job.device_id)
             prepared = prepare_job(
-                loaded, device, self.database, operator=self.operator, db_url=self.db_url
+                loaded,
+                device,
+                self.database,
+                operator=self.operator,
+                db_url=self.db_url,
+                station=self.station,
             )
             programmer = open_station_programmer(
                 self.programmer_url or loaded.job.programmer, device, self.database
             )
             self._close_job()
             station = Station(
-                programmer, self.hub.on_event, part_names(self.database), prepared.production
+                programmer, self._on_event, part_names(self.database), prepared.production
             )
             self._job = OpenJob(
                 where,
@@ -288,13 +339,33 @@ class StationService(HubEvents):
                 station,
             )
             self.hub.reset_sites(station.site_numbers)
+            self._line = prepared.production.log if prepared.production.log.shared else None
+            if self._line is not None:
+                self._publisher = SitePublisher(self._line, self.station)
+                for number in station.site_numbers:
+                    self._publisher.publish(SiteState(number))
             job: dict[str, Any] = self.status()["job"]
             return job
 
     def _close_job(self) -> None:
+        if self._publisher is not None:
+            self._publisher.close()
+            self._publisher = None
         if self._job is not None:
             self._job.programmer.close()
             self._job = None
+
+    def _on_event(self, event: Event) -> None:
+        self.hub.on_event(event)
+        changed = site_change(event)
+        if changed is not None and self._publisher is not None:
+            self._publisher.publish(changed)
+
+    def line_sites(self) -> dict[str, list[dict[str, Any]]]:
+        """The other stations' sites (a shared log), for the line view."""
+        if self._line is None:
+            return {}
+        return {k: v for k, v in self._line.line_sites().items() if k != self.station}
 
     # -- runs -------------------------------------------------------------------------
 
@@ -341,6 +412,7 @@ class StationService(HubEvents):
         self.wait(30)
         with self._lock:
             self._close_job()
+            self._line = None
         self.hub.close()
 
     # -- state ------------------------------------------------------------------------
@@ -348,7 +420,12 @@ class StationService(HubEvents):
     def status(self) -> dict[str, Any]:
         with self._lock:
             job = self._job
-            doc: dict[str, Any] = {"running": self.running, "job": None, "sites": []}
+            doc: dict[str, Any] = {
+                "station": self.station,
+                "running": self.running,
+                "job": None,
+                "sites": [],
+            }
             if job is None:
                 return doc
             production = job.prepared.production

@@ -34,9 +34,10 @@ from app.engine.events import CycleFinished
 from app.engine.first_article import FirstArticleOutcome, run_first_article
 from app.engine.job_checks import check_serialization
 from app.engine.job_setup import PreparedJob, prepare_job
+from app.engine.production_log import default_station_name
 from app.engine.serialization import SerialConfig, serial_range
 from app.engine.station import Emit
-from app.engine.station_service import JOBS_DIR_ENV, find_job
+from app.engine.station_service import JOBS_DIR_ENV, SitePublisher, find_job, site_change
 from app.ui.controller import Controller
 
 
@@ -53,6 +54,8 @@ class ProductionController(QObject):
         self.session.on_change.append(self._role_changed)
         self.loaded: LoadedJob | None = None
         self.job_path: Path | None = None
+        #: publishes the sites to a line's shared log (a job on a shared database)
+        self._publisher: SitePublisher | None = None
         self.serialization: dict[str, Any] | None = None
         self.count_limit: int | None = None
         self.prepared: PreparedJob | None = None
@@ -218,6 +221,10 @@ class ProductionController(QObject):
             c.error.emit(str(err))
             return False
         self._attach()
+        if self._publisher is not None:
+            self._publisher.close()
+        log = self.prepared.production.log
+        self._publisher = SitePublisher(log, default_station_name()) if log.shared else None
         if self.prepared.recovered_serials:
             c.log.emit(
                 None,
@@ -362,6 +369,9 @@ class ProductionController(QObject):
 
     def _on_engine_event(self, event: Any) -> None:
         c = self.controller
+        changed = site_change(event) if self._publisher is not None else None
+        if changed is not None and self._publisher is not None:
+            self._publisher.publish(changed)  # the line view of the line's other stations
         if isinstance(event, CycleFinished) and event.counted:
             serial = f" serial {event.serial}" if event.serial else ""
             c.log.emit(event.site, "info", f"site {event.site}: record {event.record_id}{serial}")

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from PySide6.QtCore import QObject, Qt, QThread, Signal
 
 from app.core.job_files import load_job
+from app.engine.production_log import default_station_name
 from app.engine.station_service import EventHub, HubEvents, ServiceError, find_job, list_jobs
 from app.ui.production_controller import ProductionController
 
@@ -82,7 +83,11 @@ class WindowControl(HubEvents):
     def status(self) -> dict[str, Any]:
         def read() -> dict[str, Any]:
             c, p = self.controller, self.production
-            doc: dict[str, Any] = {"running": c.running, "job": None}
+            doc: dict[str, Any] = {
+                "station": default_station_name(),
+                "running": c.running,
+                "job": None,
+            }
             if p.loaded is not None and p.prepared is not None:
                 production = p.prepared.production
                 doc["job"] = {
@@ -147,6 +152,10 @@ class WindowControl(HubEvents):
             return running
 
         return self.gui(stop_)
+
+    def line_sites(self) -> dict[str, list[dict[str, Any]]]:
+        """Other stations' sites: the window does not publish to a line (yet)."""
+        return {}
 
     def close(self) -> None:
         self.hub.close()
