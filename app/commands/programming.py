@@ -20,7 +20,6 @@ from app.core.image import MemoryImage
 from app.core.numbers import parse_number, parse_range
 from app.devicedb import load_database
 from app.engine.cycle import CycleOptions, build_cycle_spec, part_names
-from app.engine.detect import detect_site
 from app.engine.events import CycleFinished, Event, LogEvent, PhaseStarted
 from app.engine.station import Station
 from app.engine.station_setup import open_station_programmer, programmable_device
@@ -283,6 +282,8 @@ def cmd_read(args: argparse.Namespace) -> int:
 
 def cmd_detect(args: argparse.Namespace) -> int:
     database = load_database()
+    from app.engine.detect import detect_site  # the detect command's alone
+
     programmer = open_station_programmer(args.programmer, None, database)
     try:
         reports = [

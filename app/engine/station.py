@@ -19,16 +19,18 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from app.core.errors import SocketeerError
 from app.engine.cycle import NameLookup
 from app.engine.events import CycleFinished, CycleStarted, Event, LogEvent, SiteIdle
-from app.engine.production import Production, SetupFailed, Ticket
 from app.engine.results import ERROR, FAIL, DeviceResult
-from app.engine.serialization import SerialsExhausted
 from app.engine.site_runner import CycleSpec, SiteRunner
 from app.engine.tally import Tally
 from app.hal.programmer import Programmer, Site
+
+if TYPE_CHECKING:  # a production run's bookkeeping loads with its job (app.engine.job_setup)
+    from app.engine.production import Production, Ticket
 
 log = logging.getLogger(__name__)
 
@@ -360,6 +362,9 @@ def _not_run(index: int, spec: CycleSpec, err: Exception) -> DeviceResult:
     left is the device's failure; anything else is the station's error (a storage
     failure named as such, anything unexpected as an internal error, with a traceback
     in the log)."""
+    from app.engine.production import SetupFailed
+    from app.engine.serialization import SerialsExhausted
+
     step = "setup"
     if isinstance(err, SetupFailed):
         step, err = err.step, err.cause
