@@ -1,0 +1,170 @@
+"""A simulated Cortex-M debug port at the SWD packet level, written from the ARM Debug
+Interface v5 specification (not from app.hal.swd): SW-DP registers, one MEM-AP (AHB-AP)
+over a memory map, posted AP reads, sticky errors, WAIT and line-state faults.
+
+- The port speaks SWD only after a line reset, the JTAG-to-SWD sequence (0xE79E, LSB
+  first) and another line reset; until then, and for a request whose start, stop, park
+  or parity bit is wrong, it does not drive the line (the host reads 0b111).
+- DP: IDCODE (read 0x0), ABORT (write 0x0: bit 1 STKCMPCLR, 2 STKERRCLR, 3 WDERRCLR,
+  4 ORUNERRCLR), CTRL/STAT (0x4: each power-up request bit 28/30 is acknowledged in
+  bit 29/31; STICKYERR is bit 5), SELECT (write 0x8: APSEL 31:24, APBANKSEL 7:4),
+  RDBUFF (read 0xC: the last AP read's value).
+- AP 0: CSW (0x00), TAR (0x04), DRW (0x0C), IDR (0xFC). An AP read returns the value of
+  the previous AP read (posted). DRW transfers move TAR on by 4 with CSW AddrInc single,
+  wrapping inside 1 KiB. A transfer to an unmapped address sets STICKYERR; while
+  STICKYERR is set every AP access answers FAULT. AP access before the debug power-up
+  acknowledge answers FAULT too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+_OK, _WAIT, _FAULT, _NONE = 0b001, 0b010, 0b100, 0b111
+_SWITCH = 0xE79E
+_IDCODE_M3 = 0x1BA01477  # ARM SW-DP (ADIv5), as Cortex-M3/M4 parts report it
+_AHB_AP_IDR = 0x24770011
+_STICKYERR = 1 << 5
+
+
+def _even(value: int) -> int:
+    return bin(value).count("1") & 1
+
+
+@dataclass
+class SimSwdTarget:
+    """``regions``: base address -> bytes of memory there (RAM, flash as plain memory)."""
+
+    regions: dict[int, bytearray] = field(default_factory=dict)
+    idcode: int = _IDCODE_M3
+    present: bool = True
+    wait_next: int = 0  # answer WAIT to this many packets first (a busy bus)
+    packets: int = 0  # every packet the target answered (for tests)
+    ap_reads: int = 0
+
+    def __post_init__(self) -> None:
+        self._swd = False
+        self._reset_seen = False
+        self._ctrl = 0
+        self._select = 0
+        self._posted = 0
+        self._csw = 0
+        self._tar = 0
+
+    # -- the line -------------------------------------------------------------------------
+
+    def line_reset(self) -> None:
+        self._reset_seen = True
+
+    def sequence(self, bits: int, count: int) -> None:
+        if self._reset_seen and count == 16 and bits & 0xFFFF == _SWITCH:
+            self._swd = True
+        self._reset_seen = False
+
+    def packet(self, request: int, data: int | None) -> tuple[int, int | None]:
+        body = (request >> 1) & 0xF
+        framed = request & 1 and not (request >> 6) & 1 and (request >> 7) & 1
+        if not (self.present and self._swd and framed and (request >> 5) & 1 == _even(body)):
+            return _NONE, None
+        self.packets += 1
+        if self.wait_next > 0:
+            self.wait_next -= 1
+            return _WAIT, None
+        ap, read, address = bool(body & 1), bool(body & 2), ((body >> 2) & 3) << 2
+        if ap:
+            if self._ctrl & _STICKYERR or not self._ctrl & (1 << 29):
+                self._ctrl |= _STICKYERR
+                return _FAULT, None
+            return self._ap(read, address, data)
+        return self._dp(read, address, data)
+
+    @staticmethod
+    def _answer(value: int) -> tuple[int, int]:
+        value &= 0xFFFFFFFF
+        return _OK, value | (_even(value) << 32)
+
+    # -- DP -------------------------------------------------------------------------------
+
+    def _dp(self, read: bool, address: int, data: int | None) -> tuple[int, int | None]:
+        if read:
+            if address == 0x0:
+                return self._answer(self.idcode)
+            if address == 0x4:
+                return self._answer(self._ctrl)
+            if address == 0xC:
+                return self._answer(self._posted)
+            return self._answer(0)
+        assert data is not None
+        if address == 0x0:  # ABORT: clear the sticky flags asked for
+            if data & (1 << 2):
+                self._ctrl &= ~_STICKYERR
+            self._ctrl &= ~((1 << 4) if data & (1 << 1) else 0)
+        elif address == 0x4:
+            requests = data & ((1 << 28) | (1 << 30))
+            self._ctrl = (self._ctrl & _STICKYERR) | requests | (requests << 1)
+        elif address == 0x8:
+            self._select = data
+        return _OK, None
+
+    # -- AP 0 (MEM-AP) ----------------------------------------------------------------------
+
+    def _ap(self, read: bool, address: int, data: int | None) -> tuple[int, int | None]:
+        register = (self._select & 0xF0) | address
+        if self._select >> 24:  # no such AP: reads 0, writes ignored
+            return self._answer(0) if read else (_OK, None)
+        if read:
+            self.ap_reads += 1
+            previous = self._posted
+            self._posted = self._ap_value(register)
+            return self._answer(previous)
+        assert data is not None
+        if register == 0x00:
+            self._csw = data
+        elif register == 0x04:
+            self._tar = data
+        elif register == 0x0C:
+            if not self._store(self._tar, data):
+                self._ctrl |= _STICKYERR
+            self._advance()
+        return _OK, None
+
+    def _ap_value(self, register: int) -> int:
+        if register == 0x00:
+            return self._csw
+        if register == 0x04:
+            return self._tar
+        if register == 0xFC:
+            return _AHB_AP_IDR
+        if register == 0x0C:
+            value = self._load(self._tar)
+            self._advance()
+            if value is None:
+                self._ctrl |= _STICKYERR
+                return 0
+            return value
+        return 0
+
+    def _advance(self) -> None:
+        if (self._csw >> 4) & 3 == 1:  # AddrInc single: within the 1 KiB TAR boundary
+            self._tar = (self._tar & ~0x3FF) | ((self._tar + 4) & 0x3FF)
+
+    def _where(self, address: int) -> tuple[bytearray, int] | None:
+        for base, memory in self.regions.items():
+            if base <= address and address + 4 <= base + len(memory):
+                return memory, address - base
+        return None
+
+    def _load(self, address: int) -> int | None:
+        found = self._where(address)
+        if found is None:
+            return None
+        memory, offset = found
+        return int.from_bytes(memory[offset : offset + 4], "little")
+
+    def _store(self, address: int, value: int) -> bool:
+        found = self._where(address)
+        if found is None:
+            return False
+        memory, offset = found
+        memory[offset : offset + 4] = (value & 0xFFFFFFFF).to_bytes(4, "little")
+        return True
