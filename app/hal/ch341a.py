@@ -33,71 +33,27 @@ module against chip models at the USB packet level (tests/ch341a_fake.py).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 
-from app.devicedb.families import Family
-from app.devicedb.models import Device
 from app.hal.ch341a_i2c import CH341_I2C, speed_packet
 from app.hal.ch341a_spi import CLOCK_HZ, Ch341SpiBus, pins_packet
 from app.hal.ch341a_usb import pyusb_backend
-from app.hal.errors import ProgrammerUrlError
-from app.hal.programmer import (
-    Capabilities,
-    ParsedUrl,
-    check_options,
-    choice,
-    connection_options,
-    int_option,
-    register_scheme,
+from app.hal.programmer import Capabilities, ParsedUrl, check_options, register_scheme
+from app.hal.wch_board import (
+    BoardOptions,
+    WchProgrammer,
+    WchSite,
+    board_options,
+    check_path,
+    open_sites,
+    select_boards,
 )
-from app.hal.wch_board import WchProgrammer, WchSite, check_path, open_sites, select_boards
-from app.hal.wch_i2c import SPEEDS, WchI2cBus
+from app.hal.wch_i2c import WchI2cBus
 from app.hal.wch_usb import WchBackend, WchDevice, WchHandle
 
 KNOWN_OPTIONS = {"i2c", "clock", "vcc", "connection", "power"}
-DEFAULT_I2C_HZ = 400_000
 #: what the common black board drives its lines at, unmodified
 BLACK_BOARD_MV = 5000
-
-
-@dataclass(frozen=True)
-class SiteSettings:
-    bus: str  # "spi" or "i2c"
-    i2c_hz: int
-    vcc_mv: int | None  # None: not stated (the board may drive 5 V)
-    in_system: bool
-    board_powered: bool
-
-
-def _settings(parsed: ParsedUrl, context: Mapping[str, object]) -> SiteSettings:
-    device = context.get("device")
-    part = device if isinstance(device, Device) else None
-    default_bus = "1" if part is not None and part.family is Family.I2C_EEPROM else "0"
-    i2c = choice(parsed, "i2c", default_bus, ("0", "1")) == "1"
-    text = parsed.options.get("clock", "").strip().lower()
-    if text:
-        match = re.fullmatch(r"([0-9]+)(k?)", text)
-        hz = int(match.group(1)) * (1000 if match.group(2) else 1) if match else 0
-        if hz not in SPEEDS:
-            offered = ", ".join(f"{s // 1000}k" for s in SPEEDS)
-            raise ProgrammerUrlError(
-                f"ch341a option clock={parsed.options['clock']!r}: the CH341A's I2C clocks"
-                f" are {offered}"
-            )
-    else:
-        hz = DEFAULT_I2C_HZ
-    part_max = (part.max_clock_hz if part is not None else None) or hz
-    i2c_hz = max([s for s in SPEEDS if s <= min(hz, part_max)], default=min(SPEEDS))
-    in_system, board_powered = connection_options(parsed, in_system=False, board_powered=False)
-    return SiteSettings(
-        bus="i2c" if i2c else "spi",
-        i2c_hz=i2c_hz,
-        vcc_mv=int_option(parsed, "vcc", 0, 1000, 5500) if "vcc" in parsed.options else None,
-        in_system=in_system,
-        board_powered=board_powered,
-    )
 
 
 class Ch341Site(WchSite):
@@ -114,7 +70,7 @@ class Ch341Site(WchSite):
         backend: WchBackend,
         device: WchDevice,
         index: int,
-        settings: SiteSettings,
+        settings: BoardOptions,
         *,
         only_board: bool,
     ) -> None:
@@ -153,7 +109,7 @@ def open_ch341a(parsed: ParsedUrl, context: Mapping[str, object]) -> WchProgramm
     path = parsed.path.strip("/")
     check_path("ch341a", path)
     # the options are checked before touching USB, so a bad URL says so without a board
-    settings = _settings(parsed, context)
+    settings = board_options(parsed, context, "CH341A")
     given = context.get("ch341a_backend")  # tests swap pyusb for a packet-level fake
     backend = given if isinstance(given, WchBackend) else pyusb_backend()
     devices = select_boards("ch341a", "CH341A", path, backend.find_devices())

@@ -36,89 +36,53 @@ module against chip models at the USB packet level (tests/ch347_fake.py).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from app.devicedb.families import Family
-from app.devicedb.models import Device
 from app.hal.ch347_i2c import CH347_I2C
 from app.hal.ch347_spi import MIN_HZ, Ch347SpiBus, cs_packet, divisor_for
 from app.hal.ch347_usb import CH347F_PID, pyusb_backend, switch_to_i2c
 from app.hal.errors import ProgrammerUrlError
-from app.hal.programmer import (
-    Capabilities,
-    ParsedUrl,
-    check_options,
-    choice,
-    connection_options,
-    int_option,
-    register_scheme,
+from app.hal.programmer import Capabilities, ParsedUrl, check_options, choice, register_scheme
+from app.hal.wch_board import (
+    BoardOptions,
+    WchProgrammer,
+    WchSite,
+    board_options,
+    check_path,
+    clock_option,
+    open_sites,
+    select_boards,
 )
-from app.hal.wch_board import WchProgrammer, WchSite, check_path, open_sites, select_boards
-from app.hal.wch_i2c import SPEEDS, WchI2cBus, speed_stream
+from app.hal.wch_i2c import WchI2cBus, speed_stream
 from app.hal.wch_usb import WchBackend, WchDevice, WchHandle
 
 KNOWN_OPTIONS = {"i2c", "spi_hz", "spi_mode", "cs", "clock", "vcc", "connection", "power"}
-DEFAULT_I2C_HZ = 400_000
 DEFAULT_SPI_HZ = 60_000_000
-_HZ = re.compile(r"([0-9]+(?:\.[0-9]+)?)([km]?)")
 
 
 @dataclass(frozen=True)
 class SiteSettings:
-    bus: str  # "spi" or "i2c"
+    board: BoardOptions  # bus, I2C clock, vcc=, connection and power
     spi_hz: int  # the spi_hz option (the bus picks its clock at or below it)
     spi_mode: int  # 0 or 3
     cs: int
-    i2c_hz: int
-    vcc_mv: int | None  # None: not stated
-    in_system: bool
-    board_powered: bool
-
-
-def _hz(parsed: ParsedUrl, key: str) -> int | None:
-    text = parsed.options.get(key, "").strip().lower()
-    if not text:
-        return None
-    match = _HZ.fullmatch(text)
-    if not match:
-        raise ProgrammerUrlError(f"ch347 option {key}={parsed.options[key]!r} is not a clock")
-    scale = {"": 1, "k": 1000, "m": 1_000_000}[match.group(2)]
-    return round(float(match.group(1)) * scale)
 
 
 def _settings(parsed: ParsedUrl, context: Mapping[str, object]) -> SiteSettings:
-    device = context.get("device")
-    part = device if isinstance(device, Device) else None
-    default_bus = "1" if part is not None and part.family is Family.I2C_EEPROM else "0"
-    i2c = choice(parsed, "i2c", default_bus, ("0", "1")) == "1"
-    hz = _hz(parsed, "clock")
-    if hz is not None and hz not in SPEEDS:
-        offered = ", ".join(f"{s // 1000}k" for s in SPEEDS)
-        raise ProgrammerUrlError(
-            f"ch347 option clock={parsed.options['clock']!r}: the CH347's I2C clocks are {offered}"
-        )
-    hz = hz or DEFAULT_I2C_HZ
-    part_max = (part.max_clock_hz if part is not None else None) or hz
-    i2c_hz = max([s for s in SPEEDS if s <= min(hz, part_max)], default=min(SPEEDS))
-    spi_hz = _hz(parsed, "spi_hz")
+    board = board_options(parsed, context, "CH347")
+    spi_hz = clock_option(parsed, "spi_hz")
     spi_hz = DEFAULT_SPI_HZ if spi_hz is None else spi_hz
     if divisor_for(spi_hz) is None:
         raise ProgrammerUrlError(
             f"ch347 option spi_hz={parsed.options['spi_hz']!r}: the CH347's slowest SPI"
             f" clock is {MIN_HZ} Hz"
         )
-    in_system, board_powered = connection_options(parsed, in_system=False, board_powered=False)
     return SiteSettings(
-        bus="i2c" if i2c else "spi",
+        board=board,
         spi_hz=spi_hz,
         spi_mode=int(choice(parsed, "spi_mode", "0", ("0", "3"))),
         cs=int(choice(parsed, "cs", "1", ("1", "2"))),
-        i2c_hz=i2c_hz,
-        vcc_mv=int_option(parsed, "vcc", 0, 1000, 5500) if "vcc" in parsed.options else None,
-        in_system=in_system,
-        board_powered=board_powered,
     )
 
 
@@ -141,20 +105,20 @@ class Ch347Site(WchSite):
             backend,
             device,
             index,
-            vcc_mv=settings.vcc_mv,
-            in_system=settings.in_system,
-            board_powered=settings.board_powered,
+            vcc_mv=settings.board.vcc_mv,
+            in_system=settings.board.in_system,
+            board_powered=settings.board.board_powered,
             only_board=only_board,
         )
         self.settings = settings
         self.spi: Ch347SpiBus | None = None
         self.i2c: WchI2cBus | None = None
-        if settings.bus == "spi":
+        if settings.board.bus == "spi":
             self.spi = Ch347SpiBus(
                 self, cs=settings.cs, limit_hz=settings.spi_hz, mode=settings.spi_mode
             )
         else:
-            self.i2c = WchI2cBus(self, CH347_I2C, clock_hz=settings.i2c_hz)
+            self.i2c = WchI2cBus(self, CH347_I2C, clock_hz=settings.board.i2c_hz)
 
     def start(self, handle: WchHandle) -> None:
         if self.spi is not None:
@@ -162,7 +126,7 @@ class Ch347Site(WchSite):
             return
         if self.device.product == CH347F_PID:
             switch_to_i2c(handle)
-        handle.write(speed_stream(self.settings.i2c_hz))
+        handle.write(speed_stream(self.settings.board.i2c_hz))
 
     def drive(self, handle: WchHandle, on: bool) -> None:
         if self.spi is None:
@@ -193,7 +157,7 @@ def open_ch347(parsed: ParsedUrl, context: Mapping[str, object]) -> WchProgramme
         url=f"ch347://{where}",
         name=f"CH347 {', '.join(s.device.serial or s.device.location for s in sites)}",
         capabilities=Capabilities(
-            buses=frozenset({settings.bus}),
+            buses=frozenset({settings.board.bus}),
             max_spi_clock_hz=spi.max_clock_hz if spi is not None else 0,
         ),
         _sites=sites,

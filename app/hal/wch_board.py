@@ -13,14 +13,24 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
+from app.devicedb.families import Family
+from app.devicedb.models import Device
 from app.hal.bus import I2cBus, SpiBus
 from app.hal.errors import HalError, LinkError, ProgrammerUrlError
 from app.hal.ftdi_usb import udev_fix
-from app.hal.programmer import Capabilities, Indication
+from app.hal.programmer import (
+    Capabilities,
+    Indication,
+    ParsedUrl,
+    choice,
+    connection_options,
+    int_option,
+)
+from app.hal.wch_i2c import SPEEDS
 from app.hal.wch_usb import WchBackend, WchDevice, WchHandle
 
 log = logging.getLogger(__name__)
@@ -174,6 +184,65 @@ class WchProgrammer:
             with suppress(HalError):
                 site.power(False)
             site.close()
+
+
+_HZ = re.compile(r"([0-9]+(?:\.[0-9]+)?)([km]?)")
+DEFAULT_I2C_HZ = 400_000
+
+
+def clock_option(parsed: ParsedUrl, key: str) -> int | None:
+    """A clock option in hertz (``400k``, ``7.5M``, ``100000``); None when not given."""
+    text = parsed.options.get(key, "").strip().lower()
+    if not text:
+        return None
+    match = _HZ.fullmatch(text)
+    if not match:
+        raise ProgrammerUrlError(
+            f"{parsed.scheme} option {key}={parsed.options[key]!r} is not a clock"
+        )
+    scale = {"": 1, "k": 1000, "m": 1_000_000}[match.group(2)]
+    return round(float(match.group(1)) * scale)
+
+
+@dataclass(frozen=True)
+class BoardOptions:
+    """The options both WCH backends take: the bus, its I2C clock, the line voltage the
+    user stated (``vcc=``), and how the part is connected and powered."""
+
+    bus: str  # "spi" or "i2c"
+    i2c_hz: int
+    vcc_mv: int | None  # None: not stated
+    in_system: bool
+    board_powered: bool
+
+
+def board_options(parsed: ParsedUrl, context: Mapping[str, object], chip: str) -> BoardOptions:
+    """``i2c=`` (default: I2C for I2C parts), ``clock=`` (one of the stream's I2C clocks,
+    at most the part's), ``vcc=``, ``connection=`` and ``power=``."""
+    device = context.get("device")
+    part = device if isinstance(device, Device) else None
+    default_bus = "1" if part is not None and part.family is Family.I2C_EEPROM else "0"
+    i2c = choice(parsed, "i2c", default_bus, ("0", "1")) == "1"
+    try:
+        hz = clock_option(parsed, "clock")
+    except ProgrammerUrlError:
+        hz = 0  # named below with the clocks there are
+    if hz is not None and hz not in SPEEDS:
+        offered = ", ".join(f"{s // 1000}k" for s in SPEEDS)
+        raise ProgrammerUrlError(
+            f"{parsed.scheme} option clock={parsed.options['clock']!r}: the {chip}'s I2C"
+            f" clocks are {offered}"
+        )
+    hz = hz or DEFAULT_I2C_HZ
+    part_max = (part.max_clock_hz if part is not None else None) or hz
+    in_system, board_powered = connection_options(parsed, in_system=False, board_powered=False)
+    return BoardOptions(
+        bus="i2c" if i2c else "spi",
+        i2c_hz=max([s for s in SPEEDS if s <= min(hz, part_max)], default=min(SPEEDS)),
+        vcc_mv=int_option(parsed, "vcc", 0, 1000, 5500) if "vcc" in parsed.options else None,
+        in_system=in_system,
+        board_powered=board_powered,
+    )
 
 
 def check_path(scheme: str, path: str) -> None:
