@@ -196,11 +196,14 @@ EXPORT_COLUMNS: tuple[str, ...] = ("id", *RECORD_FIELDS)
 
 # -- the file ----------------------------------------------------------------------------
 
-#: the production table's columns (a station error, "error", was added as a result in
-#: version 3, which rebuilds the table because SQLite cannot change a CHECK in place)
-_PRODUCTION_COLUMNS = f"""
-                id                INTEGER PRIMARY KEY AUTOINCREMENT,
-                time_us           INTEGER NOT NULL,
+
+def _production_columns(id_column: str, big: str) -> str:
+    """The production table's columns in either dialect (the row id column, the type of
+    microsecond times). A station error, "error", was added as a result in version 3,
+    which rebuilds the table on SQLite because it cannot change a CHECK in place."""
+    return f"""
+                id                {id_column},
+                time_us           {big} NOT NULL,
                 station           TEXT NOT NULL,
                 operator          TEXT NOT NULL,
                 job_id            TEXT,
@@ -218,6 +221,32 @@ _PRODUCTION_COLUMNS = f"""
                 details           TEXT NOT NULL,
                 timings           TEXT NOT NULL
             """
+
+
+def _first_tables(id_column: str, big: str, by: str) -> str:
+    """Migration 1 in either dialect: production records and socket wear counts (``by``
+    is the resetter's column, quoted where BY is a keyword)."""
+    return f"""
+            CREATE TABLE IF NOT EXISTS production ({_production_columns(id_column, big)});
+            CREATE INDEX IF NOT EXISTS production_time ON production (time_us);
+            CREATE INDEX IF NOT EXISTS production_job ON production (job_id, time_us);
+            CREATE TABLE IF NOT EXISTS socket_wear (
+                key        TEXT PRIMARY KEY,
+                count      INTEGER NOT NULL,
+                updated_us {big} NOT NULL
+            );
+            CREATE TABLE IF NOT EXISTS socket_wear_resets (
+                id             {id_column},
+                key            TEXT NOT NULL,
+                time_us        {big} NOT NULL,
+                {by} TEXT NOT NULL,
+                previous_count INTEGER NOT NULL
+            );
+            """
+
+
+_SQLITE_ID, _PG_ID = "INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY"
+_PRODUCTION_COLUMNS = _production_columns(_SQLITE_ID, "INTEGER")
 _PRODUCTION_INDEXES = """
     CREATE INDEX IF NOT EXISTS production_time ON production (time_us);
     CREATE INDEX IF NOT EXISTS production_job ON production (job_id, time_us);
@@ -245,23 +274,7 @@ PRODUCTION_FILE = Schema(
     (
         Migration(
             "production records and socket wear counts",
-            f"""
-            CREATE TABLE IF NOT EXISTS production ({_PRODUCTION_COLUMNS});
-            CREATE INDEX IF NOT EXISTS production_time ON production (time_us);
-            CREATE INDEX IF NOT EXISTS production_job ON production (job_id, time_us);
-            CREATE TABLE IF NOT EXISTS socket_wear (
-                key        TEXT PRIMARY KEY,
-                count      INTEGER NOT NULL,
-                updated_us INTEGER NOT NULL
-            );
-            CREATE TABLE IF NOT EXISTS socket_wear_resets (
-                id             INTEGER PRIMARY KEY AUTOINCREMENT,
-                key            TEXT NOT NULL,
-                time_us        INTEGER NOT NULL,
-                by             TEXT NOT NULL,
-                previous_count INTEGER NOT NULL
-            );
-            """,
+            _first_tables(_SQLITE_ID, "INTEGER", "by"),
         ),
         Migration(
             "socket wear resets record a reason",
@@ -284,26 +297,7 @@ PRODUCTION_FILE = Schema(
     (
         Migration(
             "production records and socket wear counts",
-            "CREATE TABLE IF NOT EXISTS production ("
-            + _PRODUCTION_COLUMNS.replace(
-                "INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY"
-            ).replace("time_us           INTEGER", "time_us           BIGINT")
-            + """);
-            CREATE INDEX IF NOT EXISTS production_time ON production (time_us);
-            CREATE INDEX IF NOT EXISTS production_job ON production (job_id, time_us);
-            CREATE TABLE IF NOT EXISTS socket_wear (
-                key        TEXT PRIMARY KEY,
-                count      INTEGER NOT NULL,
-                updated_us BIGINT NOT NULL
-            );
-            CREATE TABLE IF NOT EXISTS socket_wear_resets (
-                id             BIGSERIAL PRIMARY KEY,
-                key            TEXT NOT NULL,
-                time_us        BIGINT NOT NULL,
-                "by"           TEXT NOT NULL,
-                previous_count INTEGER NOT NULL
-            );
-            """,
+            _first_tables(_PG_ID, "BIGINT", '"by"'),
         ),
         Migration(
             "socket wear resets record a reason",
