@@ -355,3 +355,25 @@ def test_export_filters_by_time(log: ProductionLog) -> None:
     assert log.export(io.StringIO(), "csv", until=T0 + timedelta(minutes=1)) == 1
     with pytest.raises(ValueError, match="xml"):
         log.export(io.StringIO(), "xml")  # type: ignore[arg-type]
+
+
+def test_last_failures_are_the_newest_non_passing_records(tmp_path) -> None:
+    from dataclasses import replace
+    from datetime import UTC, datetime, timedelta
+
+    from app.engine.production_log import ProductionLog, ProductionRecord
+
+    start = datetime(2026, 12, 4, tzinfo=UTC)
+    base = ProductionRecord(
+        time=start, station="s", operator="o", job_id="j", job_hash=None, site=1,
+        socket_insertions=None, device_id=None, chip_id=None, unique_id=None, serial=None,
+        result="pass", failed_step=None, message="ok",
+    )  # fmt: skip
+    with ProductionLog(tmp_path / "p.sqlite3") as log:
+        for n in range(12):
+            result = "fail" if n % 3 == 0 else "pass"
+            log.append(replace(base, time=start + timedelta(seconds=n), site=n, result=result))
+        log.append(replace(base, time=start + timedelta(seconds=20), result="error", job_id="k"))
+        assert [r.site for r in log.last_failures(10, "j")] == [9, 6, 3, 0]
+        assert [r.site for r in log.last_failures(2, "j")] == [9, 6]
+        assert [r.result for r in log.last_failures(1)] == ["error"]  # every job

@@ -36,6 +36,7 @@ from app.engine.production_log import ProductionLog, iso_time
 from app.engine.station_service import StationControl
 
 MAX_BODY = 64 * 1024
+LINE_FAILURES = 10  # the last failures the line view lists
 OPERATOR, ENGINEER = "operator", "engineer"
 SSE_POLL_S = 0.25  # how often a waiting event stream checks that its client is there
 
@@ -229,11 +230,11 @@ def build_app(service: StationControl, tokens: Tokens, log_location: Any = None)
         def fetch() -> dict[str, Any]:
             with ProductionLog(log_location) as log:
                 summary = log.summary(job_id=job_id)
-                failed = [r for r in log.records(job_id=job_id) if not r.passed]
+                failed = log.last_failures(LINE_FAILURES, job_id)
             for key in ("first_time", "last_time"):
                 summary.pop(key)
             summary["per_site"] = {str(k): v for k, v in summary["per_site"].items()}
-            return {"summary": summary, "failures": [r.to_json() for r in failed[-10:]][::-1]}
+            return {"summary": summary, "failures": [r.to_json() for r in failed]}
 
         line_sites = await asyncio.to_thread(service.line_sites)
         return JSONResponse(

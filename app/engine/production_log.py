@@ -500,6 +500,18 @@ class ProductionLog(UsesStore["SqliteStore | PgStore"]):
             )
         return out
 
+    def last_failures(self, limit: int, job_id: str | None = None) -> list[ProductionRecord]:
+        """The ``limit`` newest records that did not pass (of one job if given), newest
+        first: one indexed query, not a walk over the whole log."""
+        cond, params = _where(None, None, job_id)
+        with self._store.read() as conn:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM production WHERE {cond} AND result != ?"
+                " ORDER BY time_us DESC, id DESC LIMIT ?",
+                (*params, PASS, limit),
+            ).fetchall()
+        return [_row_to_record(row) for row in rows]
+
     def passing_record(self, serial: str) -> str | None:
         """The id of the latest passing record of a part given ``serial``, or None."""
         with self._store.read() as conn:
