@@ -182,14 +182,16 @@ class SerprogEmulator:
         self.muted = muted
 
     def _close_pty(self) -> None:
-        for fd in (self._master, self._slave):
-            if fd is not None:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-        self._master = self._slave = None
+        # The state and the link go first: the host sees the drop as soon as the master
+        # closes, and a plug() it makes then must not find this pty still "plugged".
+        fds, self._master, self._slave = (self._master, self._slave), None, None
         if self.link is not None:
             with contextlib.suppress(FileNotFoundError):
                 self.link.unlink()
+        for fd in fds:
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
 
     def __enter__(self) -> SerprogEmulator:
         self.plug()
