@@ -1,13 +1,14 @@
-"""The SWD debug-port layer (app.hal.swd) against the simulated target (app.hal.sim.
-swd_target), both written from ADIv5: request encoding, connect and power-up, MEM-AP
+"""The SWD layers (app.hal.swd, app.hal.debug_port) against the simulated target
+(app.hal.sim.swd_target), both written from ADIv5: request encoding, connect and power-up, MEM-AP
 block transfers across the TAR boundary, posted reads, WAIT, FAULT and no target."""
 
 from __future__ import annotations
 
 import pytest
 
+from app.hal.debug_port import DebugPort
 from app.hal.sim.swd_target import SimSwdTarget
-from app.hal.swd import DebugPort, SwdError, SwdFault, request_byte
+from app.hal.swd import PacketLink, SwdError, SwdFault, SwdMismatch, request_byte
 
 RAM = 0x2000_0000
 
@@ -41,21 +42,21 @@ def test_request_bytes_are_adiv5s() -> None:
 
 def test_connect_reads_idcode_and_powers_the_debug_domain_up() -> None:
     sim = target()
-    port = DebugPort(sim)
+    port = DebugPort(PacketLink(sim))
     assert port.connect() == 0x1BA01477
     assert sim.requests[0] == 0xA5  # the first packet after the switch: IDCODE
 
 
 def test_nothing_answers_before_the_jtag_to_swd_switch() -> None:
     sim = target()
-    port = DebugPort(sim)
+    port = DebugPort(PacketLink(sim))
     with pytest.raises(SwdError, match="no acknowledge"):
         port.read_words(RAM, 1)  # never connected: the port is still in JTAG
 
 
 def test_memory_round_trip_across_the_1kib_tar_boundary() -> None:
     sim = target()
-    port = DebugPort(sim)
+    port = DebugPort(PacketLink(sim))
     port.connect()
     words = list(range(0x1000, 0x1000 + 600))
     start = RAM + 0x400 - 8  # two words before a 1 KiB boundary
@@ -70,7 +71,7 @@ def test_memory_round_trip_across_the_1kib_tar_boundary() -> None:
 
 def test_ap_reads_are_posted_and_end_with_rdbuff() -> None:
     sim = target()
-    port = DebugPort(sim)
+    port = DebugPort(PacketLink(sim))
     port.connect()
     port.write_words(RAM, [1, 2, 3])
     sim.requests.clear()
@@ -80,7 +81,7 @@ def test_ap_reads_are_posted_and_end_with_rdbuff() -> None:
 
 def test_wait_is_retried_and_a_storm_is_an_error() -> None:
     sim = target()
-    port = DebugPort(sim, wait_retries=10)
+    port = DebugPort(PacketLink(sim, wait_retries=10))
     port.connect()
     sim.wait_next = 5
     port.write_words(RAM, [7])
@@ -92,7 +93,7 @@ def test_wait_is_retried_and_a_storm_is_an_error() -> None:
 
 def test_a_bus_error_faults_the_next_access_and_is_cleared() -> None:
     sim = target()
-    port = DebugPort(sim)
+    port = DebugPort(PacketLink(sim))
     port.connect()
     with pytest.raises(SwdFault, match=r"answered FAULT \(CTRL/STAT 0x[0-9A-F]{8}\)"):
         port.read_words(0x6000_0000, 2)  # nothing mapped there: STICKYERR, then FAULT
@@ -101,7 +102,7 @@ def test_a_bus_error_faults_the_next_access_and_is_cleared() -> None:
 
 
 def test_no_target_is_named() -> None:
-    port = DebugPort(target(present=False))
+    port = DebugPort(PacketLink(target(present=False)))
     with pytest.raises(SwdError, match="no acknowledge"):
         port.connect()
 
@@ -113,4 +114,49 @@ def test_a_bad_parity_bit_is_caught() -> None:
             return ack, None if value is None else value ^ (1 << 32)
 
     with pytest.raises(SwdError, match="parity error reading DP read 0x0"):
-        DebugPort(Noisy(regions={})).connect()
+        DebugPort(PacketLink(Noisy(regions={}))).connect()
+
+
+class BusyFlash(CountingTarget):
+    """A status word at STATUS reads busy (bit 0) ``busy_reads`` times after each write
+    to FLASH, as a flash controller's BSY does while a half-word programs."""
+
+    busy_reads = 3
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._busy = 0
+
+    def _store(self, address: int, value: int) -> bool:
+        if address < STATUS:
+            self._busy = self.busy_reads
+        return super()._store(address, value)
+
+    def _load(self, address: int) -> int | None:
+        if address == STATUS and self._busy:
+            self._busy -= 1
+            return 1
+        return super()._load(address)
+
+
+STATUS = 0x4002_200C
+
+
+def test_polled_writes_wait_for_busy_to_clear_and_land_in_their_lane() -> None:
+    sim = BusyFlash(regions={0x0800_0000: bytearray(b"\xff" * 64), STATUS: bytearray(4)})
+    port = DebugPort(PacketLink(sim))
+    port.connect()
+    seen = port.write_polled([(0x0800_0000, 0x1234), (0x0800_0002, 0xABCD)], 2, STATUS, 1)
+    assert seen == [0, 0]
+    assert sim.regions[0x0800_0000][:4] == bytes.fromhex("3412CDAB")
+    # each unit: its status read until ready (1 + 3 busy re-reads, each posted + RDBUFF)
+    assert sim.requests.count(0x9F) == 2 * 4
+
+
+def test_a_status_that_never_clears_is_named() -> None:
+    sim = BusyFlash(regions={0x0800_0000: bytearray(4), STATUS: bytearray(4)})
+    sim.busy_reads = 10**9
+    port = DebugPort(PacketLink(sim, match_timeout_s=0.05))
+    port.connect()
+    with pytest.raises(SwdMismatch, match=r"still reads 0x00000001 after 0\.1 s"):
+        port.write_polled([(0x0800_0000, 0x1234)], 2, STATUS, 1)

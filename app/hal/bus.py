@@ -188,5 +188,43 @@ class BootloaderLink(SerialLink, Protocol):
         ...
 
 
+class DebugAccess(Protocol):
+    """A microcontroller's memory and access ports through its debug port (SWD): the
+    memory-level interface both a DP/AP transfer probe (app.hal.debug_port over
+    CMSIS-DAP, FTDI, the simulator) and a memory-level probe (ST-LINK) offer."""
+
+    @property
+    def name(self) -> str:
+        """The probe, as shown to the user."""
+        ...
+
+    def connect(self, *, under_reset: bool = False) -> int:
+        """Attach to the debug port (NRST held low first when ``under_reset``, and left
+        low); the DP IDCODE. Raises HalError when nothing answers."""
+        ...
+
+    def read_words(self, address: int, count: int) -> list[int]: ...
+
+    def write_words(self, address: int, words: Sequence[int]) -> None: ...
+
+    def write_polled(
+        self, units: Sequence[tuple[int, int]], size: int, status: int, busy: int
+    ) -> list[int]:
+        """Write each (address, value) as one ``size``-byte access (2 or 4) and after
+        each wait until the word at ``status`` has its ``busy`` bits clear; the status
+        seen after each unit (flash programming through a controller's data writes)."""
+        ...
+
+    def ap_read(self, ap: int, register: int) -> int: ...
+
+    def ap_write(self, ap: int, register: int, value: int) -> None: ...
+
+    def set_reset(self, asserted: bool) -> None:
+        """Drive NRST (low while asserted); a no-op where the probe has no reset line."""
+        ...
+
+    def close(self) -> None: ...
+
+
 #: any bus an algorithm is written against (each algorithm takes one of them)
-Bus = SpiBus | I2cBus | BootloaderLink | MicrowireBus
+Bus = SpiBus | I2cBus | BootloaderLink | MicrowireBus | DebugAccess

@@ -1,27 +1,24 @@
-"""Serial Wire Debug: the ARM Debug Interface v5 (ADIv5) debug port and MEM-AP, over any
-wire that can send SWD packets (a probe's bit engine, FTDI MPSSE, the simulator).
+"""Serial Wire Debug below the memory level: the ARM Debug Interface v5 (ADIv5) packet,
+the transfer link a probe offers, and a link built on any packet wire.
 
-The wire (``SwdWire``) moves packets: an 8-bit request (start 1, APnDP, RnW, A[3:2],
-even parity of those four, stop 0, park 1; LSB first), a turnaround, a 3-bit
-acknowledge (OK 001, WAIT 010, FAULT 100, LSB first) and 32 data bits with their even
-parity. Everything above the packet is here:
+Two levels, because probes work at two levels:
 
-- connect: line reset (>= 50 clocks with SWDIO high), the JTAG-to-SWD switch sequence
-  0xE79E, line reset, then DP IDCODE (0x0, read);
-- power-up: CTRL/STAT (0x4) CSYSPWRUPREQ | CDBGPWRUPREQ, until both ACK bits read 1;
-- SELECT (0x8) written only when the AP or bank changes;
-- AP reads are posted: a read returns the previous AP read's value, so a run of reads
-  ends with DP RDBUFF (0xC);
-- WAIT is retried (up to ``wait_retries``); a FAULT clears the sticky errors through
-  ABORT (0x0, write) and raises SwdFault naming the access and CTRL/STAT.
+- ``SwdWire`` moves single packets: an 8-bit request (start 1, APnDP, RnW, A[3:2], even
+  parity of those four, stop 0, park 1; LSB first), a turnaround, a 3-bit acknowledge
+  (OK 001, WAIT 010, FAULT 100, LSB first) and 32 data bits with their even parity. The
+  simulator, FTDI MPSSE bit-banging and OpenOCD's remote_bitbang work at this level.
+- ``SwdLink`` runs a batch of DP/AP transfers and returns the values read, as a
+  CMSIS-DAP probe's DAP_Transfer does: the link deals with posted AP reads (an AP read
+  returns the previous AP read's value, so a run of reads ends with DP RDBUFF), retries
+  WAIT, and polls a "match" read until the value matches. ``PacketLink`` is that on top
+  of a ``SwdWire``; a CMSIS-DAP probe is one natively.
 
-MEM-AP: CSW (0x00) 32-bit accesses with single auto-increment, TAR (0x04), DRW (0x0C);
-blocks are split where TAR's auto-increment may stop (every 1 KiB, the minimum ADIv5
-allows).
+Above both: app.hal.debug_port (connect, power-up, SELECT, MEM-AP memory access).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -34,14 +31,6 @@ DP_IDCODE = DP_ABORT = 0x0
 DP_CTRL_STAT = 0x4
 DP_SELECT = 0x8
 DP_RDBUFF = 0xC
-CSYSPWRUPACK, CSYSPWRUPREQ = 1 << 31, 1 << 30
-CDBGPWRUPACK, CDBGPWRUPREQ = 1 << 29, 1 << 28
-STICKYERR, STICKYCMP, STICKYORUN, WDATAERR = 1 << 5, 1 << 4, 1 << 1, 1 << 7
-ABORT_CLEAR_ALL = 0b11110  # STKCMPCLR | STKERRCLR | WDERRCLR | ORUNERRCLR
-AP_CSW, AP_TAR, AP_DRW, AP_IDR = 0x00, 0x04, 0x0C, 0xFC
-CSW_WORD_INCREMENT = 0x2 | (0b01 << 4)  # Size 32-bit, AddrInc single
-TAR_WRAP = 1024  # bytes after which TAR auto-increment may stop (ADIv5 minimum)
-POWER_UP_POLLS = 100
 
 
 class SwdError(HalError):
@@ -49,7 +38,20 @@ class SwdError(HalError):
 
 
 class SwdFault(SwdError):
-    """The target answered FAULT; the sticky errors were cleared."""
+    """The target answered FAULT. ``done``: the transfers of the batch that completed."""
+
+    def __init__(self, message: str, done: int = 0) -> None:
+        super().__init__(message)
+        self.done = done
+
+
+class SwdMismatch(SwdError):
+    """A match read never saw the value it waits for (a flash operation that does not
+    end); ``value`` is the last value read."""
+
+    def __init__(self, message: str, value: int) -> None:
+        super().__init__(message)
+        self.value = value
 
 
 def parity(value: int) -> int:
@@ -63,6 +65,30 @@ def request_byte(ap: bool, read: bool, address: int) -> int:
     return 0x01 | (body << 1) | (parity(body) << 5) | (0 << 6) | (1 << 7)
 
 
+@dataclass(frozen=True, slots=True)
+class Access:
+    """One DP or AP register transfer (``address``: A[3:2] as 0x0/0x4/0x8/0xC).
+
+    A read with ``mask`` set is a match read: it is repeated until
+    ``value & mask == match`` (CMSIS-DAP's "value match"), so a probe can wait for a
+    flag without a round trip to the host per poll.
+    """
+
+    ap: bool
+    read: bool
+    address: int
+    value: int = 0
+    mask: int | None = None
+    match: int = 0
+
+    def name(self) -> str:
+        kind = "AP" if self.ap else "DP"
+        return f"{kind} {'read' if self.read else 'write'} 0x{self.address:X}"
+
+
+_RDBUFF = Access(False, True, DP_RDBUFF)
+
+
 class SwdWire(Protocol):
     def line_reset(self) -> None:
         """>= 50 clocks with SWDIO high, then two idle (low) clocks."""
@@ -74,50 +100,123 @@ class SwdWire(Protocol):
 
     def packet(self, request: int, data: int | None) -> tuple[int, int | None]:
         """One packet: (acknowledge, read data with its parity in bit 32) for a read,
-        (acknowledge, None) for a write of ``data`` (its parity is added here)."""
+        (acknowledge, None) for a write of ``data`` (its parity is added by the wire)."""
         ...
 
 
-@dataclass(frozen=True)
-class Access:
-    ap: bool
-    read: bool
-    address: int
-    value: int = 0
+class SwdLink(Protocol):
+    """A probe's SWD engine at the transfer level (see the module docstring)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def line_reset(self) -> None: ...
+
+    def sequence(self, bits: int, count: int) -> None: ...
+
+    def transfer(self, accesses: Sequence[Access]) -> list[int]:
+        """Run ``accesses`` in order; the values of the reads, in order.
+
+        Raises SwdFault (with how many completed) on FAULT, SwdError on no
+        acknowledge, a parity error or a WAIT that does not end, SwdMismatch when a
+        match read runs out of retries."""
+        ...
+
+    def set_reset(self, asserted: bool) -> None:
+        """Drive the target's NRST line (low while asserted); a no-op without one."""
+        ...
+
+    def close(self) -> None: ...
 
 
-class DebugPort:
-    """One target's SW-DP and its MEM-AP ``ap`` (0 on most Cortex-M parts)."""
+class PacketLink:
+    """An SwdLink over a packet wire: posted reads, WAIT retries and match reads done
+    here, one packet at a time."""
 
-    def __init__(self, wire: SwdWire, *, ap: int = 0, wait_retries: int = 100) -> None:
+    def __init__(
+        self,
+        wire: SwdWire,
+        *,
+        name: str = "SWD",
+        wait_retries: int = 1000,
+        match_timeout_s: float = 5.0,
+    ) -> None:
         self.wire = wire
-        self.ap = ap
+        self._name = name
         self.wait_retries = wait_retries
-        self._select: int | None = None
-        self.idcode = 0
+        self.match_timeout_s = match_timeout_s
+        self.packets = 0  # packets sent, WAIT retries included (for benchmarks)
 
-    # -- the port -----------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self._name
 
-    def connect(self) -> int:
-        """Switch the port to SWD, read IDCODE, power the debug domain up; the IDCODE."""
+    def line_reset(self) -> None:
         self.wire.line_reset()
-        self.wire.sequence(JTAG_TO_SWD, 16)
-        self.wire.line_reset()
-        self._select = None
-        self.idcode = self._access(Access(False, True, DP_IDCODE))
-        if self.idcode in (0, 0xFFFFFFFF):
-            raise SwdError(f"no SW-DP answered (IDCODE 0x{self.idcode:08X})")
-        self._access(Access(False, False, DP_ABORT, ABORT_CLEAR_ALL))
-        self._access(Access(False, False, DP_CTRL_STAT, CSYSPWRUPREQ | CDBGPWRUPREQ))
-        for _ in range(POWER_UP_POLLS):
-            status = self._access(Access(False, True, DP_CTRL_STAT))
-            if status & (CSYSPWRUPACK | CDBGPWRUPACK) == CSYSPWRUPACK | CDBGPWRUPACK:
-                return self.idcode
-        raise SwdError(f"the debug domain did not power up (CTRL/STAT 0x{status:08X})")
 
-    def _access(self, access: Access) -> int:
+    def sequence(self, bits: int, count: int) -> None:
+        self.wire.sequence(bits, count)
+
+    def set_reset(self, asserted: bool) -> None:
+        setter = getattr(self.wire, "set_reset", None)
+        if setter is not None:
+            setter(asserted)
+
+    def close(self) -> None:
+        closer = getattr(self.wire, "close", None)
+        if closer is not None:
+            closer()
+
+    def transfer(self, accesses: Sequence[Access]) -> list[int]:
+        values: list[int] = []
+        posted = False  # an AP read is in flight: its value comes with the next AP read
+        for index, access in enumerate(accesses):
+            try:
+                if access.read and access.ap and access.mask is None:
+                    value = self._packet(access)
+                    if posted:
+                        values.append(value)
+                    posted = True
+                    continue
+                if posted:
+                    values.append(self._packet(_RDBUFF))
+                    posted = False
+                if access.read:
+                    values.append(self._read(access))
+                else:
+                    self._packet(access)
+            except SwdFault as fault:
+                raise SwdFault(str(fault), done=index) from None
+        if posted:
+            values.append(self._packet(_RDBUFF))
+        return values
+
+    def _read(self, access: Access) -> int:
+        """A DP read, or a match read (DP or AP) repeated until it matches."""
+
+        def once() -> int:
+            value = self._packet(access)
+            return self._packet(_RDBUFF) if access.ap else value
+
+        value = once()
+        if access.mask is None:
+            return value
+        deadline = time.monotonic() + self.match_timeout_s
+        while value & access.mask != access.match:
+            if time.monotonic() > deadline:
+                raise SwdMismatch(
+                    f"{access.name()} still reads 0x{value:08X} after"
+                    f" {self.match_timeout_s:.1f} s (waiting for 0x{access.match:08X} under"
+                    f" mask 0x{access.mask:08X})",
+                    value,
+                )
+            value = once()
+        return value
+
+    def _packet(self, access: Access) -> int:
         request = request_byte(access.ap, access.read, access.address)
         for _ in range(self.wait_retries + 1):
+            self.packets += 1
             ack, data = self.wire.packet(request, None if access.read else access.value)
             if ack == OK:
                 if not access.read:
@@ -125,86 +224,11 @@ class DebugPort:
                 assert data is not None
                 value = data & 0xFFFFFFFF
                 if parity(value) != (data >> 32) & 1:
-                    raise SwdError(f"parity error reading {self._name(access)}")
+                    raise SwdError(f"parity error reading {access.name()}")
                 return value
             if ack == WAIT:
                 continue
             if ack == FAULT:
-                status = self._recover()
-                raise SwdFault(f"{self._name(access)} answered FAULT (CTRL/STAT 0x{status:08X})")
-            raise SwdError(
-                f"no acknowledge ({ack:03b}) to {self._name(access)}: is a target there?"
-            )
-        raise SwdError(f"{self._name(access)} still WAIT after {self.wait_retries} retries")
-
-    def _recover(self) -> int:
-        """Read CTRL/STAT, then clear its sticky errors (ABORT), as ADIv5 says."""
-        status = self._access(Access(False, True, DP_CTRL_STAT))
-        self._access(Access(False, False, DP_ABORT, ABORT_CLEAR_ALL))
-        return status
-
-    @staticmethod
-    def _name(access: Access) -> str:
-        kind = "AP" if access.ap else "DP"
-        return f"{kind} {'read' if access.read else 'write'} 0x{access.address:X}"
-
-    # -- access ports -------------------------------------------------------------------
-
-    def _bank(self, register: int) -> None:
-        select = (self.ap << 24) | (register & 0xF0)
-        if select != self._select:
-            self._access(Access(False, False, DP_SELECT, select))
-            self._select = select
-
-    def ap_write(self, register: int, value: int) -> None:
-        self._bank(register)
-        self._access(Access(True, False, register & 0x0C, value))
-
-    def ap_reads(self, register: int, count: int) -> list[int]:
-        """``count`` reads of one AP register (posted: the last comes from RDBUFF)."""
-        self._bank(register)
-        values: list[int] = []
-        self._access(Access(True, True, register & 0x0C))  # posts the first
-        for _ in range(count - 1):
-            values.append(self._access(Access(True, True, register & 0x0C)))
-        values.append(self._access(Access(False, True, DP_RDBUFF)))
-        return values
-
-    def ap_read(self, register: int) -> int:
-        return self.ap_reads(register, 1)[0]
-
-    # -- memory (MEM-AP) ----------------------------------------------------------------
-
-    def read_words(self, address: int, count: int) -> list[int]:
-        """``count`` 32-bit words from ``address`` (word-aligned)."""
-        if address % 4:
-            raise SwdError(f"address 0x{address:08X} is not word-aligned")
-        words: list[int] = []
-        self.ap_write(AP_CSW, CSW_WORD_INCREMENT)
-        for start, n in _runs(address, count):
-            self.ap_write(AP_TAR, start)
-            words += self.ap_reads(AP_DRW, n)
-        return words
-
-    def write_words(self, address: int, words: Sequence[int]) -> None:
-        if address % 4:
-            raise SwdError(f"address 0x{address:08X} is not word-aligned")
-        self.ap_write(AP_CSW, CSW_WORD_INCREMENT)
-        done = 0
-        for start, n in _runs(address, len(words)):
-            self.ap_write(AP_TAR, start)
-            for word in words[done : done + n]:
-                self.ap_write(AP_DRW, word)
-            done += n
-        self._access(Access(False, True, DP_RDBUFF))  # the last write has landed
-
-
-def _runs(address: int, count: int) -> list[tuple[int, int]]:
-    """(start, words) pieces that never cross a TAR auto-increment boundary."""
-    runs = []
-    while count > 0:
-        room = (TAR_WRAP - address % TAR_WRAP) // 4
-        n = min(room, count)
-        runs.append((address, n))
-        address, count = address + 4 * n, count - n
-    return runs
+                raise SwdFault(f"{access.name()} answered FAULT")
+            raise SwdError(f"no acknowledge ({ack:03b}) to {access.name()}: is a target there?")
+        raise SwdError(f"{access.name()} still WAIT after {self.wait_retries} retries")

@@ -123,7 +123,7 @@ class SimSwdTarget:
         elif register == 0x04:
             self._tar = data
         elif register == 0x0C:
-            if not self._store(self._tar, data):
+            if not self._write_lanes(self._tar, data):
                 self._ctrl |= _STICKYERR
             self._advance()
         return _OK, None
@@ -136,7 +136,7 @@ class SimSwdTarget:
         if register == 0xFC:
             return _AHB_AP_IDR
         if register == 0x0C:
-            value = self._load(self._tar)
+            value = self._load(self._tar & ~3)
             self._advance()
             if value is None:
                 self._ctrl |= _STICKYERR
@@ -144,9 +144,29 @@ class SimSwdTarget:
             return value
         return 0
 
+    def _size(self) -> int:
+        """Bytes per access: CSW Size (bits 2:0) 0 byte, 1 half-word, 2 word."""
+        return {0: 1, 1: 2}.get(self._csw & 7, 4)
+
+    def _write_lanes(self, address: int, data: int) -> bool:
+        """A DRW write of CSW's size: the bytes of ``data`` in the lanes of ``address``
+        (a half-word at address 2 mod 4 travels in bits 31:16)."""
+        size = self._size()
+        if size == 4:
+            return self._store(address & ~3, data)
+        word = self._load(address & ~3)
+        if word is None:
+            return False
+        shift = 8 * (address & 3)
+        mask = ((1 << (8 * size)) - 1) << shift
+        return self._store(address & ~3, (word & ~mask) | (data & mask))
+
     def _advance(self) -> None:
-        if (self._csw >> 4) & 3 == 1:  # AddrInc single: within the 1 KiB TAR boundary
-            self._tar = (self._tar & ~0x3FF) | ((self._tar + 4) & 0x3FF)
+        """AddrInc single (CSW bits 5:4 = 01) moves TAR on by the access size, within
+        the 1 KiB TAR auto-increment boundary."""
+        if (self._csw >> 4) & 3 == 1:
+            step = self._size()
+            self._tar = (self._tar & ~0x3FF) | ((self._tar + step) & 0x3FF)
 
     def _where(self, address: int) -> tuple[bytearray, int] | None:
         for base, memory in self.regions.items():
