@@ -18,7 +18,7 @@ from serprog_emulator import SerprogEmulator, make_chip
 from app.core.image import MemoryImage
 from app.engine.site_runner import CycleSpec
 from app.engine.station import Station
-from app.hal.bus import BootloaderLink, I2cBus, MicrowireBus, SpiBus
+from app.hal.bus import BootloaderLink, DebugAccess, I2cBus, MicrowireBus, SpiBus
 from app.hal.programmer import Programmer, Site, open_programmer
 from app.hal.sim.programmer import SimSite
 from app.hal.station_programmer import StationSite
@@ -31,6 +31,7 @@ SITE_MEMBERS: dict[str, tuple[type, ...]] = {
     "i2c": (I2cBus, type(None)),
     "uart": (BootloaderLink, type(None)),
     "microwire": (MicrowireBus, type(None)),
+    "swd": (DebugAccess, type(None)),
     "in_system": (bool,),
     "board_powered": (bool,),
     "link_lost": (bool,),
@@ -55,7 +56,7 @@ def check(programmer: Programmer) -> list[Site]:
             value = getattr(site, name)
             assert isinstance(value, types), f"{type(site).__name__}.{name} = {value!r}"
         spi_pins = site.spi or site.microwire  # an FTDI SPI site offers both on its pins
-        assert sum(bus is not None for bus in (spi_pins, site.i2c, site.uart)) == 1
+        assert sum(bus is not None for bus in (spi_pins, site.i2c, site.uart, site.swd)) == 1
     return sites
 
 

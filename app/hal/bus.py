@@ -188,6 +188,7 @@ class BootloaderLink(SerialLink, Protocol):
         ...
 
 
+@runtime_checkable
 class DebugAccess(Protocol):
     """A microcontroller's memory and access ports through its debug port (SWD): the
     memory-level interface both a DP/AP transfer probe (app.hal.debug_port over

@@ -44,6 +44,7 @@ from typing import Any
 
 from app.devicedb.families import Family
 from app.devicedb.models import Device
+from app.hal.bus import DebugAccess
 from app.hal.errors import HalError, I2cNack, LinkError, ProgrammerUrlError
 from app.hal.ftdi_i2c import FtdiI2cBus
 from app.hal.ftdi_microwire import FtdiMicrowireBus
@@ -263,6 +264,7 @@ class FtdiSite:
         self.spi: FtdiSpiBus | None = None
         self.i2c: FtdiI2cBus | None = None
         self.microwire: FtdiMicrowireBus | None = None
+        self.swd: DebugAccess | None = None
         if settings.bus == "spi":
             self.spi = FtdiSpiBus(self, max_clock_hz=settings.clock_hz)
             self.microwire = FtdiMicrowireBus(self, max_clock_hz=settings.clock_hz)

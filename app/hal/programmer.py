@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol, TypeVar, runtime_checkable
 from urllib.parse import parse_qs, urlsplit
 
-from app.hal.bus import BootloaderLink, I2cBus, MicrowireBus, SpiBus
+from app.hal.bus import BootloaderLink, DebugAccess, I2cBus, MicrowireBus, SpiBus
 from app.hal.errors import ProgrammerUrlError
 
 Indication = Literal["idle", "busy", "pass", "fail"]
@@ -56,6 +56,11 @@ class Site(Protocol):
         ...
 
     @property
+    def swd(self) -> DebugAccess | None:
+        """A microcontroller's debug port (SWD probe), where the site has one."""
+        ...
+
+    @property
     def in_system(self) -> bool:
         """The part sits on an assembled board (clip, header): no socket to check."""
         ...
@@ -92,7 +97,7 @@ class Site(Protocol):
 
 @dataclass(frozen=True)
 class Capabilities:
-    buses: frozenset[str]  # "spi", "i2c", "uart", "microwire"
+    buses: frozenset[str]  # "spi", "i2c", "uart", "microwire", "swd"
     max_spi_clock_hz: int = 0
     power_control: bool = False
     socket_detect: bool = False

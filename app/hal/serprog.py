@@ -620,6 +620,7 @@ class SerprogSite:
     #: serprog sends bytes only (its op 0x13 has no bit counts): Microwire's odd-length
     #: frames and its CS, active high, cannot be driven through it
     microwire = None
+    swd = None
     insertions = 0  # no socket detect: not counted here
 
     def __init__(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from app.hal.bus import BootloaderLink, I2cBus, MicrowireBus, SpiBus
+from app.hal.bus import BootloaderLink, DebugAccess, I2cBus, MicrowireBus, SpiBus
 from app.hal.programmer import Capabilities, Indication, Programmer, Site
 
 
@@ -34,6 +34,10 @@ class StationSite:
     @property
     def microwire(self) -> MicrowireBus | None:
         return self.board_site.microwire
+
+    @property
+    def swd(self) -> DebugAccess | None:
+        return self.board_site.swd
 
     @property
     def in_system(self) -> bool:

@@ -320,6 +320,7 @@ class UartSite:
         self.spi = None
         self.i2c = None
         self.microwire = None
+        self.swd = None
         self.insertions = 0  # no socket: not counted here
         self.in_system = in_system
         self.board_powered = board_powered

@@ -50,6 +50,7 @@ class WchSite:
     i2c: I2cBus | None = None
     uart = None
     microwire = None  # neither chip's SPI engine clocks single bits
+    swd = None
     adapter_id: str | None = None
     insertions = 0  # no socket sensing
 

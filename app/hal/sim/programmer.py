@@ -30,6 +30,7 @@ from app.devicedb.database import DeviceDatabase
 from app.devicedb.facts import SpiNorFacts
 from app.devicedb.families import Family
 from app.devicedb.models import Device
+from app.hal.bus import DebugAccess
 from app.hal.errors import ProgrammerUrlError
 from app.hal.programmer import (
     Capabilities,
@@ -133,6 +134,7 @@ class SimSite:
         self.spi: SimSpiBus | None = None
         self.i2c: SimI2cBus | None = None
         self.microwire: SimMicrowireBus | None = None
+        self.swd: DebugAccess | None = None
         self.chip: SimChip | None = None
         family = device.family if device is not None else Family.SPI_NOR
         if family is Family.I2C_EEPROM:
