@@ -13,7 +13,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from app.devicedb.facts import (
+    SWD_CORES,
+    SWD_SERIES,
     BootloaderFacts,
+    CortexMFacts,
     DataFlashFacts,
     EraseLayout,
     EraseOp,
@@ -29,6 +32,7 @@ from app.devicedb.facts import (
     SpiNorProtection,
     StatusBit,
     Stm32Facts,
+    SwdFacts,
     Timing,
     UniqueIdRead,
     VoltageRange,
@@ -196,6 +200,8 @@ def family_facts(entry: EntryReader, family: Family) -> FamilyFacts:
         return dataflash_facts(entry)
     if family is Family.MICROWIRE:
         return microwire_facts(entry)
+    if family is Family.CORTEX_M:
+        return cortex_m_facts(entry)
     return stm32_facts(entry)
 
 
@@ -338,13 +344,10 @@ def stm32_facts(entry: EntryReader) -> Stm32Facts:
     erase = loader.text("erase")
     if erase not in (EXTENDED_ERASE, LEGACY_ERASE):
         raise loader.error("erase", f"{erase!r} is not '{EXTENDED_ERASE}' or '{LEGACY_ERASE}'")
-    runs = entry.children("flash_layout")
     return Stm32Facts(
         pid=entry.child("ids").hex_int("stm32_pid"),
         flash_base=entry.hex_int("flash_base"),
-        flash=MemoryLayout(
-            tuple(SectorRun(run.integer("count", 1), run.integer("size_bytes", 1)) for run in runs)
-        ),
+        flash=_flash_layout(entry),
         ram_base=entry.hex_int("ram_base"),
         ram_bytes=entry.integer("ram_bytes", 1),
         bootloader=BootloaderFacts(
@@ -354,4 +357,37 @@ def stm32_facts(entry: EntryReader) -> Stm32Facts:
             ram_reserved_bytes=loader.integer("ram_reserved_bytes", default=0),
             usarts=loader.strings("usart"),
         ),
+        swd=swd_facts(entry.child("swd")) if entry.has("swd") else None,
+    )
+
+
+def _flash_layout(entry: EntryReader) -> MemoryLayout:
+    runs = entry.children("flash_layout")
+    return MemoryLayout(
+        tuple(SectorRun(run.integer("count", 1), run.integer("size_bytes", 1)) for run in runs)
+    )
+
+
+def swd_facts(swd: EntryReader) -> SwdFacts:
+    series, core = swd.text("series"), swd.text("core")
+    if series not in SWD_SERIES:
+        raise swd.error("series", f"{series!r} is not one of {', '.join(SWD_SERIES)}")
+    if core not in SWD_CORES:
+        raise swd.error("core", f"{core!r} is not one of {', '.join(SWD_CORES)}")
+    return SwdFacts(
+        series=series,
+        core=core,
+        id_address=swd.hex_int("id_register"),
+        id_mask=swd.hex_int("id_mask"),
+        id_values=tuple(swd.hex_ints("id_values")),
+    )
+
+
+def cortex_m_facts(entry: EntryReader) -> CortexMFacts:
+    return CortexMFacts(
+        flash_base=entry.hex_int("flash_base"),
+        flash=_flash_layout(entry),
+        ram_base=entry.hex_int("ram_base"),
+        ram_bytes=entry.integer("ram_bytes", 1),
+        swd=swd_facts(entry.child("swd")),
     )

@@ -349,6 +349,42 @@ class BootloaderFacts:
     usarts: tuple[str, ...]
 
 
+# -- Cortex-M microcontrollers through their debug port (SWD) --------------------------
+
+#: series -> the flash controller that programs it (one driver per controller kind):
+#: ST's F0/F1/F3 share one (half-word programming, pages), F2/F4 another (sectors,
+#: PSIZE), G0/G4/L4 a third (double-word programming, pages); Nordic's NVMC differs
+#: between nRF51 and nRF52 in its protection.
+SWD_SERIES: dict[str, str] = {
+    "stm32f0": "stm32f1",
+    "stm32f1": "stm32f1",
+    "stm32f3": "stm32f1",
+    "stm32f2": "stm32f4",
+    "stm32f4": "stm32f4",
+    "stm32g0": "stm32l4",
+    "stm32g4": "stm32l4",
+    "stm32l4": "stm32l4",
+    "nrf51": "nrf51",
+    "nrf52": "nrf52",
+}
+SWD_CORES = ("cortex-m0", "cortex-m0+", "cortex-m3", "cortex-m4")
+
+
+@dataclass(frozen=True, slots=True)
+class SwdFacts:
+    """What programming a part through SWD needs beyond its memory layout."""
+
+    series: str  # a key of SWD_SERIES: names the reference manual the part follows
+    core: str
+    id_address: int  # DBGMCU_IDCODE (STM32) or FICR (nRF) register identifying the part
+    id_mask: int
+    id_values: tuple[int, ...]  # any of these (masked) is this part
+
+    @property
+    def controller(self) -> str:
+        return SWD_SERIES[self.series]
+
+
 @dataclass(frozen=True, slots=True)
 class Stm32Facts:
     family: ClassVar[Family] = Family.STM32_UART
@@ -359,8 +395,29 @@ class Stm32Facts:
     ram_base: int
     ram_bytes: int
     bootloader: BootloaderFacts
+    #: the same part through its debug port, where Socketeer can program it so
+    swd: SwdFacts | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CortexMFacts:
+    """A microcontroller programmed only through its debug port (Nordic nRF5x)."""
+
+    family: ClassVar[Family] = Family.CORTEX_M
+
+    flash_base: int
+    flash: MemoryLayout
+    ram_base: int
+    ram_bytes: int
+    swd: SwdFacts
 
 
 FamilyFacts = (
-    SpiNorFacts | I2cEepromFacts | Stm32Facts | SpiEepromFacts | DataFlashFacts | MicrowireFacts
+    SpiNorFacts
+    | I2cEepromFacts
+    | Stm32Facts
+    | SpiEepromFacts
+    | DataFlashFacts
+    | MicrowireFacts
+    | CortexMFacts
 )

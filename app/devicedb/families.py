@@ -14,6 +14,7 @@ class Family(StrEnum):
     SPI_EEPROM = "spi-eeprom"
     DATAFLASH = "dataflash"
     MICROWIRE = "microwire"
+    CORTEX_M = "cortex-m"
 
 
 #: family -> folder under device_db/
@@ -24,6 +25,7 @@ FAMILY_DIRS: dict[Family, str] = {
     Family.SPI_EEPROM: "spi_eeprom",
     Family.DATAFLASH: "dataflash",
     Family.MICROWIRE: "microwire",
+    Family.CORTEX_M: "cortex_m",
 }
 FAMILIES: tuple[Family, ...] = tuple(Family)
 DIR_FAMILIES: dict[str, Family] = {folder: family for family, folder in FAMILY_DIRS.items()}
@@ -43,5 +45,7 @@ FAMILY_ALGORITHMS: dict[Family, str] = {
     Family.SPI_EEPROM: "spi_eeprom",
     Family.DATAFLASH: "dataflash",
     Family.MICROWIRE: "microwire",
+    #: also what programs an STM32 entry's part (its SWD facts) on a site with SWD
+    Family.CORTEX_M: "cortex_m_swd",
 }
 KNOWN_ALGORITHMS: frozenset[str] = frozenset(FAMILY_ALGORITHMS.values())

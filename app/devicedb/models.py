@@ -15,10 +15,12 @@ from typing import Any, TypeVar
 
 from app.devicedb.entry_reader import EntryReader, family_facts
 from app.devicedb.facts import (
+    CortexMFacts,
     DataFlashFacts,
     FamilyFacts,
     SpiNorFacts,
     Stm32Facts,
+    SwdFacts,
     VoltageRange,
 )
 from app.devicedb.families import Family
@@ -182,7 +184,9 @@ class Device:
     @property
     def memory_base(self) -> int:
         """Where the memory sits in an image's address space (STM32 flash: flash_base)."""
-        return self.facts.flash_base if isinstance(self.facts, Stm32Facts) else 0
+        if isinstance(self.facts, Stm32Facts | CortexMFacts):
+            return self.facts.flash_base
+        return 0
 
     @property
     def address_range(self) -> tuple[int, int]:
@@ -216,6 +220,11 @@ class Device:
         if isinstance(self.facts, SpiNorFacts) and self.facts.extended_id:
             return self.facts.extended_id.hex().upper()
         return None
+
+    @property
+    def swd(self) -> SwdFacts | None:
+        """How the part is programmed through its debug port, where it can be."""
+        return self.facts.swd if isinstance(self.facts, Stm32Facts | CortexMFacts) else None
 
     @property
     def stm32_pid(self) -> int | None:

@@ -209,11 +209,12 @@ class DebugAccess(Protocol):
     def write_words(self, address: int, words: Sequence[int]) -> None: ...
 
     def write_polled(
-        self, units: Sequence[tuple[int, int]], size: int, status: int, busy: int
+        self, units: Sequence[tuple[int, int]], size: int, status: int, busy: int, ready: int = 0
     ) -> list[int]:
         """Write each (address, value) as one ``size``-byte access (2 or 4) and after
-        each wait until the word at ``status`` has its ``busy`` bits clear; the status
-        seen after each unit (flash programming through a controller's data writes)."""
+        each wait until the word at ``status`` has its ``busy`` bits equal to ``ready``
+        (0: a BSY flag clears; the mask: a READY flag sets); the status seen after each
+        unit (flash programming through a controller's data writes)."""
         ...
 
     def ap_read(self, ap: int, register: int) -> int: ...

@@ -162,11 +162,11 @@ class DebugPort:
         self._run(batch)
 
     def write_polled(
-        self, units: Sequence[tuple[int, int]], size: int, status: int, busy: int
+        self, units: Sequence[tuple[int, int]], size: int, status: int, busy: int, ready: int = 0
     ) -> list[int]:
         """Write each (address, value) as one ``size``-byte access and, after each, read
-        the word at ``status`` again until its ``busy`` bits are clear (a flash
-        controller's BSY); the status value seen after each unit. One batch, so a probe
+        the word at ``status`` again until its ``busy`` bits read ``ready`` (a flash
+        controller's BSY clear, or a READY bit set); the status seen after each unit. One batch, so a probe
         with value-match reads (CMSIS-DAP) polls on its own. TAR does not auto-increment
         here, so a repeated status read reads the same register."""
         if size != 4 and busy >> (8 * size):
@@ -181,7 +181,7 @@ class DebugPort:
                 Access(True, False, AP_TAR, address),
                 Access(True, False, AP_DRW, (value << lane) & 0xFFFFFFFF),
                 Access(True, False, AP_TAR, status),
-                Access(True, True, AP_DRW, mask=busy, match=0),
+                Access(True, True, AP_DRW, mask=busy, match=ready),
             ]
         mask = (1 << (8 * size)) - 1
         return [value & mask for value in self._run(batch)]

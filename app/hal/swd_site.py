@@ -90,9 +90,9 @@ class SwdBus:
         self.access.write_words(address, words)
 
     def write_polled(
-        self, units: Sequence[tuple[int, int]], size: int, status: int, busy: int
+        self, units: Sequence[tuple[int, int]], size: int, status: int, busy: int, ready: int = 0
     ) -> list[int]:
-        return self.access.write_polled(units, size, status, busy)
+        return self.access.write_polled(units, size, status, busy, ready)
 
     def ap_read(self, ap: int, register: int) -> int:
         return self.access.ap_read(ap, register)
