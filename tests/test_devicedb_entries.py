@@ -157,6 +157,16 @@ def test_entry_memory_is_covered(path: Path, index: int, entry: dict[str, Any]) 
     elif family == "stm32-uart":
         assert sum(r["count"] * r["size_bytes"] for r in entry["flash_layout"]) == size
         assert int(entry["ids"]["stm32_pid"], 16) <= 0xFFF
+        if "swd" in entry:  # DBGMCU_IDCODE's DEV_ID is the bootloader's product ID
+            assert entry["swd"]["id_values"] == [f"0x{int(entry['ids']['stm32_pid'], 16):08X}"]
+            assert entry["swd"]["id_mask"] == "0x00000FFF"
+            on_apb = entry["swd"]["series"] in ("stm32f0", "stm32g0")  # RM0091, RM0444
+            assert entry["swd"]["id_register"] == ("0x40015800" if on_apb else "0xE0042000")
+    elif family == "cortex-m":
+        assert sum(r["count"] * r["size_bytes"] for r in entry["flash_layout"]) == size
+        page = 1024 if entry["swd"]["series"] == "nrf51" else 4096  # FICR CODEPAGESIZE
+        assert {r["size_bytes"] for r in entry["flash_layout"]} == {page}
+        assert entry["flash_base"] == "0x00000000" and entry["ram_base"] == "0x20000000"
     else:
         pytest.fail(f"unknown family {family!r}")
 

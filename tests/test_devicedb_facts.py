@@ -19,6 +19,7 @@ from app.algorithms import get_algorithm
 from app.devicedb import Device, FactsError, Family, validate_paths
 from app.devicedb.entry_reader import parse_hex
 from app.devicedb.facts import (
+    CortexMFacts,
     DataFlashFacts,
     FourByteMode,
     I2cEepromFacts,
@@ -39,6 +40,7 @@ FAMILY_FACTS = {
     Family.SPI_EEPROM: SpiEepromFacts,
     Family.DATAFLASH: DataFlashFacts,
     Family.MICROWIRE: MicrowireFacts,
+    Family.CORTEX_M: CortexMFacts,
 }
 
 
@@ -232,3 +234,21 @@ def test_a_value_the_schema_missed_is_reported_with_file_and_path(
     assert validate_paths([tmp_path / "db"]) == [
         f"{path}: $.devices[0].bootloader.commands[2]: '0xG2' is not a hex number"
     ]
+
+
+def test_swd_facts_reach_the_parts_that_have_them(database) -> None:
+    """STM32 entries with an "swd" block and the Cortex-M family carry SwdFacts; the
+    database identifies a part by its SWD ID register as by its other IDs."""
+    f103 = database.get("st.stm32f10x-md")
+    assert f103.swd is not None and f103.swd.controller == "stm32f1"
+    assert (f103.swd.id_address, f103.swd.id_values) == (0xE0042000, (0x410,))
+    assert database.get("st.stm32f10x-xl").swd is None  # two flash controllers: not yet
+    nrf = database.get("nordic.nrf52840")
+    assert nrf.swd is not None and nrf.swd.controller == "nrf52" and nrf.memory_base == 0
+    found = database.identify("swd", "E0042000:410")
+    assert [d.id for d in found.candidates] == ["st.stm32f10x-md"]
+    assert [d.id for d in database.identify("swd", "1000005C:72").candidates] == [
+        "nordic.nrf51822-xxaa"
+    ]
+    with pytest.raises(Exception, match="give the ID register and its value in hex"):
+        database.identify("swd", "E0042000")

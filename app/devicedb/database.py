@@ -160,6 +160,8 @@ class DeviceDatabase:
             return self._identify_jedec(id_hex)
         if bus == "stm32_pid":
             return self._identify_pid(id_hex)
+        if bus == "swd":
+            return self._identify_swd(id_hex)
         raise InputError(f"unknown ID bus {bus!r} (known: {', '.join(ID_BUSES)})")
 
     def _identify_jedec(self, id_hex: str) -> Identification:
@@ -188,6 +190,29 @@ class DeviceDatabase:
         if pid > 0xFFF:
             raise InputError(f"STM32 product ID {id_hex!r} must be 12 bits (e.g. 0x410)")
         return Identification("stm32_pid", f"0x{pid:03X}", tuple(self._by_pid.get(pid, ())))
+
+    def _identify_swd(self, id_hex: str) -> Identification:
+        """Parts whose SWD ID register (``REGISTER:VALUE``) holds that value."""
+        register, value = _swd_id(id_hex)
+        found = tuple(
+            d
+            for d in self._ordered
+            if d.swd is not None
+            and d.swd.id_address == register
+            and value & d.swd.id_mask in d.swd.id_values
+        )
+        return Identification("swd", f"{register:08X}:{value:X}", found)
+
+
+def _swd_id(text: str) -> tuple[int, int]:
+    """ "REGISTER:VALUE" in hex (e.g. E0042000:410) as two numbers."""
+    register, _, value = text.partition(":")
+    try:
+        return int(register, 16), int(value, 16)
+    except ValueError:
+        raise InputError(
+            f"SWD ID {text!r}: give the ID register and its value in hex, e.g. E0042000:410"
+        ) from None
 
 
 def _other_answers_note(jedec: str, candidates: list[Device]) -> str | None:

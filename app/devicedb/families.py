@@ -31,7 +31,7 @@ FAMILIES: tuple[Family, ...] = tuple(Family)
 DIR_FAMILIES: dict[str, Family] = {folder: family for family, folder in FAMILY_DIRS.items()}
 
 #: Bus names understood by DeviceDatabase.identify().
-ID_BUSES: tuple[str, ...] = ("jedec", "stm32_pid")
+ID_BUSES: tuple[str, ...] = ("jedec", "stm32_pid", "swd")
 
 
 #: family -> the name of the algorithm (app.algorithms registry) that programs it. The

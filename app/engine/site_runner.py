@@ -19,7 +19,7 @@ from app.algorithms.base import Cancelled, ChipAlgorithm, ChipError, Geometry, P
 from app.core.image import MemoryImage
 from app.devicedb.entry_reader import ID_COMMANDS
 from app.devicedb.facts import SpiNorFacts
-from app.devicedb.families import Family
+from app.devicedb.families import FAMILY_ALGORITHMS, Family
 from app.devicedb.models import Device
 from app.engine.events import Event, LogEvent, PhaseStarted, ProgressEvent
 from app.engine.planner import Expected, Plan, plan_program
@@ -292,6 +292,18 @@ class SiteRunner:
         )
 
     def _algorithm(self, device: Device) -> ChipAlgorithm:
+        if self.site.swd is not None:
+            if device.swd is None:
+                raise StepFailed(
+                    f"{device.part} cannot be programmed through SWD (this site is an SWD"
+                    " probe; the device database has no SWD facts for the part)"
+                )
+            return get_algorithm(FAMILY_ALGORITHMS[Family.CORTEX_M])(self.site.swd, device)
+        if device.family is Family.CORTEX_M:
+            raise StepFailed(
+                f"{device.part} is programmed through SWD: use an SWD probe (cmsis-dap://,"
+                " stlink://, ftdi://...?swd=1 or sim://)"
+            )
         if device.algorithm not in algorithm_names():
             raise StepFailed(f"no '{device.algorithm}' algorithm in this version of Socketeer")
         cls = get_algorithm(device.algorithm)
@@ -324,6 +336,8 @@ class SiteRunner:
             raise StepFailed(f"no part or bad contact{shown}")
         if ident.bus == "stm32_pid":
             self._check_pid(int.from_bytes(ident.raw[:2], "big"), device)
+        if ident.bus == "swd" and ident.raw:
+            self._check_swd_id(int.from_bytes(ident.raw, "big"), device)
         if ident.bus in ID_COMMANDS:  # parts without RDID: the answer the DB states
             answer = device.facts_as(SpiNorFacts).id_answer.hex().upper()
             if ident.hex != answer:
@@ -345,6 +359,22 @@ class SiteRunner:
         uid = algo.unique_id() if ident.bus == "jedec" else None
         if uid:
             cycle.unique_id = uid.hex().upper()
+
+    def _check_swd_id(self, found: int, device: Device) -> None:
+        swd = device.swd
+        assert swd is not None
+        if found in swd.id_values:
+            return
+        names = self._candidates(f"{swd.id_address:08X}:{found:X}", "swd")
+        what = ""
+        if names is not None:
+            what = f" ({' or '.join(names)})" if names else " (not in the device database)"
+        expected = " or ".join(f"0x{v:X}" for v in swd.id_values)
+        raise StepFailed(
+            f"unexpected part: the ID register at 0x{swd.id_address:08X} reads 0x{found:X}"
+            f"{what}, expected {expected} ({device.vendor} {device.part})",
+            candidates=names or [],
+        )
 
     def _check_pid(self, found: int, device: Device) -> None:
         expected = device.stm32_pid

@@ -166,9 +166,10 @@ class DebugPort:
     ) -> list[int]:
         """Write each (address, value) as one ``size``-byte access and, after each, read
         the word at ``status`` again until its ``busy`` bits read ``ready`` (a flash
-        controller's BSY clear, or a READY bit set); the status seen after each unit. One batch, so a probe
-        with value-match reads (CMSIS-DAP) polls on its own. TAR does not auto-increment
-        here, so a repeated status read reads the same register."""
+        controller's BSY clear, or a READY bit set); the status seen after each unit.
+        One batch, so a probe with value-match reads (CMSIS-DAP) polls on its own. TAR
+        does not auto-increment here, so a repeated status read reads the same
+        register."""
         if size != 4 and busy >> (8 * size):
             raise ValueError(f"busy mask 0x{busy:X} does not fit a {size}-byte status read")
         _aligned(status, 4)

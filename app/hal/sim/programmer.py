@@ -17,6 +17,9 @@ Options:
   run's device entry says (a part strapped for the other organisation).
 - ``sfdp``: ``ok`` or ``none`` (the part has an SFDP table or not, whatever the DB says),
   ``truncated`` or ``lying`` (a damaged table, see app.hal.sim.sfdp).
+- A part with SWD facts (STM32, nRF5x) sits on an SWD site (app.hal.sim.swd_sites), which
+  takes the SWD probe options ``clock``, ``connect=normal|under-reset`` and ``nrst``
+  (app.hal.swd_site) and defaults to ``connection=in-system``, ``power=board``.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from app.devicedb.database import DeviceDatabase
 from app.devicedb.facts import SpiNorFacts
@@ -36,6 +39,7 @@ from app.hal.programmer import (
     Capabilities,
     Indication,
     ParsedUrl,
+    Site,
     check_options,
     connection_options,
     int_option,
@@ -68,6 +72,9 @@ _KNOWN_OPTIONS = {
     "sfdp",
     "connection",
     "power",
+    "clock",
+    "connect",
+    "nrst",
 }
 MAX_SITES = 64
 #: the chip models a socket can hold
@@ -282,18 +289,18 @@ def _later(delay: float, action: Callable[[], None]) -> None:
 class SimProgrammer:
     name = "Socketeer simulator"
 
-    def __init__(self, url: str, sites: list[SimSite], spi_hz: int) -> None:
+    def __init__(self, url: str, sites: Sequence[Site], spi_hz: int) -> None:
         self.url = url
-        self._sites = sites
+        self._sites = list(sites)
         self.capabilities = Capabilities(
-            buses=frozenset({"spi", "i2c", "microwire"}),
+            buses=frozenset({"spi", "i2c", "microwire", "swd"}),
             max_spi_clock_hz=spi_hz,
             power_control=True,
             socket_detect=True,
         )
 
     @property
-    def sites(self) -> list[SimSite]:
+    def sites(self) -> list[Site]:
         return list(self._sites)
 
     def close(self) -> None:
@@ -370,6 +377,16 @@ def open_sim(parsed: ParsedUrl, context: Mapping[str, object]) -> SimProgrammer:
     if org_text is not None and org_text not in ("8", "16"):
         raise ProgrammerUrlError(f"sim option org={org_text!r}: use 8 (ORG low) or 16 (ORG high)")
     rng = random.Random(seed)
+    if device is not None and device.swd is not None:
+        from app.hal.sim.swd_sites import SimSwdSite
+        from app.hal.swd_site import swd_site_options
+
+        options = swd_site_options(parsed)
+        swd_sites = [
+            SimSwdSite(i, device, timing, faults.get(i), rng, options)
+            for i in range(1, n_sites + 1)
+        ]
+        return SimProgrammer(parsed.scheme + "://" + parsed.path, swd_sites, options.clock_hz)
     sites = [
         SimSite(
             i,
