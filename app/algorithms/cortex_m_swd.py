@@ -116,7 +116,11 @@ class CortexMSwd(ChipAlgorithm):
         """Nothing to set: the probe's SWD clock is the site's."""
 
     def unique_id(self) -> bytes | None:
-        return self.flash.unique_id()
+        """The part's factory unique ID (STM32 96-bit UID, nRF DEVICEID)."""
+        try:
+            return self.flash.unique_id()
+        except HalError:
+            return None
 
     # -- read ---------------------------------------------------------------------------
 

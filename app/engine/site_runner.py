@@ -356,7 +356,7 @@ class SiteRunner:
                 f" {' or '.join(device.jedec_ids)} ({device.vendor} {device.part})",
                 candidates=names,
             )
-        uid = algo.unique_id() if ident.bus == "jedec" else None
+        uid = algo.unique_id() if ident.bus in ("jedec", "swd") and ident.raw else None
         if uid:
             cycle.unique_id = uid.hex().upper()
 

@@ -19,6 +19,7 @@ FAULT_KINDS = {
     "protected": "block-protect bits are set when the part is powered",
     "erase-fail": "erasing the block at the fault address leaves that byte at 0x00",
     "flaky": "flaky contact (a clip): about every other long read has one bit flipped",
+    "swd-off": "(SWD parts) the firmware turns the SWD pins off: only connect=under-reset gets in",
 }
 
 

@@ -10,7 +10,8 @@ as it does on hardware. The site's fault (``fault=SITE:KIND``) becomes the model
 - ``erase-fail``: erasing leaves the word at the address unerased;
 - ``busy-timeout``: the flash controller stays busy after its first operation;
 - ``link-drop``: the probe's link dies part-way through the cycle;
-- ``flaky``: every AP access answers WAIT a few times first (a slow or noisy bus).
+- ``flaky``: every AP access answers WAIT a few times first (a slow or noisy bus);
+- ``swd-off``: the firmware turns the SWD pins off while it runs (connect=under-reset).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ def mcu_faults(fault: Fault | None, device: Device, rng: random.Random) -> McuFa
         busy_forever=kind == "busy-timeout",
         wait_storm=FLAKY_WAITS if kind == "flaky" else 0,
         drop_after_packets=rng.randrange(2000, 4000) if kind == "link-drop" else None,
+        swd_off_when_running=kind == "swd-off",
     )
 
 

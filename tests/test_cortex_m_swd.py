@@ -1,0 +1,174 @@
+"""The cortex_m_swd algorithm on simulated SWD sites (sim://): every SWD family named
+by issue 18 programs and verifies; only the pages/sectors an image touches are erased;
+readout protection, wrong parts, absent targets, controller errors, connect under
+reset. The target model (app.hal.sim.mcu_target) was written from the reference
+manuals apart from the algorithm, so the two check each other."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+from app.core.image import MemoryImage
+from app.engine.cycle import part_names
+from app.engine.events import Event, LogEvent
+from app.engine.results import DeviceResult
+from app.engine.site_runner import CycleSpec
+from app.engine.station import Station
+from app.hal.programmer import open_programmer
+
+#: one part per series (F42x: dual bank; nRF: both generations)
+FAMILIES = [
+    "st.stm32f030x8-f05x",
+    "st.stm32f10x-md",
+    "st.stm32f303x8-f334",
+    "st.stm32f2",
+    "st.stm32f40x-f41x",
+    "st.stm32f42x-f43x",
+    "st.stm32g07x-g08x",
+    "st.stm32g431-g441",
+    "st.stm32l43x-l44x",
+    "nordic.nrf51822-xxaa",
+    "nordic.nrf52832-xxaa",
+    "nordic.nrf52840",
+]
+
+
+class Fixture:
+    """One simulated SWD site with a part on it, kept across cycles (a board on a
+    bed of nails); the events of every cycle."""
+
+    def __init__(self, database, device_id: str, url: str = "sim://") -> None:
+        self.device = database.get(device_id)
+        self.programmer = open_programmer(url, device=self.device, database=database)
+        self.events: list[Event] = []
+        self.station = Station(self.programmer, self.events.append, part_names(database))
+        self.site: Any = self.programmer.sites[0]
+
+    @property
+    def flash(self) -> bytearray:
+        return self.site.mcu.flash
+
+    def cycle(self, image: MemoryImage | None, action: str = "program", **spec) -> DeviceResult:
+        spec.setdefault("backup", False)
+        return self.station.run(CycleSpec(action, self.device, image, **spec)).results[0]
+
+    def logged(self) -> str:
+        return "\n".join(e.message for e in self.events if isinstance(e, LogEvent))
+
+
+def image_for(device, rng: random.Random) -> MemoryImage:
+    """Data at the start of flash, and just into its last page/sector."""
+    base = device.memory_base
+    last = device.facts.flash.sectors[-1].start
+    return MemoryImage.from_segments(
+        [(base, rng.randbytes(3000)), (base + last + 16, rng.randbytes(500))]
+    )
+
+
+@pytest.mark.parametrize("device_id", FAMILIES)
+def test_each_family_programs_and_verifies(database, device_id: str) -> None:
+    fixture = Fixture(database, device_id)
+    image = image_for(fixture.device, random.Random(device_id))
+    result = fixture.cycle(image)
+    assert result.passed, result.message
+    for start, data in image.segments():
+        offset = start - fixture.device.memory_base
+        assert bytes(fixture.flash[offset : offset + len(data)]) == data
+    assert result.unique_id  # STM32 UID / nRF DEVICEID, for backups and the log
+    assert not fixture.site.mcu.halted  # the part runs its new firmware
+
+
+def test_only_the_pages_the_image_touches_are_erased(database) -> None:
+    fixture = Fixture(database, "st.stm32f10x-md")  # 1 KiB pages
+    first = MemoryImage.from_segments([(0x0800_0000, b"\xaa" * 4096)])  # pages 0-3
+    assert fixture.cycle(first).passed
+    second = MemoryImage.from_segments([(0x0800_0000, b"\x55" * 1500)])  # pages 0 and 1
+    assert fixture.cycle(second).passed
+    assert bytes(fixture.flash[:1500]) == b"\x55" * 1500
+    assert bytes(fixture.flash[1500:2048]) == b"\xff" * 548  # erased with page 1
+    assert bytes(fixture.flash[2048:4096]) == b"\xaa" * 2048  # pages 2-3 untouched
+
+
+def test_a_protected_part_is_refused_unless_unprotect_and_then_mass_erased(database) -> None:
+    fixture = Fixture(database, "st.stm32f40x-f41x", "sim://?fault=1:protected")
+    image = MemoryImage.from_segments([(0x0800_0000, b"\x12\x34" * 512)])
+    refused = fixture.cycle(image)
+    assert not refused.passed and "enable 'unprotect'" in refused.message
+    assert "readout protection level 1" in refused.message
+    result = fixture.cycle(image, unprotect=True)
+    assert result.passed, result.message
+    assert "erases its whole flash" in fixture.logged()  # said before it happened
+    assert bytes(fixture.flash[:1024]) == b"\x12\x34" * 512
+
+
+@pytest.mark.parametrize(
+    "device_id",
+    ["st.stm32f10x-md", "st.stm32f40x-f41x", "st.stm32l43x-l44x", "nordic.nrf52832-xxaa"],
+)
+def test_protect_sets_readout_protection_and_unprotect_clears_it(database, device_id) -> None:
+    fixture = Fixture(database, device_id)
+    image = image_for(fixture.device, random.Random(1))
+    assert fixture.cycle(image, protect=True).passed
+    again = fixture.cycle(image)
+    assert not again.passed and "protection" in again.message
+    cleared = fixture.cycle(image, unprotect=True)
+    assert cleared.passed, cleared.message
+
+
+def test_a_wrong_part_is_named_from_the_database(database) -> None:
+    fixture = Fixture(database, "st.stm32f10x-md", "sim://?fault=1:wrong-id")
+    result = fixture.cycle(MemoryImage.from_segments([(0x0800_0000, b"\x00" * 16)]))
+    assert not result.passed
+    assert "unexpected part: the ID register at 0xE0042000 reads" in result.message
+    assert "STM32F10x medium-density" not in result.message.split("reads")[1].split(",")[0]
+
+
+def test_no_target_is_an_absent_part(database) -> None:
+    fixture = Fixture(database, "nordic.nrf52840", "sim://?fault=1:empty")
+    result = fixture.cycle(MemoryImage.from_segments([(0, b"\x00" * 16)]))
+    assert not result.passed and result.message.startswith("no part or bad contact")
+
+
+def test_a_bit_that_does_not_program_fails_verify_at_its_address(database) -> None:
+    fixture = Fixture(database, "st.stm32g07x-g08x", "sim://?fault=1:stuck-bit@0x100")
+    result = fixture.cycle(MemoryImage.from_segments([(0x0800_0000, bytes(512))]))
+    assert not result.passed and result.address == 0x0800_0100
+
+
+def test_a_flash_controller_that_stays_busy_is_a_timeout_not_a_hang(database) -> None:
+    fixture = Fixture(database, "st.stm32f030x8-f05x", "sim://?fault=1:busy-timeout")
+    result = fixture.cycle(MemoryImage.from_segments([(0x0800_0000, bytes(64))]))
+    assert not result.passed and "still busy" in result.message
+
+
+def test_wait_storms_are_ridden_out(database) -> None:
+    fixture = Fixture(database, "st.stm32f303x8-f334", "sim://?fault=1:flaky")
+    image = image_for(fixture.device, random.Random(3))
+    assert fixture.cycle(image).passed
+
+
+def test_a_dropped_link_is_a_lost_link(database) -> None:
+    fixture = Fixture(database, "st.stm32f40x-f41x", "sim://?fault=1:link-drop")
+    image = MemoryImage.from_segments([(0x0800_0000, random.Random(2).randbytes(32768))])
+    result = fixture.cycle(image)
+    assert result.status == "link-lost", result.message
+
+
+def test_firmware_that_turns_swd_off_needs_connect_under_reset(database) -> None:
+    image = MemoryImage.from_segments([(0x0800_0000, b"\x42" * 256)])
+    normal = Fixture(database, "st.stm32f10x-md", "sim://?fault=1:swd-off")
+    assert not normal.cycle(image).passed
+    under = Fixture(database, "st.stm32f10x-md", "sim://?fault=1:swd-off&connect=under-reset")
+    result = under.cycle(image)
+    assert result.passed, result.message
+
+
+def test_an_swd_only_part_on_a_site_without_swd_says_what_to_use(database) -> None:
+    device = database.get("nordic.nrf52840")
+    programmer = open_programmer("sim://", device=database.get("winbond.w25q128jv"))
+    station = Station(programmer, lambda _e: None)
+    result = station.run(CycleSpec("program", device, MemoryImage.from_segments([(0, b"1")])))
+    assert "use an SWD probe" in result.results[0].message
