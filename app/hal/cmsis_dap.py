@@ -82,8 +82,12 @@ DEFAULT_MATCH_RETRIES = 65535
 class DapHandle(Protocol):
     """An opened probe at the USB level (app.hal.cmsis_dap_usb; tests: a fake)."""
 
+    #: v1 (HID): the report size every command is padded to with zeros (64 on full
+    #: speed); v2 (bulk): None, a command goes as long as it is
+    report_size: int | None
+
     def write(self, data: bytes) -> None:
-        """One command packet (a v1 HID report is padded by the handle)."""
+        """One command packet (a v1 HID report: exactly ``report_size`` bytes)."""
         ...
 
     def read(self) -> bytes:
@@ -195,25 +199,29 @@ def plan(accesses: Sequence[Access], packet_size: int) -> list[_Command]:
             commands.append(_Command(False, open_items))
             open_items = []
 
-    index = 0
+    index = singles_end = 0
     while index < len(accesses):
         access = accesses[index]
         run = 1
         while index + run < len(accesses) and _same_register(access, accesses[index + run]):
             run += 1
-        if access.mask is None and run >= BLOCK_MIN:
-            while run and open_items and fits(_items(access, index)):
-                open_items += _items(access, index)
+        if index >= singles_end and access.mask is None and run >= BLOCK_MIN:
+            while run and open_items and fits(_items(accesses[index], index)):
+                open_items += _items(accesses[index], index)
                 index, run = index + 1, run - 1
-            close_open()
+            if run:
+                close_open()  # it is full
             room = min(block_read_room if access.read else block_room, BLOCK_MAX)
-            while run >= BLOCK_MIN:
+            last = index + run == len(accesses)
+            while run >= room or (last and run >= BLOCK_MIN):
                 n = min(run, room)
                 items = [_items(accesses[index + k], index + k)[0] for k in range(n)]
                 commands.append(_Command(True, items))
                 index, run = index + n, run - n
-            continue
-        items = _items(access, index)
+            singles_end = index + run  # a part block would leave its packet's room unused
+            if index == singles_end:
+                continue
+        items = _items(accesses[index], index)
         if not fits(items):
             close_open()
         open_items += items
@@ -268,6 +276,9 @@ class CmsisDapLink:
     # -- USB ----------------------------------------------------------------------------
 
     def _send(self, packet: bytes) -> None:
+        report = self.handle.report_size
+        if report is not None:
+            packet += bytes(max(0, report - len(packet)))
         self._usb("send a command", lambda: self.handle.write(packet))
         self.usb_writes += 1
 

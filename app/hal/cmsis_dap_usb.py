@@ -94,6 +94,8 @@ class DapBackend:
 class PyUsbBulkHandle:
     """A v2 probe: bulk OUT and IN endpoints of its vendor interface."""
 
+    report_size = None
+
     def __init__(self, dev: Any, ep_out: Any, ep_in: Any) -> None:
         self.dev, self.ep_out, self.ep_in = dev, ep_out, ep_in
 
@@ -111,19 +113,19 @@ class PyUsbBulkHandle:
 
 
 class PyUsbHidHandle:
-    """A v1 probe: HID reports on the interrupt endpoints (or SET_REPORT without an OUT
-    endpoint), each padded to the report size."""
+    """A v1 probe: HID reports (the link pads them to ``report_size``, the interrupt
+    endpoint's packet size) on the interrupt endpoints, or by SET_REPORT where the
+    interface has no OUT endpoint."""
 
     def __init__(self, dev: Any, interface: int, ep_out: Any | None, ep_in: Any) -> None:
         self.dev, self.interface, self.ep_out, self.ep_in = dev, interface, ep_out, ep_in
-        self.report_size = ep_in.wMaxPacketSize
+        self.report_size: int = ep_in.wMaxPacketSize
 
     def write(self, data: bytes) -> None:
-        report = bytes(data) + bytes(max(0, self.report_size - len(data)))
         if self.ep_out is not None:
-            self.ep_out.write(report, USB_TIMEOUT_MS)
+            self.ep_out.write(data, USB_TIMEOUT_MS)
         else:  # HID SET_REPORT (output report 0) on the control endpoint
-            self.dev.ctrl_transfer(0x21, 0x09, 0x0200, self.interface, report, USB_TIMEOUT_MS)
+            self.dev.ctrl_transfer(0x21, 0x09, 0x0200, self.interface, data, USB_TIMEOUT_MS)
 
     def read(self) -> bytes:
         return bytes(self.ep_in.read(self.report_size, USB_TIMEOUT_MS))
