@@ -305,3 +305,53 @@ def test_real_probe_reads_an_idcode(request: pytest.FixtureRequest) -> None:
         print(f"{programmer.name}: IDCODE 0x{idcode:08X}")
     finally:
         programmer.close()
+
+
+LOCKED = DapProbe(
+    0x2E8A,
+    0x000C,
+    3,
+    9,
+    "",
+    "Raspberry Pi Debug Probe",
+    0,
+    accessible=False,
+    error="permission denied",
+)
+
+
+def test_diagnose_names_a_probe_without_permission_and_the_udev_fix() -> None:
+    from app.engine.hw_diagnosis import DapScan, UsbScan, diagnose
+
+    usable = DapProbe(0x0D28, 0x0204, 1, 4, "", "DAPLink CMSIS-DAP", 2)
+    findings = diagnose(UsbScan([]), [], "linux", set(), None, DapScan([LOCKED, usable]))
+    (problem,) = [f for f in findings if f.level == "problem"]
+    assert problem.text == (
+        "CMSIS-DAP probe Raspberry Pi Debug Probe (bus 3 address 9) (2e8a:000c): not accessible"
+        " (permission denied)"
+    )
+    assert "99-socketeer.rules" in problem.fixes[0]
+    texts = [f.text for f in findings]
+    assert (
+        "CMSIS-DAP probe DAPLink CMSIS-DAP (bus 1 address 4) (0d28:0204): accessible as"
+        " cmsis-dap://" in texts
+    )
+    assert any("has no USB serial number" in t for t in texts)
+
+
+def test_opening_a_probe_without_permission_says_so() -> None:
+    locked = DapBackend(find_probes=lambda: [LOCKED], open=lambda p: None, link_errors=())
+    with pytest.raises(
+        HalError,
+        match=r"Debug Probe .* not accessible \(permission denied\):"
+        r" see `socketeer hw diagnose`",
+    ):
+        open_programmer("cmsis-dap://", cmsis_dap_backend=locked)
+
+
+def test_the_udev_rules_cover_the_common_probes() -> None:
+    from pathlib import Path
+
+    rules = (Path(__file__).parent.parent / "packaging/linux/99-socketeer.rules").read_text()
+    for vid, pid in [("0d28", "0204"), ("2e8a", "000c"), ("2e8a", "0004")]:
+        assert f'ATTR{{idVendor}}=="{vid}", ATTR{{idProduct}}=="{pid}", MODE="0660"' in rules
