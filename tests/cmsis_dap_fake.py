@@ -28,7 +28,8 @@ command buffered) and v2 (bulk: packets up to 512 bytes, answers not padded, pac
 count 4: up to 4 commands may be written before the first answer is read; a fifth would
 stall the OUT endpoint, which shows here as a timeout). Faults: unplug (every transfer
 fails), ``fail_after`` (unplugged after N more transfers), ``garble_next`` (the next
-answer's first byte is wrong), ``cut_next`` (the next answer is cut to N bytes).
+answer's first byte is wrong), ``cut_next`` (the next answer is cut to N bytes), ``mute``
+(hung: commands taken, no answers, so every read times out).
 Counters: ``usb_out`` / ``usb_in`` transfers, ``commands`` per command byte.
 """
 
@@ -93,6 +94,7 @@ class FakeDapProbe:
         self.generation = 0  # bumped on every re-plug: old handles are dead
         self.fail_after: int | None = None
         self.garble_next = False
+        self.mute = False
         self.cut_next: int | None = None
         self.usb_out = self.usb_in = 0
         self.commands: Counter[int] = Counter()
@@ -149,6 +151,8 @@ class FakeDapProbe:
         if self.version == 1:
             assert len(data) == 64, f"a v1 HID report is 64 bytes, not {len(data)}"
         assert len(data) <= self.packet_size, f"{len(data)}-byte packet > {self.packet_size}"
+        if self.mute:
+            return  # hung firmware: takes commands, answers none
         if len(self._answers) >= self.packet_count:
             raise FakeUsbError("[Errno 110] Operation timed out (the probe's buffers are full)")
         answer = self._execute(bytes(data))
@@ -378,6 +382,7 @@ class FakeDapHandle:
     def __init__(self, probe: FakeDapProbe) -> None:
         self.probe = probe
         self.report_size = 64 if probe.version == 1 else None  # the HID report descriptor's
+        self.packet_size = 64  # told by the host after DAP_Info (pyusb reads this much)
         self.generation = probe.generation
         self.closed = False
 
@@ -385,7 +390,10 @@ class FakeDapHandle:
         self.probe.write(data, self.generation)
 
     def read(self) -> bytes:
-        return self.probe.read(self.generation)
+        answer = self.probe.read(self.generation)
+        if len(answer) > self.packet_size:  # the host asked for less than came
+            raise FakeUsbError("[Errno 75] Overflow")
+        return answer
 
     def close(self) -> None:
         self.closed = True

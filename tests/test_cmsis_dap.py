@@ -17,12 +17,13 @@ from app.hal.debug_port import DebugPort
 from app.hal.errors import HalError, LinkError, ProgrammerUrlError
 from app.hal.programmer import open_programmer
 from app.hal.sim.swd_target import SimSwdTarget
-from app.hal.swd import SwdError, SwdFault, SwdMismatch
+from app.hal.swd import Access, SwdError, SwdFault, SwdMismatch
 from app.hal.swd_site import SwdProgrammer
 
 RAM = 0x2000_0000
 FLASH = 0x0800_0000
 STATUS = 0x4002_200C  # a flash controller's status register (bit 0: busy)
+STICKYERR = 1 << 5  # DP CTRL/STAT (ADIv5)
 
 
 def backend(usb: FakeDapUsb) -> DapBackend:
@@ -227,6 +228,29 @@ def test_an_unplugged_probe_is_a_link_error_and_reconnects_by_serial(version: in
     assert site.swd.connect() == 0x1BA01477
     site.swd.write_words(RAM, [1, 2, 3])
     assert site.swd.read_words(RAM, 3) == [1, 2, 3]
+
+
+def test_a_probe_that_stops_answering_times_out_naming_it() -> None:
+    probe = FakeDapProbe("DAP7", 2, ram_target())
+    site = open_one(FakeDapUsb(probe)).sites[0]
+    site.swd.connect()
+    probe.mute = True
+    with pytest.raises(LinkError, match=r"probe Fake CMSIS-DAP v2 DAP7 lost .*timed out"):
+        site.swd.read_words(RAM, 1)
+    assert site.link_lost
+
+
+def test_write_abort_clears_a_sticky_error() -> None:
+    probe = FakeDapProbe("DAP1", 2, ram_target())
+    link = CmsisDapLink(FakeDapUsb(probe).open(1, 10), name="DAP1", clock_hz=4_000_000)
+    port = DebugPort(link)
+    port.connect()
+    link.transfer([Access(True, False, 0x04, 0x6000_0000), Access(True, False, 0x0C, 1)])
+    (status,) = link.transfer([Access(False, True, 0x4)])
+    assert status & STICKYERR  # the write to nothing set it
+    link.write_abort(1 << 2)  # STKERRCLR
+    (status,) = link.transfer([Access(False, True, 0x4)])
+    assert not status & STICKYERR and probe.commands[0x08] == 1
 
 
 @pytest.mark.parametrize("fault", ["garble", "cut"])

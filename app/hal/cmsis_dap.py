@@ -85,6 +85,9 @@ class DapHandle(Protocol):
     #: v1 (HID): the report size every command is padded to with zeros (64 on full
     #: speed); v2 (bulk): None, a command goes as long as it is
     report_size: int | None
+    #: the probe's packet size: the link sets it once DAP_Info has told it (a bulk
+    #: answer is read as one transfer of this size)
+    packet_size: int
 
     def write(self, data: bytes) -> None:
         """One command packet (a v1 HID report: exactly ``report_size`` bytes)."""
@@ -344,6 +347,7 @@ class CmsisDapLink:
     def _start(self) -> DapInfo:
         """DAP_Info, then connect the SWD port at the clock asked for."""
         size = self._info_number(INFO_PACKET_SIZE, 64)
+        self.handle.packet_size = size
         info = DapInfo(
             packet_size=size,
             packet_count=max(1, self._info_number(INFO_PACKET_COUNT, 1)),

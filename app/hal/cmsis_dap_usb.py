@@ -98,13 +98,18 @@ class PyUsbBulkHandle:
 
     def __init__(self, dev: Any, ep_out: Any, ep_in: Any) -> None:
         self.dev, self.ep_out, self.ep_in = dev, ep_out, ep_in
+        self.packet_size: int = ep_in.wMaxPacketSize  # until DAP_Info tells the real one
 
     def write(self, data: bytes) -> None:
         self.ep_out.write(data, USB_TIMEOUT_MS)
+        # a command shorter than the DAP packet but a whole number of USB packets is
+        # ended by a zero-length packet (as pyOCD's pyusb_v2_backend.py does)
+        if len(data) < self.packet_size and len(data) % self.ep_out.wMaxPacketSize == 0:
+            self.ep_out.write(b"", USB_TIMEOUT_MS)
 
     def read(self) -> bytes:
-        # as much as one answer can be (a short packet ends it sooner)
-        return bytes(self.ep_in.read(max(1024, self.ep_in.wMaxPacketSize), USB_TIMEOUT_MS))
+        # one answer: at most a DAP packet (a short USB packet ends it sooner)
+        return bytes(self.ep_in.read(self.packet_size, USB_TIMEOUT_MS))
 
     def close(self) -> None:
         import usb.util
@@ -120,6 +125,7 @@ class PyUsbHidHandle:
     def __init__(self, dev: Any, interface: int, ep_out: Any | None, ep_in: Any) -> None:
         self.dev, self.interface, self.ep_out, self.ep_in = dev, interface, ep_out, ep_in
         self.report_size: int = ep_in.wMaxPacketSize
+        self.packet_size: int = self.report_size
 
     def write(self, data: bytes) -> None:
         if self.ep_out is not None:
