@@ -379,3 +379,94 @@ def test_the_udev_rules_cover_the_common_probes() -> None:
     rules = (Path(__file__).parent.parent / "packaging/linux/99-socketeer.rules").read_text()
     for vid, pid in [("0d28", "0204"), ("2e8a", "000c"), ("2e8a", "0004")]:
         assert f'ATTR{{idVendor}}=="{vid}", ATTR{{idProduct}}=="{pid}", MODE="0660"' in rules
+
+
+# -- finding probes by their USB descriptors (app.hal.cmsis_dap_usb._describe) ------------
+
+
+class Endpoint:
+    def __init__(self, address: int, attributes: int, size: int = 64) -> None:
+        self.bEndpointAddress, self.bmAttributes, self.wMaxPacketSize = address, attributes, size
+
+
+class Interface(list):
+    def __init__(self, number: int, cls: int, string: int, endpoints: list[Endpoint]) -> None:
+        super().__init__(endpoints)
+        self.bInterfaceNumber, self.bInterfaceClass, self.iInterface = number, cls, string
+
+
+class Device:
+    """A USB device as pyusb shows it: ids, string indexes, the active configuration."""
+
+    def __init__(self, vid: int, pid: int, interfaces: list[Interface]) -> None:
+        self.idVendor, self.idProduct, self.bus, self.address = vid, pid, 1, 5
+        self.iProduct, self.iSerialNumber = 1, 2
+        self.interfaces = interfaces
+
+    def get_active_configuration(self) -> list[Interface]:
+        return self.interfaces
+
+
+BULK, INTERRUPT = 0x02, 0x03
+#: string index -> text; a composite probe with a CDC UART, a v2 and a v1 interface
+STRINGS = {1: "DAPLink CMSIS-DAP", 2: "0240000034", 4: "CMSIS-DAP v2", 5: "CDC UART"}
+
+
+@pytest.fixture
+def descriptors(monkeypatch: pytest.MonkeyPatch) -> dict[int, str]:
+    import usb.util
+
+    strings = dict(STRINGS)
+
+    def get_string(dev: Device, index: int) -> str:
+        if not strings:
+            raise ValueError("The device has no langid (permission issue, no string descriptors)")
+        return strings[index]
+
+    monkeypatch.setattr(usb.util, "get_string", get_string)
+    monkeypatch.setattr(usb.util, "dispose_resources", lambda dev: None)
+    return strings
+
+
+def composite(vid: int = 0x0D28, pid: int = 0x0204) -> Device:
+    return Device(
+        vid,
+        pid,
+        [
+            Interface(0, 0x02, 5, [Endpoint(0x83, INTERRUPT)]),
+            Interface(1, 0x03, 0, [Endpoint(0x81, INTERRUPT), Endpoint(0x01, INTERRUPT)]),
+            Interface(2, 0xFF, 4, [Endpoint(0x02, BULK, 512), Endpoint(0x82, BULK, 512)]),
+        ],
+    )
+
+
+def test_a_probe_with_both_interfaces_is_opened_as_v2(descriptors: dict[int, str]) -> None:
+    from app.hal.cmsis_dap_usb import _describe
+
+    probe = _describe(composite())
+    assert probe is not None
+    assert (probe.version, probe.interface, probe.serial) == (2, 2, "0240000034")
+    assert probe.url == "cmsis-dap://0240000034" and probe.product == "DAPLink CMSIS-DAP"
+
+
+def test_a_hid_only_probe_is_v1_by_its_product_string(descriptors: dict[int, str]) -> None:
+    from app.hal.cmsis_dap_usb import _describe
+
+    device = composite()
+    device.interfaces = device.interfaces[:2]
+    probe = _describe(device)
+    assert probe is not None and (probe.version, probe.interface) == (1, 1)
+    descriptors[1] = "USB keyboard"  # HID, but no CMSIS-DAP string anywhere: not a probe
+    assert _describe(device) is None
+
+
+def test_an_unreadable_device_is_listed_only_when_its_id_is_a_known_probe(
+    descriptors: dict[int, str],
+) -> None:
+    from app.hal.cmsis_dap_usb import _describe
+
+    descriptors.clear()  # no permission: no strings
+    probe = _describe(composite(0x2E8A, 0x000C))
+    assert probe is not None and not probe.accessible and probe.error == "permission denied"
+    assert probe.label == "Raspberry Pi Debug Probe (bus 1 address 5)"
+    assert _describe(composite(0x1234, 0x5678)) is None

@@ -35,7 +35,7 @@ import contextlib
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from app.hal.errors import HalError, LinkError
 from app.hal.swd import Access, SwdError, SwdFault, SwdMismatch
@@ -79,12 +79,18 @@ MIN_PACKET = 16  # smaller than any probe's: a DAP_Info answer misread
 DEFAULT_MATCH_RETRIES = 65535
 
 
+_T = TypeVar("_T")
+
+
 class DapHandle(Protocol):
     """An opened probe at the USB level (app.hal.cmsis_dap_usb; tests: a fake)."""
 
-    #: v1 (HID): the report size every command is padded to with zeros (64 on full
-    #: speed); v2 (bulk): None, a command goes as long as it is
-    report_size: int | None
+    @property
+    def report_size(self) -> int | None:
+        """v1 (HID): the report size every command is padded to with zeros (64 on full
+        speed); v2 (bulk): None, a command goes as long as it is."""
+        ...
+
     #: the probe's packet size: the link sets it once DAP_Info has told it (a bulk
     #: answer is read as one transfer of this size)
     packet_size: int
@@ -286,7 +292,7 @@ class CmsisDapLink:
         self.usb_writes += 1
 
     def _receive(self, command: int, size: int) -> bytes:
-        answer: bytes = self._usb("read an answer", self.handle.read)
+        answer = self._usb("read an answer", self.handle.read)
         self.usb_reads += 1
         if not answer or answer[0] != command:
             got = f"0x{answer[0]:02X}" if answer else "nothing"
@@ -307,7 +313,7 @@ class CmsisDapLink:
             )
         return answer
 
-    def _usb(self, what: str, action: Callable[[], object]) -> object:
+    def _usb(self, what: str, action: Callable[[], _T]) -> _T:
         if self.lost:
             raise LinkError(f"CMSIS-DAP probe {self.name} is disconnected")
         try:
@@ -439,7 +445,7 @@ class CmsisDapLink:
         self._flush_sequence()
         commands = plan(accesses, self.info.packet_size)
         values: list[int] = []
-        failure: SwdError | None = None
+        failure: HalError | None = None
         in_flight: list[_Command] = []
         sent = 0
         window = self.info.packet_count
@@ -458,7 +464,7 @@ class CmsisDapLink:
 
     def _answered(
         self, command: _Command, answer: bytes, accesses: Sequence[Access], values: list[int]
-    ) -> SwdError | None:
+    ) -> HalError | None:
         """Take the values of one answer; the error it reports, if any."""
         if command.block:
             if len(answer) < 4:

@@ -68,7 +68,7 @@ class CmsisDapSite(SwdSite):
         self.link = link
         super().__init__(1, DebugPort(link), options)
 
-    @property  # type: ignore[override]
+    @property
     def link_lost(self) -> bool:
         return self.link.lost
 
