@@ -268,6 +268,10 @@ def test_a_garbled_or_short_answer_is_a_clear_link_error(fault: str) -> None:
     with pytest.raises(LinkError, match=expected):
         site.swd.read_words(RAM, 4)
     assert site.link_lost
+    assert site.reconnect()  # still plugged in: reopened and set up again
+    site.swd.connect()
+    site.swd.write_words(RAM, [5])
+    assert site.swd.read_words(RAM, 1) == [5]
 
 
 def test_url_errors_are_named_before_usb() -> None:

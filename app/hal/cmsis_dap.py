@@ -303,7 +303,8 @@ class CmsisDapLink:
             self.lost = True  # the answers are out of step with the commands
             raise LinkError(
                 f"CMSIS-DAP probe {self.name}: answer {got} to command 0x{command:02X}"
-                " (garbled or out of step): unplug and re-plug the probe"
+                " (garbled or out of step): the probe is reopened before the next cycle; re-plug it"
+                " if this recurs"
             )
         if len(answer) < size:
             self.lost = True
