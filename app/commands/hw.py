@@ -15,7 +15,8 @@ from typing import Any
 
 from app.commands import help_for
 from app.engine import hw_diagnosis as hw
-from app.engine.hw_diagnosis import SERPROG_BOARDS, WCH_CHIPS, SerialPort, wch_url
+from app.engine.hw_diagnosis import SERPROG_BOARDS, WCH_CHIPS, SerialPort, dap_url, wch_url
+from app.hal.cmsis_dap_usb import DapProbe
 from app.hal.ftdi_usb import UsbDeviceInfo, libusb_fix
 
 # -- the commands -------------------------------------------------------------------
@@ -25,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("hw", help=help_for("hw"))
     hw_sub = parser.add_subparsers(dest="hw_command", metavar="ACTION")
     lst = hw_sub.add_parser(
-        "list", help="FTDI and CH341A/CH347 devices and serial ports this computer sees"
+        "list",
+        help="FTDI, CH341A/CH347 and CMSIS-DAP devices and serial ports this computer sees",
     )
     lst.add_argument("--json", action="store_true", help="print one JSON document")
     lst.set_defaults(func=cmd_list)
@@ -71,6 +73,23 @@ def _wch_entry(dev: UsbDeviceInfo) -> dict[str, Any]:
     }
 
 
+DAP_VERSIONS = {1: "v1 (HID)", 2: "v2 (bulk)", 0: "version unknown"}
+
+
+def _dap_entry(probe: DapProbe) -> dict[str, Any]:
+    return {
+        "vid_pid": probe.vid_pid,
+        "name": probe.product,
+        "serial": probe.serial,
+        "version": probe.version or None,
+        "bus": probe.bus,
+        "address": probe.address,
+        "accessible": probe.accessible,
+        "error": probe.error,
+        "url": dap_url(probe),
+    }
+
+
 def _port_entry(port: SerialPort) -> dict[str, Any]:
     entry = asdict(port)
     entry.pop("vid")
@@ -84,14 +103,17 @@ def _port_entry(port: SerialPort) -> dict[str, Any]:
 def cmd_list(args: argparse.Namespace) -> int:
     scan = hw.scan_ftdi()
     wch_scan = hw.scan_wch()
+    dap_scan = hw.scan_cmsis_dap()
     ports = hw.scan_serial_ports()
     ftdi = [_ftdi_entry(d) for d in scan.devices]
     wch = [_wch_entry(d) for d in wch_scan.devices]
+    dap = [_dap_entry(p) for p in dap_scan.probes]
     serial = [_port_entry(p) for p in ports]
     if args.json:
         doc = {
             "ftdi": {"source": scan.source, "libusb_error": scan.libusb_error, "devices": ftdi},
             "wch": {"source": wch_scan.source, "devices": wch},
+            "cmsis_dap": {"error": dap_scan.error, "devices": dap},
             "serial_ports": serial,
         }
         print(json.dumps(doc, indent=2))
@@ -134,6 +156,16 @@ def cmd_list(args: argparse.Namespace) -> int:
             line += f"  NOT ACCESSIBLE ({entry['error']}): see `socketeer hw diagnose`"
         else:
             line += f"  {entry['url']}"
+        print(line)
+    print("CMSIS-DAP probes:")
+    if not dap:
+        print(f"  none found{f' ({dap_scan.error})' if dap_scan.error else ''}")
+    for probe in dap_scan.probes:
+        line = f"  {probe.vid_pid}  {probe.label}  {DAP_VERSIONS[probe.version]}"
+        if not probe.accessible:
+            line += f"  NOT ACCESSIBLE ({probe.error}): see `socketeer hw diagnose`"
+        else:
+            line += f"  {dap_url(probe)}"
         print(line)
     print("Serial ports:")
     if not serial:

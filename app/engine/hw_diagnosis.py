@@ -1,6 +1,6 @@
 """Hardware diagnosis: which programmers this computer sees (FTDI and WCH CH341A/CH347
-devices over libusb or Linux sysfs, serial ports), and what keeps Socketeer from using
-them, each problem with
+devices over libusb or Linux sysfs, CMSIS-DAP probes over libusb, serial ports), and what
+keeps Socketeer from using them, each problem with
 the exact command that fixes it. The CLI (`socketeer hw`) and the window show these
 findings; nothing here needs a device or libusb: a missing backend is itself a finding.
 """
@@ -11,6 +11,8 @@ import os
 import sys
 from dataclasses import dataclass, field
 
+from app.hal.cmsis_dap_usb import DapProbe
+from app.hal.errors import HalError
 from app.hal.ftdi_usb import (
     UsbDeviceInfo,
     UsbUnavailable,
@@ -119,6 +121,28 @@ def scan_wch() -> UsbScan:
     return UsbScan([d for d in found if d.pid in WCH_CHIPS], error, source)
 
 
+@dataclass(frozen=True)
+class DapScan:
+    """The CMSIS-DAP probes seen (through libusb: they are found by their USB strings)."""
+
+    probes: list[DapProbe]
+    error: str | None = None  # why none could be looked for
+
+
+def scan_cmsis_dap() -> DapScan:
+    from app.hal import cmsis_dap_usb
+
+    try:
+        return DapScan(cmsis_dap_usb.pyusb_backend().find_probes())
+    except HalError as err:
+        return DapScan([], str(err))
+
+
+def dap_url(probe: DapProbe) -> str | None:
+    """The URL that opens this probe (its serial; bare when it has none)."""
+    return probe.url if probe.accessible else None
+
+
 def wch_url(dev: UsbDeviceInfo) -> str | None:
     """The URL that opens this board (by serial number where it has one)."""
     chip = WCH_CHIPS[dev.pid]
@@ -175,6 +199,7 @@ def diagnose(
     platform: str,
     groups: set[str],
     wch: UsbScan | None = None,
+    dap: DapScan | None = None,
 ) -> list[Finding]:
     """Every check, in the order a user should fix them."""
     linux, mac, windows = platform.startswith("linux"), platform == "darwin", platform == "win32"
@@ -219,6 +244,7 @@ def diagnose(
             )
 
     found += _wch_findings(wch or UsbScan([]), platform)
+    found += _dap_findings(dap or DapScan([]), platform)
 
     if not ports:
         found.append(Finding("note", "no serial ports found"))
@@ -298,6 +324,32 @@ def _wch_findings(scan: UsbScan, platform: str) -> list[Finding]:
     return found
 
 
+def _dap_findings(scan: DapScan, platform: str) -> list[Finding]:
+    found: list[Finding] = []
+    for probe in scan.probes:
+        name = f"CMSIS-DAP probe {probe.label} ({probe.vid_pid})"
+        if not probe.accessible:
+            fixes = _usb_fixes(platform)
+            if platform == "win32":
+                fixes = [
+                    "a CMSIS-DAP v2 probe needs the WinUSB driver (most install it on their"
+                    " own; else Zadig on its CMSIS-DAP interface); v1 (HID) probes are not"
+                    " reachable through libusb on Windows"
+                ]
+            found.append(Finding("problem", f"{name}: not accessible ({probe.error})", fixes))
+            continue
+        found.append(Finding("ok", f"{name}: accessible as {dap_url(probe)}"))
+        if not probe.serial:
+            found.append(
+                Finding(
+                    "note",
+                    f"{name} has no USB serial number: cmsis-dap:// opens it only while it is"
+                    " the one probe connected",
+                )
+            )
+    return found
+
+
 def _usb_fixes(platform: str) -> list[str]:
     if platform.startswith("linux"):
         return [
@@ -318,4 +370,6 @@ def _usb_fixes(platform: str) -> list[str]:
 
 def run_diagnosis() -> list[Finding]:
     """Scan this computer and diagnose it."""
-    return diagnose(scan_ftdi(), scan_serial_ports(), PLATFORM, current_groups(), scan_wch())
+    return diagnose(
+        scan_ftdi(), scan_serial_ports(), PLATFORM, current_groups(), scan_wch(), scan_cmsis_dap()
+    )
