@@ -246,7 +246,7 @@ def test_every_backend_is_in_the_scheme_table_and_registers_its_scheme() -> None
     declared = {
         match.group(1): path
         for path in hal.rglob("*.py")
-        for match in re.finditer(r'@register_scheme\("([a-z0-9]+)"\)', path.read_text())
+        for match in re.finditer(r'@register_scheme\("([a-z0-9-]+)"\)', path.read_text())
     }
     assert set(declared) == set(programmer.BACKENDS), declared
     for scheme, module in programmer.BACKENDS.items():
