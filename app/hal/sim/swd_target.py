@@ -14,17 +14,24 @@ over a memory map, posted AP reads, sticky errors, WAIT and line-state faults.
   wrapping inside 1 KiB. A transfer to an unmapped address sets STICKYERR; while
   STICKYERR is set every AP access answers FAULT. AP access before the debug power-up
   acknowledge answers FAULT too.
+
+Subclasses put a real memory map behind the AP (``_bus_read``/``_bus_write``, which may
+raise ``BusFault`` or ``BusStall`` from app.hal.sim.mcu_memory), more access ports
+(``_other_ap``) and their own AP IDR/BASE (app.hal.sim.mcu_target does all three).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from app.hal.sim.mcu_memory import BusFault, BusStall
+
 _OK, _WAIT, _FAULT, _NONE = 0b001, 0b010, 0b100, 0b111
 _SWITCH = 0xE79E
 _IDCODE_M3 = 0x1BA01477  # ARM SW-DP (ADIv5), as Cortex-M3/M4 parts report it
 _AHB_AP_IDR = 0x24770011
 _STICKYERR = 1 << 5
+_DEVICE_EN = 1 << 6  # CSW DeviceEn (read-only): the AP can reach its bus
 
 
 def _even(value: int) -> int:
@@ -41,6 +48,8 @@ class SimSwdTarget:
     wait_next: int = 0  # answer WAIT to this many packets first (a busy bus)
     packets: int = 0  # every packet the target answered (for tests)
     ap_reads: int = 0
+    ap_idr: int = _AHB_AP_IDR
+    ap_base: int = 0xFFFFFFFF  # BASE (0xF8): no debug entry (ADIv5 legacy format)
 
     def __post_init__(self) -> None:
         self._swd = False
@@ -110,12 +119,20 @@ class SimSwdTarget:
 
     def _ap(self, read: bool, address: int, data: int | None) -> tuple[int, int | None]:
         register = (self._select & 0xF0) | address
-        if self._select >> 24:  # no such AP: reads 0, writes ignored
-            return self._answer(0) if read else (_OK, None)
+        apsel = self._select >> 24
+        if apsel:
+            return self._other_ap(apsel, read, register, data)
         if read:
+            if register == 0x0C:
+                try:
+                    value = self._drw_read()
+                except BusStall:
+                    return _WAIT, None
+            else:
+                value = self._ap_value(register)
             self.ap_reads += 1
             previous = self._posted
-            self._posted = self._ap_value(register)
+            self._posted = value
             return self._answer(previous)
         assert data is not None
         if register == 0x00:
@@ -123,43 +140,76 @@ class SimSwdTarget:
         elif register == 0x04:
             self._tar = data
         elif register == 0x0C:
-            if not self._write_lanes(self._tar, data):
-                self._ctrl |= _STICKYERR
-            self._advance()
+            try:
+                self._drw_write(data)
+            except BusStall:
+                return _WAIT, None
         return _OK, None
+
+    def _other_ap(
+        self, apsel: int, read: bool, register: int, data: int | None
+    ) -> tuple[int, int | None]:
+        """An AP other than 0: none here (reads 0, writes ignored)."""
+        return self._answer(0) if read else (_OK, None)
 
     def _ap_value(self, register: int) -> int:
         if register == 0x00:
-            return self._csw
+            return (self._csw & ~_DEVICE_EN) | (_DEVICE_EN if self._device_enabled() else 0)
         if register == 0x04:
             return self._tar
+        if register == 0xF8:
+            return self.ap_base
         if register == 0xFC:
-            return _AHB_AP_IDR
-        if register == 0x0C:
-            value = self._load(self._tar & ~3)
-            self._advance()
-            if value is None:
-                self._ctrl |= _STICKYERR
-                return 0
-            return value
+            return self.ap_idr
         return 0
+
+    def _device_enabled(self) -> bool:
+        return True
+
+    def _drw_read(self) -> int:
+        """The DRW read at TAR in CSW's size, its bytes in their lanes; a bus error sets
+        STICKYERR (the read itself was acknowledged: it is posted)."""
+        size, address = self._size(), self._tar
+        try:
+            value = self._bus_read(address & ~(size - 1), size) << (8 * (address & 3 & -size))
+        except BusFault:
+            self._ctrl |= _STICKYERR
+            value = 0
+        self._advance()
+        return value
+
+    def _drw_write(self, data: int) -> None:
+        size, address = self._size(), self._tar
+        lane = 8 * (address & 3 & -size)
+        try:
+            self._bus_write(address & ~(size - 1), (data >> lane) & ((1 << 8 * size) - 1), size)
+        except BusFault:
+            self._ctrl |= _STICKYERR
+        self._advance()
+
+    def _bus_read(self, address: int, size: int) -> int:
+        """``size`` bytes at ``address`` (aligned), as a number; BusFault/BusStall."""
+        word = self._load(address & ~3)
+        if word is None:
+            raise BusFault(f"nothing mapped at 0x{address:08X}")
+        return (word >> (8 * (address & 3))) & ((1 << (8 * size)) - 1)
+
+    def _bus_write(self, address: int, value: int, size: int) -> None:
+        if size == 4:
+            stored = self._store(address, value)
+        else:
+            word = self._load(address & ~3)
+            if word is None:
+                raise BusFault(f"nothing mapped at 0x{address:08X}")
+            shift = 8 * (address & 3)
+            mask = ((1 << (8 * size)) - 1) << shift
+            stored = self._store(address & ~3, (word & ~mask) | ((value << shift) & mask))
+        if not stored:
+            raise BusFault(f"nothing mapped at 0x{address:08X}")
 
     def _size(self) -> int:
         """Bytes per access: CSW Size (bits 2:0) 0 byte, 1 half-word, 2 word."""
         return {0: 1, 1: 2}.get(self._csw & 7, 4)
-
-    def _write_lanes(self, address: int, data: int) -> bool:
-        """A DRW write of CSW's size: the bytes of ``data`` in the lanes of ``address``
-        (a half-word at address 2 mod 4 travels in bits 31:16)."""
-        size = self._size()
-        if size == 4:
-            return self._store(address & ~3, data)
-        word = self._load(address & ~3)
-        if word is None:
-            return False
-        shift = 8 * (address & 3)
-        mask = ((1 << (8 * size)) - 1) << shift
-        return self._store(address & ~3, (word & ~mask) | (data & mask))
 
     def _advance(self) -> None:
         """AddrInc single (CSW bits 5:4 = 01) moves TAR on by the access size, within
