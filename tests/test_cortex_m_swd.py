@@ -74,9 +74,9 @@ def test_each_family_programs_and_verifies(database, device_id: str) -> None:
     image = image_for(fixture.device, random.Random(device_id))
     result = fixture.cycle(image)
     assert result.passed, result.message
-    for start, data in image.segments():
-        offset = start - fixture.device.memory_base
-        assert bytes(fixture.flash[offset : offset + len(data)]) == data
+    for segment in image.segments:
+        offset = segment.start - fixture.device.memory_base
+        assert bytes(fixture.flash[offset : offset + len(segment.data)]) == segment.data
     assert result.unique_id  # STM32 UID / nRF DEVICEID, for backups and the log
     assert not fixture.site.mcu.halted  # the part runs its new firmware
 

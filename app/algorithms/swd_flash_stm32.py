@@ -92,13 +92,17 @@ class Stm32F1Flash(Stm32Controller):
     def lock(self) -> None:
         self.write(self.CR, self.LOCK)
 
-    def _run(self, cr: int, what: str, timing: Timing, address: int | None = None) -> None:
+    def _run(
+        self, cr: int, what: str, timing: Timing, address: int | None = None, after: int = 0
+    ) -> None:
+        """Start the operation ``cr`` selects, wait, leave CR at ``after`` (OPTWRE must
+        stay set between an option erase and an option write: writing 0 clears it)."""
         if address is not None:
             self.write(self.CR, cr)
             self.write(self.AR, address)
         self.write(self.CR, cr | self.STRT)
         status = self.wait(self.SR, self.BSY, 0, timing.ms_typ / 1000, self.timeout(timing))
-        self.write(self.CR, 0)
+        self.write(self.CR, after)
         if status & (self.PGERR | self.WRPRTERR):
             self.write(self.SR, self.PGERR | self.WRPRTERR)
             raise ChipError(f"{what} failed: {_errors(status, self.ERRORS)}", address)
@@ -147,7 +151,7 @@ class Stm32F1Flash(Stm32Controller):
         self._option_unlock()
         timing = self.times.mass_erase(self.layout.size)
         self.write(self.CR, self.OPTER | self.OPTWRE)
-        self._run(self.OPTER | self.OPTWRE, "option byte erase", timing)
+        self._run(self.OPTER | self.OPTWRE, "option byte erase", timing, after=self.OPTWRE)
         if not on:
             level0 = RDP_LEVEL0_F1 if self.facts.series == "stm32f1" else RDP_LEVEL0
             self.write(self.CR, self.OPTPG | self.OPTWRE)

@@ -353,9 +353,10 @@ def open_sim(parsed: ParsedUrl, context: Mapping[str, object]) -> SimProgrammer:
                     f"fault '{fault.site}:protected': {device.part} has no write protection"
                     " to set (Microwire parts only gate writes with EWEN/EWDS)"
                 )
+    swd_part = device is not None and device.swd is not None
     wrong = (
         _other_jedec(database, device)
-        if any(f.kind == "wrong-id" for f in faults.values())
+        if any(f.kind == "wrong-id" for f in faults.values()) and not swd_part
         else None
     )
     handler_s = _float_option(parsed.options, "handler")
