@@ -172,3 +172,37 @@ def test_an_swd_only_part_on_a_site_without_swd_says_what_to_use(database) -> No
     station = Station(programmer, lambda _e: None)
     result = station.run(CycleSpec("program", device, MemoryImage.from_segments([(0, b"1")])))
     assert "use an SWD probe" in result.results[0].message
+
+
+# -- through a real probe driver ------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", [1, 2], ids=["v1-hid", "v2-bulk"])
+def test_the_cli_programs_an_stm32_through_a_cmsis_dap_probe(
+    database, version, monkeypatch, tmp_path, capsys
+) -> None:
+    """`socketeer program --device st.stm32f10x-md --programmer cmsis-dap:// fw.hex`, as
+    typed: the CMSIS-DAP driver at the USB packet level (tests/cmsis_dap_fake.py)
+    wired to the simulated STM32F103, the algorithm end to end."""
+    from cmsis_dap_fake import FakeDapProbe, FakeDapUsb
+    from test_cmsis_dap import backend
+
+    import app.hal.cmsis_dap_programmer as backend_module
+    from app.cli import main
+    from app.hal.sim.clock import SimClock, Timing
+    from app.hal.sim.mcu_target import make_mcu
+    from app.hal.sim.swd_sites import mcu_spec
+
+    device = database.get("st.stm32f10x-md")
+    mcu = make_mcu(mcu_spec(device), SimClock(Timing("instant")), Timing("instant"))
+    usb = FakeDapUsb(FakeDapProbe("DAPLINK1", version, mcu))
+    monkeypatch.setattr(backend_module, "pyusb_backend", lambda: backend(usb))
+    data = random.Random(7).randbytes(12_000)
+    image = tmp_path / "fw.bin"
+    image.write_bytes(data)
+    argv = ["program", "--device", "st.stm32f10x-md", "--programmer", "cmsis-dap://"]
+    code = main([*argv, "--base", "0x08000000", "--no-backup", str(image)])
+    out = capsys.readouterr().out
+    assert code == 0 and "1 passed, 0 failed" in out, out
+    assert bytes(mcu.flash[:12_000]) == data
+    assert not mcu.halted  # reset and running its new firmware

@@ -44,6 +44,10 @@ log = logging.getLogger(__name__)
 READ_CHUNK = 4096  # bytes per read batch: progress between them
 PROGRAM_PAGE = 1024  # bytes per program batch (the planner's page)
 ERASE_OPCODE = 0  # erase blocks are pages/sectors by number, not opcodes
+NO_ANSWER_HINT = (
+    "; check SWDIO/SWCLK/GND and the board's power, and if the firmware turns the SWD"
+    " pins off or sleeps at once, wire NRST and use connect=under-reset"
+)
 
 
 @register
@@ -96,11 +100,12 @@ class CortexMSwd(ChipAlgorithm):
     def identify(self) -> ChipIdentity:
         """Connect, halt the core at its reset vector, read the part's ID register. A
         port that does not answer is an absent part (no board, no contact)."""
+        under_reset = isinstance(self.bus, SwdBus) and self.bus.options.under_reset
         try:
             self.bus.connect()
         except HalError as err:
-            return ChipIdentity("swd", b"", False, absent_reason=str(err))
-        under_reset = isinstance(self.bus, SwdBus) and self.bus.options.under_reset
+            hint = "" if under_reset else NO_ANSWER_HINT
+            return ChipIdentity("swd", b"", False, absent_reason=f"{err}{hint}")
         self.core.reset_halt(under_reset=under_reset)
         if self.swd.controller == "nrf52" and self._nrf52_locked():
             # APPROTECT closes the AHB-AP: the FICR cannot be read until ERASEALL
