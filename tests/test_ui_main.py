@@ -289,3 +289,28 @@ def test_dock_layout_is_remembered(qtbot, database) -> None:
     assert second.docks["stats"].isHidden()
     assert not second.docks["job"].isHidden()
     second.close()
+
+
+def test_swd_sites_in_the_window(qtbot, window, tmp_path) -> None:
+    """An STM32 on simulated SWD sites: the tiles say how each site is wired, a
+    protected part fails with the reason and the others pass, with the image at the
+    part's own addresses (flash at 0x08000000)."""
+    c = window.controller
+    c.set_device("st.stm32f10x-md")
+    url = "sim://?sites=3&connect=under-reset&fault=3:protected"
+    window.job.programmer.setText(url)
+    window.job.programmerChosen.emit(url)
+    tiles = window.grid.tiles
+    assert sorted(tiles) == [1, 2, 3]
+    connection = tiles[1].connection_label.text()
+    assert connection == "SWD · in-system · board power · connect under reset"
+    path = tmp_path / "fw.hex"
+    save_image(MemoryImage.from_bytes(bytes(range(256)) * 40, 0x0800_0000), path, "ihex")
+    window.job.imageChosen.emit(str(path))
+    with qtbot.waitSignal(c.runningChanged, timeout=20000, check_params_cb=lambda r: r is False):
+        window.actions_by_name["start"].trigger()
+    assert [tiles[s].state for s in (1, 2, 3)] == ["pass", "pass", "fail"]
+    assert "readout protection (RDP) is active" in tiles[3].result_label.text()
+    site = c.programmer.sites[0]
+    site = getattr(site, "board_site", site)  # a station's site wraps the board's
+    assert bytes(site.mcu.flash[:256]) == bytes(range(256))

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 from app.core.roles import Role, RoleStore, Session
 from app.engine.events import CycleFinished
 from app.engine.results import DeviceResult
+from app.engine.site_description import describe_site
 from app.engine.tally import Tally, counts_for_production
 from app.ui.buffer_view import BufferView
 from app.ui.controller import Controller
@@ -305,6 +306,10 @@ class MainWindow(QMainWindow):
 
     def _sites_changed(self, sites: list[int]) -> None:
         self.grid.set_sites(sites)
+        programmer = self.controller.programmer
+        for site in programmer.sites if programmer is not None else ():
+            if site.index in self.grid.tiles:
+                self.grid.tiles[site.index].connection_label.setText(describe_site(site))
         self.site_log.set_sites(sites)
         self.stats.reset()
         self.totals = Tally()

@@ -178,6 +178,10 @@ class SiteTile(QWidget):
 
         self.title = QLabel(f"Site {site}")
         _bold(self.title, 12)
+        #: the site's bus and connection ("SWD · in-system · board power · ...")
+        self.connection_label = QLabel("")
+        self.connection_label.setObjectName("connection")
+        self.connection_label.setStyleSheet("color: #555;")
         self.state_label = QLabel()
         self.state_label.setObjectName("state")
         _bold(self.state_label, 20)
@@ -206,6 +210,7 @@ class SiteTile(QWidget):
 
         top = QHBoxLayout()
         top.addWidget(self.title)
+        top.addWidget(self.connection_label)
         top.addStretch(1)
         top.addWidget(self.start_button)
         top.addWidget(self.stop_button)
@@ -302,6 +307,7 @@ class SiteTile(QWidget):
         self.result_label.setWordWrap(not compact)
         self.counts_label.setVisible(not compact)
         self.details_label.setVisible(not compact)
+        self.connection_label.setVisible(not compact)
         self.phase_label.setVisible(not compact)  # the progress bar names the phase
         for button in (self.start_button, self.stop_button):
             button.setFixedSize(QSize(18, 18) if compact else button.sizeHint())
