@@ -24,12 +24,11 @@ import random
 import sys
 import time
 
-from app.hal.sim.mcu_target import make_mcu
-
 from app.algorithms.cortex_m_swd import CortexMSwd
 from app.devicedb import load_database
 from app.hal.debug_port import DebugPort
 from app.hal.sim.clock import SimClock, Timing
+from app.hal.sim.mcu_target import make_mcu
 from app.hal.sim.swd_sites import mcu_spec
 from app.hal.swd import PacketLink
 from app.hal.swd_site import SwdBus, SwdSiteOptions
