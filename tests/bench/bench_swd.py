@@ -3,7 +3,7 @@ against the minimum each flash controller allows (issue 18).
 
 For one part of each flash controller kind, a blank part on a simulated SWD site
 (app.hal.sim.mcu_target behind DebugPort + PacketLink, as a packet-level probe) is
-connected and halted, mass-erased, and then 64 KiB of random data (or the whole part,
+connected and halted, and 64 KiB of random data (or the whole part,
 if smaller) are programmed; only the programming is measured. The target's clock is
 virtual and advances with every SWD packet (its bits at 4 MHz) and with the flash's
 datasheet typical times, so "simulated time" is what the same transfer costs on a
@@ -64,8 +64,7 @@ def measure(label: str, device_id: str, kib: int) -> None:
     link = PacketLink(mcu)
     options = SwdSiteOptions(SWD_HZ, False, True, True, True)
     algo = CortexMSwd(SwdBus(DebugPort(link), options), device)
-    assert algo.identify().present
-    algo.erase_chip()
+    assert algo.identify().present  # a fresh part: its flash is erased
     data = random.Random(18).randbytes(size)
     page = algo.geometry.page_size
     writes = [(offset, data[offset : offset + page]) for offset in range(0, size, page)]
