@@ -366,3 +366,388 @@ def test_busy_forever_never_clears() -> None:
     rig.write(F1_CR, 1)
     with pytest.raises(SwdMismatch, match="still reads"):
         rig.port.write_polled([(FLASH, 0x1234)], 2, F1_SR, 1)
+
+
+# -- STM32F0/F3: RDP regression at the option erase, options loaded by OBL_LAUNCH ----------
+
+F0 = McuSpec("stm32f0", FLASH, (1024,) * 32, RAM, 4096, 0x444, core="cortex-m0")
+
+
+def test_f0_identification_at_its_own_addresses() -> None:
+    rig = connected(F0)
+    assert rig.port.idcode == 0x0BB11477
+    assert rig.read(0x40015800) & 0xFFF == 0x444  # DBGMCU on the APB (RM0091)
+    assert rig.read(0xE000ED00) == 0x410CC200
+    assert rig.read(0x1FFFF7CC) & 0xFFFF == 32
+
+
+def test_f0_regression_erases_at_option_erase_and_applies_at_obl_launch() -> None:
+    rig = connected(F0, McuFaults(protected=True))
+    rig.mcu.flash[:4] = b"\x01\x02\x03\x04"
+    assert (rig.read(F1_OBR) >> 1) & 3 == 0b01  # RDPRT level 1
+    f1_unlock(rig)
+    rig.write(F1_OPTKEYR, KEY1)
+    rig.write(F1_OPTKEYR, KEY2)
+    rig.write(F1_CR, 0x220)
+    rig.write(F1_CR, 0x260)  # OPTER | STRT
+    rig.wait_clear(F1_SR, 1)
+    assert rig.mcu.flash[:4] == b"\xff" * 4  # RM0091: the option erase at level 1 mass-erases
+    rig.write(F1_CR, 0x210)  # OPTPG
+    rig.port.write_polled([(0x1FFFF800, 0x00AA)], 2, F1_SR, 1)
+    rig.mcu.set_reset(True)
+    rig.mcu.set_reset(False)
+    assert rig.mcu.protected  # a system reset does not load the option bytes on F0
+    f1_unlock(rig)
+    rig.write(F1_OPTKEYR, KEY1)
+    rig.write(F1_OPTKEYR, KEY2)
+    rig.port.write_words(F1_CR, [0x2200])  # OBL_LAUNCH: load and reset
+    assert not rig.mcu.protected and (rig.read(F1_OBR) >> 1) & 3 == 0
+
+
+# -- STM32F2/F4 -------------------------------------------------------------------------------
+
+F4 = McuSpec(
+    "stm32f4", FLASH, (16384,) * 4 + (65536,) + (131072,) * 7, RAM, 128 * 1024, 0x413,
+    core="cortex-m4",
+)  # fmt: skip
+F42X = McuSpec(
+    "stm32f4", FLASH, ((16384,) * 4 + (65536,) + (131072,) * 7) * 2, RAM, 192 * 1024, 0x419,
+    core="cortex-m4",
+)  # fmt: skip
+F4_KEYR, F4_OPTKEYR, F4_SR, F4_CR, F4_OPTCR = (
+    0x40023C04, 0x40023C08, 0x40023C0C, 0x40023C10, 0x40023C14,
+)  # fmt: skip
+F4_BSY = 1 << 16
+
+
+def f4_unlock(rig: Rig) -> None:
+    rig.write(F4_KEYR, KEY1)
+    rig.write(F4_KEYR, KEY2)
+
+
+def f4_erase_sector(rig: Rig, snb: int, psize: int = 2) -> int:
+    cr = 0x2 | (snb << 3) | (psize << 8)
+    rig.write(F4_CR, cr)
+    rig.write(F4_CR, cr | (1 << 16))
+    return rig.wait_clear(F4_SR, F4_BSY)
+
+
+def test_f4_identification() -> None:
+    rig = connected(F4)
+    assert rig.port.idcode == 0x2BA01477
+    assert rig.read(0xE0042000) & 0xFFF == 0x413
+    assert rig.read(0xE000ED00) == 0x410FC241
+    assert rig.read(0x1FFF7A20) >> 16 == 1024  # flash size (KiB) at 0x1FFF7A22
+
+
+def test_f4_sector_erase_and_programming_by_psize() -> None:
+    rig = connected(F4)
+    rig.mcu.flash[0x4000:0x8000] = bytes(0x4000)  # sector 1
+    rig.mcu.flash[0x0:0x10] = bytes(0x10)  # sector 0 keeps this
+    f4_unlock(rig)
+    assert f4_erase_sector(rig, 1) & 1  # EOP
+    assert rig.mcu.flash[0x4000:0x8000] == b"\xff" * 0x4000
+    assert rig.mcu.flash[0x0:0x10] == bytes(0x10)
+    rig.write(F4_SR, 0xF3)
+    rig.write(F4_CR, 0x1 | (2 << 8))  # PG, x32
+    rig.port.write_words(FLASH + 0x4000, [0x1122_3344, 0x5566_7788])
+    assert rig.port.read_words(FLASH + 0x4000, 2) == [0x1122_3344, 0x5566_7788]
+    assert rig.read(F4_SR) == 1  # EOP only
+    half = [(FLASH + 0x4008, 0xAAAA)]
+    rig.port.write_polled(half, 2, F4_SR, 0)  # a half-word write while PSIZE is x32
+    assert rig.read(F4_SR) & 0x40  # PGPERR
+    assert rig.mcu.flash[0x4008:0x400A] == b"\xff\xff"
+    rig.write(F4_SR, 0xF3)
+    rig.write(F4_CR, 0x1 | (1 << 8))  # x16 now
+    rig.port.write_polled(half, 2, F4_SR, 0)
+    rig.wait_clear(F4_SR, F4_BSY)
+    assert rig.mcu.flash[0x4008:0x400A] == b"\xaa\xaa"
+
+
+def test_f4_write_without_pg_is_a_sequence_error_and_locked_cr_ignores_writes() -> None:
+    rig = connected(F4)
+    rig.write(F4_CR, 0x1)
+    assert rig.read(F4_CR) == 1 << 31  # LOCK: the write was ignored
+    rig.write(FLASH, 0)
+    assert rig.read(F4_SR) & 0x80  # PGSERR
+    assert rig.read(FLASH) == 0xFFFF_FFFF
+
+
+def test_f42x_bank_two_sector_numbers_and_mass_erase() -> None:
+    rig = connected(F42X)
+    start = sum(F42X.sectors[:12])
+    rig.mcu.flash[:] = bytes(len(rig.mcu.flash))
+    f4_unlock(rig)
+    f4_erase_sector(rig, 0x10)  # SNB 0b10000: sector 12, the first of bank 2
+    assert rig.mcu.flash[start : start + 16384] == b"\xff" * 16384
+    assert rig.mcu.flash[start - 4 : start] == bytes(4)
+    rig.write(F4_CR, 0x4 | (1 << 15) | (2 << 8))  # MER | MER1
+    rig.write(F4_CR, 0x4 | (1 << 15) | (2 << 8) | (1 << 16))
+    rig.wait_clear(F4_SR, F4_BSY)
+    assert rig.mcu.flash == b"\xff" * (2 * 1024 * 1024)
+
+
+def test_f4_rdp_regression_mass_erases() -> None:
+    rig = connected(F4, McuFaults(protected=True))
+    rig.mcu.flash[:4] = b"\x55" * 4
+    assert (rig.read(F4_OPTCR) >> 8) & 0xFF == 0x55
+    with pytest.raises(SwdFault):
+        rig.port.read_words(FLASH, 2)
+    rig.write(F4_OPTKEYR, 0x08192A3B)
+    rig.write(F4_OPTKEYR, 0x4C5D6E7F)
+    assert not rig.read(F4_OPTCR) & 1  # OPTLOCK clear
+    rig.write(F4_OPTCR, 0x0FFFAAEC)
+    rig.write(F4_OPTCR, 0x0FFFAAEE)  # OPTSTRT
+    rig.wait_clear(F4_SR, F4_BSY)
+    assert rig.mcu.flash == b"\xff" * len(rig.mcu.flash) and not rig.mcu.protected
+    assert rig.read(FLASH) == 0xFFFF_FFFF
+
+
+def test_f4_sector_erase_time_follows_size_and_parallelism() -> None:
+    rig = connected(F4, timing=Timing("typ"), wait_retries=100_000)
+    f4_unlock(rig)
+    cr = 0x2 | (0 << 3) | (2 << 8)
+    rig.write(F4_CR, cr)
+    start = rig.clock.now()
+    rig.write(F4_CR, cr | (1 << 16))
+    assert rig.mcu.array.busy_until - start == pytest.approx(0.250, abs=1e-4)  # 16 KiB x32
+    rig.clock.advance(0.25)
+    assert rig.read(F4_SR) == 1
+    cr = 0x2 | (5 << 3) | (0 << 8)  # 128 KiB sector at x8
+    rig.write(F4_CR, cr)
+    start = rig.clock.now()
+    rig.write(F4_CR, cr | (1 << 16))
+    assert rig.mcu.array.busy_until - start == pytest.approx(2.0, abs=1e-4)
+
+
+# -- STM32G0/G4/L4 ----------------------------------------------------------------------------
+
+L4 = McuSpec("stm32l4", FLASH, (2048,) * 512, RAM, 96 * 1024, 0x415, core="cortex-m4", banks=2)
+G0 = McuSpec("stm32g0", FLASH, (2048,) * 64, RAM, 36 * 1024, 0x460, core="cortex-m0+")
+G4 = McuSpec("stm32g4", FLASH, (2048,) * 256, RAM, 128 * 1024, 0x469, core="cortex-m4")
+L4_KEYR, L4_OPTKEYR, L4_SR, L4_CR, L4_OPTR = (
+    0x40022008, 0x4002200C, 0x40022010, 0x40022014, 0x40022020,
+)  # fmt: skip
+L4_BSY = 1 << 16
+
+
+def l4_unlock(rig: Rig) -> None:
+    rig.write(L4_KEYR, KEY1)
+    rig.write(L4_KEYR, KEY2)
+
+
+def l4_erase_page(rig: Rig, page: int, bker_bit: int = 11, bank2: bool = False) -> int:
+    cr = 0x2 | (page << 3) | ((1 << bker_bit) if bank2 else 0)
+    rig.write(L4_CR, cr)
+    rig.write(L4_CR, cr | (1 << 16))
+    return rig.wait_clear(L4_SR, L4_BSY)
+
+
+@pytest.mark.parametrize(
+    ("spec", "dbgmcu", "cpuid", "idcode"),
+    [
+        (L4, 0xE0042000, 0x410FC241, 0x2BA01477),
+        (G4, 0xE0042000, 0x410FC241, 0x2BA01477),
+        (G0, 0x40015800, 0x410CC601, 0x0BC11477),
+    ],
+)
+def test_g0_g4_l4_identification(spec: McuSpec, dbgmcu: int, cpuid: int, idcode: int) -> None:
+    rig = connected(spec)
+    assert rig.port.idcode == idcode
+    assert rig.read(dbgmcu) & 0xFFF == spec.dev_id
+    assert rig.read(0xE000ED00) == cpuid
+    assert rig.read(0x1FFF75E0) & 0xFFFF == len(spec.sectors) * 2
+
+
+@pytest.mark.parametrize("spec", [L4, G0, G4])
+def test_double_word_programming_and_its_errors(spec: McuSpec) -> None:
+    rig = connected(spec)
+    l4_unlock(rig)
+    rig.write(L4_CR, 1)  # PG
+    rig.port.write_words(FLASH + 0x100, [0x1111_1111, 0x2222_2222])
+    assert rig.port.read_words(FLASH + 0x100, 2) == [0x1111_1111, 0x2222_2222]
+    assert rig.read(L4_SR) == 1  # EOP
+    rig.write(L4_SR, 0x3FB)
+    rig.port.write_words(FLASH + 0x100, [0x0F0F_0F0F, 0])  # not erased, not zero
+    assert rig.read(L4_SR) & 0x8  # PROGERR
+    assert rig.read(FLASH + 0x100) == 0x1111_1111
+    rig.port.write_words(FLASH + 0x200, [0, 0])
+    assert rig.read(L4_SR) & 0x80  # PGSERR: PROGERR still set
+    assert rig.read(FLASH + 0x200) == 0xFFFF_FFFF
+    rig.write(L4_SR, 0x3FB)
+    rig.port.write_polled([(FLASH + 0x200, 0x1234)], 2, L4_SR, 0)  # a half-word
+    assert rig.read(L4_SR) & 0x40  # SIZERR
+    rig.write(L4_SR, 0x3FB)
+    rig.write(FLASH + 0x300, 0)
+    rig.write(FLASH + 0x30C, 0)  # the second word in another double word
+    assert rig.read(L4_SR) & 0x20  # PGAERR
+    rig.write(L4_SR, 0x3FB)
+    rig.write(L4_CR, 0)
+    rig.write(FLASH + 0x400, 0)
+    assert rig.read(L4_SR) & 0x80  # PGSERR: no PG
+
+
+def test_l4_page_erase_in_bank_two_and_mass_erase() -> None:
+    rig = connected(L4)
+    rig.mcu.flash[:] = bytes(len(rig.mcu.flash))
+    l4_unlock(rig)
+    l4_erase_page(rig, 3, bank2=True)
+    at = (256 + 3) * 2048
+    assert rig.mcu.flash[at : at + 2048] == b"\xff" * 2048
+    assert rig.mcu.flash[3 * 2048 : 3 * 2048 + 4] == bytes(4)
+    rig.write(L4_CR, 0x4 | (1 << 15))  # MER1 | MER2
+    rig.write(L4_CR, 0x4 | (1 << 15) | (1 << 16))
+    rig.wait_clear(L4_SR, L4_BSY)
+    assert rig.mcu.flash == b"\xff" * len(rig.mcu.flash)
+
+
+def test_g0_bker_is_bit_13_and_pnb_seven_bits() -> None:
+    dual = McuSpec("stm32g0", FLASH, (2048,) * 256, RAM, 144 * 1024, 0x467, "cortex-m0+", 2)
+    rig = connected(dual)
+    rig.mcu.flash[:] = bytes(len(rig.mcu.flash))
+    l4_unlock(rig)
+    l4_erase_page(rig, 5, bker_bit=13, bank2=True)
+    at = (128 + 5) * 2048
+    assert rig.mcu.flash[at : at + 4] == b"\xff" * 4
+
+
+def test_l4_rdp_regression_at_optstrt_applies_at_obl_launch() -> None:
+    rig = connected(L4, McuFaults(protected=True))
+    assert rig.read(L4_OPTR) & 0xFF == 0xBB
+    rig.mcu.flash[:4] = bytes(4)
+    l4_unlock(rig)
+    rig.write(L4_OPTKEYR, 0x08192A3B)
+    rig.write(L4_OPTKEYR, 0x4C5D6E7F)
+    assert not rig.read(L4_CR) & (1 << 30)  # OPTLOCK clear
+    rig.write(L4_OPTR, (rig.read(L4_OPTR) & ~0xFF) | 0xAA)
+    rig.write(L4_CR, 1 << 17)  # OPTSTRT
+    rig.wait_clear(L4_SR, L4_BSY)
+    assert rig.mcu.flash[:4] == b"\xff" * 4
+    assert rig.mcu.protected  # until the options are loaded
+    rig.mcu.set_reset(True)
+    rig.mcu.set_reset(False)
+    assert rig.mcu.protected  # a system reset does not load them (RM0351 3.4.2)
+    l4_unlock(rig)
+    rig.write(L4_OPTKEYR, 0x08192A3B)
+    rig.write(L4_OPTKEYR, 0x4C5D6E7F)
+    rig.port.write_words(L4_CR, [1 << 27])  # OBL_LAUNCH
+    assert not rig.mcu.protected and rig.read(FLASH) == 0xFFFF_FFFF
+
+
+def test_l4_protected_part_refuses_debug_flash_access_and_erases() -> None:
+    rig = connected(L4, McuFaults(protected=True))
+    with pytest.raises(SwdFault):
+        rig.port.read_words(FLASH, 2)
+    l4_unlock(rig)
+    assert l4_erase_page(rig, 0) & 0x10  # WRPERR
+
+
+# -- Nordic ---------------------------------------------------------------------------------
+
+NRF52 = McuSpec("nrf52", 0x0, (4096,) * 128, RAM, 64 * 1024, 0x52832, core="cortex-m4")
+NRF51 = McuSpec("nrf51", 0x0, (1024,) * 256, RAM, 16 * 1024, 0x0072, core="cortex-m0")
+NVMC_READY, NVMC_CONFIG, NVMC_ERASEPAGE, NVMC_ERASEALL = (
+    0x4001E400, 0x4001E504, 0x4001E508, 0x4001E50C,
+)  # fmt: skip
+
+
+def nrf_wait(rig: Rig) -> None:
+    for _ in range(100_000):
+        if rig.read(NVMC_READY) & 1:
+            return
+    raise AssertionError("NVMC still busy")
+
+
+def test_nrf52_ficr_identifies_the_part() -> None:
+    rig = connected(NRF52)
+    assert rig.read(0x10000100) == 0x52832  # INFO.PART
+    assert rig.read(0x10000010) == 4096 and rig.read(0x10000014) == 128
+    assert rig.read(0x10000110) == 512  # INFO.FLASH KiB
+    assert rig.port.ap_read(1, 0xFC) == 0x02880000  # CTRL-AP IDR
+
+
+def test_nrf51_ficr_configid() -> None:
+    rig = connected(NRF51)
+    assert rig.port.idcode == 0x0BB11477
+    assert rig.read(0x1000005C) & 0xFFFF == 0x0072  # CONFIGID.HWID
+    assert rig.read(0x10000010) == 1024
+
+
+@pytest.mark.parametrize("spec", [NRF51, NRF52])
+def test_nvmc_erase_and_word_writes_and_into_erased_flash(spec: McuSpec) -> None:
+    rig = connected(spec)
+    page = spec.sectors[0]
+    rig.mcu.flash[page : 2 * page] = bytes(page)
+    rig.write(NVMC_CONFIG, 2)  # EEN
+    rig.write(NVMC_ERASEPAGE, page)
+    nrf_wait(rig)
+    assert rig.mcu.flash[page : 2 * page] == b"\xff" * page
+    rig.write(NVMC_CONFIG, 1)  # WEN
+    rig.write(page, 0xF0F0_FFFF)
+    rig.write(page, 0xFFFF_0F0F)
+    assert rig.read(page) == 0xF0F0_0F0F  # bits only go to 0
+    rig.write(page + 4, 0x1234)
+    rig.write(NVMC_CONFIG, 0)
+    rig.write(page + 8, 0)  # writing not enabled: nothing
+    assert rig.port.read_words(page, 3) == [0xF0F0_0F0F, 0x1234, 0xFFFF_FFFF]
+    rig.write(NVMC_CONFIG, 1)
+    with pytest.raises(SwdFault):  # a byte: hard fault; the next AP access sees it
+        rig.port.write_polled([(page + 12, 0x55)], 1, NVMC_READY, 0)
+    assert rig.mcu.flash[page + 12] == 0xFF
+
+
+def test_nrf52_approtect_ctrl_ap_erase_all_and_reset() -> None:
+    rig = connected(NRF52, McuFaults(protected=True))
+    rig.mcu.flash[:4] = bytes(4)
+    assert rig.port.ap_read(1, 0x00C) == 0  # APPROTECTSTATUS: protected
+    assert not rig.port.ap_read(0, 0x00) & (1 << 6)  # AHB-AP CSW DeviceEn 0
+    with pytest.raises(SwdFault):
+        rig.port.read_words(RAM, 2)
+    rig.port.ap_write(1, 0x004, 1)  # ERASEALL
+    for _ in range(1000):
+        if rig.port.ap_read(1, 0x008) == 0:
+            break
+    assert rig.mcu.flash == b"\xff" * len(rig.mcu.flash)
+    assert rig.port.ap_read(1, 0x00C) == 0  # still locked until a reset
+    rig.port.ap_write(1, 0x000, 1)
+    rig.port.ap_write(1, 0x000, 0)
+    assert rig.port.ap_read(1, 0x00C) == 1
+    assert rig.read(0x10000100) == 0x52832
+
+
+def test_nrf52_approtect_written_to_uicr_takes_effect_at_reset() -> None:
+    rig = connected(NRF52)
+    rig.write(NVMC_CONFIG, 1)
+    rig.write(0x10001208, 0xFFFF_FF00)  # UICR.APPROTECT = enabled
+    assert not rig.mcu.protected
+    rig.mcu.set_reset(True)
+    rig.mcu.set_reset(False)
+    assert rig.mcu.protected and rig.port.ap_read(1, 0x00C) == 0
+
+
+def test_nrf51_pall_blocks_code_reads_but_erase_all_through_nvmc_clears_it() -> None:
+    rig = connected(NRF51, McuFaults(protected=True))
+    rig.mcu.flash[:4] = bytes(4)
+    with pytest.raises(SwdFault):
+        rig.port.read_words(0x0, 2)
+    rig.write(RAM, 0x1234)  # RAM stays reachable
+    assert rig.read(RAM) == 0x1234
+    rig.write(NVMC_CONFIG, 2)
+    rig.write(NVMC_ERASEALL, 1)
+    nrf_wait(rig)
+    assert rig.read(0x10001004) == 0xFFFF_FFFF  # RBPCONF erased
+    rig.mcu.set_reset(True)
+    rig.mcu.set_reset(False)
+    assert not rig.mcu.protected and rig.read(0x0) == 0xFFFF_FFFF
+
+
+def test_nvmc_ready_low_and_flash_reads_stall_during_an_erase() -> None:
+    rig = connected(NRF52, timing=Timing("typ"), wait_retries=100_000)
+    rig.write(NVMC_CONFIG, 2)
+    start = rig.clock.now()
+    rig.write(NVMC_ERASEPAGE, 0x1000)
+    assert rig.read(NVMC_READY) == 0
+    waits = rig.mcu.wait_acks
+    rig.read(0x1000)
+    assert rig.mcu.wait_acks > waits
+    assert rig.clock.now() - start == pytest.approx(0.085, abs=1e-3)  # tERASEPAGE

@@ -261,10 +261,7 @@ class CortexMCore:
         dwt.constant(0x000, model.dwt_ctrl)
         add_component_ids(dwt, model.dwt_part, 0xE)
         fpb = Registers(FPB, 0x1000, "FPB")
-        fp_ctrl = [model.fp_ctrl]
-        fpb.add(
-            0x000, lambda: fp_ctrl[0], lambda v: fp_ctrl.__setitem__(0, model.fp_ctrl | (v & 1))
-        )
+        fpb.storage(0x000, model.fp_ctrl, writable=0b1)  # FP_CTRL: ENABLE
         add_component_ids(fpb, model.fpb_part, 0xE)
         # ROM table entries (ADIv5.2 D3.4): offset from the table, bit 1 format 32-bit,
         # bit 0 present; the list ends with 0.

@@ -111,6 +111,22 @@ class FlashControl(Protocol):
     def read_protected(self) -> bool: ...
 
 
+class FlashController(FlashControl, Protocol):
+    """A family's flash controller as app.hal.sim.mcu_target assembles it."""
+
+    def regions(self) -> list[Region]: ...
+
+    def power_on(self) -> None: ...
+
+    def system_reset(self) -> None: ...
+
+    @property
+    def option_bytes(self) -> bytes: ...
+
+    @property
+    def debug_disabled(self) -> bool: ...
+
+
 class FlashWindow(Region):
     """The flash array as the bus sees it at ``array.base`` (and at ``alias``)."""
 

@@ -68,6 +68,15 @@ class Registers(Region):
     def constant(self, offset: int, value: int) -> None:
         self.registers[offset] = (lambda: value, None)
 
+    def storage(self, offset: int, initial: int = 0, writable: int = 0xFFFFFFFF) -> None:
+        """A plain read/write register: the ``writable`` bits take what is written."""
+        cell = [initial]
+
+        def write(value: int) -> None:
+            cell[0] = (cell[0] & ~writable) | (value & writable)
+
+        self.registers[offset] = (lambda: cell[0], write)
+
     def read(self, offset: int, size: int) -> int:
         entry = self.registers.get(offset & ~3)
         word = entry[0]() if entry else 0

@@ -25,15 +25,19 @@ from dataclasses import dataclass
 
 from app.hal.sim.clock import SimClock, Timing
 from app.hal.sim.cortex_m_core import CORES, ST_JEP106, CortexMCore
-from app.hal.sim.flash_array import ArrayFaults, FlashArray, FlashWindow
+from app.hal.sim.flash_array import ArrayFaults, FlashArray, FlashController, FlashWindow
 from app.hal.sim.mcu_memory import BusFault, MemoryMap, Ram, Region, Registers
+from app.hal.sim.nrf_nvmc import NrfNvmc
 from app.hal.sim.stm32_flash_f1 import Stm32FlashF1
+from app.hal.sim.stm32_flash_f4 import Stm32FlashF4
+from app.hal.sim.stm32_flash_l4 import Stm32FlashL4
 from app.hal.sim.swd_target import SimSwdTarget
 
 _OK, _WAIT, _NONE = 0b001, 0b010, 0b111
 PACKET_BITS, SHORT_PACKET_BITS, IDLE_CYCLES, LINE_RESET_BITS = 46, 13, 2, 52
 WRONG_IDCODE = 0x12345679  # designer 0x33C: no ARM DP answers this
 REV_ID = 0x1000
+NORDIC_JEP106 = (2, 0x44)  # Nordic VLSI ASA; its ROM tables: part 0x006 nRF52, 0x001 nRF51
 DEFAULT_UID = bytes.fromhex("3400 2900 0f51 3338 3232 3837")
 STM32_KINDS = (
     "stm32f0",
@@ -111,7 +115,9 @@ class Rom(Region):
 class SimMcu(SimSwdTarget):
     """The packet interface of SimSwdTarget plus NRST (``set_reset``); see make_mcu."""
 
-    def __init__(self, spec: McuSpec, clock: SimClock, faults: McuFaults, swd_hz: int) -> None:
+    def __init__(
+        self, spec: McuSpec, clock: SimClock, faults: McuFaults, swd_hz: int, array: FlashArray
+    ) -> None:
         model = CORES[spec.core]
         super().__init__(
             regions={},
@@ -124,15 +130,18 @@ class SimMcu(SimSwdTarget):
         self.clock = clock
         self.faults = faults
         self.swd_hz = swd_hz
+        self.array = array
         self.memory = MemoryMap()
         self.memory.gate = self._gate
         self.wait_acks = 0
         self.packets_seen = 0
         self._storm = faults.wait_storm
         self.nrst = False
-        self.controller: object = None
-        self.core: CortexMCore
         self.reset_passthrough: tuple[int, ...] = ()
+        self.controller: FlashController
+        self.core: CortexMCore
+        self.nvmc: NrfNvmc | None = None
+        self._ctrl_ap_reset = False
 
     # -- what tests and benchmarks look at ---------------------------------------------
 
@@ -146,11 +155,14 @@ class SimMcu(SimSwdTarget):
 
     @property
     def protected(self) -> bool:
-        return bool(self.controller.read_protected)  # type: ignore[attr-defined]
+        """Readout protection in force (RDP level >= 1, APPROTECT, PALL)."""
+        return self.controller.read_protected
 
     @property
     def option_bytes(self) -> bytes:
-        return bytes(self.controller.option_bytes)  # type: ignore[attr-defined]
+        """STM32F0/F1/F3: the 16 option bytes; F2/F4: OPTCR's stored value; G0/G4/L4:
+        OPTR's; nRF: the UICR."""
+        return self.controller.option_bytes
 
     # -- the wire -----------------------------------------------------------------------
 
@@ -163,7 +175,7 @@ class SimMcu(SimSwdTarget):
         dropped = self.faults.drop_after_packets
         if dropped is not None and self.packets_seen >= dropped:
             return True
-        if getattr(self.controller, "debug_disabled", False):
+        if self.controller.debug_disabled:
             return True
         return self.faults.swd_off_when_running and self.core.running and not self.nrst
 
@@ -206,11 +218,40 @@ class SimMcu(SimSwdTarget):
         if self.nrst and address < 0xE0000000 and address not in self.reset_passthrough:
             raise BusFault(f"0x{address:08X}: the system is held in reset (NRST)")
 
+    def _device_enabled(self) -> bool:
+        return not (self.nvmc is not None and self.nvmc.ap_locked)
+
     def _bus_read(self, address: int, size: int) -> int:
+        if not self._device_enabled():
+            raise BusFault("AHB-AP: APPROTECT")
         return self.memory.read(address, size)
 
     def _bus_write(self, address: int, value: int, size: int) -> None:
+        if not self._device_enabled():
+            raise BusFault("AHB-AP: APPROTECT")
         self.memory.write(address, value, size)
+
+    # -- the nRF52 CTRL-AP (AP 1) -------------------------------------------------------
+
+    def _other_ap_read(self, apsel: int, register: int) -> int:
+        if apsel == 1 and self.nvmc is not None and self.spec.kind == "nrf52":
+            if register == 0x000:
+                return int(self._ctrl_ap_reset)
+            return self.nvmc.ctrl_ap_read(register)
+        return 0
+
+    def _other_ap_write(self, apsel: int, register: int, data: int) -> None:
+        if apsel != 1 or self.nvmc is None or self.spec.kind != "nrf52":
+            return
+        if register == 0x000:  # RESET: 1 holds the system in reset, 0 releases it
+            if data & 1 and not self._ctrl_ap_reset:
+                self._ctrl_ap_reset = True
+                self.core.hold_reset()
+            elif not data & 1 and self._ctrl_ap_reset:
+                self._ctrl_ap_reset = False
+                self.system_reset()
+        elif register == 0x004 and data & 1:
+            self.nvmc.ctrl_ap_erase_all()
 
     # -- resets -------------------------------------------------------------------------
 
@@ -226,14 +267,15 @@ class SimMcu(SimSwdTarget):
             self.system_reset()
 
     def system_reset(self) -> None:
-        self.controller.system_reset()  # type: ignore[attr-defined]
+        self.controller.system_reset()
         self.core.leave_reset()
 
     def power_cycle(self) -> None:
         """Power off and on: the debug port back in JTAG mode, debug state cleared,
         option bytes loaded."""
         self.__post_init__()
-        self.controller.power_on()  # type: ignore[attr-defined]
+        self.nrst = self._ctrl_ap_reset = False
+        self.controller.power_on()
         self.core.power_on()
 
 
@@ -250,7 +292,6 @@ def make_mcu(
     running (nothing to run: the vector table is erased)."""
     if spec.kind not in STM32_KINDS + NRF_KINDS:
         raise ValueError(f"unknown MCU kind {spec.kind!r}")
-    mcu = SimMcu(spec, clock, faults, swd_hz)
     array = FlashArray(
         spec.flash_base,
         spec.sectors,
@@ -258,26 +299,42 @@ def make_mcu(
         timing,
         ArrayFaults(faults.stuck_address, faults.erase_fail_address, faults.busy_forever),
     )
-    mcu.array = array
+    mcu = SimMcu(spec, clock, faults, swd_hz, array)
     memory = mcu.memory
+    ram = Ram(spec.ram_base, spec.ram_size)
+    memory.add(ram)
     dev_id = spec.dev_id ^ 1 if faults.wrong_dev_id else spec.dev_id
+    controller: FlashController
     if spec.kind in STM32_KINDS:
         controller = _stm32_controller(spec, array, faults, mcu.system_reset)
-        memory.add(Ram(spec.ram_base, spec.ram_size))
-        window = memory.add(FlashWindow(array, controller))
-        alias = memory.add(FlashWindow(array, controller, base=0))  # boot from main flash
-        alias.debugger_refused = window.debugger_refused  # type: ignore[attr-defined]
-        for region in controller.regions():
-            memory.add(region)
+        window = FlashWindow(array, controller)
+        memory.add(window)
+        memory.add(FlashWindow(array, controller, base=0))  # boot from main flash
         info = STM32_INFO[spec.kind]
         mcu.reset_passthrough = tuple(range(info.dbgmcu, info.dbgmcu + 0x10, 4))
         memory.add(_dbgmcu(info.dbgmcu, REV_ID << 16 | dev_id))
         memory.add(_signature(info, array.size // 1024, uid))
-        rom = (ST_JEP106, dev_id)
+        designer, rom_part = ST_JEP106, dev_id  # ST's ROM table names the part
     else:
-        raise NotImplementedError(spec.kind)
+        nvmc = NrfNvmc(
+            spec.kind,
+            array,
+            ram,
+            part=dev_id,
+            protected=faults.protected,
+            program_error_address=faults.program_error_address,
+            device_id=uid[:8],
+        )
+        controller = mcu.nvmc = nvmc
+        window = FlashWindow(array, controller)
+        if spec.kind == "nrf52":
+            window.debugger_refused = lambda: False  # APPROTECT closes the whole AP instead
+        memory.add(window)
+        designer, rom_part = NORDIC_JEP106, 0x006 if spec.kind == "nrf52" else 0x001
+    for region in controller.regions():
+        memory.add(region)
     mcu.controller = controller
-    core = CortexMCore(spec.core, memory, rom[0], rom[1])
+    core = CortexMCore(spec.core, memory, designer, rom_part)
     for block in core.debug_blocks:
         memory.add(block)
     core.system_reset = mcu.system_reset
@@ -288,17 +345,26 @@ def make_mcu(
 
 def _stm32_controller(
     spec: McuSpec, array: FlashArray, faults: McuFaults, reset: Callable[[], None]
-) -> Stm32FlashF1:
-    family = spec.kind
+) -> FlashController:
+    family, error = spec.kind, faults.program_error_address
     if family in ("stm32f0", "stm32f1", "stm32f3"):
         return Stm32FlashF1(
             family,
             array,
             protected=faults.protected,
-            program_error_address=faults.program_error_address,
+            program_error_address=error,
             system_reset=reset,
         )
-    raise NotImplementedError(family)
+    if family in ("stm32f2", "stm32f4"):
+        return Stm32FlashF4(family, array, protected=faults.protected, program_error_address=error)
+    return Stm32FlashL4(
+        family,
+        array,
+        banks=spec.banks,
+        protected=faults.protected,
+        program_error_address=error,
+        system_reset=reset,
+    )
 
 
 def _dbgmcu(base: int, idcode: int) -> Registers:
@@ -306,8 +372,7 @@ def _dbgmcu(base: int, idcode: int) -> Registers:
     block = Registers(base, 0x10, "DBGMCU")
     block.constant(0x0, idcode)
     for offset in (0x4, 0x8, 0xC):
-        cell = [0]
-        block.add(offset, lambda cell=cell: cell[0], lambda v, cell=cell: cell.__setitem__(0, v))
+        block.storage(offset)
     return block
 
 

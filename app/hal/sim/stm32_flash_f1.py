@@ -45,9 +45,9 @@ from collections.abc import Callable
 
 from app.hal.sim.flash_array import FlashArray
 from app.hal.sim.mcu_memory import BusFault, Region, Registers
+from app.hal.sim.stm32_keys import FLASH_KEYS, OPTION_KEYS_F1, KeyLock
 
 FLASH_REGS, OPTION_BYTES = 0x40022000, 0x1FFFF800
-KEY1, KEY2 = 0x45670123, 0xCDEF89AB
 BSY, PGERR, WRPRTERR, EOP = 1 << 0, 1 << 2, 1 << 4, 1 << 5
 PG, PER, MER, OPTPG, OPTER, STRT, LOCK, OPTWRE = 1, 2, 4, 16, 32, 64, 128, 512
 OBL_LAUNCH = 1 << 13
@@ -88,8 +88,8 @@ class Stm32FlashF1:
         self.system_reset()
 
     def system_reset(self) -> None:
-        self.locked, self.lockout, self._key = True, False, 0
-        self._opt_key = 0
+        self.keys = KeyLock("FLASH_KEYR", FLASH_KEYS, lockout=True)
+        self.option_keys = KeyLock("FLASH_OPTKEYR", OPTION_KEYS_F1, lockout=False)
         self.cr = LOCK
         self.ar = 0
         self.errors = 0
@@ -170,30 +170,22 @@ class Stm32FlashF1:
         rdprt = {0: 0b00, 1: 0b01, 2: 0b11}[level]
         return int(self.opterr) | (rdprt << 1) | (user << 8) | (data0 << 16) | (data1 << 24)
 
+    @property
+    def locked(self) -> bool:
+        return self.keys.locked
+
     def _write_keyr(self, value: int) -> None:
-        if self.lockout:
-            raise BusFault("FLASH_KEYR: locked out by a wrong key until reset")
-        if not self.locked:
-            return
-        if self._key == 0 and value == KEY1:
-            self._key = 1
-        elif self._key == 1 and value == KEY2:
-            self.locked, self._key = False, 0
+        self.keys.write(value)
+        if not self.keys.locked:
             self.cr &= ~LOCK
-        else:
-            self.lockout = True
-            raise BusFault(f"FLASH_KEYR: wrong key 0x{value:08X}")
 
     def _write_optkeyr(self, value: int) -> None:
         if self.locked:
             return
-        if self._opt_key == 0 and value == KEY1:
-            self._opt_key = 1
-        elif self._opt_key == 1 and value == KEY2:
-            self._opt_key = 0
+        self.option_keys.write(value)
+        if not self.option_keys.locked:
+            self.option_keys.lock()
             self.cr |= OPTWRE
-        else:
-            self._opt_key = 0
 
     def _write_ar(self, value: int) -> None:
         if not self.locked:
@@ -206,7 +198,7 @@ class Stm32FlashF1:
         keep = self.cr & OPTWRE & value  # OPTWRE: set only by the key, cleared by 0
         self.cr = (value & (PG | PER | MER | OPTPG | OPTER | LOCK | 0x1400)) | keep
         if value & LOCK:
-            self.locked = True
+            self.keys.lock()
         if value & STRT:
             self._start_erase()
         if value & OBL_LAUNCH and self.kind != "stm32f1":

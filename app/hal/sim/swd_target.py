@@ -120,22 +120,24 @@ class SimSwdTarget:
     def _ap(self, read: bool, address: int, data: int | None) -> tuple[int, int | None]:
         register = (self._select & 0xF0) | address
         apsel = self._select >> 24
-        if apsel:
-            return self._other_ap(apsel, read, register, data)
         if read:
-            if register == 0x0C:
-                try:
+            try:
+                if apsel:
+                    value = self._other_ap_read(apsel, register)
+                elif register == 0x0C:
                     value = self._drw_read()
-                except BusStall:
-                    return _WAIT, None
-            else:
-                value = self._ap_value(register)
+                else:
+                    value = self._ap_value(register)
+            except BusStall:
+                return _WAIT, None
             self.ap_reads += 1
             previous = self._posted
             self._posted = value
             return self._answer(previous)
         assert data is not None
-        if register == 0x00:
+        if apsel:
+            self._other_ap_write(apsel, register, data)
+        elif register == 0x00:
             self._csw = data
         elif register == 0x04:
             self._tar = data
@@ -146,11 +148,12 @@ class SimSwdTarget:
                 return _WAIT, None
         return _OK, None
 
-    def _other_ap(
-        self, apsel: int, read: bool, register: int, data: int | None
-    ) -> tuple[int, int | None]:
-        """An AP other than 0: none here (reads 0, writes ignored)."""
-        return self._answer(0) if read else (_OK, None)
+    def _other_ap_read(self, apsel: int, register: int) -> int:
+        """A register of an AP other than 0: none here, reads 0 (posted like any AP read)."""
+        return 0
+
+    def _other_ap_write(self, apsel: int, register: int, data: int) -> None:
+        """Writes to APs other than 0 are ignored here."""
 
     def _ap_value(self, register: int) -> int:
         if register == 0x00:
