@@ -100,7 +100,9 @@ def test_a_protected_part_is_refused_unless_unprotect_and_then_mass_erased(datab
     assert "readout protection level 1" in refused.message
     result = fixture.cycle(image, unprotect=True)
     assert result.passed, result.message
-    assert "erases its whole flash" in fixture.logged()  # said before it happened
+    # said before it happened
+    assert "clearing protection: readout protection level 1" in fixture.logged()
+    assert "mass-erases the flash" in fixture.logged()
     assert bytes(fixture.flash[:1024]) == b"\x12\x34" * 512
 
 
@@ -206,3 +208,16 @@ def test_the_cli_programs_an_stm32_through_a_cmsis_dap_probe(
     assert code == 0 and "1 passed, 0 failed" in out, out
     assert bytes(mcu.flash[:12_000]) == data
     assert not mcu.halted  # reset and running its new firmware
+
+
+def test_a_locked_nrf52_is_found_through_its_ctrl_ap_and_unlocked_by_eraseall(database) -> None:
+    """APPROTECT closes the AHB-AP: the part is there (its CTRL-AP answers) but cannot
+    be identified or read until the CTRL-AP's ERASEALL, which unprotect runs."""
+    fixture = Fixture(database, "nordic.nrf52840", "sim://?fault=1:protected")
+    image = MemoryImage.from_segments([(0x1000, b"\x5a" * 4096)])
+    refused = fixture.cycle(image)
+    assert not refused.passed and "APPROTECT" in refused.message
+    assert refused.message.startswith("part is write-protected")
+    result = fixture.cycle(image, unprotect=True)
+    assert result.passed, result.message
+    assert bytes(fixture.flash[0x1000:0x2000]) == b"\x5a" * 4096

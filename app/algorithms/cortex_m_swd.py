@@ -106,11 +106,13 @@ class CortexMSwd(ChipAlgorithm):
         except HalError as err:
             hint = "" if under_reset else NO_ANSWER_HINT
             return ChipIdentity("swd", b"", False, absent_reason=f"{err}{hint}")
-        self.core.reset_halt(under_reset=under_reset)
         if self.swd.controller == "nrf52" and self._nrf52_locked():
-            # APPROTECT closes the AHB-AP: the FICR cannot be read until ERASEALL
-            log.warning("%s: APPROTECT is on; the part's ID cannot be read", self.device.part)
+            # APPROTECT closes the AHB-AP (core, FICR, flash) until the CTRL-AP's
+            # ERASEALL; the CTRL-AP answering is the part being there
+            if under_reset:
+                self.bus.set_reset(False)
             return ChipIdentity("swd", b"", True)
+        self.core.reset_halt(under_reset=under_reset)
         value = self.bus.read_words(self.swd.id_address, 1)[0] & self.swd.id_mask
         return ChipIdentity("swd", value.to_bytes(4, "big"), True)
 
@@ -182,27 +184,32 @@ class CortexMSwd(ChipAlgorithm):
         return self.flash.protection()
 
     def unprotect(self) -> None:
-        log.warning(
-            "%s: clearing readout protection: the part erases its whole flash", self.device.part
-        )
-        self._reapply(on=False)
+        """Clear readout protection (the part erases its whole flash), then reset so
+        it loads the cleared option bytes, and halt again."""
+        if self.flash.set_protection(False):
+            self.bus.connect()
+        self.core.reset_halt()
+        self._unlocked = False
         if self.flash.protection().protected:
             raise ChipError(
                 "readout protection is still on after clearing it; power-cycle the board"
                 " (some parts load their option bytes only at power-on)"
             )
+        found = self.bus.read_words(self.swd.id_address, 1)[0] & self.swd.id_mask
+        if found not in self.swd.id_values:  # a locked nRF52 could not be asked before
+            raise ChipError(
+                f"unexpected part: once unlocked, the ID register at 0x{self.swd.id_address:08X}"
+                f" reads 0x{found:X}, not {self.device.part}'s"
+            )
 
     def protect(self) -> None:
-        self._reapply(on=True)
-
-    def _reapply(self, on: bool) -> None:
-        """Set or clear protection, then reset so the part loads it, and halt again."""
+        """Set readout protection; it takes hold at the next reset (finish() runs the
+        part), except where setting it resets the part at once (G0/G4/L4 OBL_LAUNCH)."""
         self._unlock()
-        reset_done = self.flash.set_protection(on)
-        self._unlocked = False
-        if reset_done:
+        if self.flash.set_protection(True):
             self.bus.connect()
-        self.core.reset_halt()
+            self.core.halt()
+        self._unlocked = False
 
     # -- leaving ------------------------------------------------------------------------
 

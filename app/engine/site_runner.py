@@ -400,6 +400,13 @@ class SiteRunner:
                         f"part is write-protected: {state.description};"
                         " enable 'unprotect' to clear it"
                     )
+                self.emit(
+                    LogEvent(
+                        self.site.index,
+                        "warning",
+                        f"site {self.site.index}: clearing protection: {state.description}",
+                    )
+                )
                 algo.unprotect()
 
     def _erase(self, algo: ChipAlgorithm, plan: Plan, cycle: _Cycle) -> None:

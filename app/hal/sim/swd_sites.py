@@ -9,7 +9,7 @@ as it does on hardware. The site's fault (``fault=SITE:KIND``) becomes the model
 - ``stuck-bit``/``verify``: a bit at the address never programs (verify finds it);
 - ``erase-fail``: erasing leaves the word at the address unerased;
 - ``busy-timeout``: the flash controller stays busy after its first operation;
-- ``link-drop``: the probe's link dies part-way through the cycle;
+- ``link-drop``: the probe's USB link dies part-way through the cycle (LinkError);
 - ``flaky``: every AP access answers WAIT a few times first (a slow or noisy bus);
 - ``swd-off``: the firmware turns the SWD pins off while it runs (connect=under-reset).
 """
@@ -20,6 +20,7 @@ import random
 
 from app.devicedb.models import Device
 from app.hal.debug_port import DebugPort
+from app.hal.errors import LinkError
 from app.hal.sim.clock import SimClock, Timing
 from app.hal.sim.faults import Fault
 from app.hal.sim.mcu_target import McuFaults, McuSpec, SimMcu, make_mcu
@@ -58,9 +59,37 @@ def mcu_faults(fault: Fault | None, device: Device, rng: random.Random) -> McuFa
         erase_fail_address=address if kind == "erase-fail" else None,
         busy_forever=kind == "busy-timeout",
         wait_storm=FLAKY_WAITS if kind == "flaky" else 0,
-        drop_after_packets=rng.randrange(2000, 4000) if kind == "link-drop" else None,
         swd_off_when_running=kind == "swd-off",
     )
+
+
+class _DroppingWire:
+    """The probe's link to the host, dying after ``packets`` packets (a USB cable
+    pulled): every packet after that raises LinkError, as a real probe's driver does."""
+
+    def __init__(self, mcu: SimMcu, packets: int) -> None:
+        self.mcu = mcu
+        self.left = packets
+
+    def line_reset(self) -> None:
+        self._tick()
+        self.mcu.line_reset()
+
+    def sequence(self, bits: int, count: int) -> None:
+        self._tick()
+        self.mcu.sequence(bits, count)
+
+    def packet(self, request: int, data: int | None) -> tuple[int, int | None]:
+        self._tick()
+        return self.mcu.packet(request, data)
+
+    def set_reset(self, asserted: bool) -> None:
+        self.mcu.set_reset(asserted)
+
+    def _tick(self) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise LinkError("simulated SWD probe: USB link lost")
 
 
 class SimSwdSite(SwdSite):
@@ -83,7 +112,7 @@ class SimSwdSite(SwdSite):
         self._rng = rng
         self._options = options
         self.mcu = self._new_mcu()
-        self.link = PacketLink(self.mcu, name=f"sim SWD site {index}")
+        self.link = PacketLink(self._wire(), name=f"sim SWD site {index}")
         super().__init__(index, DebugPort(self.link), options)
 
     def _new_mcu(self) -> SimMcu:
@@ -108,4 +137,9 @@ class SimSwdSite(SwdSite):
         """A fresh, blank part on the fixture."""
         if present:
             self.mcu = self._new_mcu()
-            self.link.wire = self.mcu
+            self.link.wire = self._wire()
+
+    def _wire(self) -> SimMcu | _DroppingWire:
+        if self.fault is not None and self.fault.kind == "link-drop":
+            return _DroppingWire(self.mcu, self._rng.randrange(2000, 4000))
+        return self.mcu
