@@ -751,3 +751,22 @@ def test_nvmc_ready_low_and_flash_reads_stall_during_an_erase() -> None:
     rig.read(0x1000)
     assert rig.mcu.wait_acks > waits
     assert rig.clock.now() - start == pytest.approx(0.085, abs=1e-3)  # tERASEPAGE
+
+
+def test_f1_a_write_while_programming_stalls_until_the_first_ends() -> None:
+    rig = connected(timing=Timing("typ"), wait_retries=100_000)
+    f1_unlock(rig)
+    rig.write(F1_CR, 1)
+    start, waits = rig.clock.now(), rig.mcu.wait_acks
+    rig.port.link.transfer(  # CSW half-word + increment, TAR, two DRW writes back to back
+        [
+            Access(True, False, 0x0, 0x2300_0011),
+            Access(True, False, 0x4, FLASH),
+            Access(True, False, 0xC, 0x1111),
+            Access(True, False, 0xC, 0x2222 << 16),
+            Access(False, True, 0xC),
+        ]
+    )
+    assert rig.mcu.wait_acks > waits  # the second half-word waited on the bus
+    assert rig.clock.now() - start >= 0.0525e-3  # DS5319 tprog typ
+    assert rig.mcu.flash[0:4] == bytes.fromhex("11112222")
