@@ -143,7 +143,8 @@ def test_halt_registers_and_resume() -> None:
     assert rig.read(DHCSR) & S_REGRDY
     rig.write(DCRSR, 3)
     assert rig.read(DCRDR) == 0x1234_5678
-    rig.write(DHCSR, 0b11)  # no DBGKEY: ignored
+    rig.write(DHCSR, 0)  # no DBGKEY: ignored, so the core stays halted
+    assert rig.mcu.halted
     rig.write(DHCSR, DBGKEY | 0b01)  # resume
     assert not rig.mcu.halted and not rig.read(DHCSR) & S_HALT
 
@@ -751,3 +752,38 @@ def test_nvmc_ready_low_and_flash_reads_stall_during_an_erase() -> None:
     rig.read(0x1000)
     assert rig.mcu.wait_acks > waits
     assert rig.clock.now() - start == pytest.approx(0.085, abs=1e-3)  # tERASEPAGE
+
+
+def test_f1_a_write_while_programming_stalls_until_the_first_ends() -> None:
+    rig = connected(timing=Timing("typ"), wait_retries=100_000)
+    f1_unlock(rig)
+    rig.write(F1_CR, 1)
+    start, waits = rig.clock.now(), rig.mcu.wait_acks
+    rig.port.link.transfer(  # CSW half-word + increment, TAR, two DRW writes back to back
+        [
+            Access(True, False, 0x0, 0x2300_0011),
+            Access(True, False, 0x4, FLASH),
+            Access(True, False, 0xC, 0x1111),
+            Access(True, False, 0xC, 0x2222 << 16),
+            Access(False, True, 0xC),
+        ]
+    )
+    assert rig.mcu.wait_acks > waits  # the second half-word waited on the bus
+    assert rig.clock.now() - start >= 0.0525e-3  # DS5319 tprog typ
+    assert rig.mcu.flash[0:4] == bytes.fromhex("11112222")
+
+
+def test_f0_rdp_level_2_turns_the_debug_port_off_for_good() -> None:
+    rig = connected(F0)
+    f1_unlock(rig)
+    rig.write(F1_OPTKEYR, KEY1)
+    rig.write(F1_OPTKEYR, KEY2)
+    rig.write(F1_CR, 0x260)  # OPTER | STRT
+    rig.wait_clear(F1_SR, 1)
+    rig.write(F1_CR, 0x210)  # OPTPG
+    rig.port.write_polled([(0x1FFFF800, 0x00CC)], 2, F1_SR, 1)
+    with pytest.raises(SwdError, match="no acknowledge"):
+        rig.port.write_words(F1_CR, [0x2200])  # OBL_LAUNCH: level 2 from now on
+    rig.mcu.power_cycle()
+    with pytest.raises(SwdError, match="no acknowledge"):
+        rig.port.connect(under_reset=True)
