@@ -176,7 +176,10 @@ def test_a_fault_names_the_access_and_the_sticky_error_is_cleared(version: int) 
     programmer = open_one(FakeDapUsb(probe))
     swd = programmer.sites[0].swd
     swd.connect()
-    with pytest.raises(SwdFault, match=r"AP (read|write) 0x[0-9A-F]+ answered FAULT \(CTRL/STAT"):
+    with pytest.raises(
+        SwdFault,
+        match=r"AP (read|write) 0x[0-9A-F]+ answered FAULT during the read of 40 words at 0x60000000 \(CTRL/STAT",
+    ):
         swd.read_words(0x6000_0000, 40)  # nothing mapped there: STICKYERR, then FAULT
     swd.write_words(RAM, [0xCAFE, 0xF00D])
     assert swd.read_words(RAM, 2) == [0xCAFE, 0xF00D]

@@ -43,19 +43,27 @@ class Rig:
         self.clock = SimClock(Timing())  # virtual only: no sleeping in tests
         self.mcu: SimMcu = make_mcu(spec, self.clock, timing, faults)
         self.port = DebugPort(PacketLink(self.mcu, **link))  # type: ignore[arg-type]
+        self.faulted = False  # a write the debug port reported as a bus error
 
     def read(self, address: int) -> int:
         return self.port.read_words(address, 1)[0]
 
     def write(self, address: int, value: int) -> None:
-        self.port.write_words(address, [value])
+        """One word; a bus error is noted for bus_error(), not raised (DebugPort checks
+        CTRL/STAT after each batch and raises SwdFault)."""
+        try:
+            self.port.write_words(address, [value])
+        except SwdFault:
+            self.faulted = True
 
     def bus_error(self) -> bool:
-        """CTRL/STAT.STICKYERR (ADIv5: a posted AP write that failed shows only there or
+        """The last writes ended in a bus error: seen by the debug port's batch check,
+        or CTRL/STAT.STICKYERR (ADIv5: a posted AP write that failed shows only there or
         as FAULT on the next AP access); cleared through ABORT."""
         (status,) = self.port.link.transfer([Access(False, True, 0x4)])
         self.port.link.transfer([Access(False, False, 0x0, 0b11110)])
-        return bool(status & (1 << 5))
+        seen, self.faulted = self.faulted or bool(status & (1 << 5)), False
+        return seen
 
     def wait_clear(self, status: int, busy: int) -> int:
         for _ in range(100_000):

@@ -76,7 +76,8 @@ def test_ap_reads_are_posted_and_end_with_rdbuff() -> None:
     port.write_words(RAM, [1, 2, 3])
     sim.requests.clear()
     assert port.read_words(RAM, 3) == [1, 2, 3]
-    assert sim.requests.count(0x9F) == 3 and sim.requests[-1] == 0xBD  # 3 DRW, RDBUFF
+    # 3 DRW reads, the last posted one from RDBUFF, then the batch's CTRL/STAT check
+    assert sim.requests.count(0x9F) == 3 and sim.requests[-2:] == [0xBD, 0x8D]
 
 
 def test_wait_is_retried_and_a_storm_is_an_error() -> None:
@@ -95,7 +96,10 @@ def test_a_bus_error_faults_the_next_access_and_is_cleared() -> None:
     sim = target()
     port = DebugPort(PacketLink(sim))
     port.connect()
-    with pytest.raises(SwdFault, match=r"answered FAULT \(CTRL/STAT 0x[0-9A-F]{8}\)"):
+    with pytest.raises(
+        SwdFault,
+        match=r"answered FAULT during the read of 2 words at 0x60000000 \(CTRL/STAT 0x[0-9A-F]{8}\)",
+    ):
         port.read_words(0x6000_0000, 2)  # nothing mapped there: STICKYERR, then FAULT
     port.write_words(RAM, [0xCAFE])  # ABORT cleared the sticky error
     assert port.read_words(RAM, 1) == [0xCAFE]
@@ -160,3 +164,15 @@ def test_a_status_that_never_clears_is_named() -> None:
     port.connect()
     with pytest.raises(SwdMismatch, match=r"still reads 0x00000001 after 0\.1 s"):
         port.write_polled([(0x0800_0000, 0x1234)], 2, STATUS, 1)
+
+
+def test_a_bus_error_on_the_last_write_of_a_batch_is_caught() -> None:
+    """Nothing follows the failing write to answer FAULT: the batch's closing CTRL/STAT
+    read finds STICKYERR (and ABORT clears it for the next batch)."""
+    sim = target()
+    port = DebugPort(PacketLink(sim))
+    port.connect()
+    with pytest.raises(SwdFault, match=r"bus error during the write of 1 words at 0x60000000"):
+        port.write_words(0x6000_0000, [1])
+    port.write_words(RAM, [5])
+    assert port.read_words(RAM, 1) == [5]

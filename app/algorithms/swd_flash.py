@@ -110,6 +110,25 @@ class FlashController(ABC):
             (address + i, int.from_bytes(data[i : i + n], "little")) for i in range(0, len(data), n)
         ]
 
+    def write_units(self, address: int, data: bytes) -> tuple[int, int, int] | None:
+        """Program ``data`` unit by unit, each unit read back as the bus finishes it
+        (DebugAccess.write_read_back); the first unit that reads back otherwise, as
+        (address, written, read), or None when all did."""
+        accesses = self.units(address, data)
+        per_unit = max(1, self.unit // 4)  # a double-word is two word writes
+        units = [accesses[i : i + per_unit] for i in range(0, len(accesses), per_unit)]
+        size = min(self.unit, 4)
+        for unit, value in zip(units, self.port.write_read_back(units, size), strict=True):
+            if value != unit[-1][1]:
+                return unit[0][0], unit[-1][1], value
+        return None
+
+    def bad_unit(self, bad: tuple[int, int, int], flags: str) -> ChipError:
+        address, written, found = bad
+        width = 2 * min(self.unit, 4)
+        why = flags or f"reads back 0x{found:0{width}X}, not 0x{written:0{width}X}"
+        return ChipError(f"programming 0x{address:08X} failed: {why}", address)
+
     def sector_address(self, number: int) -> int:
         return self.flash_base + self.layout.sectors[number].start
 

@@ -53,9 +53,13 @@ class NrfNvmc(FlashController):
         self._erase(ERASEALL, 1, "erase all", self.times.mass_erase(self.layout.size))
 
     def program(self, address: int, data: bytes) -> None:
+        """Word writes with CONFIG.WEN; the NVMC has no error flags, so a word that
+        does not read back as written is the error."""
         self._config(WEN)
-        self.port.write_polled(self.units(address, data), 4, READY, 1, ready=1)
+        bad = self.write_units(address, data)
         self._config(REN)
+        if bad is not None:
+            raise self.bad_unit(bad, "")
 
     def unique_id(self) -> bytes | None:
         words = self.port.read_words(DEVICEID, 2)

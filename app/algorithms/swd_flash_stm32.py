@@ -117,14 +117,13 @@ class Stm32F1Flash(Stm32Controller):
 
     def program(self, address: int, data: bytes) -> None:
         self.write(self.CR, self.PG)
-        statuses = self.port.write_polled(self.units(address, data), 2, self.SR, self.BSY)
+        bad = self.write_units(address, data)
         self.write(self.CR, 0)
-        for (unit, _), status in zip(self.units(address, data), statuses, strict=True):
-            if status & (self.PGERR | self.WRPRTERR):
-                self.write(self.SR, self.PGERR | self.WRPRTERR)
-                raise ChipError(
-                    f"programming 0x{unit:08X} failed: {_errors(status, self.ERRORS)}", unit
-                )
+        status = self.read(self.SR)
+        if bad is not None or status & (self.PGERR | self.WRPRTERR):
+            self.write(self.SR, self.PGERR | self.WRPRTERR)
+            flags = _errors(status, self.ERRORS)
+            raise self.bad_unit(bad or (address, 0, 0), flags)
 
     # -- readout protection (RM0008 2.5, PM0075 2.4; RM0091 3.3.1) ------------------------
 
@@ -249,16 +248,13 @@ class Stm32F4Flash(Stm32Controller):
         self._run(cr, "mass erase", self.times.mass_erase(self.layout.size))
 
     def program(self, address: int, data: bytes) -> None:
-        units = self.units(address, data)
         self.write(self.CR, self.PG | self.PSIZE_X32)
-        statuses = self.port.write_polled(units, 4, self.SR, self.BSY)
+        bad = self.write_units(address, data)
         self.write(self.CR, 0)
-        for (unit, _), status in zip(units, statuses, strict=True):
-            if status & self.ERROR_MASK:
-                self.write(self.SR, self.ERROR_MASK)
-                raise ChipError(
-                    f"programming 0x{unit:08X} failed: {_errors(status, self.ERRORS)}", unit
-                )
+        status = self.read(self.SR)
+        if bad is not None or status & self.ERROR_MASK:
+            self.write(self.SR, self.ERROR_MASK)
+            raise self.bad_unit(bad or (address, 0, 0), _errors(status, self.ERRORS))
 
     # -- readout protection (RM0090 3.7.3, 3.9.10 FLASH_OPTCR) ------------------------------
 
@@ -363,12 +359,13 @@ class Stm32L4Flash(Stm32Controller):
         self._run(self.MER1, "mass erase", self.times.mass_erase(self.layout.size))
 
     def program(self, address: int, data: bytes) -> None:
-        units = self.units(address, data)  # words, two per double-word
         self.write(self.CR, self.PG)
-        statuses = self.port.write_polled(units, 4, self.SR, self.BSY)
+        bad = self.write_units(address, data)  # two word writes per double-word
         self.write(self.CR, 0)
-        for (unit, _), status in zip(units, statuses, strict=True):
-            self._check(status, f"programming 0x{unit & ~7:08X}", unit & ~7)
+        status = self.read(self.SR)
+        if bad is not None or status & self.ERROR_MASK:
+            self.write(self.SR, self.ERROR_MASK)
+            raise self.bad_unit(bad or (address, 0, 0), _errors(status, self.ERRORS))
 
     # -- readout protection (RM0351 3.5.1, 3.7.8 FLASH_OPTR) -------------------------------
 

@@ -217,6 +217,13 @@ class DebugAccess(Protocol):
         unit (flash programming through a controller's data writes)."""
         ...
 
+    def write_read_back(self, units: Sequence[Sequence[tuple[int, int]]], size: int) -> list[int]:
+        """For each unit (one or more (address, value) writes of ``size`` bytes), write
+        it and read its last address back; the values read. A read of flash waits on
+        the bus while the flash programs, so each read returns once its unit is
+        programmed (flash programming without status polls)."""
+        ...
+
     def ap_read(self, ap: int, register: int) -> int: ...
 
     def ap_write(self, ap: int, register: int, value: int) -> None: ...

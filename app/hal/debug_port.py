@@ -33,6 +33,7 @@ from app.hal.swd import (
 CSYSPWRUPACK, CSYSPWRUPREQ = 1 << 31, 1 << 30
 CDBGPWRUPACK, CDBGPWRUPREQ = 1 << 29, 1 << 28
 ABORT_CLEAR_ALL = 0b11110  # STKCMPCLR | STKERRCLR | WDERRCLR | ORUNERRCLR
+STICKYERR = 1 << 5
 AP_CSW, AP_TAR, AP_DRW, AP_IDR = 0x00, 0x04, 0x0C, 0xFC
 #: CSW: HPROT privileged data access, DbgSwEnable; Size in [2:0], AddrInc in [5:4]
 CSW_BASE = 0x2300_0000
@@ -91,15 +92,33 @@ class DebugPort:
     def close(self) -> None:
         self.link.close()
 
-    def _run(self, accesses: Sequence[Access]) -> list[int]:
+    def _run(self, accesses: Sequence[Access], what: str = "") -> list[int]:
+        """Run one batch. ``what`` (a memory access: "read of 4 words at 0x...") adds a
+        check at its end: RDBUFF lets the last write land, then CTRL/STAT must show no
+        STICKYERR -- a bus error on a batch's last access faults nothing after it, so
+        only this finds it (ADIv5 B2.2.x: errors are sticky, reported by the next AP
+        access or CTRL/STAT)."""
+        batch = list(accesses)
+        if what:
+            batch += [Access(False, True, DP_RDBUFF), Access(False, True, DP_CTRL_STAT)]
         try:
-            return self.link.transfer(accesses)
+            values = self.link.transfer(batch)
         except SwdFault as fault:
-            failed = accesses[min(fault.done, len(accesses) - 1)]
+            failed = batch[min(fault.done, len(batch) - 1)]
             status = self._recover()
+            context = f" during the {what}" if what else ""
             raise SwdFault(
-                f"{failed.name()} answered FAULT (CTRL/STAT 0x{status:08X})", fault.done
+                f"{failed.name()} answered FAULT{context} (CTRL/STAT 0x{status:08X})",
+                fault.done,
             ) from None
+        if not what:
+            return values
+        status = values.pop()
+        values.pop()  # RDBUFF
+        if status & STICKYERR:
+            self._recover()
+            raise SwdFault(f"bus error during the {what} (CTRL/STAT 0x{status:08X})", 0)
+        return values
 
     def _recover(self) -> int:
         """Read CTRL/STAT, then clear its sticky errors (ABORT), as ADIv5 says."""
@@ -147,7 +166,7 @@ class DebugPort:
         for start, n in _runs(address, count * 4):
             batch.append(Access(True, False, AP_TAR, start))
             batch += [Access(True, True, AP_DRW)] * (n // 4)
-        return self._run(batch)
+        return self._run(batch, f"read of {count} words at 0x{address:08X}")
 
     def write_words(self, address: int, words: Sequence[int]) -> None:
         _aligned(address, 4)
@@ -158,8 +177,7 @@ class DebugPort:
             batch.append(Access(True, False, AP_TAR, start))
             batch += [Access(True, False, AP_DRW, w) for w in words[done : done + n // 4]]
             done += n // 4
-        batch.append(Access(False, True, DP_RDBUFF))  # the last write has landed
-        self._run(batch)
+        self._run(batch, f"write of {len(words)} words at 0x{address:08X}")
 
     def write_polled(
         self, units: Sequence[tuple[int, int]], size: int, status: int, busy: int, ready: int = 0
@@ -169,7 +187,7 @@ class DebugPort:
         controller's BSY clear, or a READY bit set); the status seen after each unit.
         One batch, so a probe with value-match reads (CMSIS-DAP) polls on its own. TAR
         does not auto-increment here, so a repeated status read reads the same
-        register."""
+        register (read at ``size``: a half-word status read holds bits 15:0)."""
         if size != 4 and busy >> (8 * size):
             raise ValueError(f"busy mask 0x{busy:X} does not fit a {size}-byte status read")
         _aligned(status, 4)
@@ -185,7 +203,32 @@ class DebugPort:
                 Access(True, True, AP_DRW, mask=busy, match=ready),
             ]
         mask = (1 << (8 * size)) - 1
-        return [value & mask for value in self._run(batch)]
+        first = units[0][0] if units else status
+        values = self._run(batch, f"polled write of {len(units)} units at 0x{first:08X}")
+        return [value & mask for value in values]
+
+    def write_read_back(self, units: Sequence[Sequence[tuple[int, int]]], size: int) -> list[int]:
+        """Program flash without polling: for each unit (one or more (address, value)
+        accesses of ``size`` bytes, e.g. a double-word's two words), write its accesses
+        and read its last address back. The read waits on the bus while the flash
+        programs (every manual here: a read of the flash while it is written stalls
+        the bus, seen on SWD as WAIT), so it returns once the unit is done, with the
+        value the cell now holds: the caller compares it. One batch for all units."""
+        batch: list[Access] = []
+        self._size(size, batch, increment=False)
+        mask = (1 << (8 * size)) - 1
+        for unit in units:
+            for address, value in unit:
+                _aligned(address, size)
+                batch += [
+                    Access(True, False, AP_TAR, address),
+                    Access(True, False, AP_DRW, (value << (8 * (address & 3))) & 0xFFFFFFFF),
+                ]
+            batch.append(Access(True, True, AP_DRW))  # TAR still holds the last address
+        first = units[0][0][0] if units else 0
+        values = self._run(batch, f"programming of {len(units)} units at 0x{first:08X}")
+        lanes = [8 * (unit[-1][0] & 3) for unit in units]
+        return [(value >> lane) & mask for value, lane in zip(values, lanes, strict=True)]
 
 
 def _aligned(address: int, size: int) -> None:

@@ -146,6 +146,7 @@ class PacketLink:
         self.wait_retries = wait_retries
         self.match_timeout_s = match_timeout_s
         self.packets = 0  # packets sent, WAIT retries included (for benchmarks)
+        self.waits = 0  # of which answered WAIT (the target's bus was busy)
 
     @property
     def name(self) -> str:
@@ -227,6 +228,7 @@ class PacketLink:
                     raise SwdError(f"parity error reading {access.name()}")
                 return value
             if ack == WAIT:
+                self.waits += 1
                 continue
             if ack == FAULT:
                 raise SwdFault(f"{access.name()} answered FAULT")

@@ -94,6 +94,9 @@ class SwdBus:
     ) -> list[int]:
         return self.access.write_polled(units, size, status, busy, ready)
 
+    def write_read_back(self, units: Sequence[Sequence[tuple[int, int]]], size: int) -> list[int]:
+        return self.access.write_read_back(units, size)
+
     def ap_read(self, ap: int, register: int) -> int:
         return self.access.ap_read(ap, register)
 
