@@ -178,7 +178,8 @@ def test_a_fault_names_the_access_and_the_sticky_error_is_cleared(version: int) 
     swd.connect()
     with pytest.raises(
         SwdFault,
-        match=r"AP (read|write) 0x[0-9A-F]+ answered FAULT during the read of 40 words at 0x60000000 \(CTRL/STAT",
+        match=r"AP (read|write) 0x[0-9A-F]+ answered FAULT during the read of 40 words at"
+        r" 0x60000000 \(CTRL/STAT",
     ):
         swd.read_words(0x6000_0000, 40)  # nothing mapped there: STICKYERR, then FAULT
     swd.write_words(RAM, [0xCAFE, 0xF00D])

@@ -98,7 +98,7 @@ def test_a_bus_error_faults_the_next_access_and_is_cleared() -> None:
     port.connect()
     with pytest.raises(
         SwdFault,
-        match=r"answered FAULT during the read of 2 words at 0x60000000 \(CTRL/STAT 0x[0-9A-F]{8}\)",
+        match=r"FAULT during the read of 2 words at 0x60000000 \(CTRL/STAT 0x[0-9A-F]{8}\)",
     ):
         port.read_words(0x6000_0000, 2)  # nothing mapped there: STICKYERR, then FAULT
     port.write_words(RAM, [0xCAFE])  # ABORT cleared the sticky error
