@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from app.core.image import MemoryImage
+from app.devicedb import load_database
 from app.engine.cycle import part_names
 from app.engine.events import Event, LogEvent
 from app.engine.results import DeviceResult
@@ -221,3 +222,18 @@ def test_a_locked_nrf52_is_found_through_its_ctrl_ap_and_unlocked_by_eraseall(da
     result = fixture.cycle(image, unprotect=True)
     assert result.passed, result.message
     assert bytes(fixture.flash[0x1000:0x2000]) == b"\x5a" * 4096
+
+
+SWD_PARTS = [d.id for d in load_database(use_overlay=False) if d.swd is not None]
+
+
+@pytest.mark.parametrize("device_id", SWD_PARTS)
+def test_every_swd_part_of_the_catalogue_programs_and_verifies(database, device_id) -> None:
+    """Data in the first and the last page/sector of every part with SWD facts, then
+    readout protection set: the part's ID, layout and controller all agree with the
+    simulated part built from the same entry's facts and the manuals."""
+    fixture = Fixture(database, device_id)
+    image = image_for(fixture.device, random.Random(device_id))
+    result = fixture.cycle(image, protect=True)
+    assert result.passed, result.message
+    assert fixture.site.mcu.protected

@@ -24,18 +24,21 @@ from app.devicedb import (
 )
 from app.devicedb.entry_reader import ID_COMMANDS
 from app.devicedb.facts import (
+    CortexMFacts,
     DataFlashFacts,
     I2cEepromFacts,
+    MemoryLayout,
     MicrowireFacts,
     SpiEepromFacts,
     SpiNorFacts,
     StatusBit,
     Stm32Facts,
+    SwdFacts,
     Timing,
 )
 from app.devicedb.files import display_path
 
-_BUS_LABEL = {"jedec": "JEDEC ID", "stm32_pid": "STM32 product ID"}
+_BUS_LABEL = {"jedec": "JEDEC ID", "stm32_pid": "STM32 product ID", "swd": "SWD ID register"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -66,7 +69,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--bus",
         choices=ID_BUSES,
         default="jedec",
-        help="jedec (SPI NOR 9Fh ID, default) or stm32_pid (AN3155 Get ID)",
+        help="jedec (SPI NOR 9Fh ID, default), stm32_pid (AN3155 Get ID) or swd"
+        " (REGISTER:VALUE read through the debug port, e.g. E0042000:410)",
     )
     by_id.add_argument("--json", action="store_true", help="print one JSON document")
     by_id.set_defaults(func=cmd_by_id)
@@ -217,8 +221,12 @@ def describe(device: Device, db: DeviceDatabase) -> list[str]:
         out += _describe_dataflash(facts, device)
     elif isinstance(facts, MicrowireFacts):
         out += _describe_microwire(facts, device)
-    else:
+    elif isinstance(facts, Stm32Facts):
         out += _describe_stm32_uart(facts)
+    else:
+        out += _describe_flash_layout(facts.flash_base, facts.flash)
+    if device.swd is not None:
+        out += _describe_swd(device.swd, facts)
     low, high = device.voltage_mv
     out.append(_line("voltage", f"{format_voltage(device)} ({low}-{high} mV)"))
     out.append(_line("erased value", f"0x{device.erased_value:02X}"))
@@ -421,11 +429,26 @@ def _describe_stm32_uart(facts: Stm32Facts) -> list[str]:
     if loader.ram_reserved_bytes:
         out.append(_line("bootloader RAM", f"{loader.ram_reserved_bytes} bytes reserved"))
     out.append(_line("commands", " ".join(f"0x{c:02X}" for c in sorted(loader.commands))))
-    out.append(f"flash layout (from 0x{facts.flash_base:08X}):")
-    address = facts.flash_base
-    for run in facts.flash.runs:
+    return out + _describe_flash_layout(facts.flash_base, facts.flash)
+
+
+def _describe_flash_layout(base: int, layout: MemoryLayout) -> list[str]:
+    out = [f"flash layout (from 0x{base:08X}):"]
+    address = base
+    for run in layout.runs:
         out.append(f"  0x{address:08X}  {run.count} x {format_size(run.size)}")
         address += run.count * run.size
+    return out
+
+
+def _describe_swd(swd: SwdFacts, facts: object) -> list[str]:
+    ids = " or ".join(f"0x{value:X}" for value in swd.id_values)
+    out = [
+        _line("SWD", f"{swd.series} ({swd.controller} flash controller), {swd.core}"),
+        _line("SWD ID", f"register 0x{swd.id_address:08X} & 0x{swd.id_mask:X} = {ids}"),
+    ]
+    if isinstance(facts, CortexMFacts):
+        out.append(_line("RAM", f"{format_size(facts.ram_bytes)} at 0x{facts.ram_base:08X}"))
     return out
 
 

@@ -64,7 +64,9 @@ class Stm32FlashF4:
         self.kind = kind
         self.array = array
         self.program_error_address = program_error_address
-        self.dual_bank = len(array.sectors) > 12
+        # two banks of 12 sectors (RM0090 3.3: F42x/F43x, F469/F479 with 2 MiB); the
+        # F413/F423's 16 sectors are one bank, SNB 0-15 (RM0430 3.3)
+        self.dual_bank = len(array.sectors) == 24
         self.optcr_stored = (OPTCR_RESET & ~0xFF00) | ((0x55 if protected else 0xAA) << 8)
         self.power_on()
 
