@@ -31,7 +31,7 @@ from app.algorithms.base import (
 )
 from app.algorithms.cortex_m_core import CortexM
 from app.algorithms.swd_flash import FlashController, open_controller
-from app.devicedb.facts import Timing
+from app.devicedb.facts import CortexMFacts, Stm32Facts, Timing
 from app.hal.bus import DebugAccess
 from app.hal.errors import HalError
 from app.hal.swd_site import SwdBus
@@ -59,11 +59,11 @@ class CortexMSwd(ChipAlgorithm):
         super().__init__(bus, device)
         facts = device.facts
         swd = device.swd
-        if swd is None or not hasattr(facts, "flash"):
+        if swd is None or not isinstance(facts, Stm32Facts | CortexMFacts):
             raise TypeError(f"{device.id} has no SWD facts")
         self.swd = swd
-        self.base: int = facts.flash_base  # type: ignore[union-attr]
-        self.layout = facts.flash  # type: ignore[union-attr]
+        self.base = facts.flash_base
+        self.layout = facts.flash
         self.core = CortexM(bus)
         self.flash: FlashController = open_controller(bus, swd, self.layout, self.base)
         self.erased = device.erased_value

@@ -29,6 +29,7 @@ from app.devicedb.facts import (
     MicrowireFacts,
     SpiEepromFacts,
     SpiNorFacts,
+    Stm32Facts,
 )
 from app.devicedb.models import Device
 from app.ui.format import size_text
@@ -149,7 +150,13 @@ def _family_rows(dev: Device) -> list[tuple[str, str]]:
         return _dataflash_rows(dev, facts)
     if isinstance(facts, MicrowireFacts):
         return _microwire_rows(dev, facts)
-    return [("IDs", f"stm32_pid: 0x{facts.pid:03X}"), *_clock(dev)]
+    swd = dev.swd
+    rows = [("SWD", f"{swd.series}, {swd.core}")] if swd is not None else []
+    if isinstance(facts, Stm32Facts):
+        return [("IDs", f"stm32_pid: 0x{facts.pid:03X}"), *rows, *_clock(dev)]
+    assert swd is not None  # a cortex-m part
+    ids = " or ".join(f"0x{v:X}" for v in swd.id_values)
+    return [("IDs", f"0x{swd.id_address:08X}: {ids}"), *rows]
 
 
 def device_details_html(dev: Device) -> str:
