@@ -190,6 +190,7 @@ BACKENDS = {
     "uart": "app.hal.uart",
     "ch341a": "app.hal.ch341a",
     "ch347": "app.hal.ch347",
+    "stlink": "app.hal.stlink_programmer",
 }
 _O = TypeVar("_O", bound=Opener)
 
