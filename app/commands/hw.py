@@ -11,12 +11,15 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.commands import help_for
 from app.engine import hw_diagnosis as hw
 from app.engine.hw_diagnosis import SERPROG_BOARDS, WCH_CHIPS, SerialPort, wch_url
 from app.hal.ftdi_usb import UsbDeviceInfo, libusb_fix
+
+if TYPE_CHECKING:
+    from app.hal.stlink_programmer import ProbeListing
 
 # -- the commands -------------------------------------------------------------------
 
@@ -25,7 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("hw", help=help_for("hw"))
     hw_sub = parser.add_subparsers(dest="hw_command", metavar="ACTION")
     lst = hw_sub.add_parser(
-        "list", help="FTDI and CH341A/CH347 devices and serial ports this computer sees"
+        "list",
+        help="FTDI, CH341A/CH347 and ST-LINK devices and serial ports this computer sees",
     )
     lst.add_argument("--json", action="store_true", help="print one JSON document")
     lst.set_defaults(func=cmd_list)
@@ -71,6 +75,21 @@ def _wch_entry(dev: UsbDeviceInfo) -> dict[str, Any]:
     }
 
 
+def _stlink_entry(probe: ProbeListing) -> dict[str, Any]:
+    return {
+        "vid_pid": probe.vid_pid,
+        "model": probe.model,
+        "serial": probe.serial,
+        "bus": probe.bus,
+        "address": probe.address,
+        "firmware": probe.firmware,
+        "mode": probe.mode,
+        "accessible": probe.accessible,
+        "error": probe.error,
+        "url": probe.url,
+    }
+
+
 def _port_entry(port: SerialPort) -> dict[str, Any]:
     entry = asdict(port)
     entry.pop("vid")
@@ -84,14 +103,17 @@ def _port_entry(port: SerialPort) -> dict[str, Any]:
 def cmd_list(args: argparse.Namespace) -> int:
     scan = hw.scan_ftdi()
     wch_scan = hw.scan_wch()
+    stlink_scan = hw.scan_stlink()
     ports = hw.scan_serial_ports()
     ftdi = [_ftdi_entry(d) for d in scan.devices]
     wch = [_wch_entry(d) for d in wch_scan.devices]
+    stlink = [_stlink_entry(p) for p in stlink_scan.probes]
     serial = [_port_entry(p) for p in ports]
     if args.json:
         doc = {
             "ftdi": {"source": scan.source, "libusb_error": scan.libusb_error, "devices": ftdi},
             "wch": {"source": wch_scan.source, "devices": wch},
+            "stlink": {"error": stlink_scan.error, "devices": stlink},
             "serial_ports": serial,
         }
         print(json.dumps(doc, indent=2))
@@ -134,6 +156,25 @@ def cmd_list(args: argparse.Namespace) -> int:
             line += f"  NOT ACCESSIBLE ({entry['error']}): see `socketeer hw diagnose`"
         else:
             line += f"  {entry['url']}"
+        print(line)
+    print("ST-LINK probes:")
+    if stlink_scan.error:
+        print(f"  cannot list them: {stlink_scan.error}")
+    elif not stlink:
+        print("  none found")
+    for entry in stlink:
+        line = f"  {entry['vid_pid']}  {entry['model']}"
+        if entry["serial"]:
+            line += f"  serial {entry['serial']}"
+        line += f"  bus {entry['bus']} address {entry['address']}"
+        if entry["firmware"]:
+            line += f"  firmware {entry['firmware']}"
+        if entry["url"]:
+            line += f"  {entry['url']}"
+        elif not entry["accessible"]:
+            line += f"  NOT ACCESSIBLE ({entry['error']}): see `socketeer hw diagnose`"
+        else:
+            line += f"  ({entry['error'] or 'not a debug probe in this mode'})"
         print(line)
     print("Serial ports:")
     if not serial:
