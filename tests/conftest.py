@@ -59,15 +59,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--port", default=None, help="serial port of a real serprog/UART target")
     parser.addoption("--ch341a", default=None, help="ch341a:// URL of a real CH341A programmer")
     parser.addoption("--ch347", default=None, help="ch347:// URL of a real CH347 programmer")
+    parser.addoption("--stlink", default=None, help="stlink:// URL of a real ST-LINK probe")
     parser.addoption(
         "--fuzz-long", action="store_true", help="run the fuzz suite with many more examples"
     )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if any(config.getoption(o) for o in ("--ftdi-url", "--port", "--ch341a", "--ch347")):
+    hardware = ("--ftdi-url", "--port", "--ch341a", "--ch347", "--stlink")
+    if any(config.getoption(o) for o in hardware):
         return
-    skip = pytest.mark.skip(reason="hardware test: give --ftdi-url, --port, --ch341a or --ch347")
+    skip = pytest.mark.skip(
+        reason="hardware test: give --ftdi-url, --port, --ch341a, --ch347 or --stlink"
+    )
     for item in items:
         if "hardware" in item.keywords:
             item.add_marker(skip)
