@@ -9,10 +9,13 @@ retries) against app.hal.sim.swd_target.SimSwdTarget through the target's packet
 interface. The memory commands write TAR once per command and let it auto-increment,
 so a block that crosses a 1 KiB boundary wraps inside the target, as ADIv5 allows.
 
-Firmware variants (VARIANTS): a V2 on J22 (no DAP register, INIT_AP or 16-bit memory
-commands: sending one is a driver bug and fails the test), a V2 on J37, a V3 (versions
-from GET_VERSION_EX, clocks from GET_COM_FREQ). From J28 (any V3) an AP must be opened
-with INIT_AP before its first use.
+Firmware variants (VARIANTS): a V2 on J22 (no DAP register, INIT_AP, 16-bit memory or
+RW_MISC commands: sending one is a driver bug and fails the test), a V2 on J37, a V3
+(versions from GET_VERSION_EX, clocks from GET_COM_FREQ). From J28 (any V3) an AP must be
+opened with INIT_AP before its first use. RW_MISC (V2J32, V3J2; OpenOCD's
+stlink_usb_rw_misc_out/in): its OUT data is the item codes (1 address, 2 write, 3 read,
+5 AP number; padded to 4 bytes) then a 32-bit value per item; RW_MISC_IN answers a value
+per item, then a status per item.
 
 Faults: ``unplug()`` (every transfer fails), ``fail_after`` (the probe drops off the bus
 after N more transfers), ``garble_next`` ("short": the next answer loses its last byte;
@@ -115,6 +118,7 @@ class FakeStlink:
         self.nrst_low = False
         self._answers: deque[bytes] = deque()
         self._data_phase: tuple[int, int, int, int] | None = None  # command, address, n, ap
+        self._misc_answer = b""
         self._aps_open: set[int] = set()
         self._last = (STATUS_OK, 0)
         self._select: int | None = None
@@ -137,7 +141,10 @@ class FakeStlink:
             command, address, n, ap = self._data_phase
             self._data_phase = None
             assert len(data) == n, f"data phase of {len(data)} bytes, the command said {n}"
-            self._write_memory(command, address, bytes(data), ap)
+            if command == 0x51:
+                self._misc_answer = self._run_misc(address, bytes(data))
+            else:
+                self._write_memory(command, address, bytes(data), ap)
             return
         assert len(data) == 16, f"a command block is 16 bytes, not {len(data)}"
         self._command(bytes(data))
@@ -246,6 +253,16 @@ class FakeStlink:
             self._answer(bytes([STATUS_OK, 0, 0, 0]) + struct.pack("<I", khz))
         elif command in (0x07, 0x08, 0x48):  # READMEM_32BIT, WRITEMEM_32BIT, WRITEMEM_16BIT
             self._memory_command(command, block)
+        elif command == 0x51:  # RW_MISC_OUT: items (LE32 at 2), then the data phase
+            self._need_misc()
+            self._require_debug(command)
+            (items,) = struct.unpack("<I", block[2:6])
+            self._data_phase = (command, items, -(-items // 4) * 4 + 4 * items, 0)
+        elif command == 0x52:  # RW_MISC_IN
+            self._need_misc()
+            assert self._misc_answer, "RW_MISC_IN without an RW_MISC_OUT before it"
+            self._answer(self._misc_answer)
+            self._misc_answer = b""
         elif command == 0x3E:  # GETLASTRWSTATUS2
             status, fault = self._last
             self._answer(bytes([status, 0, 0, 0]) + struct.pack("<I", fault) + bytes(4))
@@ -277,6 +294,37 @@ class FakeStlink:
                 self._answer(bytes([fault.status, 0]) + (bytes(6) if command == 0x45 else b""))
         else:
             raise AssertionError(f"the fake ST-LINK got an unknown debug command 0x{command:02X}")
+
+    def _need_misc(self) -> None:
+        v = self.variant
+        assert v.jtag >= (2 if v.hardware >= 3 else 32), "RW_MISC needs V2J32 or V3J2"
+
+    def _run_misc(self, items: int, data: bytes) -> bytes:
+        codes = data[:items]
+        values = struct.unpack(f"<{items}I", data[-4 * items :])
+        ap = address = None
+        results, statuses = [], []
+        for code, value in zip(codes, values, strict=True):
+            result, status = 0, STATUS_OK
+            if code == 5:
+                ap = value
+                self._require_ap(ap)
+            elif code == 1:
+                address = value
+            else:
+                assert ap is not None, "an RW_MISC memory item before its AP number"
+                if code == 2:
+                    assert address is not None, "an RW_MISC write before its address"
+                    _, (status, _) = self._run_memory(
+                        ap, address, 4, 4, value.to_bytes(4, "little")
+                    )
+                else:
+                    assert code == 3, f"RW_MISC item code {code}"
+                    raw, (status, _) = self._run_memory(ap, value, 4, 4, None)
+                    result = int.from_bytes(raw, "little")
+            results.append(result)
+            statuses.append(status)
+        return struct.pack(f"<{2 * items}I", *results, *statuses)
 
     def _require_debug(self, command: int) -> None:
         assert self.mode == MODE_DEBUG, f"debug command 0x{command:02X} outside debug mode"

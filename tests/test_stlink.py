@@ -192,12 +192,40 @@ def test_half_words_are_written_and_the_status_polled_until_ready(usb, variant) 
     assert (probe.bulk_out, probe.bulk_in) == (2 * (2 + 2 * polls), 2 * 2 * polls)
 
 
-def test_words_are_written_polled_too(usb) -> None:
+@pytest.mark.parametrize(
+    ("variant", "out", "in_"), [("V2J22", 4, 2), ("V2J37", 3, 1), ("V3", 3, 1)]
+)
+def test_a_word_and_its_first_status_read_share_a_round_trip_where_rw_misc_exists(
+    usb, variant, out, in_
+) -> None:
     sim = busy_flash()
-    usb.add(sim, "V2J22")
+    sim.busy_reads = 0  # ready at the first poll
+    probe = usb.add(sim, variant)
     site = connected(usb)
-    assert site.swd.write_polled([(FLASH + 8, 0x89ABCDEF)], 4, STATUS, 1) == [0]
-    assert sim.regions[FLASH][8:12] == bytes.fromhex("EFCDAB89")
+    probe.bulk_out = probe.bulk_in = 0
+    units = [(FLASH + 8, 0x89ABCDEF), (FLASH + 12, 0x01234567)]
+    assert site.swd.write_polled(units, 4, STATUS, 1) == [0, 0]
+    assert sim.regions[FLASH][8:16] == bytes.fromhex("EFCDAB8967452301")
+    # V2J22: WRITEMEM (block, data), READMEM (block; data in), GETLASTRWSTATUS2 (block;
+    # status in). V2J32+ and V3: RW_MISC_OUT (block, items) and RW_MISC_IN (block; answer)
+    assert (probe.bulk_out, probe.bulk_in) == (2 * out, 2 * in_)
+    assert probe.commands[0x51] == (0 if variant == "V2J22" else 2)
+
+
+def test_a_busy_word_is_polled_after_its_batch(usb) -> None:
+    sim = busy_flash()
+    probe = usb.add(sim, "V3")
+    site = connected(usb)
+    assert site.swd.write_polled([(FLASH, 0xA5A5A5A5)], 4, STATUS, 1) == [0]
+    assert probe.commands[0x51] == 1 and probe.commands[0x07] == BusyFlash.busy_reads
+
+
+def test_a_batched_write_that_faults_names_its_address(usb) -> None:
+    usb.add(busy_flash(), "V2J37")
+    site = connected(usb)
+    with pytest.raises(SwdFault, match=r"FAULT writing at 0x09000000: .*status 0x11"):
+        site.swd.write_polled([(0x0900_0000, 1)], 4, STATUS, 1)
+    assert site.swd.read_words(FLASH, 1) == [0xFFFFFFFF]  # the sticky error was cleared
 
 
 def test_half_words_on_old_firmware_are_refused_with_the_version_needed(usb) -> None:

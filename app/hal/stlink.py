@@ -21,6 +21,8 @@ pyocd/probe/stlink/ (stlink.py, constants.py), which agree on all of it:
   GETLASTRWSTATUS2 (0x3E, V2J15+) answers the access's status and the faulting address;
   READ_DAP_REG / WRITE_DAP_REG (0x45 / 0x46, V2J24+) take a port (an AP number, 0xFFFF
   for the DP) and a register; INIT_AP (0x4B, V2J28+) opens an AP before its first use;
+  RW_MISC_OUT / RW_MISC_IN (0x51 / 0x52, V2J32+, V3J2+) run a batch of 32-bit memory
+  reads and writes (see _write_then_read);
   DRIVE_NRST (0x3C) drives NRST low (0) or high (1); the SWD clock is SWD_SET_FREQ
   (0x43, V2J22+, a divisor from a table) on a V2 and GET_COM_FREQ / SET_COM_FREQ
   (0x62 / 0x61, in kHz) on a V3;
@@ -57,6 +59,9 @@ READMEM_32BIT, WRITEMEM_32BIT, DEBUG_EXIT = 0x07, 0x08, 0x21
 ENTER2, ENTER_SWD, READ_IDCODES = 0x30, 0xA3, 0x31
 DRIVE_NRST, GETLASTRWSTATUS2, SWD_SET_FREQ = 0x3C, 0x3E, 0x43
 READ_DAP_REG, WRITE_DAP_REG, WRITEMEM_16BIT, INIT_AP = 0x45, 0x46, 0x48, 0x4B
+RW_MISC_OUT, RW_MISC_IN = 0x51, 0x52
+#: RW_MISC items (OpenOCD's RW_MISC_CMD_*): each a code byte and a 32-bit value
+MISC_ADDRESS, MISC_WRITE, MISC_READ, MISC_APNUM = 1, 2, 3, 5
 SET_COM_FREQ, GET_COM_FREQ = 0x61, 0x62
 NRST_LOW, NRST_HIGH = 0x00, 0x01
 DP_PORT = 0xFFFF
@@ -126,6 +131,8 @@ POLL_TIMEOUT_S = 5.0
 #: V2 firmware ("J" version) from which a command exists; every V3 has them all
 #: (OpenOCD's STLINK_F_HAS_* flags in stlink_usb_version, pyOCD's MIN_JTAG_VERSION_*)
 V2_LAST_STATUS, V2_SWD_CLOCK, V2_DAP_REGISTERS, V2_MEM_16BIT, V2_INIT_AP = 15, 22, 24, 26, 28
+#: RW_MISC (a batch of 32-bit memory reads and writes in one round trip): V2J32, V3J2
+V2_RW_MISC, V3_RW_MISC = 32, 2
 FIRMWARE_UPDATE = (
     "update the probe with ST's ST-LINK firmware updater (STSW-LINK007, or"
     " STM32CubeProgrammer's Firmware upgrade); some clones refuse ST's update"
@@ -160,9 +167,10 @@ class Firmware:
             text += f"S{self.swim}"
         return text
 
-    def has(self, v2_jtag: int) -> bool:
-        """Whether a command that a V2 has from J``v2_jtag`` on exists here."""
-        return self.hardware >= 3 or self.jtag >= v2_jtag
+    def has(self, v2_jtag: int, v3_jtag: int = 0) -> bool:
+        """Whether a command that a V2 has from J``v2_jtag`` on (a V3 from J``v3_jtag``)
+        exists here."""
+        return self.jtag >= (v3_jtag if self.hardware >= 3 else v2_jtag)
 
 
 def parse_version(answer: bytes, product: int) -> tuple[Firmware, int]:
@@ -555,9 +563,11 @@ class StlinkProbe:
         self, units: Sequence[tuple[int, int]], size: int, status: int, busy: int
     ) -> list[int]:
         """Write each unit, then read the status word until ``busy`` clears. The probe
-        has no value-match read, so each poll is a round trip; the write's own status is
-        not asked for: the status read after it fails too when the write faulted (the
-        sticky error), and only then is the culprit found (see _poll)."""
+        has no value-match read, so each poll is a round trip. A word and its first
+        status read go as one RW_MISC batch where the firmware has it (V2J32, V3J2);
+        otherwise the write's own status is not asked for: the status read after it
+        fails too when the write faulted (the sticky error), and only then is the
+        culprit found (see _poll)."""
         if size not in (2, 4):
             raise ValueError(f"ST-LINK polled writes are 2 or 4 bytes, not {size}")
         if size == 2:
@@ -566,20 +576,63 @@ class StlinkProbe:
             raise ValueError(f"busy mask 0x{busy:X} does not fit a {size}-byte status read")
         _aligned(status, 4)
         command = WRITEMEM_16BIT if size == 2 else WRITEMEM_32BIT
+        batched = size == 4 and self._firmware().has(V2_RW_MISC, V3_RW_MISC)
         mask = (1 << (8 * size)) - 1
         seen = []
         with self._lock:
             for address, value in units:
                 _aligned(address, size)
-                data = (value & mask).to_bytes(size, "little")
-                what = f"writing 0x{value & mask:0{2 * size}X} at 0x{address:08X}"
-                self._command(_memory_command(command, address, size), out=data, what=what)
-                seen.append(self._poll(status, busy, address) & mask)
+                value &= mask
+                if batched:
+                    word = self._write_then_read(address, value, status)
+                    if word & busy:
+                        word = self._poll(status, busy, None)
+                else:
+                    data = value.to_bytes(size, "little")
+                    what = f"writing 0x{value:0{2 * size}X} at 0x{address:08X}"
+                    self._command(_memory_command(command, address, size), out=data, what=what)
+                    word = self._poll(status, busy, address)
+                seen.append(word & mask)
         return seen
 
-    def _poll(self, status: int, busy: int, written: int) -> int:
+    def _write_then_read(self, address: int, value: int, status: int) -> int:
+        """One RW_MISC batch (OpenOCD's stlink_usb_misc_rw_segment): on AP 0, write
+        ``value`` at ``address``, read the word at ``status``. RW_MISC_OUT carries the
+        item codes (padded to 4 bytes) then one 32-bit value per item; RW_MISC_IN answers
+        one value per item, then one status per item."""
+        items = [(MISC_APNUM, 0), (MISC_ADDRESS, address), (MISC_WRITE, value), (MISC_READ, status)]
+        n = len(items)
+        codes = bytes(code for code, _ in items).ljust(-(-n // 4) * 4, b"\0")
+        values = struct.pack(f"<{n}I", *(v for _, v in items))
+        what = f"writing 0x{value:08X} at 0x{address:08X}"
+        command = bytes([DEBUG, RW_MISC_OUT]) + struct.pack("<I", n)
+        self._command(command, out=codes + values, what=what)
+        answer = self._command(bytes([DEBUG, RW_MISC_IN]), reply=8 * n, what=what)
+        results = struct.unpack(f"<{2 * n}I", answer)
+        for (code, _), error in zip(items, results[n:], strict=True):
+            if error == OK:
+                continue
+            self._garbled(error, what)
+            if error in FAULTS:
+                self._clear_sticky_error()
+                where, at = (
+                    ("reading the status register", status)
+                    if code == MISC_READ
+                    else ("writing", address)
+                )
+                raise SwdFault(
+                    f"{self.name}: FAULT {where} at 0x{at:08X}: the target's bus refused it"
+                    f" (ST-LINK status 0x{error:02X}: {STATUS_TEXT[error]}); nothing is mapped"
+                    " there, or it is protected"
+                )
+            self._status(error, what)
+        return int(results[n - 1])
+
+    def _poll(self, status: int, busy: int, written: int | None) -> int:
+        """Read the status word until ``busy`` clears; ``written``: the address of the
+        write just sent, whose fault shows here first (None: nothing written since)."""
         deadline = time.monotonic() + self.poll_timeout_s
-        after_write = True
+        after_write = written is not None
         while True:
             what = f"reading the status register at 0x{status:08X}"
             answer = self._command(_memory_command(READMEM_32BIT, status, 4), reply=4, what=what)
@@ -592,7 +645,7 @@ class StlinkProbe:
                 self._command(_memory_command(READMEM_32BIT, status, 4), reply=4, what=what)
                 self._check_access(what)
                 raise SwdFault(
-                    f"{self.name}: FAULT writing at 0x{written:08X}: the target's bus"
+                    f"{self.name}: FAULT writing at 0x{written or 0:08X}: the target's bus"
                     " refused it (nothing mapped there, or it is protected)"
                 ) from None
             value = int.from_bytes(answer, "little")
