@@ -159,6 +159,21 @@ def test_a_fault_mid_block_names_the_first_address_that_failed(usb) -> None:
         site.swd.write_words(RAM + 0x3F0, list(range(8)))  # 4 words in RAM, 4 past its end
 
 
+def test_a_block_the_target_answered_wait_to_is_sent_again(usb) -> None:
+    sim = ram_target()
+    probe = usb.add(sim, "V3")
+    site = connected(usb)
+    site.probe.wait_backoff_s = 0.0
+    site.swd.write_words(RAM, [1, 2, 3])
+    probe.commands.clear()
+    sim.wait_next = 100  # the fake's firmware retries a packet 64 times, then answers WAIT
+    assert site.swd.read_words(RAM, 3) == [1, 2, 3]
+    assert probe.commands[0x07] == 2
+    sim.wait_next = 10**6
+    with pytest.raises(SwdError, match=r"reading 12 bytes at 0x20000000 failed: .*WAIT to 9"):
+        site.swd.read_words(RAM, 3)
+
+
 def test_old_firmware_recovers_from_a_fault_by_entering_swd_again(usb) -> None:
     probe = usb.add(ram_target(), "V2J22")  # no WRITE_DAP_REG for the ABORT
     site = connected(usb)

@@ -127,6 +127,9 @@ V2_DEFAULT_CLOCK_HZ = 1_800_000
 MAX_MEM_BYTES = 6144
 TAR_BLOCK = 1024
 POLL_TIMEOUT_S = 5.0
+#: a memory block the target answered WAIT to (the firmware gave up retrying) is sent
+#: again this many times, 1, 2, 4 ... ms apart, as OpenOCD does (MAX_WAIT_RETRIES)
+WAIT_RETRIES = 8
 
 #: V2 firmware ("J" version) from which a command exists; every V3 has them all
 #: (OpenOCD's STLINK_F_HAS_* flags in stlink_usb_version, pyOCD's MIN_JTAG_VERSION_*)
@@ -244,6 +247,7 @@ class StlinkProbe:
         self.mode_at_open: int | None = None
         self.lost = False
         self.poll_timeout_s = POLL_TIMEOUT_S
+        self.wait_backoff_s = 0.001  # the first pause before a block is sent again
         self._only_probe = only_probe
         self._handle: StlinkHandle | None = None
         self._in_debug = False
@@ -545,8 +549,7 @@ class StlinkProbe:
             data = bytearray()
             for start, n in tar_blocks(address, count * 4):
                 what = f"reading {n} bytes at 0x{start:08X}"
-                data += self._command(_memory_command(READMEM_32BIT, start, n), reply=n, what=what)
-                self._check_access(what)
+                data += self._block(_memory_command(READMEM_32BIT, start, n), reply=n, what=what)
             return list(struct.unpack(f"<{count}I", data))
 
     def write_words(self, address: int, words: Sequence[int]) -> None:
@@ -556,8 +559,20 @@ class StlinkProbe:
             for start, n in tar_blocks(address, len(data)):
                 what = f"writing {n} bytes at 0x{start:08X}"
                 chunk = data[start - address : start - address + n]
-                self._command(_memory_command(WRITEMEM_32BIT, start, n), out=chunk, what=what)
-                self._check_access(what)
+                self._block(_memory_command(WRITEMEM_32BIT, start, n), out=chunk, what=what)
+
+    def _block(self, command: bytes, *, out: bytes = b"", reply: int = 0, what: str) -> bytes:
+        """One memory command (as _command) and its status, sent again while the target
+        answers WAIT (see WAIT_RETRIES); what it read."""
+        for attempt in range(WAIT_RETRIES + 1):
+            data = self._command(command, out=out, reply=reply, what=what)
+            if self._check_access(what, wait_ok=True):
+                return data
+            time.sleep(self.wait_backoff_s * (1 << attempt))
+        raise SwdError(
+            f"{self.name}: {what} failed: the target answered WAIT to {WAIT_RETRIES + 1}"
+            " attempts (its bus stays busy; a lower clock= may help)"
+        )
 
     def write_polled(
         self, units: Sequence[tuple[int, int]], size: int, status: int, busy: int
@@ -660,13 +675,16 @@ class StlinkProbe:
                     value,
                 )
 
-    def _check_access(self, what: str) -> None:
-        """GETLASTRWSTATUS2 after a memory command; a fault names its address and clears
-        the sticky error so the next access can run."""
+    def _check_access(self, what: str, *, wait_ok: bool = False) -> bool:
+        """GETLASTRWSTATUS2 after a memory command: True when it succeeded, False for a
+        WAIT when ``wait_ok``. A fault names its address and clears the sticky error so
+        the next access can run."""
         answer = self._command(bytes([DEBUG, GETLASTRWSTATUS2]), reply=12, what=what)
         status = answer[0]
         if status == OK:
-            return
+            return True
+        if wait_ok and status in WAITS:
+            return False
         if status in FAULTS:
             address = int.from_bytes(answer[4:8], "little")
             self._clear_sticky_error()
@@ -676,6 +694,7 @@ class StlinkProbe:
                 " there, or it is protected"
             )
         self._status(status, what)
+        return False  # not reached: _status raised
 
     def _clear_sticky_error(self) -> None:
         """DP ABORT through WRITE_DAP_REG; firmware without it (before V2J24) enters SWD
