@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 from stlink_fake import FakeStlinkUsb  # tests/ is on sys.path (rootdir)
+from test_interfaces import check
 from test_swd import STATUS, BusyFlash
 
+from app.hal.bus import DebugAccess
 from app.hal.errors import HalError, LinkError, ProgrammerUrlError
 from app.hal.programmer import open_programmer
 from app.hal.sim.swd_target import SimSwdTarget
@@ -288,6 +290,17 @@ def test_other_aps_are_opened_then_read_and_written(usb) -> None:
     assert probe.commands[0x4B] == 2  # INIT_AP for AP 0 (at connect) and AP 1, once each
 
 
+def test_an_ap_register_fault_is_raised_and_cleared(usb) -> None:
+    probe = usb.add(ram_target(), "V2J37")
+    site = connected(usb)
+    site.swd.ap_write(0, 0x04, 0x6000_0000)  # TAR at nothing, then DRW reads it
+    with pytest.raises(SwdFault, match=r"reading AP 0 register 0x0C failed .*0x11"):
+        site.swd.ap_read(0, 0x0C)
+        site.swd.ap_read(0, 0x0C)  # the first read's fault shows on the next AP access
+    assert probe.commands[0x46] == 2  # the TAR write, then DP ABORT
+    assert site.swd.read_words(RAM, 1) == [0]
+
+
 def test_ap_access_on_old_firmware_is_refused_with_the_version_needed(usb) -> None:
     usb.add(ram_target(), "V2J22")
     site = connected(usb)
@@ -376,6 +389,7 @@ def test_clones_sharing_a_serial_are_bound_by_usb_path_as_two_sites(usb) -> None
         open_stlink("stlink://CLONE1", usb)
     station = open_stlink("stlink://1:5 ; stlink://1:6?clock=1M", usb)
     assert [site.index for site in station.sites] == [1, 2]
+    assert [site.swd.name for site in station.sites] == ["ST-LINK 1:5", "ST-LINK 1:6"]
     for n, site in enumerate(station.sites):
         site.swd.connect()
         site.swd.write_words(RAM, [0x100 + n])
@@ -387,7 +401,9 @@ def test_every_probe_with_star(usb) -> None:
     usb.add(ram_target(), "V3", address=7, serial="B")
     usb.add(ram_target(), "V2J37", address=4, serial="A")
     programmer = open_stlink("stlink://*", usb)
-    assert [site.probe.device.serial for site in programmer.sites] == ["A", "B"]
+    sites = check(programmer)  # the Site and Programmer protocols, a DebugAccess each
+    assert all(isinstance(s.swd, DebugAccess) and isinstance(s.probe, DebugAccess) for s in sites)
+    assert [site.probe.device.serial for site in sites] == ["A", "B"]
     assert programmer.capabilities.buses == frozenset({"swd"})
 
 

@@ -238,6 +238,7 @@ class StlinkProbe:
         *,
         clock_hz: int,
         only_probe: bool = False,
+        named_by_path: bool = False,
     ) -> None:
         self.backend = backend
         self.device = device
@@ -249,6 +250,7 @@ class StlinkProbe:
         self.poll_timeout_s = POLL_TIMEOUT_S
         self.wait_backoff_s = 0.001  # the first pause before a block is sent again
         self._only_probe = only_probe
+        self._named_by_path = named_by_path  # clones sharing a serial: say which one
         self._handle: StlinkHandle | None = None
         self._in_debug = False
         self._aps_open: set[int] = set()
@@ -256,7 +258,8 @@ class StlinkProbe:
 
     @property
     def name(self) -> str:
-        return f"ST-LINK {self.device.serial or location(self.device)}"
+        serial = "" if self._named_by_path else self.device.serial
+        return f"ST-LINK {serial or location(self.device)}"
 
     # -- USB ------------------------------------------------------------------------------
 
@@ -530,7 +533,7 @@ class StlinkProbe:
             what = f"reading AP {ap} register 0x{register:02X}"
             command = bytes([DEBUG, READ_DAP_REG]) + struct.pack("<HH", ap, register)
             answer = self._command(command, reply=8, what=what)
-            self._status(answer[0], what)
+            self._register_status(answer[0], what)
             return int.from_bytes(answer[4:8], "little")
 
     def ap_write(self, ap: int, register: int, value: int) -> None:
@@ -539,7 +542,15 @@ class StlinkProbe:
             self._open_ap(ap)
             what = f"writing AP {ap} register 0x{register:02X}"
             command = bytes([DEBUG, WRITE_DAP_REG]) + struct.pack("<HHI", ap, register, value)
-            self._status(self._command(command, reply=2, what=what)[0], what)
+            self._register_status(self._command(command, reply=2, what=what)[0], what)
+
+    def _register_status(self, status: int, what: str) -> None:
+        """As _status; a fault also leaves the sticky error cleared for the next access."""
+        try:
+            self._status(status, what)
+        except SwdFault:
+            self._clear_sticky_error()
+            raise
 
     # -- memory ---------------------------------------------------------------------------
 

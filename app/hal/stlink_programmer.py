@@ -142,7 +142,14 @@ def open_stlink(parsed: ParsedUrl, context: Mapping[str, object]) -> SwdProgramm
     found = backend.find_devices()
     devices = select_probes(path, found)
     probes = [
-        StlinkProbe(backend, dev, clock_hz=options.clock_hz, only_probe=not path) for dev in devices
+        StlinkProbe(
+            backend,
+            dev,
+            clock_hz=options.clock_hz,
+            only_probe=not path,
+            named_by_path=probe_locator(dev, found) != dev.serial,
+        )
+        for dev in devices
     ]
     open_probes(probes, backend)
     sites = [StlinkSite(n, probe, options) for n, probe in enumerate(probes, 1)]
@@ -192,7 +199,8 @@ def list_probes(backend: StlinkBackend | None = None) -> list[ProbeListing]:
         if not dev.accessible:
             error = dev.error or "not accessible"
         elif not model.loader:
-            probe = StlinkProbe(backend, dev, clock_hz=0)
+            by_path = probe_locator(dev, devices) != dev.serial
+            probe = StlinkProbe(backend, dev, clock_hz=0, named_by_path=by_path)
             try:
                 probe.open()
                 assert probe.firmware is not None and probe.mode_at_open is not None
