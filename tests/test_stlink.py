@@ -458,6 +458,7 @@ def test_hw_list_shows_probes_with_firmware_and_url(hw_with, capsys) -> None:
         "0483:374e  STLINK-V3E  serial CLONE  bus 1 address 6  firmware V3J7M2B3S1  stlink://1:6"
         in out
     )
+    assert [p.mode for p in hw_with.probes] == [0x01, 0x01, 0x01]  # DFU left, nothing else
     code, out = run(capsys, "hw", "list", "--json")
     doc = [(d["firmware"], d["url"]) for d in __import__("json").loads(out)["stlink"]["devices"]]
     assert doc == [
@@ -465,6 +466,14 @@ def test_hw_list_shows_probes_with_firmware_and_url(hw_with, capsys) -> None:
         ("V3J7M2B3S1", "stlink://1:6"),
         ("V2J22S4", "stlink://1:7"),
     ]
+
+
+def test_hw_list_leaves_a_probe_in_debug_mode_alone(hw_with, capsys) -> None:
+    probe = hw_with.add(ram_target(), "V3")
+    probe.mode = 0x02  # another program's debug session (on the same USB claim, say)
+    code, out = run(capsys, "hw", "list")
+    assert code == 0 and "firmware V3J7M2B3S1" in out
+    assert probe.mode == 0x02 and "exit" not in probe.events
 
 
 def test_hw_diagnose_names_st_link_problems(hw_with, capsys) -> None:

@@ -324,8 +324,10 @@ class StlinkProbe:
 
     # -- opening --------------------------------------------------------------------------
 
-    def open(self) -> None:
-        """Open the USB device, read the firmware version, leave DFU/SWIM/debug mode."""
+    def open(self, *, idle: bool = True) -> None:
+        """Open the USB device, read the firmware version, leave DFU mode and (``idle``)
+        SWIM or debug mode. Listing passes idle=False: a probe another program has in
+        debug mode is left alone (leaving DFU disturbs nobody)."""
         with self._lock:
             if PRODUCTS.get(self.device.product, PRODUCTS[0x3748]).loader:
                 raise HalError(
@@ -335,8 +337,12 @@ class StlinkProbe:
             self._handle = self.backend.open(self.device)
             self.lost, self._in_debug = False, False
             self._aps_open.clear()
-            self.firmware = self._read_version()
-            self.mode_at_open = self._leave_mode()
+            try:
+                self.firmware = self._read_version()
+                self.mode_at_open = self._leave_mode(only_dfu=not idle)
+            except BaseException:
+                self._close_handle()
+                raise
 
     def _read_version(self) -> Firmware:
         answer = self._command(bytes([GET_VERSION]), reply=6, what="reading its version")
@@ -365,14 +371,12 @@ class StlinkProbe:
     def _mode(self) -> int:
         return self._command(bytes([GET_CURRENT_MODE]), reply=2, what="reading its mode")[0]
 
-    def _leave_mode(self) -> int:
+    def _leave_mode(self, *, only_dfu: bool = False) -> int:
         """Leave DFU, SWIM or debug mode (mass storage is idle); the mode found."""
         mode = self._mode()
-        exits = {
-            MODE_DFU: (DFU, DFU_EXIT),
-            MODE_DEBUG: (DEBUG, DEBUG_EXIT),
-            MODE_SWIM: (SWIM, SWIM_EXIT),
-        }
+        exits = {MODE_DFU: (DFU, DFU_EXIT)}
+        if not only_dfu:
+            exits |= {MODE_DEBUG: (DEBUG, DEBUG_EXIT), MODE_SWIM: (SWIM, SWIM_EXIT)}
         if mode == MODE_BOOTLOADER:
             raise HalError(
                 f"{self.name} is in its bootloader: re-plug it, or run ST's ST-LINK firmware"

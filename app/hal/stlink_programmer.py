@@ -188,7 +188,8 @@ class ProbeListing:
 
 def list_probes(backend: StlinkBackend | None = None) -> list[ProbeListing]:
     """Every ST-LINK connected, each opened briefly to read its firmware version (which
-    takes it out of DFU mode, as every ST-LINK tool does first)."""
+    takes it out of DFU mode, as every ST-LINK tool does first). A probe another program
+    holds cannot be opened: its listing says so, and its session is not disturbed."""
     backend = backend if backend is not None else pyusb_backend()
     devices = sorted(backend.find_devices(), key=lambda d: (d.bus, d.address))
     failures: tuple[type[BaseException], ...] = (*backend.link_errors, HalError)
@@ -202,7 +203,7 @@ def list_probes(backend: StlinkBackend | None = None) -> list[ProbeListing]:
             by_path = probe_locator(dev, devices) != dev.serial
             probe = StlinkProbe(backend, dev, clock_hz=0, named_by_path=by_path)
             try:
-                probe.open()
+                probe.open(idle=False)
                 assert probe.firmware is not None and probe.mode_at_open is not None
                 firmware = probe.firmware.text
                 mode = MODE_NAMES.get(probe.mode_at_open, f"mode {probe.mode_at_open}")
