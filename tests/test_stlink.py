@@ -245,6 +245,38 @@ def test_a_batched_write_that_faults_names_its_address(usb) -> None:
     assert site.swd.read_words(FLASH, 1) == [0xFFFFFFFF]  # the sticky error was cleared
 
 
+class ReadyFlash(SimSwdTarget):
+    """A controller whose READY flag (bit 0 of STATUS) is clear for two reads after each
+    write to flash, as Nordic's NVMC READY is while a word programs."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.not_ready = 0
+
+    def _store(self, address: int, value: int) -> bool:
+        if address < STATUS:
+            self.not_ready = 2
+        return super()._store(address, value)
+
+    def _load(self, address: int) -> int | None:
+        if address == STATUS:
+            self.not_ready = max(0, self.not_ready - 1)
+            return 0 if self.not_ready else 1
+        return super()._load(address)
+
+
+@pytest.mark.parametrize("variant", ["V2J22", "V3"])
+def test_a_ready_flag_is_polled_until_it_sets(usb, variant) -> None:
+    sim = ReadyFlash(regions={FLASH: bytearray(b"\xff" * 16), STATUS: bytearray(4)})
+    probe = usb.add(sim, variant)
+    site = connected(usb)
+    assert site.probe.write_polled([(FLASH, 0x11223344), (FLASH + 4, 5)], 4, STATUS, 1, 1) == [1, 1]
+    assert sim.regions[FLASH][:8] == bytes.fromhex("4433221105000000")
+    assert probe.commands[0x07] == (4 if variant == "V2J22" else 2)  # a second poll each
+    with pytest.raises(ValueError, match="outside the mask"):
+        site.probe.write_polled([(FLASH, 1)], 4, STATUS, 1, 2)
+
+
 def test_half_words_on_old_firmware_are_refused_with_the_version_needed(usb) -> None:
     sim = busy_flash()
     probe = usb.add(sim, "V2J22")

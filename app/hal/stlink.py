@@ -590,9 +590,10 @@ class StlinkProbe:
         )
 
     def write_polled(
-        self, units: Sequence[tuple[int, int]], size: int, status: int, busy: int
+        self, units: Sequence[tuple[int, int]], size: int, status: int, busy: int, ready: int = 0
     ) -> list[int]:
-        """Write each unit, then read the status word until ``busy`` clears. The probe
+        """Write each unit, then read the status word until its ``busy`` bits read
+        ``ready`` (0: a BSY flag clears; the mask: a READY flag sets). The probe
         has no value-match read, so each poll is a round trip. A word and its first
         status read go as one RW_MISC batch where the firmware has it (V2J32, V3J2);
         otherwise the write's own status is not asked for: the status read after it
@@ -604,6 +605,8 @@ class StlinkProbe:
             self._require(V2_MEM_16BIT, "16-bit memory access (half-word flash programming)")
         if size != 4 and busy >> (8 * size):
             raise ValueError(f"busy mask 0x{busy:X} does not fit a {size}-byte status read")
+        if ready & ~busy:
+            raise ValueError(f"ready value 0x{ready:X} has bits outside the mask 0x{busy:X}")
         _aligned(status, 4)
         command = WRITEMEM_16BIT if size == 2 else WRITEMEM_32BIT
         batched = size == 4 and self._firmware().has(V2_RW_MISC, V3_RW_MISC)
@@ -615,13 +618,13 @@ class StlinkProbe:
                 value &= mask
                 if batched:
                     word = self._write_then_read(address, value, status)
-                    if word & busy:
-                        word = self._poll(status, busy, None)
+                    if word & busy != ready:
+                        word = self._poll(status, busy, ready, None)
                 else:
                     data = value.to_bytes(size, "little")
                     what = f"writing 0x{value:0{2 * size}X} at 0x{address:08X}"
                     self._command(_memory_command(command, address, size), out=data, what=what)
-                    word = self._poll(status, busy, address)
+                    word = self._poll(status, busy, ready, address)
                 seen.append(word & mask)
         return seen
 
@@ -658,9 +661,10 @@ class StlinkProbe:
             self._status(error, what)
         return int(results[n - 1])
 
-    def _poll(self, status: int, busy: int, written: int | None) -> int:
-        """Read the status word until ``busy`` clears; ``written``: the address of the
-        write just sent, whose fault shows here first (None: nothing written since)."""
+    def _poll(self, status: int, busy: int, ready: int, written: int | None) -> int:
+        """Read the status word until its ``busy`` bits read ``ready``; ``written``: the
+        address of the write just sent, whose fault shows here first (None: nothing
+        written since)."""
         deadline = time.monotonic() + self.poll_timeout_s
         after_write = written is not None
         while True:
@@ -679,14 +683,14 @@ class StlinkProbe:
                     " refused it (nothing mapped there, or it is protected)"
                 ) from None
             value = int.from_bytes(answer, "little")
-            if not value & busy:
+            if value & busy == ready:
                 return value
             after_write = False
             if time.monotonic() > deadline:
                 raise SwdMismatch(
                     f"{self.name}: the status register at 0x{status:08X} still reads"
                     f" 0x{value:08X} after {self.poll_timeout_s:.1f} s (waiting for bits"
-                    f" 0x{busy:08X} to clear)",
+                    f" 0x{busy:08X} to read 0x{ready:08X})",
                     value,
                 )
 
