@@ -62,17 +62,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--cmsis-dap", default=None, help="cmsis-dap:// URL of a real CMSIS-DAP probe and target"
     )
+    parser.addoption("--stlink", default=None, help="stlink:// URL of a real ST-LINK probe")
     parser.addoption(
         "--fuzz-long", action="store_true", help="run the fuzz suite with many more examples"
     )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    hardware = ("--ftdi-url", "--port", "--ch341a", "--ch347", "--cmsis-dap")
+    hardware = ("--ftdi-url", "--port", "--ch341a", "--ch347", "--cmsis-dap", "--stlink")
     if any(config.getoption(o) for o in hardware):
         return
     skip = pytest.mark.skip(
-        reason="hardware test: give --ftdi-url, --port, --ch341a, --ch347 or --cmsis-dap"
+        reason="hardware test: give --ftdi-url, --port, --ch341a, --ch347, --cmsis-dap or --stlink"
     )
     for item in items:
         if "hardware" in item.keywords:

@@ -9,7 +9,7 @@ import pytest
 
 from app.cli import main
 from app.engine import hw_diagnosis as hw
-from app.engine.hw_diagnosis import DapScan, SerialPort, UsbScan
+from app.engine.hw_diagnosis import DapScan, SerialPort, StlinkScan, UsbScan
 from app.hal.ftdi_usb import UsbDeviceInfo, sysfs_ftdi_devices
 
 FT2232H = UsbDeviceInfo(
@@ -56,6 +56,7 @@ def fake(
     monkeypatch.setattr(hw, "scan_ftdi", lambda: scan)
     monkeypatch.setattr(hw, "scan_wch", lambda: UsbScan(list(wch)))
     monkeypatch.setattr(hw, "scan_cmsis_dap", lambda: DapScan([]))
+    monkeypatch.setattr(hw, "scan_stlink", lambda: StlinkScan([]))
     monkeypatch.setattr(hw, "scan_serial_ports", lambda: list(ports))
     monkeypatch.setattr(hw, "PLATFORM", platform)
     monkeypatch.setattr(hw, "current_groups", lambda: set(groups))
@@ -71,7 +72,7 @@ def test_list_with_nothing_and_no_libusb(monkeypatch, capsys) -> None:
     code, out = run(capsys, "hw", "list")
     assert code == 0
     assert "libusb is not available: no libusb backend" in out
-    assert out.count("none found") == 4  # FTDI, CH341A/CH347, CMSIS-DAP, serial ports
+    assert out.count("none found") == 5  # FTDI, CH341A/CH347, CMSIS-DAP, ST-LINK, serial ports
 
 
 def test_list_shows_devices_urls_and_access(monkeypatch, capsys) -> None:
@@ -98,7 +99,7 @@ def test_list_runs_on_this_machine_without_hardware(capsys) -> None:
     code, out = run(capsys, "hw", "list", "--json")
     assert code == 0
     doc = json.loads(out)
-    assert set(doc) == {"ftdi", "wch", "cmsis_dap", "serial_ports"}
+    assert set(doc) == {"ftdi", "wch", "cmsis_dap", "stlink", "serial_ports"}
 
 
 def test_diagnose_all_good_exits_0(monkeypatch, capsys) -> None:

@@ -11,13 +11,16 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.commands import help_for
 from app.engine import hw_diagnosis as hw
 from app.engine.hw_diagnosis import SERPROG_BOARDS, WCH_CHIPS, SerialPort, dap_url, wch_url
 from app.hal.cmsis_dap_usb import DapProbe
 from app.hal.ftdi_usb import UsbDeviceInfo, libusb_fix
+
+if TYPE_CHECKING:
+    from app.hal.stlink_programmer import ProbeListing
 
 # -- the commands -------------------------------------------------------------------
 
@@ -27,7 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     hw_sub = parser.add_subparsers(dest="hw_command", metavar="ACTION")
     lst = hw_sub.add_parser(
         "list",
-        help="FTDI, CH341A/CH347 and CMSIS-DAP devices and serial ports this computer sees",
+        help="FTDI, CH341A/CH347, CMSIS-DAP and ST-LINK devices and serial ports this computer"
+        " sees",
     )
     lst.add_argument("--json", action="store_true", help="print one JSON document")
     lst.set_defaults(func=cmd_list)
@@ -90,6 +94,21 @@ def _dap_entry(probe: DapProbe) -> dict[str, Any]:
     }
 
 
+def _stlink_entry(probe: ProbeListing) -> dict[str, Any]:
+    return {
+        "vid_pid": probe.vid_pid,
+        "model": probe.model,
+        "serial": probe.serial,
+        "bus": probe.bus,
+        "address": probe.address,
+        "firmware": probe.firmware,
+        "mode": probe.mode,
+        "accessible": probe.accessible,
+        "error": probe.error,
+        "url": probe.url,
+    }
+
+
 def _port_entry(port: SerialPort) -> dict[str, Any]:
     entry = asdict(port)
     entry.pop("vid")
@@ -108,12 +127,15 @@ def cmd_list(args: argparse.Namespace) -> int:
     ftdi = [_ftdi_entry(d) for d in scan.devices]
     wch = [_wch_entry(d) for d in wch_scan.devices]
     dap = [_dap_entry(p) for p in dap_scan.probes]
+    stlink_scan = hw.scan_stlink()
+    stlink = [_stlink_entry(p) for p in stlink_scan.probes]
     serial = [_port_entry(p) for p in ports]
     if args.json:
         doc = {
             "ftdi": {"source": scan.source, "libusb_error": scan.libusb_error, "devices": ftdi},
             "wch": {"source": wch_scan.source, "devices": wch},
             "cmsis_dap": {"error": dap_scan.error, "devices": dap},
+            "stlink": {"error": stlink_scan.error, "devices": stlink},
             "serial_ports": serial,
         }
         print(json.dumps(doc, indent=2))
@@ -166,6 +188,25 @@ def cmd_list(args: argparse.Namespace) -> int:
             line += f"  NOT ACCESSIBLE ({probe.error}): see `socketeer hw diagnose`"
         else:
             line += f"  {dap_url(probe)}"
+        print(line)
+    print("ST-LINK probes:")
+    if stlink_scan.error:
+        print(f"  cannot list them: {stlink_scan.error}")
+    elif not stlink:
+        print("  none found")
+    for entry in stlink:
+        line = f"  {entry['vid_pid']}  {entry['model']}"
+        if entry["serial"]:
+            line += f"  serial {entry['serial']}"
+        line += f"  bus {entry['bus']} address {entry['address']}"
+        if entry["firmware"]:
+            line += f"  firmware {entry['firmware']}"
+        if entry["url"]:
+            line += f"  {entry['url']}"
+        elif not entry["accessible"]:
+            line += f"  NOT ACCESSIBLE ({entry['error']}): see `socketeer hw diagnose`"
+        else:
+            line += f"  ({entry['error'] or 'not a debug probe in this mode'})"
         print(line)
     print("Serial ports:")
     if not serial:

@@ -1,6 +1,8 @@
 """Hardware diagnosis: which programmers this computer sees (FTDI and WCH CH341A/CH347
 devices over libusb or Linux sysfs, CMSIS-DAP probes over libusb, serial ports), and what
 keeps Socketeer from using them, each problem with
+devices over libusb or Linux sysfs, ST-LINK probes, serial ports), and what keeps
+Socketeer from using them, each problem with
 the exact command that fixes it. The CLI (`socketeer hw`) and the window show these
 findings; nothing here needs a device or libusb: a missing backend is itself a finding.
 """
@@ -8,8 +10,10 @@ findings; nothing here needs a device or libusb: a missing backend is itself a f
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from app.hal.cmsis_dap_usb import DapProbe
 from app.hal.errors import HalError
@@ -21,6 +25,10 @@ from app.hal.ftdi_usb import (
     sysfs_ftdi_devices,
     udev_fix,
 )
+from app.hal.stlink import V2_DAP_REGISTERS, V2_MEM_16BIT
+
+if TYPE_CHECKING:
+    from app.hal.stlink_programmer import ProbeListing
 
 #: what a USB serial port's VID:PID usually is (serprog boards and USB-serial bridges)
 KNOWN_SERIAL_BOARDS: dict[tuple[int, int], str] = {
@@ -143,6 +151,25 @@ def dap_url(probe: DapProbe) -> str | None:
     return probe.url if probe.accessible else None
 
 
+@dataclass(frozen=True)
+class StlinkScan:
+    """The ST-LINK probes connected, each asked for its firmware (app.hal.stlink_programmer)."""
+
+    probes: list[ProbeListing]
+    error: str | None = None  # why none could be listed (no libusb)
+
+
+def scan_stlink() -> StlinkScan:
+    from app.hal.stlink_programmer import list_probes
+
+    try:
+        return StlinkScan(list_probes())
+    except UsbUnavailable as err:
+        return StlinkScan([], err.reason)
+    except HalError as err:
+        return StlinkScan([], str(err))
+
+
 def wch_url(dev: UsbDeviceInfo) -> str | None:
     """The URL that opens this board (by serial number where it has one)."""
     chip = WCH_CHIPS[dev.pid]
@@ -200,6 +227,7 @@ def diagnose(
     groups: set[str],
     wch: UsbScan | None = None,
     dap: DapScan | None = None,
+    stlink: StlinkScan | None = None,
 ) -> list[Finding]:
     """Every check, in the order a user should fix them."""
     linux, mac, windows = platform.startswith("linux"), platform == "darwin", platform == "win32"
@@ -245,6 +273,7 @@ def diagnose(
 
     found += _wch_findings(wch or UsbScan([]), platform)
     found += _dap_findings(dap or DapScan([]), platform)
+    found += _stlink_findings(stlink or StlinkScan([]), platform)
 
     if not ports:
         found.append(Finding("note", "no serial ports found"))
@@ -350,6 +379,58 @@ def _dap_findings(scan: DapScan, platform: str) -> list[Finding]:
     return found
 
 
+#: the V2 firmware ("J" version) the ST-LINK driver needs for each feature (app.hal.stlink)
+STLINK_FIRMWARE_NOTES = (
+    (V2_MEM_16BIT, "half-word flash programming (STM32F0/F1/F3)"),
+    (V2_DAP_REGISTERS, "access ports other than the memory AP (e.g. Nordic's CTRL-AP)"),
+)
+
+
+def _stlink_findings(scan: StlinkScan, platform: str) -> list[Finding]:
+    found: list[Finding] = []
+    for probe in scan.probes:
+        name = f"{probe.model} {probe.serial or probe.vid_pid} (bus {probe.bus} address"
+        name += f" {probe.address})"
+        if probe.loader:
+            fix = (
+                "finish the firmware update with ST's ST-LINK firmware updater (STSW-LINK007),"
+                " or unplug and re-plug the probe"
+            )
+            found.append(Finding("problem", f"{name}: in its USB loader (firmware update)", [fix]))
+        elif not probe.accessible:
+            fixes = _usb_fixes(platform)
+            if platform == "win32":
+                fixes = [
+                    "install ST's ST-LINK USB driver (STSW-LINK009), or the WinUSB driver with"
+                    " Zadig, on the probe"
+                ]
+            found.append(Finding("problem", f"{name}: not accessible ({probe.error})", fixes))
+        elif probe.error is not None:
+            found.append(Finding("problem", f"{name}: {probe.error}"))
+        else:
+            found.append(
+                Finding("ok", f"{name}: firmware {probe.firmware}, accessible as {probe.url}")
+            )
+            jtag = _v2_jtag(probe.firmware or "")
+            for needed, what in STLINK_FIRMWARE_NOTES:
+                if jtag is not None and jtag < needed:
+                    found.append(
+                        Finding(
+                            "note",
+                            f"{name}: firmware {probe.firmware} has no {what}: that needs"
+                            f" V2J{needed} or later",
+                            ["update it with ST's ST-LINK firmware updater (STSW-LINK007)"],
+                        )
+                    )
+    return found
+
+
+def _v2_jtag(firmware: str) -> int | None:
+    """The J version of a V2 firmware text (V2J22S4 -> 22); None for a V3."""
+    match = re.match(r"V2J(\d+)", firmware)
+    return int(match[1]) if match else None
+
+
 def _usb_fixes(platform: str) -> list[str]:
     if platform.startswith("linux"):
         return [
@@ -371,5 +452,11 @@ def _usb_fixes(platform: str) -> list[str]:
 def run_diagnosis() -> list[Finding]:
     """Scan this computer and diagnose it."""
     return diagnose(
-        scan_ftdi(), scan_serial_ports(), PLATFORM, current_groups(), scan_wch(), scan_cmsis_dap()
+        scan_ftdi(),
+        scan_serial_ports(),
+        PLATFORM,
+        current_groups(),
+        scan_wch(),
+        scan_cmsis_dap(),
+        scan_stlink(),
     )

@@ -191,6 +191,7 @@ BACKENDS = {
     "ch341a": "app.hal.ch341a",
     "ch347": "app.hal.ch347",
     "cmsis-dap": "app.hal.cmsis_dap_programmer",
+    "stlink": "app.hal.stlink_programmer",
 }
 _O = TypeVar("_O", bound=Opener)
 
