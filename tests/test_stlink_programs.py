@@ -47,7 +47,9 @@ def test_a_part_programs_and_verifies_through_an_st_link(database, device_id, va
     result = station.run(CycleSpec("program", device, image, backup=False)).results[0]
     assert result.passed, result.message
     assert bytes(mcu.flash[:4096]) == data
-    # a round trip per flash unit (no value-match read): 6 transfers for a half-word, 4
-    # for a word (RW_MISC batch), plus connect, identify, erase and the verify read-back
-    units, per_unit = (2048, 6) if device_id == "st.stm32f10x-md" else (1024, 4)
+    # each flash unit written and read back: 8 transfers a half-word (a write and a read
+    # command), 4 a word (the write and its read-back as one RW_MISC batch; a
+    # double-word's first word as a plain write command, also 4); plus connect,
+    # identify, erase and the verify read-back
+    units, per_unit = (2048, 8) if device_id == "st.stm32f10x-md" else (1024, 4)
     assert probe.bulk_out + probe.bulk_in < units * per_unit + 600

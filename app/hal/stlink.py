@@ -576,6 +576,41 @@ class StlinkProbe:
                 chunk = data[start - address : start - address + n]
                 self._block(_memory_command(WRITEMEM_32BIT, start, n), out=chunk, what=what)
 
+    def write_read_back(self, units: Sequence[Sequence[tuple[int, int]]], size: int) -> list[int]:
+        """Write each unit's accesses, then read its last address back (a memory read
+        of the word holding it: the probe retries while the target's bus stalls on the
+        flash programming it). The probe has no batching of its own for this, so each
+        access is its own command (a round trip per write and one per read), except
+        that firmware with RW_MISC (V2J32, V3J2) takes a word and its read-back as one
+        batch."""
+        if size not in (2, 4):
+            raise ValueError(f"ST-LINK writes are 2 or 4 bytes, not {size}")
+        if size == 2:
+            self._require(V2_MEM_16BIT, "16-bit memory access (half-word flash programming)")
+        command = WRITEMEM_16BIT if size == 2 else WRITEMEM_32BIT
+        mask = (1 << (8 * size)) - 1
+        batched = size == 4 and self._firmware().has(V2_RW_MISC, V3_RW_MISC)
+        back = []
+        with self._lock:
+            for unit in units:
+                if batched:  # the last word and its read-back as one RW_MISC batch
+                    for address, value in unit[:-1]:
+                        self.write_words(address, [value])
+                    address, value = unit[-1]
+                    _aligned(address, 4)
+                    back.append(self._write_then_read(address, value & mask, address))
+                    continue
+                for address, value in unit:
+                    _aligned(address, size)
+                    data = (value & mask).to_bytes(size, "little")
+                    what = f"writing 0x{value & mask:0{2 * size}X} at 0x{address:08X}"
+                    self._block(_memory_command(command, address, size), out=data, what=what)
+                last = unit[-1][0]
+                what = f"reading back 0x{last & ~3:08X}"
+                word = self._block(_memory_command(READMEM_32BIT, last & ~3, 4), reply=4, what=what)
+                back.append((int.from_bytes(word, "little") >> (8 * (last & 3))) & mask)
+        return back
+
     def _block(self, command: bytes, *, out: bytes = b"", reply: int = 0, what: str) -> bytes:
         """One memory command (as _command) and its status, sent again while the target
         answers WAIT (see WAIT_RETRIES); what it read."""
