@@ -252,3 +252,29 @@ def test_every_backend_is_in_the_scheme_table_and_registers_its_scheme() -> None
     for scheme, module in programmer.BACKENDS.items():
         importlib.import_module(module)
         assert scheme in programmer._SCHEMES
+
+
+def test_swd_sites(database) -> None:
+    """The simulator's SWD sites and both probe backends (at their USB packet level)."""
+    from cmsis_dap_fake import FakeDapProbe, FakeDapUsb
+    from stlink_fake import FakeStlinkUsb
+    from test_cmsis_dap import backend as dap_backend
+
+    from app.hal.sim.swd_target import SimSwdTarget
+
+    device = database.get("st.stm32f10x-md")
+    sim = open_programmer("sim://?sites=2", device=device, database=database)
+    assert all(isinstance(site.swd, DebugAccess) for site in check(sim))
+    dap = FakeDapUsb(FakeDapProbe("DAP1", 2, SimSwdTarget()))
+    probe = open_programmer("cmsis-dap://", cmsis_dap_backend=dap_backend(dap))
+    try:
+        assert all(isinstance(site.swd, DebugAccess) for site in check(probe))
+    finally:
+        probe.close()
+    usb = FakeStlinkUsb()
+    usb.add(SimSwdTarget(), "V3")
+    stlink = open_programmer("stlink://", stlink_backend=usb.backend())
+    try:
+        assert all(isinstance(site.swd, DebugAccess) for site in check(stlink))
+    finally:
+        stlink.close()
