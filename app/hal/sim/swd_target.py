@@ -9,9 +9,12 @@ over a memory map, posted AP reads, sticky errors, WAIT and line-state faults.
   4 ORUNERRCLR), CTRL/STAT (0x4: each power-up request bit 28/30 is acknowledged in
   bit 29/31; STICKYERR is bit 5), SELECT (write 0x8: APSEL 31:24, APBANKSEL 7:4),
   RDBUFF (read 0xC: the last AP read's value).
-- AP 0: CSW (0x00), TAR (0x04), DRW (0x0C), IDR (0xFC). An AP read returns the value of
+- AP 0: CSW (0x00), TAR (0x04), DRW (0x0C), BASE (0xF8: 0xFFFFFFFF, "no debug entries":
+  no ROM table is modelled), IDR (0xFC). An AP read returns the value of
   the previous AP read (posted). DRW transfers move TAR on by 4 with CSW AddrInc single,
-  wrapping inside 1 KiB. A transfer to an unmapped address sets STICKYERR; while
+  wrapping inside 1 KiB. Packed transfers (AddrInc 0b10) are not modelled: CSW bit 5
+  reads 0, so a host that probes for them (OpenOCD writes 0b10 and reads CSW back)
+  finds none and uses single increments. A transfer to an unmapped address sets STICKYERR; while
   STICKYERR is set every AP access answers FAULT. AP access before the debug power-up
   acknowledge answers FAULT too.
 - Overrun detection (CTRL/STAT bit 0 ORUNDETECT): a WAIT or FAULT then sets STICKYORUN
@@ -32,6 +35,8 @@ _OK, _WAIT, _FAULT, _NONE = 0b001, 0b010, 0b100, 0b111
 _SWITCH = 0xE79E
 _IDCODE_M3 = 0x1BA01477  # ARM SW-DP (ADIv5), as Cortex-M3/M4 parts report it
 _AHB_AP_IDR = 0x24770011
+_ADDRINC_PACKED = 1 << 5  # CSW AddrInc 0b10: packed transfers, not modelled
+_NO_ROM_TABLE = 0xFFFFFFFF  # MEM-AP BASE without debug entries (ADIv5 legacy format)
 _ORUNDETECT, _STICKYORUN, _STICKYCMP, _STICKYERR = 1 << 0, 1 << 1, 1 << 4, 1 << 5
 _ALWAYS_ACCEPTED = (0xA5, 0x8D, 0x81)  # IDCODE read, CTRL/STAT read, ABORT write
 
@@ -151,7 +156,7 @@ class SimSwdTarget:
             return self._answer(previous)
         assert data is not None
         if register == 0x00:
-            self._csw = data
+            self._csw = data & ~_ADDRINC_PACKED
         elif register == 0x04:
             self._tar = data
         elif register == 0x0C:
@@ -165,6 +170,8 @@ class SimSwdTarget:
             return self._csw
         if register == 0x04:
             return self._tar
+        if register == 0xF8:
+            return _NO_ROM_TABLE
         if register == 0xFC:
             return _AHB_AP_IDR
         if register == 0x0C:
