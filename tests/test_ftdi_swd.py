@@ -99,6 +99,20 @@ def test_fault_on_a_posted_write_names_it_and_clears(usb) -> None:
     assert site.swd.read_words(RAM, 1) == [0xCAFE]
 
 
+def test_both_interfaces_of_an_ft2232h_are_two_swd_sites(usb) -> None:
+    board = usb.add("FT2SWD", "2232h")
+    targets = [SimSwdTarget(regions={RAM: bytearray(64)}, idcode=IDCODE + n) for n in (0, 1)]
+    for number, target in zip((1, 2), targets, strict=True):
+        board.interfaces[number].swd = SwdBitFront(target)
+    programmer = open_programmer("ftdi://ftdi:2232h:FT2SWD/*?swd=1", ftdi_backend=usb.backend())
+    assert [site.index for site in programmer.sites] == [1, 2]
+    for n, site in enumerate(programmer.sites):
+        assert site.swd.connect() == IDCODE + n
+        site.swd.write_words(RAM, [0x100 + n])
+    assert [t.regions[RAM][0] for t in targets] == [0x00, 0x01]
+    assert [t.regions[RAM][1] for t in targets] == [0x01, 0x01]
+
+
 def test_no_target_is_named(usb) -> None:
     board_with_target(usb, present=False)
     _, site = open_site("ftdi://ftdi:232h/1?swd=1", usb)
