@@ -67,9 +67,9 @@ def test_memory_round_trip_in_few_usb_transfers(usb) -> None:
     assert [int.from_bytes(raw[i : i + 4], "little") for i in range(0, 2400, 4)] == words
     iface.reset_counts()
     assert site.swd.read_words(start, 600) == words
-    # one per read packet: 600 DRW reads and an RDBUFF read ending each of the 4 runs
-    # (the TAR writes between runs ride along)
-    assert iface.round_trips == 604
+    # 600 DRW reads and an RDBUFF read ending each of the 4 runs, 6 answer bytes each,
+    # and 3 TAR writes, 1 byte each: 3627 bytes, at most 512 per round trip
+    assert iface.round_trips == 8
     assert iface.swd.collisions == 0 and iface.swd.parity_errors == 0
 
 
@@ -80,7 +80,7 @@ def test_wait_on_posted_writes_sends_them_again(usb) -> None:
     target.wait_next = 3  # the bus is busy for the next three packets
     site.swd.write_words(RAM, [1, 2, 3, 4])
     assert target.regions[RAM][:16] == b"".join(n.to_bytes(4, "little") for n in (1, 2, 3, 4))
-    target.wait_next = 2  # a read answered WAIT is tried again by the link
+    target.wait_next = 2  # queued reads answered WAIT are sent again too
     assert site.swd.read_words(RAM, 4) == [1, 2, 3, 4]
     waits = [ack for _, ack in iface.swd.answered].count(0b010)
     assert waits == 5
@@ -111,6 +111,54 @@ def test_both_interfaces_of_an_ft2232h_are_two_swd_sites(usb) -> None:
         site.swd.write_words(RAM, [0x100 + n])
     assert [t.regions[RAM][0] for t in targets] == [0x00, 0x01]
     assert [t.regions[RAM][1] for t in targets] == [0x01, 0x01]
+
+
+def test_fault_on_a_queued_read_names_it_and_clears(usb) -> None:
+    board_with_target(usb)
+    _, site = open_site("ftdi://ftdi:232h/1?swd=1", usb)
+    site.swd.connect()
+    site.swd.write_words(RAM, [0xFEED])
+    with pytest.raises(SwdFault, match=r"AP read 0xC answered FAULT \(CTRL/STAT 0x"):
+        site.swd.read_words(0x6000_0000, 3)  # nothing there: STICKYERR, the next read FAULTs
+    assert site.swd.read_words(RAM, 1) == [0xFEED]
+
+
+class BusyStatus(SimSwdTarget):
+    """A status word at STATUS reads busy (bit 0) twice after each store below it, as a
+    flash controller's BSY does while a half-word programs."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.busy = 0
+
+    def _store(self, address: int, value: int) -> bool:
+        if address < STATUS:
+            self.busy = 2
+        return super()._store(address, value)
+
+    def _load(self, address: int) -> int | None:
+        if address == STATUS and self.busy:
+            self.busy -= 1
+            return 1
+        return super()._load(address)
+
+
+STATUS = 0x4002_200C
+FLASH = 0x0800_0000
+
+
+def test_polled_writes_poll_a_round_trip_at_a_time(usb) -> None:
+    board = usb.add("FTPOLL", "232h")
+    target = BusyStatus(regions={FLASH: bytearray(b"\xff" * 16), STATUS: bytearray(4)})
+    iface = board.interfaces[1]
+    iface.swd = SwdBitFront(target)
+    _, site = open_site("ftdi://ftdi:232h/1?swd=1", usb)
+    site.swd.connect()
+    iface.reset_counts()
+    assert site.swd.write_polled([(FLASH, 0x1234), (FLASH + 2, 0xABCD)], 2, STATUS, 1) == [0, 0]
+    assert target.regions[FLASH][:4] == bytes.fromhex("3412cdab")
+    # each poll is an AP read and RDBUFF, a round trip each: 3 polls per half-word
+    assert iface.round_trips == 2 * 3 * 2
 
 
 def test_no_target_is_named(usb) -> None:

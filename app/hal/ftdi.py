@@ -56,7 +56,7 @@ from app.hal.ftdi_i2c import FtdiI2cBus
 from app.hal.ftdi_microwire import FtdiMicrowireBus
 from app.hal.ftdi_pins import Pin, PinMap, parse_pin, parse_pin_map
 from app.hal.ftdi_spi import MAX_CLOCK_HZ, SPI_DIRECTION, FtdiSpiBus, Mpsse
-from app.hal.ftdi_swd import FtdiSwdWire
+from app.hal.ftdi_swd import FtdiSwdLink, FtdiSwdWire
 from app.hal.ftdi_usb import (
     FTDI_VID,
     PRODUCT_ALIASES,
@@ -77,7 +77,6 @@ from app.hal.programmer import (
     connection_options,
     register_scheme,
 )
-from app.hal.swd import PacketLink
 from app.hal.swd_site import DEFAULT_CLOCK_HZ as DEFAULT_SWD_HZ
 from app.hal.swd_site import SwdBus, SwdSiteOptions
 
@@ -301,7 +300,7 @@ class FtdiSite:
             self.swd_wire = FtdiSwdWire(
                 self, clock_hz=settings.clock_hz, nrst=settings.nrst, name=name
             )
-            port = DebugPort(PacketLink(self.swd_wire, name=name))
+            port = DebugPort(FtdiSwdLink(self.swd_wire, name=name))
             self.swd = SwdBus(port, settings.swd)
         else:
             self.i2c = FtdiI2cBus(self, clock_hz=settings.clock_hz)

@@ -34,20 +34,32 @@ has cleared the overrun; one answered FAULT fails the batch naming that write
 (SwdPostedError). A read answered WAIT clears the overrun the same way before PacketLink
 tries it again. A line reset (every connect) turns posting off until CTRL/STAT is written.
 
-USB round trips: one per read packet; the writes before a read ride in its USB write, up
-to READ_BUDGET answer bytes (the chip's transmit FIFO) per round trip.
+USB round trips: FtdiSwdLink sends a whole batch (a block of memory read or written)
+this way, reads included, so a round trip carries up to READ_BUDGET answer bytes (half
+the FT232H's 1 KiB transmit FIFO): about 85 reads or 512 writes. Batches that poll a
+flag (match reads) go a packet at a time, a round trip per read, writes still posted.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from app.hal.errors import LinkError
 from app.hal.ftdi_pins import Pin
 from app.hal.ftdi_spi import MAX_CLOCK_HZ, Mpsse, MpsseLink, set_mpsse_clock
-from app.hal.swd import OK, WAIT, SwdError, SwdPostedError, parity, request_byte
+from app.hal.swd import (
+    DP_RDBUFF,
+    OK,
+    WAIT,
+    Access,
+    PacketLink,
+    SwdError,
+    SwdPostedError,
+    parity,
+    request_byte,
+)
 
 WRITE_BYTES_NVE_LSB = 0x19
 WRITE_BITS_NVE_LSB = 0x1B
@@ -83,8 +95,15 @@ class _Step:
     cmd: bytes
     answer: int = 0
     request: int | None = None
-    posted: bool = False  # a write answered OK before its ACK came back
+    posted: bool = False  # sent without waiting for its ACK: checked with the answers
     own: bool = False  # sent by the wire itself (ABORT of an overrun), not by the link
+    reply: bytes = b""  # the answer bytes, once back
+
+
+def _read_data(answer: bytes) -> int:
+    """A read's data and parity (bit 32) from its 6 answer bytes: 4 bits (turnaround,
+    ACK), 4 data bytes, 2 bits (parity, turnaround) in the top bits of the last."""
+    return int.from_bytes(answer[1:5], "little") | (((answer[5] >> 6) & 1) << 32)
 
 
 def _ack(step: _Step, answer: bytes) -> int:
@@ -189,28 +208,37 @@ class FtdiSwdWire:
 
     def packet(self, request: int, data: int | None) -> tuple[int, int | None]:
         read = bool(request & 0b100)
-        if request == CTRL_STAT_WRITE and data is not None:
-            data |= ORUNDETECT
         step = self._packet_step(request, data)
         if not read and self.overrun:
             step.posted = True
-            self._queue.append(step)
-            if sum(s.answer for s in self._queue) > READ_BUDGET:
-                self._send()
+            self._enqueue(step)
             return OK, None
-        self._queue.append(step)
-        answer = self._send()
-        ack = _ack(step, answer)
+        self._enqueue(step)
+        self._send()
+        ack = _ack(step, step.reply)
         if ack == WAIT and self.overrun:
             self._queue.append(self._clear_overrun())
         if read:
-            if ack != OK:
-                return ack, None
-            value = int.from_bytes(answer[1:5], "little")
-            return ack, value | (((answer[5] >> 6) & 1) << 32)
+            return (ack, _read_data(step.reply)) if ack == OK else (ack, None)
         if ack == OK and request == CTRL_STAT_WRITE:
             self.overrun = True
         return ack, None
+
+    def run(self, packets: Sequence[tuple[int, int | None]]) -> list[int | None]:
+        """Packets (request, write data or None for a read) all sent without waiting
+        for their ACKs (overrun detection must be on), in as few USB round trips as the
+        FIFO budget allows; every ACK is checked as in packet(). The read data (parity
+        in bit 32) or None for a write, in order."""
+        if not self.overrun:
+            raise SwdError("queued reads need overrun detection: connect first")
+        steps = []
+        for request, data in packets:
+            step = self._packet_step(request, data)
+            step.posted = True
+            self._enqueue(step)
+            steps.append(step)
+        self.flush()
+        return [_read_data(step.reply) if step.answer == 6 else None for step in steps]
 
     def flush(self) -> None:
         """Send what is queued; check the ACKs of the posted writes."""
@@ -232,7 +260,16 @@ class FtdiSwdWire:
 
     # -- frames ---------------------------------------------------------------------------
 
+    def _enqueue(self, step: _Step) -> None:
+        """Queue a posted step, sending what is queued first if its answers would not
+        fit the budget."""
+        if sum(queued.answer for queued in self._queue) + step.answer > READ_BUDGET:
+            self._send()
+        self._queue.append(step)
+
     def _packet_step(self, request: int, data: int | None) -> _Step:
+        if request == CTRL_STAT_WRITE and data is not None:
+            data |= ORUNDETECT
         cmd = bytearray()
         if self._idle_owed:
             cmd += bytes((WRITE_BITS_NVE_LSB, 1, 0x00))  # two idle clocks
@@ -261,18 +298,18 @@ class FtdiSwdWire:
 
     # -- USB ------------------------------------------------------------------------------
 
-    def _send(self) -> bytes:
-        """Send the queue in one USB write and read its answers back; check the posted
-        writes' ACKs, sending the refused one and what followed it again after a WAIT.
-        The answer of the last step."""
+    def _send(self) -> None:
+        """Send the queue in one USB write and read its answers back into the steps;
+        check the posted packets' ACKs, sending the refused one and what followed it
+        again after a WAIT."""
         if not self.clock_hz:
             self.set_clock(self.max_clock_hz)
         for _ in range(self.wait_retries + 1):
             steps, self._queue = self._queue, []
-            answers = self._exchange(steps)
-            refused = self._first_refused(steps, answers)
+            self._exchange(steps)
+            refused = self._first_refused(steps)
             if refused is None:
-                return answers[-1]
+                return
             index, ack = refused
             if steps[index].own:
                 raise SwdError(
@@ -280,31 +317,30 @@ class FtdiSwdWire:
                 )
             if not (ack == WAIT and self.overrun):
                 behind = sum(1 for s in steps[index + 1 :] if s.request is not None and not s.own)
-                raise SwdPostedError(f"posted write answered {ack:03b}", ack, behind)
-            # overrun detection: nothing after the refused write took effect
-            self._queue = [self._clear_overrun(), *steps[index:], *self._queue]
-        raise SwdPostedError(f"posted write still WAIT after {self.wait_retries} retries", WAIT, 0)
+                raise SwdPostedError(f"queued packet answered {ack:03b}", ack, behind)
+            # overrun detection: nothing after the refused packet took effect
+            self._queue = [self._clear_overrun(), *steps[index:]]
+        raise SwdPostedError(f"queued packet still WAIT after {self.wait_retries} retries", WAIT, 0)
 
     @staticmethod
-    def _first_refused(steps: Sequence[_Step], answers: Sequence[bytes]) -> tuple[int, int] | None:
-        for index, (step, answer) in enumerate(zip(steps, answers, strict=True)):
+    def _first_refused(steps: Sequence[_Step]) -> tuple[int, int] | None:
+        for index, step in enumerate(steps):
             if step.posted or step.own:
-                ack = _ack(step, answer)
+                ack = _ack(step, step.reply)
                 if ack != OK:
                     return index, ack
         return None
 
-    def _exchange(self, steps: Sequence[_Step]) -> list[bytes]:
+    def _exchange(self, steps: Sequence[_Step]) -> None:
         size = sum(step.answer for step in steps)
         payload = self._low(True) + b"".join(step.cmd for step in steps) + IDLE_AFTER_WRITE
         with self.link.io("an SWD transfer"):
             ftdi = self._write(payload + (bytes((SEND_IMMEDIATE,)) if size else b""))
             data = self._read(ftdi, size, 46 * len(steps)) if size else b""
-        answers, pos = [], 0
+        pos = 0
         for step in steps:
-            answers.append(data[pos : pos + step.answer])
+            step.reply = data[pos : pos + step.answer]
             pos += step.answer
-        return answers
 
     def _write(self, payload: bytes) -> Mpsse:
         ftdi = self.link.ftdi()
@@ -323,3 +359,56 @@ class FtdiSwdWire:
             if len(data) < size and self.link.now() > deadline:
                 raise LinkError(f"FTDI answered {len(data)} of {size} bytes (USB transfer stalled)")
         return bytes(data)
+
+
+class FtdiSwdLink(PacketLink):
+    """PacketLink whose batches go out whole: once overrun detection is on, a batch
+    without match reads is laid out packet by packet (AP reads posted, a run of them
+    ended by RDBUFF, as PacketLink does it) and sent with FtdiSwdWire.run(), so reads
+    cost answer bytes in the FIFO budget, not a USB round trip each. Batches with match
+    reads (a poll decides the next packet) go packet by packet through PacketLink."""
+
+    def __init__(self, wire: FtdiSwdWire, **kwargs: Any) -> None:
+        super().__init__(wire, **kwargs)
+        self.ftdi = wire
+
+    def _transfer(self, accesses: Sequence[Access]) -> list[int]:
+        if not self.ftdi.overrun or any(access.mask is not None for access in accesses):
+            return super()._transfer(accesses)
+        plan: list[tuple[int, Access]] = []  # (batch index, access) of each packet
+        results: list[int] = []  # positions in plan whose answer is a value read
+        posted: int | None = None  # the batch index of an AP read still in flight
+        for index, access in enumerate(accesses):
+            if access.read and access.ap:
+                if posted is not None:
+                    results.append(len(plan))
+                plan.append((index, access))
+                posted = index
+                continue
+            if posted is not None:
+                results.append(len(plan))
+                plan.append((posted, _RDBUFF))
+                posted = None
+            if access.read:
+                results.append(len(plan))
+            plan.append((index, access))
+        if posted is not None:
+            results.append(len(plan))
+            plan.append((posted, _RDBUFF))
+        self._sent = [index for index, _ in plan]
+        self.packets += len(plan)
+        answers = self.ftdi.run(
+            [(request_byte(a.ap, a.read, a.address), None if a.read else a.value) for _, a in plan]
+        )
+        values = []
+        for position in results:
+            data = answers[position]
+            assert data is not None
+            value = data & 0xFFFFFFFF
+            if parity(value) != (data >> 32) & 1:
+                raise SwdError(f"parity error reading {accesses[plan[position][0]].name()}")
+            values.append(value)
+        return values
+
+
+_RDBUFF = Access(False, True, DP_RDBUFF)
