@@ -297,9 +297,7 @@ class FtdiSite:
         elif settings.bus == "swd":
             assert settings.swd is not None
             name = f"FTDI {device.serial or device.vid_pid} interface {interface} (SWD)"
-            self.swd_wire = FtdiSwdWire(
-                self, clock_hz=settings.clock_hz, nrst=settings.nrst, name=name
-            )
+            self.swd_wire = FtdiSwdWire(self, clock_hz=settings.clock_hz, nrst=settings.nrst)
             port = DebugPort(FtdiSwdLink(self.swd_wire, name=name))
             self.swd = SwdBus(port, settings.swd)
         else:

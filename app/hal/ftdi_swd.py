@@ -32,7 +32,10 @@ PacketLink makes at the end of a batch), and every ACK is checked when the answe
 back. A posted write answered WAIT is sent again, with the packets after it, once ABORT
 has cleared the overrun; one answered FAULT fails the batch naming that write
 (SwdPostedError). A read answered WAIT clears the overrun the same way before PacketLink
-tries it again. A line reset (every connect) turns posting off until CTRL/STAT is written.
+tries it again. A line reset (every connect) turns posting off until CTRL/STAT is written;
+in between a write's ACK is read before the next packet goes, and a write's data phase
+still follows its ACK whatever it is: DebugPort sends only ABORT (never answered WAIT,
+IHI 0031E B4.3.2) and the CTRL/STAT write there.
 
 USB round trips: FtdiSwdLink sends a whole batch (a block of memory read or written)
 this way, reads included, so a round trip carries up to READ_BUDGET answer bytes (half
@@ -106,11 +109,11 @@ def _read_data(answer: bytes) -> int:
     return int.from_bytes(answer[1:5], "little") | (((answer[5] >> 6) & 1) << 32)
 
 
-def _ack(step: _Step, answer: bytes) -> int:
+def _ack(step: _Step) -> int:
     """The ACK bits of a packet's answer: a write reads 5 bits (turnaround, ACK,
     turnaround), a read first reads 4 (turnaround, ACK); both land in the top bits."""
     shift = 3 if step.answer == 1 else 4
-    return (answer[0] >> (shift + 1)) & 0b111
+    return (step.reply[0] >> (shift + 1)) & 0b111
 
 
 class FtdiSwdWire:
@@ -122,11 +125,9 @@ class FtdiSwdWire:
         *,
         clock_hz: int,
         nrst: Pin | None = None,
-        name: str = "FTDI SWD",
         wait_retries: int = 1000,
     ) -> None:
         self.link = link
-        self.name = name
         self.max_clock_hz = max(1, min(clock_hz, MAX_CLOCK_HZ))
         self.clock_hz = 0
         self.nrst = nrst
@@ -215,7 +216,7 @@ class FtdiSwdWire:
             return OK, None
         self._enqueue(step)
         self._send()
-        ack = _ack(step, step.reply)
+        ack = _ack(step)
         if ack == WAIT and self.overrun:
             self._queue.append(self._clear_overrun())
         if read:
@@ -326,7 +327,7 @@ class FtdiSwdWire:
     def _first_refused(steps: Sequence[_Step]) -> tuple[int, int] | None:
         for index, step in enumerate(steps):
             if step.posted or step.own:
-                ack = _ack(step, step.reply)
+                ack = _ack(step)
                 if ack != OK:
                     return index, ack
         return None
