@@ -92,7 +92,7 @@ def test_fault_on_a_posted_write_names_it_and_clears(usb) -> None:
     target.regions[0x1000_0000] = bytearray(8)  # two words, then nothing mapped
     _, site = open_site("ftdi://ftdi:232h/1?swd=1", usb)
     site.swd.connect()
-    with pytest.raises(SwdFault, match=r"AP write 0xC answered FAULT \(CTRL/STAT 0x"):
+    with pytest.raises(SwdFault, match=r"AP write 0xC answered FAULT.* \(CTRL/STAT 0x"):
         site.swd.write_words(0x1000_0000, [1, 2, 3, 4, 5])
     assert target.regions[0x1000_0000] == bytes.fromhex("0100000002000000")
     site.swd.write_words(RAM, [0xCAFE])  # the sticky errors were cleared
@@ -118,7 +118,7 @@ def test_fault_on_a_queued_read_names_it_and_clears(usb) -> None:
     _, site = open_site("ftdi://ftdi:232h/1?swd=1", usb)
     site.swd.connect()
     site.swd.write_words(RAM, [0xFEED])
-    with pytest.raises(SwdFault, match=r"AP read 0xC answered FAULT \(CTRL/STAT 0x"):
+    with pytest.raises(SwdFault, match=r"AP read 0xC answered FAULT.* \(CTRL/STAT 0x"):
         site.swd.read_words(0x6000_0000, 3)  # nothing there: STICKYERR, the next read FAULTs
     assert site.swd.read_words(RAM, 1) == [0xFEED]
 
@@ -155,10 +155,14 @@ def test_polled_writes_poll_a_round_trip_at_a_time(usb) -> None:
     _, site = open_site("ftdi://ftdi:232h/1?swd=1", usb)
     site.swd.connect()
     iface.reset_counts()
+    before = len(iface.swd.answered)
     assert site.swd.write_polled([(FLASH, 0x1234), (FLASH + 2, 0xABCD)], 2, STATUS, 1) == [0, 0]
     assert target.regions[FLASH][:4] == bytes.fromhex("3412cdab")
-    # each poll is an AP read and RDBUFF, a round trip each: 3 polls per half-word
-    assert iface.round_trips == 2 * 3 * 2
+    packets = iface.swd.answered[before:]
+    reads = sum(1 for request, _ in packets if request & 0b100)
+    # a round trip per read (each poll is an AP read and RDBUFF; 3 polls per half-word),
+    # the writes riding along
+    assert reads >= 2 * 3 * 2 and iface.round_trips == reads < len(packets)
 
 
 def test_no_target_is_named(usb) -> None:

@@ -58,6 +58,10 @@ def run_openocd(openocd: str, target: SimSwdTarget, commands: list[str], cwd: Pa
     front = SwdBitFront(target)
     with PtyBusPirate(front) as pirate:
         script = [
+            # no listening ports: parallel runs (CI jobs, other tests) must not collide
+            "gdb_port disabled",
+            "tcl_port disabled",
+            "telnet_port disabled",
             "adapter driver buspirate",
             f"buspirate port {pirate.path}",
             "transport select swd",
