@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+pytest.importorskip("pty", reason="the emulated Bus Pirate needs a POSIX pseudo-terminal")
+
 from openocd_buspirate import PtyBusPirate  # tests/ is on sys.path (rootdir)
 from swd_bitlevel import SwdBitFront
 
