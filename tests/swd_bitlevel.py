@@ -43,7 +43,11 @@ The target is any object with ``line_reset()``, ``sequence(bits, count)``,
 and ``ack_for(request) -> ack`` (the acknowledge packet() will give, without acting:
 a write's ACK is driven before its data has been clocked in). ``packet()`` is called at
 edge 8 for a read (the data is needed from edge 11) and after the data phase for a
-write.
+write. A write's ACK is decided at its request: a SW-DP buffers writes ("The SW-DP
+implements a write buffer ... If the write buffer is full, the target returns WAIT",
+RM0008 31.8.4), so a write that stalls the bus is answered OK and the next packet WAIT.
+A model whose packet() answers WAIT only once it has seen the write data cannot be
+clocked bit by bit; the front stops with an AssertionError naming the request.
 """
 
 from __future__ import annotations
