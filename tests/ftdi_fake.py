@@ -14,6 +14,17 @@ MSB first; a read on the rising edge (0x20/0x22) samples DO as it stood before t
 on the falling edge (0x24/0x26) as the part drives it after the edge; a bit read's n
 bits land in the low bits of its byte; GET_BITS_LOW (0x81) reads DO on ADBUS2.
 
+With an SWD target (``iface.swd``: a tests/swd_bitlevel.py SwdBitFront around a target
+model) the fake works at the pin level for SWD wiring: ADBUS0 = SWCLK (clocks reach the
+target only while it is an output), ADBUS1 drives SWDIO through a resistor while it is an
+output, ADBUS2 reads SWDIO; the target's drive wins over the resistor, an undriven line
+reads high (the target's pull-up). The LSB-first commands are modelled (AN108): 0x19/0x1B
+bytes/bits out on the falling edge (the pin is set, then the rising edge); 0x28/0x2A
+bytes/bits in on the rising edge (SWDIO as it stood before the edge), 0x2C/0x2E on the
+falling edge (as it stands after the rising edge); an n-bit read shifts each bit in at
+bit 7, so its bits end in the top n bits of the byte (OpenOCD's mpsse.c reads them from
+bit 8 - n). ``nrst_bit`` is the pin wired to NRST, high unless driven low.
+
 Every interface counts its USB writes and reads (a round trip is a write whose answer
 is read back), so tests can assert the batching.
 """
@@ -29,6 +40,7 @@ from pyftdi.ftdi import FtdiError
 from pyftdi.i2c import I2cIOError, I2cNackError
 from pyftdi.spi import SpiIOError
 from pyftdi.usbtools import UsbToolsError
+from swd_bitlevel import SwdBitFront
 from usb.core import USBError
 
 from app.devicedb import Device
@@ -44,6 +56,7 @@ USB_TRANSFER_S = 0.0002  # virtual host time one USB transfer takes
 CS_BIT = 0x08
 SPI_OUT = 0x0B
 DI_BIT, DO_BIT = 0x02, 0x04
+SWCLK_PIN, SWDIO_OUT_PIN, SWDIO_IN_PIN = 0x01, 0x02, 0x04  # ADBUS0-2 in SWD wiring
 
 
 def spi_chip(device: Device, **kwargs: Any) -> SpiNorChip:
@@ -96,6 +109,9 @@ class FakeInterface:
     frames: list[tuple[bytes, int]] = field(default_factory=list)
     history: list[int] = field(default_factory=list)  # output pins after each change
     threads: set[str] = field(default_factory=set)
+    swd: SwdBitFront | None = None
+    nrst_bit: int | None = None
+    nrst_log: list[tuple[int, int]] = field(default_factory=list)  # (SWCLK edges, NRST level)
     _powered: bool = False
 
     # -- USB --------------------------------------------------------------------------
@@ -131,6 +147,19 @@ class FakeInterface:
         self.direction = (self.direction & ~mask) | (direction & mask)
         self.history.append(self.outputs & self.direction)
         self._update_power()
+        if self.swd is not None and self.nrst_bit is not None:
+            level = self.nrst_level()
+            if not self.nrst_log or self.nrst_log[-1][1] != level:
+                self.nrst_log.append((self.swd.edges, level))
+
+    def nrst_level(self) -> int:
+        """NRST: low only while its pin drives low (the board pulls it up)."""
+        assert self.nrst_bit is not None
+        return (
+            0
+            if self.direction >> self.nrst_bit & 1 and not self.outputs >> self.nrst_bit & 1
+            else 1
+        )
 
     def levels(self) -> int:
         """What the pins read: driven outputs, else the outside world (pulled up)."""
@@ -269,6 +298,8 @@ class FakeFtdi:
     def write_data(self, data: bytes) -> int:
         iface = self.iface
         iface.transfer("out")
+        if iface.swd is not None:
+            return self._swd(bytes(data), iface.swd)
         if isinstance(iface.chip, MicrowireChip):
             return self._microwire(bytes(data), iface.chip)
         cmd = memoryview(bytes(data))
@@ -366,6 +397,73 @@ class FakeFtdi:
             level = before if rising else (chip.do_level() if self.iface.chip_reachable() else None)
             value = (value << 1) | (1 if level is None else level)
         return value
+
+    # -- SWD: pin-level ---------------------------------------------------------------
+
+    def _swd(self, cmd: bytes, front: SwdBitFront) -> int:
+        iface = self.iface
+        pos = 0
+        while pos < len(cmd):
+            op = cmd[pos]
+            if op in (0x80, 0x82):
+                shift = 0 if op == 0x80 else 8
+                iface.set_pins(cmd[pos + 1] << shift, cmd[pos + 2] << shift, 0xFF << shift)
+                pos += 3
+            elif op == 0x81:
+                self.rx.append(self._pins_low(front))
+                pos += 1
+            elif op in (0x19, 0x28, 0x2C):  # bytes, LSB first
+                n = (cmd[pos + 1] | cmd[pos + 2] << 8) + 1
+                pos += 3
+                if op == 0x19:
+                    for byte in cmd[pos : pos + n]:
+                        for i in range(8):
+                            self._swd_clock(front, out=(byte >> i) & 1)
+                    pos += n
+                else:
+                    for _ in range(n):
+                        value = 0
+                        for i in range(8):
+                            value |= self._swd_clock(front, rising=op == 0x28) << i
+                        self.rx.append(value)
+            elif op in (0x1B, 0x2A, 0x2E):  # bits (1-8), LSB first
+                n = cmd[pos + 1] + 1
+                if op == 0x1B:
+                    for i in range(n):
+                        self._swd_clock(front, out=(cmd[pos + 2] >> i) & 1)
+                    pos += 3
+                else:
+                    value = 0
+                    for _ in range(n):
+                        value = (value >> 1) | self._swd_clock(front, rising=op == 0x2A) << 7
+                    self.rx.append(value)
+                    pos += 2
+            elif op == 0x87:
+                pos += 1
+            else:
+                raise ValueError(f"fake MPSSE (SWD): unexpected command 0x{op:02X} at {pos}")
+        return len(cmd)
+
+    def _host_swdio(self) -> int | None:
+        """What ADBUS1 drives onto SWDIO through the resistor (None: it is an input)."""
+        iface = self.iface
+        return (iface.outputs >> 1) & 1 if iface.direction & SWDIO_OUT_PIN else None
+
+    def _pins_low(self, front: SwdBitFront) -> int:
+        swdio = front.line(self._host_swdio())
+        return (self.iface.levels() & ~SWDIO_IN_PIN | (SWDIO_IN_PIN if swdio else 0)) & 0xFF
+
+    def _swd_clock(self, front: SwdBitFront, *, out: int | None = None, rising: bool = True) -> int:
+        """One SWCLK pulse; ``out``: the bit a write command puts on ADBUS1 first. The
+        SWDIO level the host reads on the chosen edge."""
+        iface = self.iface
+        if out is not None:
+            iface.outputs = (iface.outputs & ~SWDIO_OUT_PIN) | (SWDIO_OUT_PIN if out else 0)
+        host = self._host_swdio()
+        before = front.line(host)
+        if iface.direction & SWCLK_PIN:  # SWCLK reaches the target only while driven
+            front.rising_edge(host)
+        return before if rising else front.line(host)
 
     def read_data_bytes(self, size: int, attempt: int = 1) -> bytearray:
         self.iface.transfer("in")

@@ -12,6 +12,11 @@ Options:
   applies); with ``i2c=1`` the I2C clock (default 400 kHz, at most 1 MHz).
 - ``pins=NAME`` or ``pins=power=D4,detect=D5,pass=D6,fail=D7``: see ftdi_pins.
 - ``i2c=1``: the interface is an I2C master (default: I2C for I2C parts, else SPI).
+- ``swd=1``: the interface is an SWD probe (app.hal.ftdi_swd; SWCLK = ADBUS0, SWDIO =
+  ADBUS2 and, through ~470 ohm, ADBUS1); then ``clock=`` is SWCLK (default 4 MHz),
+  ``nrst=PIN`` names the GPIO wired to the target's NRST (e.g. ``nrst=D4``, driven open
+  drain) and ``connect=normal|under-reset`` says whether to hold NRST while attaching;
+  ``connection`` and ``power`` default to in-system and board-powered.
 - ``connection=socket|in-system`` (default socket), ``power=programmer|board``.
 - ``latency=MS``: USB latency timer, 1-255 (default 2).
 - ``sites=all``: same as ``/*``.
@@ -45,11 +50,13 @@ from typing import Any
 from app.devicedb.families import Family
 from app.devicedb.models import Device
 from app.hal.bus import DebugAccess
+from app.hal.debug_port import DebugPort
 from app.hal.errors import HalError, I2cNack, LinkError, ProgrammerUrlError
 from app.hal.ftdi_i2c import FtdiI2cBus
 from app.hal.ftdi_microwire import FtdiMicrowireBus
-from app.hal.ftdi_pins import PinMap, parse_pin_map
+from app.hal.ftdi_pins import Pin, PinMap, parse_pin, parse_pin_map
 from app.hal.ftdi_spi import MAX_CLOCK_HZ, SPI_DIRECTION, FtdiSpiBus, Mpsse
+from app.hal.ftdi_swd import FtdiSwdLink, FtdiSwdWire
 from app.hal.ftdi_usb import (
     FTDI_VID,
     PRODUCT_ALIASES,
@@ -66,13 +73,29 @@ from app.hal.programmer import (
     Indication,
     ParsedUrl,
     check_options,
+    choice,
     connection_options,
     register_scheme,
 )
+from app.hal.swd_site import DEFAULT_CLOCK_HZ as DEFAULT_SWD_HZ
+from app.hal.swd_site import SwdBus, SwdSiteOptions
 
 log = logging.getLogger(__name__)
 
-KNOWN_OPTIONS = {"clock", "pins", "i2c", "connection", "power", "latency", "sites", "vcc"}
+KNOWN_OPTIONS = {
+    "clock",
+    "pins",
+    "i2c",
+    "swd",
+    "nrst",
+    "connect",
+    "connection",
+    "power",
+    "latency",
+    "sites",
+    "vcc",
+}
+SWD_ONLY_OPTIONS = ("nrst", "connect")
 DEFAULT_LATENCY_MS = 2  # flashrom's and iceprog's choice; 1 ms is allowed via latency=1
 DEFAULT_I2C_HZ = 400_000
 MAX_I2C_HZ = 1_000_000
@@ -208,13 +231,15 @@ def _number(options: Mapping[str, str], key: str, default: int, lo: int, hi: int
 
 @dataclass(frozen=True)
 class SiteSettings:
-    bus: str  # "spi" or "i2c"
-    clock_hz: int  # SPI cap or I2C clock
+    bus: str  # "spi", "i2c" or "swd"
+    clock_hz: int  # SPI cap, I2C clock or SWCLK
     pins: PinMap
     latency_ms: int
     in_system: bool
     board_powered: bool
     vcc_mv: int
+    swd: SwdSiteOptions | None = None
+    nrst: Pin | None = None  # the SWD target's NRST
 
 
 # -- sites --------------------------------------------------------------------------
@@ -228,7 +253,7 @@ class FtdiSite:
     pyftdi/pyusb errors into LinkError with ``link_lost`` set.
     """
 
-    uart = None  # MPSSE interfaces here are SPI or I2C masters
+    uart = None  # MPSSE interfaces here are SPI or I2C masters, or SWD probes
     insertions = 0  # the detect pin reports presence, not insertions: not counted here
 
     def __init__(
@@ -265,9 +290,16 @@ class FtdiSite:
         self.i2c: FtdiI2cBus | None = None
         self.microwire: FtdiMicrowireBus | None = None
         self.swd: DebugAccess | None = None
+        self.swd_wire: FtdiSwdWire | None = None
         if settings.bus == "spi":
             self.spi = FtdiSpiBus(self, max_clock_hz=settings.clock_hz)
             self.microwire = FtdiMicrowireBus(self, max_clock_hz=settings.clock_hz)
+        elif settings.bus == "swd":
+            assert settings.swd is not None
+            name = f"FTDI {device.serial or device.vid_pid} interface {interface} (SWD)"
+            self.swd_wire = FtdiSwdWire(self, clock_hz=settings.clock_hz, nrst=settings.nrst)
+            port = DebugPort(FtdiSwdLink(self.swd_wire, name=name))
+            self.swd = SwdBus(port, settings.swd)
         else:
             self.i2c = FtdiI2cBus(self, clock_hz=settings.clock_hz)
 
@@ -283,9 +315,9 @@ class FtdiSite:
         pins = self.pins
         outputs = pins.output_value(self._states)
         common = {"direction": pins.outputs, "initial": outputs, "latency": settings.latency_ms}
-        if self.spi is not None:
-            ctrl = self.backend.spi_controller()
-            ctrl.configure(self.url, frequency=float(self.spi.max_clock_hz), **common)
+        if self.spi is not None or self.swd_wire is not None:
+            ctrl = self.backend.spi_controller()  # MPSSE mode; SWD clocks its own bits
+            ctrl.configure(self.url, frequency=float(settings.clock_hz), **common)
         else:
             ctrl = self.backend.i2c_controller()
             ctrl.set_retry_count(1)
@@ -311,9 +343,14 @@ class FtdiSite:
         if self.spi is not None:
             self.spi.clock_hz = 0
             self.spi.set_clock(self.spi.max_clock_hz)
+        if self.swd_wire is not None:
+            self.swd_wire.clock_hz = 0
+            self.swd_wire.set_clock(settings.clock_hz)
 
     def close(self) -> None:
         with self._lock:
+            if self.swd_wire is not None:
+                self.swd_wire.close()
             ctrl, self.controller, self._gpio = self.controller, None, None
             if ctrl is not None:
                 with suppress(Exception):  # a board that is gone cannot be closed cleanly
@@ -373,6 +410,10 @@ class FtdiSite:
         outputs = self.pins.outputs & 0xFF
         return self.pins.output_value(self._states) & outputs, outputs
 
+    def high_byte(self) -> tuple[int, int]:
+        outputs = self.pins.outputs >> 8
+        return (self.pins.output_value(self._states) >> 8) & outputs, outputs
+
     def spi_driven(self) -> None:
         self._spi_mode = "idle"
 
@@ -390,6 +431,8 @@ class FtdiSite:
             if self.spi is not None and self._spi_mode != "idle":
                 # pyftdi's GPIO write re-drives every output pin; restore our SPI lines
                 self._spi_lines(self._spi_mode)
+            if self.swd_wire is not None:
+                self.swd_wire.restore_pins()
 
     def _spi_lines(self, mode: str) -> None:
         """Put the SPI lines in ``mode``: "idle" (/CS high, SCK low), "low" (all driven
@@ -427,6 +470,8 @@ class FtdiSite:
                     self.microwire.poller.reset()
             else:
                 self._set(power=False)
+                if self.swd_wire is not None:
+                    self.swd_wire.release()  # NRST released, the board runs on its own
                 if self.spi is not None:
                     if self.in_system:
                         self._spi_lines("released")
@@ -524,10 +569,18 @@ def _settings(
     device = context.get("device")
     part = device if isinstance(device, Device) else None
     default_bus = "1" if part is not None and part.family is Family.I2C_EEPROM else "0"
-    i2c = options.get("i2c", default_bus).strip().lower()
-    if i2c not in ("0", "1", "yes", "no", "true", "false", "on", "off"):
-        raise ProgrammerUrlError(f"ftdi option i2c={options['i2c']!r}: expected 1 or 0")
-    bus = "i2c" if i2c in ("1", "yes", "true", "on") else "spi"
+    i2c = _flag(options, "i2c", default_bus)
+    swd = _flag(options, "swd", "0")
+    if swd:
+        if "i2c" in options and i2c:
+            raise ProgrammerUrlError(
+                "ftdi options i2c=1 and swd=1: an interface is one or the other"
+            )
+        return _swd_settings(parsed, product)
+    for key in SWD_ONLY_OPTIONS:
+        if key in options:
+            raise ProgrammerUrlError(f"ftdi option {key}= is for SWD probes: add swd=1")
+    bus = "i2c" if i2c else "spi"
     part_max = (part.max_clock_hz if part is not None else None) or 0
     if bus == "spi":
         cap = _number(options, "clock", MAX_CLOCK_HZ, 1000, 200_000_000)
@@ -545,6 +598,52 @@ def _settings(
         in_system=in_system,
         board_powered=board_powered,
         vcc_mv=_number(options, "vcc", 3300, 1000, 5500),
+    )
+
+
+def _flag(options: Mapping[str, str], key: str, default: str) -> bool:
+    text = options.get(key, default).strip().lower()
+    if text not in ("0", "1", "yes", "no", "true", "false", "on", "off"):
+        raise ProgrammerUrlError(f"ftdi option {key}={options[key]!r}: expected 1 or 0")
+    return text in ("1", "yes", "true", "on")
+
+
+def _swd_settings(parsed: ParsedUrl, product: FtdiProduct) -> SiteSettings:
+    """swd=1: SWCLK (clock=), NRST (nrst=PIN), connect=, the pin map around them."""
+    options = parsed.options
+    clock = _number(options, "clock", DEFAULT_SWD_HZ, 1000, MAX_CLOCK_HZ)
+    pins = parse_pin_map(
+        options.get("pins", "none"), bus="swd", wide=product.wide, chip=product.name
+    )
+    nrst = None
+    if options.get("nrst"):
+        where = f"ftdi option nrst={options['nrst']}"
+        nrst = parse_pin(options["nrst"], where, bus="swd", wide=product.wide, chip=product.name)
+        for role, pin in pins.pins.items():
+            if pin.bit == nrst.bit:
+                raise ProgrammerUrlError(f"{where}: pin already used for {role} (pins=)")
+    if pins.get("reset") is not None:
+        raise ProgrammerUrlError(
+            "ftdi swd=1: give the target's reset line as nrst=PIN, not pins=reset="
+        )
+    connect = choice(parsed, "connect", "normal", ("normal", "under-reset"))
+    if connect == "under-reset" and nrst is None:
+        raise ProgrammerUrlError(
+            "ftdi: connect=under-reset needs the target's NRST wired to a GPIO pin (nrst=D4)"
+        )
+    in_system, board_powered = connection_options(parsed, in_system=True, board_powered=True)
+    return SiteSettings(
+        bus="swd",
+        clock_hz=clock,
+        pins=pins,
+        latency_ms=_number(options, "latency", DEFAULT_LATENCY_MS, 1, 255),
+        in_system=in_system,
+        board_powered=board_powered,
+        vcc_mv=_number(options, "vcc", 3300, 1000, 5500),
+        swd=SwdSiteOptions(
+            clock, connect == "under-reset", nrst is not None, in_system, board_powered
+        ),
+        nrst=nrst,
     )
 
 
@@ -613,8 +712,10 @@ def open_ftdi(parsed: ParsedUrl, context: Mapping[str, object]) -> FtdiProgramme
         url=f"ftdi://ftdi:{product.url_name}:{locator(device)}/{which}",
         name=f"FTDI {product.name} {device.serial or device.vid_pid}",
         capabilities=Capabilities(
-            buses=frozenset({settings.bus, "microwire"} if settings.bus == "spi" else {"i2c"}),
-            max_spi_clock_hz=settings.clock_hz if settings.bus == "spi" else 0,
+            buses=frozenset(
+                {settings.bus, "microwire"} if settings.bus == "spi" else {settings.bus}
+            ),
+            max_spi_clock_hz=settings.clock_hz if settings.bus in ("spi", "swd") else 0,
             power_control=pins.get("power") is not None,
             socket_detect=pins.get("detect") is not None,
         ),

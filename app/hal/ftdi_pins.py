@@ -34,7 +34,13 @@ NAMED_MAPS: dict[str, str] = {
     "leds": "pass=D6,fail=D7",
 }
 
-BUS_PINS = {"spi": 0x000F, "i2c": 0x0007}  # SCK MOSI MISO CS / SCL SDA-out SDA-in
+#: SCK MOSI MISO CS / SCL SDA-out SDA-in / SWCLK SWDIO-out SWDIO-in (and pyftdi's /CS)
+BUS_PINS = {"spi": 0x000F, "i2c": 0x0007, "swd": 0x000F}
+BUS_PIN_NAMES = {
+    "spi": "D0-D3 (SCK, MOSI, MISO, /CS)",
+    "i2c": "D0-D2 (SCL, SDA)",
+    "swd": "D0-D3 (SWCLK, SWDIO out, SWDIO in, pyftdi's /CS)",
+}
 
 _PIN = re.compile(r"(!?)(?:(?:ADBUS|AD|D)([0-7])|(?:ACBUS|AC|C)([0-7]))", re.IGNORECASE)
 
@@ -99,6 +105,29 @@ def _mask(pins: Iterable[Pin]) -> int:
     return value
 
 
+def parse_pin(text: str, where: str, *, bus: str, wide: bool, chip: str) -> Pin:
+    """One pin (``D4``, ``ADBUS4``, ``C0``...; no ``!``): e.g. the SWD site's nrst=."""
+    match = _PIN.fullmatch(text.strip())
+    if match is None or match.group(1):
+        raise ProgrammerUrlError(
+            f"{where}: {text.strip()!r} is not a pin (D0-D7 for ADBUS, C0-C7 for ACBUS)"
+        )
+    _, ad, ac = match.groups()
+    pin = Pin(int(ad) if ad is not None else 8 + int(ac))
+    check_pin(pin, where, bus=bus, wide=wide, chip=chip)
+    return pin
+
+
+def check_pin(pin: Pin, where: str, *, bus: str, wide: bool, chip: str) -> None:
+    """Refuse a bus pin, and an ACBUS pin on a chip without them."""
+    if pin.mask & BUS_PINS[bus]:
+        raise ProgrammerUrlError(f"{where}: the {bus.upper()} bus uses {BUS_PIN_NAMES[bus]}")
+    if pin.bit >= 8 and not wide:
+        raise ProgrammerUrlError(
+            f"{where}: {chip or 'this chip'} has no ACBUS pins on an MPSSE interface (use D4-D7)"
+        )
+
+
 def parse_pin_map(text: str, *, bus: str = "spi", wide: bool = True, chip: str = "") -> PinMap:
     """Parse a ``pins=`` option; raises ProgrammerUrlError naming the bad part."""
     text = text.strip()
@@ -128,14 +157,7 @@ def parse_pin_map(text: str, *, bus: str = "spi", wide: bool = True, chip: str =
         low, ad, ac = match.groups()
         pin = Pin(int(ad) if ad is not None else 8 + int(ac), bool(low))
         where = f"pins=: {role}={pin_text.strip()}"
-        if pin.mask & BUS_PINS[bus]:
-            used = "D0-D3 (SCK, MOSI, MISO, /CS)" if bus == "spi" else "D0-D2 (SCL, SDA)"
-            raise ProgrammerUrlError(f"{where}: the {bus.upper()} bus uses {used}")
-        if pin.bit >= 8 and not wide:
-            raise ProgrammerUrlError(
-                f"{where}: {chip or 'this chip'} has no ACBUS pins on an MPSSE interface"
-                " (use D4-D7)"
-            )
+        check_pin(pin, where, bus=bus, wide=wide, chip=chip)
         if pin.bit in taken:
             raise ProgrammerUrlError(f"{where}: pin already used for {taken[pin.bit]}")
         taken[pin.bit] = role

@@ -13,6 +13,12 @@ Two levels, because probes work at two levels:
   WAIT, and polls a "match" read until the value matches. ``PacketLink`` is that on top
   of a ``SwdWire``; a CMSIS-DAP probe is one natively.
 
+A wire may post writes: answer OK to a write before its ACK has come back, so several
+writes travel in one USB transfer (FTDI MPSSE). It then checks those ACKs when it next
+reads from the probe or in its ``flush()`` (which PacketLink calls at the end of every
+batch), and raises ``SwdPostedError`` saying how many packets were sent after the one
+that was not OK; PacketLink turns that into the error of that access.
+
 Above both: app.hal.debug_port (connect, power-up, SELECT, MEM-AP memory access).
 """
 
@@ -43,6 +49,16 @@ class SwdFault(SwdError):
     def __init__(self, message: str, done: int = 0) -> None:
         super().__init__(message)
         self.done = done
+
+
+class SwdPostedError(SwdError):
+    """A write the wire had posted was not acknowledged OK: ``ack`` is what it got,
+    ``behind`` how many packets the wire sent after it."""
+
+    def __init__(self, message: str, ack: int, behind: int) -> None:
+        super().__init__(message)
+        self.ack = ack
+        self.behind = behind
 
 
 class SwdMismatch(SwdError):
@@ -147,6 +163,8 @@ class PacketLink:
         self.match_timeout_s = match_timeout_s
         self.packets = 0  # packets sent, WAIT retries included (for benchmarks)
         self.waits = 0  # of which answered WAIT (the target's bus was busy)
+        self._sent: list[int] = []  # the batch index of each packet sent (posted writes)
+        self._index = 0
 
     @property
     def name(self) -> str:
@@ -169,9 +187,29 @@ class PacketLink:
             closer()
 
     def transfer(self, accesses: Sequence[Access]) -> list[int]:
+        self._sent = []
+        try:
+            values = self._transfer(accesses)
+            flush = getattr(self.wire, "flush", None)
+            if flush is not None:
+                flush()
+            return values
+        except SwdPostedError as err:
+            index = self._sent[-1 - err.behind]
+            name = accesses[index].name()
+            if err.ack == FAULT:
+                raise SwdFault(f"{name} answered FAULT", done=index) from None
+            if err.ack == WAIT:
+                raise SwdError(f"{name} still WAIT after retries") from None
+            raise SwdError(
+                f"no acknowledge ({err.ack:03b}) to {name}: is a target there?"
+            ) from None
+
+    def _transfer(self, accesses: Sequence[Access]) -> list[int]:
         values: list[int] = []
         posted = False  # an AP read is in flight: its value comes with the next AP read
         for index, access in enumerate(accesses):
+            self._index = index
             try:
                 if access.read and access.ap and access.mask is None:
                     value = self._packet(access)
@@ -218,6 +256,7 @@ class PacketLink:
         request = request_byte(access.ap, access.read, access.address)
         for _ in range(self.wait_retries + 1):
             self.packets += 1
+            self._sent.append(self._index)
             ack, data = self.wire.packet(request, None if access.read else access.value)
             if ack == OK:
                 if not access.read:

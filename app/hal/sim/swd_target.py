@@ -11,9 +11,19 @@ over a memory map, posted AP reads, sticky errors, WAIT and line-state faults.
   RDBUFF (read 0xC: the last AP read's value).
 - AP 0: CSW (0x00), TAR (0x04), DRW (0x0C), IDR (0xFC). An AP read returns the value of
   the previous AP read (posted). DRW transfers move TAR on by 4 with CSW AddrInc single,
-  wrapping inside 1 KiB. A transfer to an unmapped address sets STICKYERR; while
-  STICKYERR is set every AP access answers FAULT. AP access before the debug power-up
-  acknowledge answers FAULT too.
+  wrapping inside 1 KiB. Packed transfers (AddrInc 0b10) are not modelled: CSW bit 5
+  reads 0, so a host that probes for them (OpenOCD writes 0b10 and reads CSW back)
+  finds none and uses single increments. A transfer to an unmapped address sets
+  STICKYERR; while STICKYERR is set every AP access answers FAULT. AP access before the
+  debug power-up acknowledge answers FAULT too.
+- Overrun detection (CTRL/STAT bit 0 ORUNDETECT): a WAIT or FAULT then sets STICKYORUN
+  (bit 1), and while it is set every packet but a read of IDCODE or CTRL/STAT or a write
+  to ABORT answers FAULT, so nothing a host sent after the refused packet takes effect;
+  ABORT bit 4 (ORUNERRCLR) clears it. ABORT writes are never answered WAIT (ADIv5, IHI
+  0031E B4.3.2: "A WAIT response must not be issued to ... writes to the ABORT register").
+- ``ack_for(request)`` says which acknowledge ``packet()`` will give, without acting: a
+  bit-level front (tests/swd_bitlevel.py) must drive a write's ACK before the write data
+  has been clocked in.
 
 Subclasses put a real memory map behind the AP (``_bus_read``/``_bus_write``, which may
 raise ``BusFault`` or ``BusStall`` from app.hal.sim.mcu_memory), more access ports
@@ -30,7 +40,9 @@ _OK, _WAIT, _FAULT, _NONE = 0b001, 0b010, 0b100, 0b111
 _SWITCH = 0xE79E
 _IDCODE_M3 = 0x1BA01477  # ARM SW-DP (ADIv5), as Cortex-M3/M4 parts report it
 _AHB_AP_IDR = 0x24770011
-_STICKYERR = 1 << 5
+_ORUNDETECT, _STICKYORUN, _STICKYCMP, _STICKYERR = 1 << 0, 1 << 1, 1 << 4, 1 << 5
+_ALWAYS_ACCEPTED = (0xA5, 0x8D, 0x81)  # IDCODE read, CTRL/STAT read, ABORT write
+_ADDRINC_PACKED = 1 << 5  # CSW AddrInc 0b10: packed transfers, not modelled
 _DEVICE_EN = 1 << 6  # CSW DeviceEn (read-only): the AP can reach its bus
 
 
@@ -70,20 +82,41 @@ class SimSwdTarget:
             self._swd = True
         self._reset_seen = False
 
-    def packet(self, request: int, data: int | None) -> tuple[int, int | None]:
+    def ack_for(self, request: int) -> int:
+        """The acknowledge ``packet(request, ...)`` gives in the present state (no side
+        effects). A model that changes packet()'s acknowledges overrides this too."""
         body = (request >> 1) & 0xF
         framed = request & 1 and not (request >> 6) & 1 and (request >> 7) & 1
         if not (self.present and self._swd and framed and (request >> 5) & 1 == _even(body)):
+            return _NONE
+        if request in _ALWAYS_ACCEPTED:
+            return _OK
+        if self._ctrl & _STICKYORUN:
+            return _FAULT
+        if self.wait_next > 0:
+            return _WAIT
+        return _FAULT if body & 1 and self._ap_refused() else _OK
+
+    def _ap_refused(self) -> bool:
+        """A sticky error is set or the debug domain is not powered up (no CDBGPWRUPACK)."""
+        return bool(self._ctrl & _STICKYERR or not self._ctrl & (1 << 29))
+
+    def packet(self, request: int, data: int | None) -> tuple[int, int | None]:
+        ack = self.ack_for(request)
+        if ack == _NONE:
             return _NONE, None
         self.packets += 1
-        if self.wait_next > 0:
-            self.wait_next -= 1
-            return _WAIT, None
+        if ack != _OK:
+            if ack == _WAIT:
+                self.wait_next -= 1
+            elif not self._ctrl & _STICKYORUN:  # an AP access refused
+                self._ctrl |= _STICKYERR
+            if self._ctrl & _ORUNDETECT:
+                self._ctrl |= _STICKYORUN
+            return ack, None
+        body = (request >> 1) & 0xF
         ap, read, address = bool(body & 1), bool(body & 2), ((body >> 2) & 3) << 2
         if ap:
-            if self._ctrl & _STICKYERR or not self._ctrl & (1 << 29):
-                self._ctrl |= _STICKYERR
-                return _FAULT, None
             return self._ap(read, address, data)
         return self._dp(read, address, data)
 
@@ -105,12 +138,14 @@ class SimSwdTarget:
             return self._answer(0)
         assert data is not None
         if address == 0x0:  # ABORT: clear the sticky flags asked for
-            if data & (1 << 2):
-                self._ctrl &= ~_STICKYERR
-            self._ctrl &= ~((1 << 4) if data & (1 << 1) else 0)
+            cleared = {1 << 1: _STICKYCMP, 1 << 2: _STICKYERR, 1 << 4: _STICKYORUN}
+            for bit, flag in cleared.items():
+                if data & bit:
+                    self._ctrl &= ~flag
         elif address == 0x4:
             requests = data & ((1 << 28) | (1 << 30))
-            self._ctrl = (self._ctrl & _STICKYERR) | requests | (requests << 1)
+            sticky = self._ctrl & (_STICKYERR | _STICKYORUN | _STICKYCMP)
+            self._ctrl = sticky | requests | (requests << 1) | (data & _ORUNDETECT)
         elif address == 0x8:
             self._select = data
         return _OK, None
@@ -138,7 +173,7 @@ class SimSwdTarget:
         if apsel:
             self._other_ap_write(apsel, register, data)
         elif register == 0x00:
-            self._csw = data
+            self._csw = data & ~_ADDRINC_PACKED
         elif register == 0x04:
             self._tar = data
         elif register == 0x0C:
