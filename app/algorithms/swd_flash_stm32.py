@@ -4,10 +4,11 @@ ch. 4: half-word programming, pages), the F2/F4 one (RM0033 ch. 2, RM0090 ch. 3:
 sectors, program size PSIZE) and the G0/G4/L4 one (RM0444 ch. 3, RM0440 ch. 3,
 RM0351 ch. 3: double-word programming, pages).
 
-Every operation starts with the error flags cleared and ends with them read: a flag
-set names the operation and the address. Programming goes unit by unit through
-DebugAccess.write_polled, which waits for BSY to clear after each unit (the sequence
-the manuals give) in the same batch as the writes.
+The three share their shape (a key sequence on KEYR, CR selecting an operation that
+STRT starts, BSY and error flags in SR) and differ in addresses and bits, which each
+subclass gives. Every operation starts with the error flags cleared and ends with them
+read: a flag set names the operation and the address. Programming writes each unit and
+reads it back in one batch (FlashController.write_units).
 """
 
 from __future__ import annotations
@@ -39,10 +40,85 @@ def _errors(value: int, names: dict[int, str]) -> str:
     return ", ".join(name for bit, name in names.items() if value & bit)
 
 
+def _rdp_state(rdp: int) -> Protection:
+    """Protection from an RDP byte where 0xAA is level 0 and 0xCC level 2."""
+    if rdp == RDP_LEVEL0:
+        return Protection(False, "readout protection off")
+    level = 2 if rdp == 0xCC else 1
+    return Protection(
+        True,
+        f"readout protection level {level} (RDP 0x{rdp:02X}); removing it mass-erases the flash",
+        readable=False,
+    )
+
+
 class Stm32Controller(FlashController):
+    KEYR: ClassVar[int]
+    OPTKEYR: ClassVar[int]
+    SR: ClassVar[int]
+    CR: ClassVar[int]
+    BSY: ClassVar[int]
+    EOP: ClassVar[int]
+    STRT: ClassVar[int]
+    LOCK: ClassVar[int]
+    #: CR while units are programmed
+    PROGRAM_CR: ClassVar[int]
+    ERRORS: ClassVar[dict[int, str]]
+
+    @property
+    def error_mask(self) -> int:
+        return sum(self.ERRORS)
+
     def unique_id(self) -> bytes | None:
         words = self.port.read_words(UID_ADDRESS[self.facts.series], 3)
         return b"".join(word.to_bytes(4, "little") for word in words)
+
+    def unlock(self) -> None:
+        if self.read(self.CR) & self.LOCK:
+            self.write(self.KEYR, KEY1)
+            self.write(self.KEYR, KEY2)
+            if self.read(self.CR) & self.LOCK:
+                raise ChipError("the flash controller stays locked after its key sequence")
+        self.write(self.SR, self.EOP | self.error_mask)
+
+    def lock(self) -> None:
+        self.write(self.CR, self.LOCK)
+
+    def check(self, status: int, what: str, address: int | None = None) -> None:
+        if status & self.error_mask:
+            self.write(self.SR, self.error_mask)
+            raise ChipError(f"{what} failed: {_errors(status, self.ERRORS)}", address)
+
+    def select(self, cr: int, address: int | None) -> None:
+        """Set CR for the operation (F0/F1/F3 also take its address in AR)."""
+        self.write(self.CR, cr)
+
+    def run(
+        self, cr: int, what: str, timing: Timing, address: int | None = None, after: int = 0
+    ) -> int:
+        """Select the operation ``cr``, start it, wait for BSY to clear, leave CR at
+        ``after``, check the error flags; SR at the end."""
+        self.select(cr, address)
+        self.write(self.CR, cr | self.STRT)
+        status = self.wait(self.SR, self.BSY, 0, timing.ms_typ / 1000, self.timeout(timing))
+        self.write(self.CR, after)
+        self.check(status, what, address)
+        return status
+
+    def program(self, address: int, data: bytes) -> None:
+        self.write(self.CR, self.PROGRAM_CR)
+        bad = self.write_units(address, data)
+        self.write(self.CR, 0)
+        status = self.read(self.SR)
+        if bad is not None or status & self.error_mask:
+            self.write(self.SR, self.error_mask)
+            raise self.bad_unit(bad or (address, 0, 0), _errors(status, self.ERRORS))
+
+    def option_unlock(self, locked: bool) -> None:
+        """The option key sequence, where the option bytes are locked."""
+        if locked:
+            self.write(self.OPTKEYR, OPTKEY1 if self.kind != "stm32f1" else KEY1)
+            self.write(self.OPTKEYR, OPTKEY2 if self.kind != "stm32f1" else KEY2)
 
 
 # -- F0 / F1 / F3 ----------------------------------------------------------------------
@@ -63,16 +139,11 @@ class Stm32F1Flash(Stm32Controller):
         mass_erase=lambda size: Timing(20.0, 40.0),
     )
     BASE = 0x4002_2000
-    KEYR, OPTKEYR, SR, CR, AR, OBR = (
-        BASE + 0x04,
-        BASE + 0x08,
-        BASE + 0x0C,
-        BASE + 0x10,
-        BASE + 0x14,
-        BASE + 0x1C,
-    )
+    KEYR, OPTKEYR, SR, CR = BASE + 0x04, BASE + 0x08, BASE + 0x0C, BASE + 0x10
+    AR, OBR = BASE + 0x14, BASE + 0x1C
     BSY, PGERR, WRPRTERR, EOP = 1 << 0, 1 << 2, 1 << 4, 1 << 5
     PG, PER, MER, OPTPG, OPTER, STRT, LOCK, OPTWRE = 1, 2, 4, 16, 32, 64, 128, 512
+    PROGRAM_CR = PG
     OBL_LAUNCH = 1 << 13  # F0/F3 only
     RDPRT = 1 << 1  # OBR: readout protection active (F0/F3: level bits 2:1)
     OPTION_RDP = 0x1FFF_F800
@@ -81,49 +152,17 @@ class Stm32F1Flash(Stm32Controller):
         WRPRTERR: "WRPRTERR (write-protected)",
     }
 
-    def unlock(self) -> None:
-        if self.read(self.CR) & self.LOCK:
-            self.write(self.KEYR, KEY1)
-            self.write(self.KEYR, KEY2)
-            if self.read(self.CR) & self.LOCK:
-                raise ChipError("the flash controller stays locked after its key sequence")
-        self.write(self.SR, self.EOP | self.PGERR | self.WRPRTERR)
-
-    def lock(self) -> None:
-        self.write(self.CR, self.LOCK)
-
-    def _run(
-        self, cr: int, what: str, timing: Timing, address: int | None = None, after: int = 0
-    ) -> None:
-        """Start the operation ``cr`` selects, wait, leave CR at ``after`` (OPTWRE must
-        stay set between an option erase and an option write: writing 0 clears it)."""
+    def select(self, cr: int, address: int | None) -> None:
+        self.write(self.CR, cr)
         if address is not None:
-            self.write(self.CR, cr)
             self.write(self.AR, address)
-        self.write(self.CR, cr | self.STRT)
-        status = self.wait(self.SR, self.BSY, 0, timing.ms_typ / 1000, self.timeout(timing))
-        self.write(self.CR, after)
-        if status & (self.PGERR | self.WRPRTERR):
-            self.write(self.SR, self.PGERR | self.WRPRTERR)
-            raise ChipError(f"{what} failed: {_errors(status, self.ERRORS)}", address)
 
     def erase_sector(self, number: int) -> None:
         address = self.sector_address(number)
-        self._run(self.PER, f"page erase at 0x{address:08X}", self.sector_timing(number), address)
+        self.run(self.PER, f"page erase at 0x{address:08X}", self.sector_timing(number), address)
 
     def mass_erase(self) -> None:
-        self.write(self.CR, self.MER)
-        self._run(self.MER, "mass erase", self.times.mass_erase(self.layout.size))
-
-    def program(self, address: int, data: bytes) -> None:
-        self.write(self.CR, self.PG)
-        bad = self.write_units(address, data)
-        self.write(self.CR, 0)
-        status = self.read(self.SR)
-        if bad is not None or status & (self.PGERR | self.WRPRTERR):
-            self.write(self.SR, self.PGERR | self.WRPRTERR)
-            flags = _errors(status, self.ERRORS)
-            raise self.bad_unit(bad or (address, 0, 0), flags)
+        self.run(self.MER, "mass erase", self.times.mass_erase(self.layout.size))
 
     # -- readout protection (RM0008 2.5, PM0075 2.4; RM0091 3.3.1) ------------------------
 
@@ -137,30 +176,23 @@ class Stm32F1Flash(Stm32Controller):
             )
         return Protection(False, "readout protection off")
 
-    def _option_unlock(self) -> None:
-        self.unlock()
-        if not self.read(self.CR) & self.OPTWRE:
-            self.write(self.OPTKEYR, KEY1)
-            self.write(self.OPTKEYR, KEY2)
-
     def set_protection(self, on: bool) -> bool:
         """Erase the option bytes (RDP reads 0xFF: level 1) and, to clear protection,
         program RDP back to its level-0 value; the part mass-erases its flash when
-        protection goes. Reloaded by a system reset (F1) or OBL_LAUNCH (F0/F3)."""
-        self._option_unlock()
+        protection goes. OPTWRE must stay set from the option erase to the RDP write
+        (writing CR without it clears it). Reloaded by a system reset (F1) or
+        OBL_LAUNCH (F0/F3)."""
+        self.unlock()
+        self.option_unlock(not self.read(self.CR) & self.OPTWRE)
         timing = self.times.mass_erase(self.layout.size)
-        self.write(self.CR, self.OPTER | self.OPTWRE)
-        self._run(self.OPTER | self.OPTWRE, "option byte erase", timing, after=self.OPTWRE)
+        self.run(self.OPTER | self.OPTWRE, "option byte erase", timing, after=self.OPTWRE)
         if not on:
             level0 = RDP_LEVEL0_F1 if self.facts.series == "stm32f1" else RDP_LEVEL0
             self.write(self.CR, self.OPTPG | self.OPTWRE)
             self.port.write_polled([(self.OPTION_RDP, level0)], 2, self.SR, self.BSY)
             status = self.read(self.SR)
             self.write(self.CR, 0)
-            if status & (self.PGERR | self.WRPRTERR):
-                raise ChipError(
-                    f"programming the RDP option byte failed: {_errors(status, self.ERRORS)}"
-                )
+            self.check(status, "programming the RDP option byte")
         if self.facts.series == "stm32f1":
             return False  # the caller's system reset reloads the option bytes
         self.write(self.CR, self.OBL_LAUNCH)  # reloads the option bytes and resets the part
@@ -173,9 +205,8 @@ class Stm32F1Flash(Stm32Controller):
 def _f4_erase(size: int) -> Timing:
     """Sector erase at x32 (STM32F405 datasheet DS8626, table 43): 16 KiB 400/800 ms,
     64 KiB 1200/2400 ms, 128 KiB 2000/4000 ms."""
-    typ = {16384: 400.0, 32768: 700.0, 65536: 1200.0, 131072: 2000.0}.get(
-        size, 2000.0 * size / 131072
-    )
+    known = {16384: 400.0, 32768: 700.0, 65536: 1200.0, 131072: 2000.0}
+    typ = known.get(size, 2000.0 * size / 131072)
     return Timing(typ, 2 * typ)
 
 
@@ -193,39 +224,19 @@ class Stm32F4Flash(Stm32Controller):
     )
     BASE = 0x4002_3C00
     KEYR, OPTKEYR, SR, CR, OPTCR = BASE + 0x04, BASE + 0x08, BASE + 0x0C, BASE + 0x10, BASE + 0x14
-    EOP, OPERR, WRPERR, PGAERR, PGPERR, PGSERR, BSY = 1, 2, 16, 32, 64, 128, 1 << 16
-    ERROR_MASK = OPERR | WRPERR | PGAERR | PGPERR | PGSERR
+    EOP, BSY = 1, 1 << 16
     ERRORS: ClassVar[dict[int, str]] = {
-        OPERR: "OPERR",
-        WRPERR: "WRPERR (write-protected)",
-        PGAERR: "PGAERR (alignment)",
-        PGPERR: "PGPERR (parallelism)",
-        PGSERR: "PGSERR (sequence)",
+        1 << 1: "OPERR",
+        1 << 4: "WRPERR (write-protected)",
+        1 << 5: "PGAERR (alignment)",
+        1 << 6: "PGPERR (parallelism)",
+        1 << 7: "PGSERR (sequence)",
     }
     PG, SER, MER, STRT, LOCK = 1, 2, 4, 1 << 16, 1 << 31
     MER1 = 1 << 15  # the second bank's mass erase (F42x/F43x, F469/F479)
     PSIZE_X32 = 2 << 8
+    PROGRAM_CR = PG | PSIZE_X32
     OPTLOCK, OPTSTRT = 1, 2
-
-    def unlock(self) -> None:
-        if self.read(self.CR) & self.LOCK:
-            self.write(self.KEYR, KEY1)
-            self.write(self.KEYR, KEY2)
-            if self.read(self.CR) & self.LOCK:
-                raise ChipError("the flash controller stays locked after its key sequence")
-        self.write(self.SR, self.EOP | self.ERROR_MASK)
-
-    def lock(self) -> None:
-        self.write(self.CR, self.LOCK)
-
-    def _run(self, cr: int, what: str, timing: Timing, address: int | None = None) -> None:
-        self.write(self.CR, cr)
-        self.write(self.CR, cr | self.STRT)
-        status = self.wait(self.SR, self.BSY, 0, timing.ms_typ / 1000, self.timeout(timing))
-        self.write(self.CR, 0)
-        if status & self.ERROR_MASK:
-            self.write(self.SR, self.ERROR_MASK)
-            raise ChipError(f"{what} failed: {_errors(status, self.ERRORS)}", address)
 
     def _snb(self, number: int) -> int:
         """Sector number as CR.SNB takes it: on the dual-bank parts (24 sectors) bank
@@ -237,53 +248,32 @@ class Stm32F4Flash(Stm32Controller):
     def erase_sector(self, number: int) -> None:
         address = self.sector_address(number)
         cr = self.SER | (self._snb(number) << 3) | self.PSIZE_X32
-        self._run(
-            cr, f"sector {number} erase at 0x{address:08X}", self.sector_timing(number), address
-        )
+        what = f"sector {number} erase at 0x{address:08X}"
+        self.run(cr, what, self.sector_timing(number), address)
 
     def mass_erase(self) -> None:
         cr = self.MER | self.PSIZE_X32
         if len(self.layout.sectors) == 24:
             cr |= self.MER1
-        self._run(cr, "mass erase", self.times.mass_erase(self.layout.size))
-
-    def program(self, address: int, data: bytes) -> None:
-        self.write(self.CR, self.PG | self.PSIZE_X32)
-        bad = self.write_units(address, data)
-        self.write(self.CR, 0)
-        status = self.read(self.SR)
-        if bad is not None or status & self.ERROR_MASK:
-            self.write(self.SR, self.ERROR_MASK)
-            raise self.bad_unit(bad or (address, 0, 0), _errors(status, self.ERRORS))
+        self.run(cr, "mass erase", self.times.mass_erase(self.layout.size))
 
     # -- readout protection (RM0090 3.7.3, 3.9.10 FLASH_OPTCR) ------------------------------
 
     def protection(self) -> Protection:
-        rdp = (self.read(self.OPTCR) >> 8) & 0xFF
-        if rdp != RDP_LEVEL0:
-            level = 2 if rdp == 0xCC else 1
-            return Protection(
-                True,
-                f"readout protection level {level} (RDP 0x{rdp:02X}); removing it"
-                " mass-erases the flash",
-                readable=False,
-            )
-        return Protection(False, "readout protection off")
+        return _rdp_state((self.read(self.OPTCR) >> 8) & 0xFF)
 
     def set_protection(self, on: bool) -> bool:
+        """OPTCR's RDP byte and OPTSTRT; going to level 0 mass-erases (BSY until done)."""
         self.unlock()
-        if self.read(self.OPTCR) & self.OPTLOCK:
-            self.write(self.OPTKEYR, OPTKEY1)
-            self.write(self.OPTKEYR, OPTKEY2)
-        optcr = self.read(self.OPTCR)
+        self.option_unlock(bool(self.read(self.OPTCR) & self.OPTLOCK))
+        optcr = self.read(self.OPTCR) & ~0xFF00 & ~self.OPTSTRT
         rdp = RDP_LEVEL0 if not on else 0x55  # anything but 0xAA/0xCC: level 1
-        self.write(self.OPTCR, (optcr & ~0xFF00 & ~self.OPTSTRT) | (rdp << 8))
-        self.write(self.OPTCR, (optcr & ~0xFF00) | (rdp << 8) | self.OPTSTRT)
-        timing = self.times.mass_erase(self.layout.size)  # going to level 0 mass-erases
+        self.write(self.OPTCR, optcr | (rdp << 8))
+        self.write(self.OPTCR, optcr | (rdp << 8) | self.OPTSTRT)
+        timing = self.times.mass_erase(self.layout.size)
         status = self.wait(self.SR, self.BSY, 0, timing.ms_typ / 1000, self.timeout(timing))
         self.write(self.OPTCR, self.read(self.OPTCR) | self.OPTLOCK)
-        if status & self.ERROR_MASK:
-            raise ChipError(f"option byte programming failed: {_errors(status, self.ERRORS)}")
+        self.check(status, "option byte programming")
         return False
 
 
@@ -319,80 +309,33 @@ class Stm32L4Flash(Stm32Controller):
         1 << 14: "RDERR (PCROP read)",
         1 << 15: "OPTVERR (option validity)",
     }
-    ERROR_MASK = sum(ERRORS)
     PG, PER, MER1, STRT, OPTSTRT = 1, 2, 4, 1 << 16, 1 << 17
+    PROGRAM_CR = PG
     OBL_LAUNCH, OPTLOCK, LOCK = 1 << 27, 1 << 30, 1 << 31
-
-    def unlock(self) -> None:
-        if self.read(self.CR) & self.LOCK:
-            self.write(self.KEYR, KEY1)
-            self.write(self.KEYR, KEY2)
-            if self.read(self.CR) & self.LOCK:
-                raise ChipError("the flash controller stays locked after its key sequence")
-        self.write(self.SR, self.EOP | self.ERROR_MASK)
-
-    def lock(self) -> None:
-        self.write(self.CR, self.LOCK)
-
-    def _check(self, status: int, what: str, address: int | None) -> None:
-        if status & self.ERROR_MASK:
-            self.write(self.SR, self.ERROR_MASK)
-            raise ChipError(f"{what} failed: {_errors(status, self.ERRORS)}", address)
-
-    def _run(self, cr: int, what: str, timing: Timing, address: int | None = None) -> None:
-        self.write(self.CR, cr)
-        self.write(self.CR, cr | self.STRT)
-        status = self.wait(self.SR, self.BSY, 0, timing.ms_typ / 1000, self.timeout(timing))
-        self.write(self.CR, 0)
-        self._check(status, what, address)
 
     def erase_sector(self, number: int) -> None:
         address = self.sector_address(number)
-        self._run(
-            self.PER | (number << 3),
-            f"page {number} erase at 0x{address:08X}",
-            self.sector_timing(number),
-            address,
-        )
+        what = f"page {number} erase at 0x{address:08X}"
+        self.run(self.PER | (number << 3), what, self.sector_timing(number), address)
 
     def mass_erase(self) -> None:
-        self._run(self.MER1, "mass erase", self.times.mass_erase(self.layout.size))
-
-    def program(self, address: int, data: bytes) -> None:
-        self.write(self.CR, self.PG)
-        bad = self.write_units(address, data)  # two word writes per double-word
-        self.write(self.CR, 0)
-        status = self.read(self.SR)
-        if bad is not None or status & self.ERROR_MASK:
-            self.write(self.SR, self.ERROR_MASK)
-            raise self.bad_unit(bad or (address, 0, 0), _errors(status, self.ERRORS))
+        self.run(self.MER1, "mass erase", self.times.mass_erase(self.layout.size))
 
     # -- readout protection (RM0351 3.5.1, 3.7.8 FLASH_OPTR) -------------------------------
 
     def protection(self) -> Protection:
-        rdp = self.read(self.OPTR) & 0xFF
-        if rdp != RDP_LEVEL0:
-            level = 2 if rdp == 0xCC else 1
-            return Protection(
-                True,
-                f"readout protection level {level} (RDP 0x{rdp:02X}); removing it"
-                " mass-erases the flash",
-                readable=False,
-            )
-        return Protection(False, "readout protection off")
+        return _rdp_state(self.read(self.OPTR) & 0xFF)
 
     def set_protection(self, on: bool) -> bool:
         """Write OPTR's RDP, OPTSTRT, then OBL_LAUNCH: the part reloads its option
         bytes (mass-erasing when protection goes) and resets."""
         self.unlock()
-        if self.read(self.CR) & self.OPTLOCK:
-            self.write(self.OPTKEYR, OPTKEY1)
-            self.write(self.OPTKEYR, OPTKEY2)
+        self.option_unlock(bool(self.read(self.CR) & self.OPTLOCK))
         rdp = RDP_LEVEL0 if not on else 0xBB
         self.write(self.OPTR, (self.read(self.OPTR) & ~0xFF) | rdp)
         self.write(self.CR, self.OPTSTRT)
         timing = self.times.mass_erase(self.layout.size)
         status = self.wait(self.SR, self.BSY, 0, timing.ms_typ / 1000, self.timeout(timing))
-        self._check(status, "option byte programming", None)
+        self.check(status, "option byte programming")
         self.write(self.CR, self.OBL_LAUNCH)
         return True
