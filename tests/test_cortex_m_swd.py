@@ -237,3 +237,27 @@ def test_every_swd_part_of_the_catalogue_programs_and_verifies(database, device_
     result = fixture.cycle(image, protect=True)
     assert result.passed, result.message
     assert fixture.site.mcu.protected
+
+
+@pytest.mark.parametrize(
+    "device_id",
+    ["st.stm32f030x8-f05x", "st.stm32f40x-f41x", "st.stm32g07x-g08x", "nordic.nrf52832-xxaa"],
+)
+def test_the_cli_programs_each_kind_on_simulated_swd(device_id, tmp_path, capsys) -> None:
+    """`socketeer program --device PART --programmer sim:// fw.hex`, as typed, with an
+    Intel HEX file at the part's own addresses; then `socketeer verify` of the same file
+    on the same kind of part fails (a fresh simulated part is blank), naming the address."""
+    from app.cli import main
+    from app.core.formats import save_image
+
+    device = load_database(use_overlay=False).get(device_id)
+    image = MemoryImage.from_bytes(random.Random(9).randbytes(10_000), device.memory_base)
+    path = tmp_path / "fw.hex"
+    save_image(image, path, "ihex")
+    argv = ["program", "--device", device_id, "--programmer", "sim://", "--no-backup"]
+    code = main([*argv, str(path)])
+    out = capsys.readouterr().out
+    assert code == 0 and "1 passed, 0 failed" in out, out
+    code = main(["verify", "--device", device_id, "--programmer", "sim://", str(path)])
+    out = capsys.readouterr().out
+    assert code != 0 and f"0x{device.memory_base:X}" in out, out
