@@ -25,7 +25,7 @@ expects) and the Bus Pirate firmware's Firmware/binwire.c and bitbang.c
   reads what the target drives after that rising edge.
 
 The target behind the front is any object with the SimSwdTarget packet interface (see
-tests/swd_bitlevel.py), so a whole Cortex-M model can stand there later.
+tests/swd_bitlevel.py): the bare MEM-AP or a whole simulated MCU (tests/test_openocd_swd.py).
 """
 
 from __future__ import annotations
