@@ -30,9 +30,10 @@ over a memory map, posted AP reads, sticky errors, WAIT and line-state faults.
   WAIT"): a write's acknowledge is given before its data is on the wire, so it cannot
   depend on whether the bus takes the data. The write is answered OK and performed once
   its data is in; if the bus stalls it (flash programming), the AP holds it and every
-  later request answers WAIT until the bus takes it, but the three that may never be
-  answered WAIT (IDCODE and CTRL/STAT reads, ABORT writes: ADIv5 B4.3.2). A CTRL/STAT
-  read then cancels the held write and sets WDATAERR (bit 7; Arm knowledge article
+  later request answers WAIT until the bus takes it (the model tries again at each
+  request: it has no clock between packets, so the held write lands up to a packet
+  later than on a real part), but the three that may never be answered WAIT (IDCODE
+  and CTRL/STAT reads, ABORT writes: ADIv5 B4.3.2). A CTRL/STAT read then cancels the held write and sets WDATAERR (bit 7; Arm knowledge article
   KA16363 "Serial Wire Debug sequence fails to produce WAIT responses for wait-states
   then generates WDATAERR", Cortex-M3/M4 SWJ-DP), as an ABORT with DAPABORT (bit 0)
   does without the flag; ABORT bit 3 (WDERRCLR) clears it. A read whose bus access
