@@ -33,10 +33,11 @@ over a memory map, posted AP reads, sticky errors, WAIT and line-state faults.
   later request answers WAIT until the bus takes it (the model tries again at each
   request: it has no clock between packets, so the held write lands up to a packet
   later than on a real part), but the three that may never be answered WAIT (IDCODE
-  and CTRL/STAT reads, ABORT writes: ADIv5 B4.3.2). A CTRL/STAT read then cancels the held write and sets WDATAERR (bit 7; Arm knowledge article
-  KA16363 "Serial Wire Debug sequence fails to produce WAIT responses for wait-states
-  then generates WDATAERR", Cortex-M3/M4 SWJ-DP), as an ABORT with DAPABORT (bit 0)
-  does without the flag; ABORT bit 3 (WDERRCLR) clears it. A read whose bus access
+  and CTRL/STAT reads, ABORT writes: ADIv5 B4.3.2). A CTRL/STAT read then cancels the
+  held write and sets WDATAERR (bit 7; Arm knowledge article KA16363 "Serial Wire
+  Debug sequence fails to produce WAIT responses for wait-states then generates
+  WDATAERR", Cortex-M3/M4 SWJ-DP), as an ABORT with DAPABORT (bit 0) does without the
+  flag; ABORT bit 3 (WDERRCLR) clears it. A read whose bus access
   stalls answers WAIT itself (a simplification: the AP would accept it and WAIT the
   next request; a host sees the same values either way).
 - Overrun detection (CTRL/STAT bit 0 ORUNDETECT): a WAIT or FAULT then sets STICKYORUN
