@@ -34,6 +34,7 @@ import random
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,11 +99,13 @@ def run_openocd(
     commands: list[str],
     cwd: Path,
     targets: list[str] = MEM_AP,
+    nrst: Callable[[bool], None] | None = None,
 ) -> Run:
-    """OpenOCD with ``targets`` (its target and flash bank commands) on the DAP, then
-    ``commands``, then shutdown."""
+    """OpenOCD with ``targets`` (its target, flash bank and reset_config commands) on
+    the DAP, then ``commands``, then shutdown. ``nrst``: the target's reset line, wired
+    to the Bus Pirate's AUX pin (OpenOCD's SRST)."""
     front = SwdBitFront(target)
-    with PtyBusPirate(front) as pirate:
+    with PtyBusPirate(front, nrst) as pirate:
         script = [
             # no listening ports: parallel runs (CI jobs, other tests) must not collide
             "gdb_port disabled",
@@ -276,3 +279,34 @@ def test_openocd_and_the_model_agree_a_protected_part_is_locked(
     assert f"Failed to read memory at 0x{FLASH + 4:08x}" in run.output
     assert "dumped" not in run.output
     assert mcu.wait_acks == 0
+
+
+def test_openocd_reaches_a_part_whose_firmware_takes_the_swd_pins_only_under_reset(
+    openocd, database, tmp_path
+) -> None:
+    """The firmware turns SWDIO/SWCLK into GPIOs once it runs (McuFaults
+    swd_off_when_running: the port is silent while the core runs). With NRST on the
+    Bus Pirate's AUX pin (OpenOCD's SRST), OpenOCD cannot read the DP of the running
+    part, and reaches it with connect_assert_srst: under reset the port answers, and
+    reset halt stops the core at its reset vector before the firmware can run."""
+    srst = "reset_config srst_only srst_nogate"
+    faults = McuFaults(swd_off_when_running=True)
+    running = stm32f103(database, faults)
+    plain = run_openocd(
+        openocd, running, ["reset halt"], tmp_path, [*STM32F1, srst], running.set_reset
+    )
+    assert plain.returncode != 0
+    assert "Error connecting DP" in plain.output and not running.halted
+    part = stm32f103(database, faults)
+    under_reset = run_openocd(
+        openocd,
+        part,
+        ["reset halt", "flash probe 0"],
+        tmp_path,
+        [*STM32F1, f"{srst} connect_assert_srst"],
+        part.set_reset,
+    )
+    print(f"OpenOCD connects under reset: {under_reset.seconds:.2f} s")
+    assert under_reset.returncode == 0, under_reset.output
+    assert "halted due to debug-request" in under_reset.output and part.halted
+    assert "device id = 0x10000410" in under_reset.output
