@@ -18,14 +18,15 @@ expects) and the Bus Pirate firmware's Firmware/binwire.c and bitbang.c
   bit; 0x08 peek the input; 0x09 one clock tick; 0x0A/0x0B clock low/high; 0x0C/0x0D
   data low/high; 0x1n write n+1 bytes (answers 0x01, then 0x01 per byte in 2-wire
   mode); 0x2n n+1 clock ticks; 0x3n n+1 bits of the next byte, MSB first; 0x4X
-  peripherals (bit 1 AUX: OpenOCD's SRST, high = released); 0x6X speed; 0x8X config
+  peripherals (bit 1 AUX: OpenOCD's SRST, high = released: buspirate_swd_set_feature
+  clears it to assert SRST); 0x6X speed; 0x8X config
   (bit 1 LSB first); the others answer 0x01, unknown commands 0x00;
 - a written bit sets the data pin (driven) then pulses the clock (high, low); a read
   bit or byte lets the data pin go (input), raises the clock, samples, lowers it: it
   reads what the target drives after that rising edge.
 
 The target behind the front is any object with the SimSwdTarget packet interface (see
-tests/swd_bitlevel.py), so a whole Cortex-M model can stand there later.
+tests/swd_bitlevel.py): the bare MEM-AP or a whole simulated MCU (tests/test_openocd_swd.py).
 """
 
 from __future__ import annotations
@@ -35,22 +36,26 @@ import pty
 import select
 import threading
 import tty
+from collections.abc import Callable
 
 from swd_bitlevel import SwdBitFront
 
 
 class BusPirateSwd:
     """The serial protocol above, over a front; ``feed()`` takes the bytes the host
-    wrote and returns the answer bytes."""
+    wrote and returns the answer bytes. ``nrst``, if given, is the target's reset line
+    wired to AUX: called with True when AUX goes low (SRST asserted), False when it
+    goes high."""
 
-    def __init__(self, front: SwdBitFront) -> None:
+    def __init__(self, front: SwdBitFront, nrst: Callable[[bool], None] | None = None) -> None:
         self.front = front
+        self.nrst = nrst
         self.mode = "terminal"
         self.zeros = 0
         self.lsb_first = False
         self.data: int | None = 0  # what the data pin drives (None: an input)
         self.clock = 0
-        self.aux = 0  # OpenOCD's SRST (high: released)
+        self.aux = 1  # AUX, OpenOCD's SRST: an input at power-up, NRST pulled up (released)
         self._pending = bytearray()
 
     def feed(self, chunk: bytes) -> bytes:
@@ -127,7 +132,10 @@ class BusPirateSwd:
             out += b"\x01\x01"
             return 2
         elif high == 0x4:
-            self.aux = (op >> 1) & 1
+            aux = (op >> 1) & 1
+            if self.nrst is not None and aux != self.aux:
+                self.nrst(not aux)
+            self.aux = aux
             out.append(1)
         elif high == 0x6:
             out.append(1)
@@ -169,8 +177,8 @@ class PtyBusPirate:
     """A BusPirateSwd on a pty, served by a thread: ``path`` is the serial port to give
     OpenOCD (`buspirate port PATH`). Use as a context manager."""
 
-    def __init__(self, front: SwdBitFront) -> None:
-        self.pirate = BusPirateSwd(front)
+    def __init__(self, front: SwdBitFront, nrst: Callable[[bool], None] | None = None) -> None:
+        self.pirate = BusPirateSwd(front, nrst)
         self._master, self._slave = pty.openpty()
         tty.setraw(self._slave)  # no echo or line editing before OpenOCD sets its own
         self.path = os.ttyname(self._slave)

@@ -795,3 +795,85 @@ def test_f0_rdp_level_2_turns_the_debug_port_off_for_good() -> None:
     rig.mcu.power_cycle()
     with pytest.raises(SwdError, match="no acknowledge"):
         rig.port.connect(under_reset=True)
+
+
+def test_a_ctrl_stat_read_while_a_write_is_held_cancels_it_with_wdataerr() -> None:
+    """The AP holds a write the flash stalls; a CTRL/STAT read may not be answered WAIT,
+    so it cancels the write and sets WDATAERR (bit 7; Arm KA16363); AP accesses FAULT
+    until ABORT.WDERRCLR (bit 3)."""
+    rig = connected(timing=Timing("typ"), wait_retries=100_000)
+    f1_unlock(rig)
+    rig.write(F1_CR, 1)
+    status, *_ = rig.port.link.transfer(
+        [
+            Access(True, False, 0x0, 0x2300_0011),
+            Access(True, False, 0x4, FLASH),
+            Access(True, False, 0xC, 0x1111),  # programs
+            Access(True, False, 0xC, 0x2222 << 16),  # held: the flash is busy
+            Access(False, True, 0x4),  # CTRL/STAT
+        ]
+    )
+    assert status & (1 << 7)
+    with pytest.raises(SwdFault):
+        rig.read(RAM)
+    rig.port.link.transfer([Access(False, False, 0x0, 1 << 3)])  # ABORT WDERRCLR
+    assert rig.read(FLASH) == 0xFFFF_1111  # the held half-word was never written
+
+
+# -- the MEM-AP as OpenOCD uses it ----------------------------------------------------
+
+
+def test_banked_data_registers_reach_tars_16_byte_block_and_leave_tar_alone() -> None:
+    """BDn (AP 0x10 + 4n) is the word at TAR[31:4] + 4n, without auto-increment (ADIv5
+    7.2.2; DDI 0314H 2.8.7). OpenOCD reads the debug registers and the CoreSight IDs
+    through them: without them it could not halt the core or read a component ID."""
+    rig = connected()
+    rig.write(DEMCR, 0x0100_0001)
+    dhcsr, dcrdr, demcr, tar, *cidr = rig.port.link.transfer(
+        [
+            Access(False, False, 0x8, 0x00),  # SELECT AP 0, bank 0
+            Access(True, False, 0x0, 0x2300_0012),  # CSW word, increment single
+            Access(True, False, 0x4, DCRDR),  # TAR: DCRDR, in DHCSR's 16-byte block
+            Access(False, False, 0x8, 0x10),  # bank 1: BD0-BD3
+            Access(True, False, 0x8, 0xFEED_C0DE),  # BD2 write: DCRDR
+            Access(True, True, 0x0),  # BD0: DHCSR
+            Access(True, True, 0x8),  # BD2: DCRDR
+            Access(True, True, 0xC),  # BD3: DEMCR
+            Access(False, False, 0x8, 0x00),
+            Access(True, True, 0x4),  # TAR: where it was
+            Access(True, False, 0x4, 0xE000_EFF4),  # the SCS's CIDR0-3 (0xFF0-0xFFC)
+            Access(False, False, 0x8, 0x10),
+            *(Access(True, True, 4 * n) for n in range(4)),
+            Access(False, False, 0x8, 0x00),
+        ]
+    )
+    assert dhcsr & S_REGRDY and dcrdr == 0xFEED_C0DE and demcr == 0x0100_0001
+    assert tar == DCRDR
+    assert cidr == [0x0D, 0xE0, 0x05, 0xB1]  # ADIv5.2 D1.2: preamble, class 0xE
+
+
+@pytest.mark.parametrize(
+    ("spec", "wrap"), [(F1, 0x1000), (F4, 0x1000), (F0, 0x400)], ids=["m3", "m4", "m0"]
+)
+def test_tar_auto_increment_wraps_at_4_kib_on_m3_m4_and_1_kib_on_m0(spec, wrap) -> None:
+    """ADIv5 guarantees TAR[9:0]; the Cortex-M3/M4 AHB-AP increments across 4 KiB
+    (OpenOCD's cortex_m.c reads 4 KiB blocks with one TAR write on them), an M0 wraps
+    at 1 KiB."""
+    rig = connected(spec)
+    rig.port.write_words(RAM, [0xAAAA_AAAA])
+    rig.port.write_words(RAM + 0x3FC, [0x1111_1111, 0x2222_2222])  # split at 1 KiB
+    first, second, tar = rig.port.link.transfer(
+        [
+            Access(False, False, 0x8, 0x00),
+            Access(True, False, 0x0, 0x2300_0012),
+            Access(True, False, 0x4, RAM + 0x3FC),
+            Access(True, True, 0xC),
+            Access(True, True, 0xC),
+            Access(True, True, 0x4),
+        ]
+    )
+    assert first == 0x1111_1111
+    if wrap == 0x1000:
+        assert (second, tar) == (0x2222_2222, RAM + 0x404)
+    else:
+        assert (second, tar) == (0xAAAA_AAAA, RAM + 0x004)

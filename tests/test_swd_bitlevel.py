@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from swd_bitlevel import SwdBitFront  # tests/ is on sys.path (rootdir)
 
+from app.hal.sim.clock import SimClock, Timing
+from app.hal.sim.mcu_target import McuSpec, make_mcu
 from app.hal.sim.swd_target import SimSwdTarget
 
 RAM = 0x2000_0000
+F1 = McuSpec("stm32f1", 0x0800_0000, (1024,) * 64, RAM, 20 * 1024, 0x410)
 OK, WAIT, FAULT, NOBODY = 0b001, 0b010, 0b100, 0b111
 
 
@@ -144,3 +147,36 @@ def test_write_data_with_a_wrong_parity_is_dropped() -> None:
     assert (host.take(5) >> 1) & 7 == OK
     host.out(0x1234 | (par(0x1234) ^ 1) << 32, 33)
     assert front.parity_errors == 1 and target.regions[RAM][:4] == bytes(4)
+
+
+def test_a_write_the_flash_stalls_is_answered_ok_and_the_next_request_waits() -> None:
+    """A write's ACK is clocked out before its data: the SW-DP takes the write into its
+    buffer (RM0008 31.8.4) and the WAIT goes to the next request while the flash still
+    programs the previous half-word (a model that answered the write itself WAIT once
+    it saw the data could not be clocked: the front raises)."""
+    clock = SimClock(Timing())  # virtual: each packet advances it at 4 MHz
+    mcu = make_mcu(F1, clock, Timing("typ"))  # DS5319 tprog 52.5 us
+    front = SwdBitFront(mcu)
+    host = BitHost(front)
+    host.connect()
+    power_up(host, 0x5000_0001)  # ORUNDETECT, as OpenOCD runs: WAIT keeps its data phase
+    for address, value in [
+        (0x4002_2004, 0x4567_0123),
+        (0x4002_2004, 0xCDEF_89AB),
+        (0x4002_2010, 1),
+    ]:
+        assert host.write(req(True, False, 0x4), address) == OK  # FLASH_KEYR x2, CR = PG
+        assert host.write(req(True, False, 0xC), value) == OK
+    assert host.write(req(True, False, 0x0), 0x2300_0011) == OK  # CSW half-word, increment
+    assert host.write(req(True, False, 0x4), 0x0800_0000) == OK
+    assert host.write(req(True, False, 0xC), 0x1111) == OK  # programs
+    assert host.write(req(True, False, 0xC), 0x2222 << 16) == OK  # held: the flash is busy
+    acks = []
+    while not acks or acks[-1] != OK:
+        acks.append(host.read(req(False, True, 0xC))[0])  # RDBUFF
+        if acks[-1] == WAIT:
+            assert host.write(req(False, False, 0x0), 1 << 4) == OK  # ABORT ORUNERRCLR
+        assert len(acks) < 50
+    assert acks[0] == WAIT and mcu.wait_acks == len(acks) - 1
+    assert mcu.flash[:4] == bytes.fromhex("11112222")
+    assert front.collisions == 0 and front.parity_errors == 0

@@ -63,27 +63,32 @@ class CoreModel:
     dwt_ctrl: int  # NUMCOMP in 31:28
     fp_ctrl: int  # NUM_CODE 7:4 (and 14:12), NUM_LIT 11:8
     armv7: bool
+    tar_wrap: int  # bytes TAR auto-increments within (see CORES)
 
 
 #: DP IDCODEs: ADIv5 DPIDR as the TRMs give them (M0 SW-DP 0x0BB11477, M0+ DPv1
 #: 0x0BC11477, M3 0x1BA01477, M4 0x2BA01477); AHB-AP IDRs: M0 0x04770021, M0+
-#: 0x04770031, M3/M4 0x24770011.
+#: 0x04770031, M3/M4 0x24770011. TAR auto-increment: ADIv5 (IHI 0031C 7.2.2) guarantees
+#: TAR[9:0] only, 1 KiB, which a Cortex-M0+ AP keeps to (LibSWD issue #15: past 1 KiB it
+#: wraps); the Cortex-M3/M4 AHB-AP increments across 4 KiB (OpenOCD v0.12.0
+#: src/target/cortex_m.c, CORTEX_M_F_TAR_AUTOINCR_BLOCK_4K on both, citing IHI 0031C
+#: 7.2.2; set for the M3 since OpenOCD r2051, 2009).
 CORES: dict[str, CoreModel] = {
     "cortex-m0": CoreModel(
         0x410CC200, 0x0BB11477, 0x04770021, 0x471, 0x008, 0x00A, 0x00B, None,
-        0x2000_0000, 0x40, False,
+        0x2000_0000, 0x40, False, 0x400,
     ),
     "cortex-m0+": CoreModel(
         0x410CC601, 0x0BC11477, 0x04770031, 0x4C0, 0x008, 0x00A, 0x00B, None,
-        0x2000_0000, 0x40, False,
+        0x2000_0000, 0x40, False, 0x400,
     ),
     "cortex-m3": CoreModel(
         0x411FC231, 0x1BA01477, 0x24770011, 0x4C3, 0x000, 0x002, 0x003, 0x001,
-        0x4000_0000, 0x260, True,
+        0x4000_0000, 0x260, True, 0x1000,
     ),
     "cortex-m4": CoreModel(
         0x410FC241, 0x2BA01477, 0x24770011, 0x4C4, 0x00C, 0x002, 0x003, 0x001,
-        0x4000_0000, 0x260, True,
+        0x4000_0000, 0x260, True, 0x1000,
     ),
 }  # fmt: skip
 

@@ -125,6 +125,7 @@ class SimMcu(SimSwdTarget):
             present=not faults.no_target,
             ap_idr=model.ap_idr,
             ap_base=0xE00FF003,  # ROM table at 0xE00FF000, present, ADIv5 format
+            tar_wrap=model.tar_wrap,
         )
         self.spec = spec
         self.clock = clock
@@ -203,10 +204,16 @@ class SimMcu(SimSwdTarget):
             self.wait_acks += 1
         return ack, value
 
-    def _ap(self, read: bool, address: int, data: int | None) -> tuple[int, int | None]:
-        if self._storm > 0:
+    def _must_wait(self, request: int) -> bool:
+        """The WAIT storm: every AP access (APnDP, request bit 1) is answered WAIT
+        ``faults.wait_storm`` times before it is taken."""
+        return bool(request & 0b10 and self._storm > 0) or super()._must_wait(request)
+
+    def _waited(self, request: int) -> None:
+        if request & 0b10 and self._storm > 0:
             self._storm -= 1
-            return _WAIT, None
+
+    def _ap(self, read: bool, address: int, data: int | None) -> tuple[int, int | None]:
         ack, value = super()._ap(read, address, data)
         if ack == _OK:
             self._storm = self.faults.wait_storm
