@@ -261,3 +261,31 @@ def test_the_cli_programs_each_kind_on_simulated_swd(device_id, tmp_path, capsys
     code = main(["verify", "--device", device_id, "--programmer", "sim://", str(path)])
     out = capsys.readouterr().out
     assert code != 0 and f"0x{device.memory_base:X}" in out, out
+
+
+@pytest.mark.parametrize(
+    ("device_id", "bank_size"),
+    [("st.stm32l47x-l48x", 512 * 1024), ("st.stm32g47x-g48x", 256 * 1024)],
+)
+def test_a_dual_bank_part_erases_the_page_in_the_right_bank(database, device_id, bank_size) -> None:
+    """Page n of bank 2 is PNB n with BKER set: erasing it must leave page n of bank 1
+    alone (RM0351 3.3.6, RM0440 3.3.7)."""
+    fixture = Fixture(database, device_id)
+    first = MemoryImage.from_segments([(0x0800_0000 + 2048, b"\x11" * 2048)])  # bank 1 page 1
+    assert fixture.cycle(first).passed
+    second = MemoryImage.from_segments([(0x0800_0000 + bank_size + 2048, b"\x22" * 2048)])
+    result = fixture.cycle(second)
+    assert result.passed, result.message
+    assert bytes(fixture.flash[2048:4096]) == b"\x11" * 2048
+    assert bytes(fixture.flash[bank_size + 2048 : bank_size + 4096]) == b"\x22" * 2048
+
+
+def test_a_full_erase_of_a_dual_bank_part_erases_both_banks(database) -> None:
+    fixture = Fixture(database, "st.stm32l47x-l48x")
+    old = MemoryImage.from_segments([(0x0800_0000 + 0x80000, b"\x33" * 64)])  # bank 2
+    assert fixture.cycle(old).passed
+    result = fixture.cycle(
+        MemoryImage.from_segments([(0x0800_0000, b"\x44" * 64)]), erase_mode="full"
+    )
+    assert result.passed, result.message
+    assert bytes(fixture.flash[0x80000:0x80040]) == b"\xff" * 64  # MER1 | MER2

@@ -313,13 +313,22 @@ class Stm32L4Flash(Stm32Controller):
     PROGRAM_CR = PG
     OBL_LAUNCH, OPTLOCK, LOCK = 1 << 27, 1 << 30, 1 << 31
 
+    MER2 = 1 << 15
+    #: BKER, the bank a page erase is in: bit 11 on L4 and G4, 13 on G0 (RM0444 3.7.5)
+    BKER_BIT: ClassVar[dict[str, int]] = {"stm32g0": 13}
+
     def erase_sector(self, number: int) -> None:
+        """PER with the page's number within its bank (PNB) and, on dual-bank parts,
+        the bank (BKER): RM0351 3.3.6, RM0440 3.3.7."""
         address = self.sector_address(number)
-        what = f"page {number} erase at 0x{address:08X}"
-        self.run(self.PER | (number << 3), what, self.sector_timing(number), address)
+        per_bank = len(self.layout.sectors) // self.facts.banks
+        bank, page = divmod(number, per_bank)
+        cr = self.PER | (page << 3) | (bank << self.BKER_BIT.get(self.facts.series, 11))
+        self.run(cr, f"page {number} erase at 0x{address:08X}", self.sector_timing(number), address)
 
     def mass_erase(self) -> None:
-        self.run(self.MER1, "mass erase", self.times.mass_erase(self.layout.size))
+        cr = self.MER1 | (self.MER2 if self.facts.banks == 2 else 0)
+        self.run(cr, "mass erase", self.times.mass_erase(self.layout.size))
 
     # -- readout protection (RM0351 3.5.1, 3.7.8 FLASH_OPTR) -------------------------------
 

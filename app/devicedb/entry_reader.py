@@ -380,6 +380,7 @@ def swd_facts(swd: EntryReader) -> SwdFacts:
         id_address=swd.hex_int("id_register"),
         id_mask=swd.hex_int("id_mask"),
         id_values=tuple(swd.hex_ints("id_values")),
+        banks=swd.integer("banks", 1) if swd.has("banks") else 1,
     )
 
 

@@ -379,6 +379,8 @@ class SwdFacts:
     id_address: int  # DBGMCU_IDCODE (STM32) or FICR (nRF) register identifying the part
     id_mask: int
     id_values: tuple[int, ...]  # any of these (masked) is this part
+    #: flash banks the pages are split over (G4/L4 dual-bank parts: BKER picks one)
+    banks: int = 1
 
     @property
     def controller(self) -> str:

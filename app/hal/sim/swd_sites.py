@@ -42,6 +42,7 @@ def mcu_spec(device: Device) -> McuSpec:
         ram_size=facts.ram_bytes,  # type: ignore[union-attr]
         dev_id=swd.id_values[0],
         core=swd.core,
+        banks=swd.banks,
     )
 
 
