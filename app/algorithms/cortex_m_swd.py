@@ -18,7 +18,10 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from app.algorithms import register
+from app.algorithms import (
+    register,
+    swd_flash_stm32,  # noqa: F401 (imported, its drivers register)
+)
 from app.algorithms.base import (
     ChipAlgorithm,
     ChipError,
@@ -31,6 +34,7 @@ from app.algorithms.base import (
 )
 from app.algorithms.cortex_m_core import CortexM
 from app.algorithms.swd_flash import FlashController, open_controller
+from app.algorithms.swd_flash_nrf import Nrf52Nvmc
 from app.devicedb.facts import CortexMFacts, Stm32Facts, Timing
 from app.hal.bus import DebugAccess
 from app.hal.errors import HalError
@@ -106,7 +110,7 @@ class CortexMSwd(ChipAlgorithm):
         except HalError as err:
             hint = "" if under_reset else NO_ANSWER_HINT
             return ChipIdentity("swd", b"", False, absent_reason=f"{err}{hint}")
-        if self.swd.controller == "nrf52" and self._nrf52_locked():
+        if isinstance(self.flash, Nrf52Nvmc) and self._nrf52_locked():
             # APPROTECT closes the AHB-AP (core, FICR, flash) until the CTRL-AP's
             # ERASEALL; the CTRL-AP answering is the part being there
             if under_reset:

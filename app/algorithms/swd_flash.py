@@ -152,7 +152,6 @@ def controller(cls: C) -> C:
 def open_controller(
     port: DebugAccess, facts: SwdFacts, layout: MemoryLayout, flash_base: int
 ) -> FlashController:
-    # the drivers register themselves on import
-    from app.algorithms import swd_flash_nrf, swd_flash_stm32  # noqa: F401
-
+    """The driver registered for the part's controller kind (the driver modules
+    register themselves when imported; app.algorithms.cortex_m_swd imports them)."""
     return CONTROLLERS[facts.controller](port, facts, layout, flash_base)
