@@ -289,3 +289,30 @@ def test_a_full_erase_of_a_dual_bank_part_erases_both_banks(database) -> None:
     )
     assert result.passed, result.message
     assert bytes(fixture.flash[0x80000:0x80040]) == b"\xff" * 64  # MER1 | MER2
+
+
+@pytest.mark.parametrize(
+    ("device_id", "swd_id"),
+    [
+        ("st.stm32f10x-md", "E0042000:410"),
+        ("st.stm32g07x-g08x", "40015800:460"),
+        ("nordic.nrf52840", "10000100:52840"),
+        ("nordic.nrf51822-xxab", "1000005C:26"),
+    ],
+)
+def test_detect_names_the_part_on_an_swd_site(device_id, swd_id, capsys) -> None:
+    """`socketeer detect` on a board: the ID register that holds a known part, named
+    from the database, the part left running (nothing halted or written)."""
+    import json
+
+    from app.cli import main
+
+    url = f"sim://?sites=2&chip={device_id}&fault=2:protected"
+    code = main(["detect", "--programmer", url, "--json"])
+    sites = json.loads(capsys.readouterr().out)["sites"]
+    assert sites[0]["swd_id"] == swd_id and device_id in sites[0]["candidates"]
+    if device_id.startswith("nordic.nrf52"):  # APPROTECT hides FICR: present, unnamed
+        assert "readout protection" in sites[1]["summary"]
+    else:  # RDP hides the flash, not DBGMCU or FICR
+        assert sites[1]["swd_id"] == swd_id
+    assert code == 0 and sites[1]["present"]  # a part answered on every site

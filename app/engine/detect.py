@@ -1,8 +1,10 @@
 """Detect: which part sits on a site, named from the device database (no device chosen).
 
 SPI sites read the JEDEC ID (and SFDP, when the part has it); UART sites enter the
-STM32 ROM bootloader and read the product ID. Every candidate the database holds for
-the ID is listed, since clones and rebrands share IDs.
+STM32 ROM bootloader and read the product ID; SWD sites attach to the debug port and
+read each ID register the database names (DBGMCU_IDCODE, FICR) until one holds a known
+part's value. Every candidate the database holds for the ID is listed, since clones and
+rebrands share IDs.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from app.hal.errors import HalError
 if TYPE_CHECKING:
     from app.devicedb.database import DeviceDatabase
     from app.devicedb.models import Identification
-    from app.hal.bus import BootloaderLink, SpiBus
+    from app.hal.bus import BootloaderLink, DebugAccess, SpiBus
     from app.hal.programmer import Site
 
 
@@ -34,6 +36,7 @@ class DetectReport:
     link_lost: bool = False
     jedec: str | None = None
     stm32_pid: str | None = None
+    swd_id: str | None = None  # "REGISTER:VALUE", as devices by-id --bus swd takes it
     candidates: tuple[str, ...] | None = None  # None: no ID to look up
     ambiguous: bool = False
     sfdp: SfdpInfo | None = None
@@ -45,6 +48,8 @@ class DetectReport:
             doc["jedec"] = self.jedec
         if self.stm32_pid is not None:
             doc["stm32_pid"] = self.stm32_pid
+        if self.swd_id is not None:
+            doc["swd_id"] = self.swd_id
         if self.candidates is not None:
             doc["candidates"] = list(self.candidates)
             doc["ambiguous"] = self.ambiguous
@@ -61,8 +66,8 @@ def detect_site(site: Site, database: DeviceDatabase) -> DetectReport:
     if not site.part_present():
         report.summary = "socket empty"
         return report
-    if site.spi is None and site.uart is None:
-        report.summary = "no SPI bus on this site"
+    if site.spi is None and site.uart is None and site.swd is None:
+        report.summary = "no SPI, UART or SWD on this site"
         return report
     try:
         site.power(True)
@@ -70,6 +75,8 @@ def detect_site(site: Site, database: DeviceDatabase) -> DetectReport:
             _detect_spi(site.spi, database, report)
         elif site.uart is not None:
             _detect_stm32(site.uart, database, report)
+        elif site.swd is not None:
+            _detect_swd(site.swd, database, report)
     except HalError as err:
         report.summary = f"programmer error: {err}"
         report.link_lost = True
@@ -123,6 +130,37 @@ def _detect_stm32(link: BootloaderLink, database: DeviceDatabase, report: Detect
         loader.leave(run_application=True)
     except ChipError as err:
         report.summary = f"no bootloader answer: {err}"
+
+
+def _detect_swd(swd: DebugAccess, database: DeviceDatabase, report: DetectReport) -> None:
+    """Attach to the debug port and read the ID registers the database names, STM32's
+    DBGMCU first (always mapped on those parts); a register that faults is not there.
+    Nothing is halted or written: the board keeps running."""
+    try:
+        idcode = swd.connect()
+    except HalError as err:
+        report.summary = f"no SWD target answered: {err}"
+        return
+    registers: dict[int, int] = {}
+    for device in database:
+        if device.swd is not None:
+            registers.setdefault(device.swd.id_address, device.swd.id_mask)
+    for address in sorted(registers, key=lambda a: (a < 0x4000_0000, a)):
+        try:
+            value = swd.read_words(address, 1)[0] & registers[address]
+        except HalError:
+            continue
+        found = database.identify("swd", f"{address:08X}:{value:X}")
+        if found.found:
+            report.swd_id = found.id_hex
+            names = _found(report, found)
+            report.summary = f"SW-DP 0x{idcode:08X}, ID register {found.id_hex}: {names}"
+            return
+    report.present = True
+    report.summary = (
+        f"SW-DP 0x{idcode:08X} answered, but no ID register holds a part the database"
+        " knows (another family, or readout protection hides it)"
+    )
 
 
 def _found(report: DetectReport, found: Identification) -> str:
