@@ -316,3 +316,20 @@ def test_detect_names_the_part_on_an_swd_site(device_id, swd_id, capsys) -> None
     else:  # RDP hides the flash, not DBGMCU or FICR
         assert sites[1]["swd_id"] == swd_id
     assert code == 0 and sites[1]["present"]  # a part answered on every site
+
+
+@pytest.mark.parametrize(
+    ("device_id", "register", "bits"),
+    [
+        ("st.stm32f030x8-f05x", 0x4001_5808, 0x1800),  # behind RCC's DBGMCUEN
+        ("st.stm32f10x-md", 0xE004_2004, 0x300),
+        ("st.stm32f40x-f41x", 0xE004_2008, 0x1800),
+        ("st.stm32g07x-g08x", 0x4001_5808, 0x1800),  # behind RCC's DBGEN
+    ],
+)
+def test_the_watchdogs_are_frozen_while_the_core_is_halted(database, device_id, register, bits):
+    """A watchdog the firmware started must not reset the part while it is programmed:
+    the DBGMCU freeze bits are set once the part is halted and identified."""
+    fixture = Fixture(database, device_id)
+    assert fixture.cycle(None, action="identify").passed
+    assert fixture.site.swd.read_words(register, 1)[0] & bits == bits

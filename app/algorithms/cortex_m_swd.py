@@ -118,6 +118,8 @@ class CortexMSwd(ChipAlgorithm):
             return ChipIdentity("swd", b"", True)
         self.core.reset_halt(under_reset=under_reset)
         value = self.bus.read_words(self.swd.id_address, 1)[0] & self.swd.id_mask
+        if value in self.swd.id_values:  # the part we know how to set up
+            self.flash.prepare_halted()
         return ChipIdentity("swd", value.to_bytes(4, "big"), True)
 
     def _nrf52_locked(self) -> bool:

@@ -73,6 +73,9 @@ class FlashController(ABC):
 
     # -- what the algorithm uses ------------------------------------------------------
 
+    def prepare_halted(self) -> None:  # noqa: B027 (an optional hook)
+        """Set up what programming a halted part needs (STM32: freeze the watchdogs)."""
+
     @abstractmethod
     def unlock(self) -> None: ...
 

@@ -36,6 +36,23 @@ UID_ADDRESS = {
 }
 
 
+#: series -> (RCC word and bit enabling DBGMCU's clock or None, DBGMCU freeze register,
+#: its IWDG and WWDG stop bits): a halted core must not be reset by a watchdog the
+#: firmware (or the hardware-watchdog option) started. RM0091 40.4.4 / 7.4.7,
+#: RM0008 31.16.3, RM0316 33.16.4, RM0033 32.16.4, RM0090 38.16.4, RM0444 40.4.4 /
+#: 5.4.15, RM0440 46.16.4, RM0351 48.16.4 (as OpenOCD's stm32 target scripts set them).
+WATCHDOG_FREEZE: dict[str, tuple[tuple[int, int] | None, int, int]] = {
+    "stm32f0": ((0x4002_1018, 1 << 22), 0x4001_5808, (1 << 12) | (1 << 11)),
+    "stm32f1": (None, 0xE004_2004, (1 << 8) | (1 << 9)),
+    "stm32f3": (None, 0xE004_2008, (1 << 12) | (1 << 11)),
+    "stm32f2": (None, 0xE004_2008, (1 << 12) | (1 << 11)),
+    "stm32f4": (None, 0xE004_2008, (1 << 12) | (1 << 11)),
+    "stm32g0": ((0x4002_103C, 1 << 27), 0x4001_5808, (1 << 12) | (1 << 11)),
+    "stm32g4": (None, 0xE004_2008, (1 << 12) | (1 << 11)),
+    "stm32l4": (None, 0xE004_2008, (1 << 12) | (1 << 11)),
+}
+
+
 def _errors(value: int, names: dict[int, str]) -> str:
     return ", ".join(name for bit, name in names.items() if value & bit)
 
@@ -72,6 +89,14 @@ class Stm32Controller(FlashController):
     def unique_id(self) -> bytes | None:
         words = self.port.read_words(UID_ADDRESS[self.facts.series], 3)
         return b"".join(word.to_bytes(4, "little") for word in words)
+
+    def prepare_halted(self) -> None:
+        """Stop the independent and window watchdogs while the core is halted."""
+        clock, freeze, bits = WATCHDOG_FREEZE[self.facts.series]
+        if clock is not None:
+            address, bit = clock
+            self.write(address, self.read(address) | bit)
+        self.write(freeze, self.read(freeze) | bits)
 
     def unlock(self) -> None:
         if self.read(self.CR) & self.LOCK:

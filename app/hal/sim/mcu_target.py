@@ -320,6 +320,8 @@ def make_mcu(
         info = STM32_INFO[spec.kind]
         mcu.reset_passthrough = tuple(range(info.dbgmcu, info.dbgmcu + 0x10, 4))
         memory.add(_dbgmcu(info.dbgmcu, REV_ID << 16 | dev_id))
+        if spec.kind in DBGMCU_CLOCK:  # F0/G0: DBGMCU sits on APB behind an RCC enable
+            memory.add(_rcc_enable(DBGMCU_CLOCK[spec.kind]))
         memory.add(_signature(info, array.size // 1024, uid))
         designer, rom_part = ST_JEP106, dev_id  # ST's ROM table names the part
     else:
@@ -372,6 +374,18 @@ def _stm32_controller(
         program_error_address=error,
         system_reset=reset,
     )
+
+
+#: the RCC enable register of DBGMCU's APB clock, where it has one: RCC_APB2ENR
+#: (DBGMCUEN bit 22, RM0091 7.4.7) on F0, RCC_APBENR1 (DBGEN bit 27, RM0444 5.4.15) on G0.
+#: Only that word of RCC is modelled; the rest of RCC still answers a bus error.
+DBGMCU_CLOCK = {"stm32f0": 0x4002_1018, "stm32g0": 0x4002_103C}
+
+
+def _rcc_enable(address: int) -> Registers:
+    block = Registers(address, 4, "RCC clock enable")
+    block.storage(0)
+    return block
 
 
 def _dbgmcu(base: int, idcode: int) -> Registers:
