@@ -46,7 +46,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 READ_CHUNK = 4096  # bytes per read batch: progress between them
-PROGRAM_PAGE = 1024  # bytes per program batch (the planner's page)
+PROGRAM_PAGE = 1024  # the planner's page
+PROGRAM_RUN = 4096  # bytes of contiguous pages programmed together (a loader buffer)
 ERASE_OPCODE = 0  # erase blocks are pages/sectors by number, not opcodes
 NO_ANSWER_HINT = (
     "; check SWDIO/SWCLK/GND and the board's power, and if the firmware turns the SWD"
@@ -70,6 +71,8 @@ class CortexMSwd(ChipAlgorithm):
         self.layout = facts.flash
         self.core = CortexM(bus)
         self.flash: FlashController = open_controller(bus, swd, self.layout, self.base)
+        if not isinstance(bus, SwdBus) or bus.options.loader:
+            self.flash.use_loader(facts.ram_base, facts.ram_bytes)
         self.erased = device.erased_value
         self._unlocked = False
         times = self.flash.times
@@ -172,16 +175,18 @@ class CortexMSwd(ChipAlgorithm):
         self.flash.mass_erase()
 
     def program(self, writes: Sequence[tuple[int, bytes]], tick: Tick) -> None:
+        """Program the planner's pages; contiguous ones go to the controller together
+        (up to PROGRAM_RUN bytes), so a flash loader run carries as much as it can."""
         self._unlock()
         unit = self.flash.unit
         done = 0
-        for offset, data in writes:
+        for offset, data, count in _runs(writes, PROGRAM_RUN):
             lo = offset - offset % unit
             padded = bytes([self.erased]) * (offset - lo) + data
             if len(padded) % unit:
                 padded += bytes([self.erased]) * (unit - len(padded) % unit)
             self.flash.program(self.base + lo, padded)
-            done += len(data)
+            done += count
             tick(done)
 
     # -- protection ---------------------------------------------------------------------
@@ -226,3 +231,17 @@ class CortexMSwd(ChipAlgorithm):
             if self._unlocked:
                 self.flash.lock()
             self.core.run()
+
+
+def _runs(writes: Sequence[tuple[int, bytes]], most: int) -> list[tuple[int, bytes, int]]:
+    """Contiguous writes joined, each run at most ``most`` bytes: (offset, data, bytes
+    of the writes in it)."""
+    runs: list[tuple[int, bytes, int]] = []
+    for offset, data in writes:
+        if runs:
+            start, joined, count = runs[-1]
+            if start + len(joined) == offset and len(joined) + len(data) <= most:
+                runs[-1] = (start, joined + data, count + len(data))
+                continue
+        runs.append((offset, bytes(data), len(data)))
+    return runs

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import ClassVar, TypeVar
 
 from app.algorithms.base import ChipError, Protection
+from app.algorithms.flash_loader import FlashLoader, LoaderSpec
 from app.devicedb.facts import MemoryLayout, SwdFacts, Timing
 from app.hal.bus import DebugAccess
 
@@ -45,6 +46,7 @@ class FlashController(ABC):
         self.facts = facts
         self.layout = layout
         self.flash_base = flash_base
+        self.loader: FlashLoader | None = None
 
     # -- register access --------------------------------------------------------------
 
@@ -112,6 +114,27 @@ class FlashController(ABC):
         return [
             (address + i, int.from_bytes(data[i : i + n], "little")) for i in range(0, len(data), n)
         ]
+
+    def loader_spec(self) -> LoaderSpec:
+        """What the flash loader's loop needs of this controller."""
+        raise NotImplementedError
+
+    def use_loader(self, ram_base: int, ram_bytes: int) -> None:
+        """Program through a flash loader in the part's RAM from now on."""
+        self.loader = FlashLoader(self.port, self.loader_spec(), ram_base, ram_bytes)
+
+    def program_units(self, address: int, data: bytes) -> tuple[int, int, int] | None:
+        """Program ``data`` (whole units at ``address``) through the flash loader where
+        one is in use, else unit by unit from the host (write_units); the first unit
+        refused, as write_units says it, or None."""
+        if self.loader is None:
+            return self.write_units(address, data)
+        unit_s = 2 * self.times.program.ms_max / 1000
+        refused = self.loader.program(address, data, unit_s)
+        if refused is None:
+            return None
+        at, _status = refused
+        return at, 0, 0
 
     def write_units(self, address: int, data: bytes) -> tuple[int, int, int] | None:
         """Program ``data`` unit by unit, each unit read back as the bus finishes it

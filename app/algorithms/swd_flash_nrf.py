@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 
 from app.algorithms.base import ChipError, Protection
+from app.algorithms.flash_loader import LoaderSpec
 from app.algorithms.swd_flash import FlashController, FlashTimes, controller
 from app.devicedb.facts import Timing
 
@@ -56,10 +57,13 @@ class NrfNvmc(FlashController):
         """Word writes with CONFIG.WEN; the NVMC has no error flags, so a word that
         does not read back as written is the error."""
         self._config(WEN)
-        bad = self.write_units(address, data)
+        bad = self.program_units(address, data)
         self._config(REN)
         if bad is not None:
             raise self.bad_unit(bad, "")
+
+    def loader_spec(self) -> LoaderSpec:
+        return LoaderSpec(1, 4, READY, 1, True, 0)  # READY set when ready; no error flags
 
     def unique_id(self) -> bytes | None:
         words = self.port.read_words(DEVICEID, 2)

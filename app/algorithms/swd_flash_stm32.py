@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from app.algorithms.base import ChipError, Protection
+from app.algorithms.flash_loader import LoaderSpec
 from app.algorithms.swd_flash import FlashController, FlashTimes, controller
 from app.devicedb.facts import Timing
 
@@ -130,9 +131,13 @@ class Stm32Controller(FlashController):
         self.check(status, what, address)
         return status
 
+    def loader_spec(self) -> LoaderSpec:
+        size = min(self.unit, 4)
+        return LoaderSpec(self.unit // size, size, self.SR, self.BSY, False, self.error_mask)
+
     def program(self, address: int, data: bytes) -> None:
         self.write(self.CR, self.PROGRAM_CR)
-        bad = self.write_units(address, data)
+        bad = self.program_units(address, data)
         self.write(self.CR, 0)
         status = self.read(self.SR)
         if bad is not None or status & self.error_mask:

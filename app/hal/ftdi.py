@@ -89,13 +89,14 @@ KNOWN_OPTIONS = {
     "swd",
     "nrst",
     "connect",
+    "loader",
     "connection",
     "power",
     "latency",
     "sites",
     "vcc",
 }
-SWD_ONLY_OPTIONS = ("nrst", "connect")
+SWD_ONLY_OPTIONS = ("nrst", "connect", "loader")
 DEFAULT_LATENCY_MS = 2  # flashrom's and iceprog's choice; 1 ms is allowed via latency=1
 DEFAULT_I2C_HZ = 400_000
 MAX_I2C_HZ = 1_000_000
@@ -641,7 +642,12 @@ def _swd_settings(parsed: ParsedUrl, product: FtdiProduct) -> SiteSettings:
         board_powered=board_powered,
         vcc_mv=_number(options, "vcc", 3300, 1000, 5500),
         swd=SwdSiteOptions(
-            clock, connect == "under-reset", nrst is not None, in_system, board_powered
+            clock,
+            connect == "under-reset",
+            nrst is not None,
+            in_system,
+            board_powered,
+            loader=choice(parsed, "loader", "1", ("1", "0")) == "1",
         ),
         nrst=nrst,
     )

@@ -8,7 +8,10 @@ URL options, the same on every SWD backend:
   attaching (a part whose firmware disables the SWD pins or sleeps at once);
 - ``nrst=1|0``: whether NRST is wired to the probe (connect-under-reset needs it);
 - ``connection=in-system`` (the default: SWD reaches parts on boards) and
-  ``power=board|programmer`` (default board: most probes cannot power a target).
+  ``power=board|programmer`` (default board: most probes cannot power a target);
+- ``loader=1|0``: program the flash through a loader the part's core runs from RAM
+  (default), or unit by unit from the host through the debug port (slower; for parts
+  whose RAM must not be touched).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from app.hal.programmer import (
     connection_options,
 )
 
-SWD_OPTIONS = ("clock", "connect", "nrst", "connection", "power")
+SWD_OPTIONS = ("clock", "connect", "nrst", "connection", "power", "loader")
 DEFAULT_CLOCK_HZ = 4_000_000
 
 
@@ -38,6 +41,7 @@ class SwdSiteOptions:
     nrst: bool
     in_system: bool
     board_powered: bool
+    loader: bool = True
 
 
 def parse_clock(text: str, scheme: str) -> int:
@@ -61,7 +65,8 @@ def swd_site_options(parsed: ParsedUrl) -> SwdSiteOptions:
             f"{parsed.scheme}: connect=under-reset needs NRST wired to the probe (nrst=1)"
         )
     in_system, board_powered = connection_options(parsed, in_system=True, board_powered=True)
-    return SwdSiteOptions(clock, connect == "under-reset", nrst, in_system, board_powered)
+    loader = choice(parsed, "loader", "1", ("1", "0")) == "1"
+    return SwdSiteOptions(clock, connect == "under-reset", nrst, in_system, board_powered, loader)
 
 
 class SwdBus:

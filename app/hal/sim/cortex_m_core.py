@@ -1,7 +1,8 @@
 """The debug side of a simulated Cortex-M core: the System Control Space registers a
 debugger uses, the ROM table and the CoreSight identification of its debug components.
-The core does not execute instructions: it is running or halted, and a halted core
-reports its registers.
+The core runs its firmware abstractly (it is running or halted, and a halted core
+reports its registers), except code a debugger resumes in RAM (``runs_code_at``): that
+runs on app.hal.sim.thumb until its BKPT, as a flash loader does on a real part.
 
 Sources: ARMv7-M Architecture Reference Manual (DDI 0403E) C1.6 "Debug system
 registers" and B3.2 "System Control Space"; ARMv6-M ARM (DDI 0419C) C1.6; ADIv5.2
@@ -23,6 +24,8 @@ the Cortex-M0/M0+/M3/M4 Technical Reference Manuals for CPUID and part numbers.
   0xFA05.
 - DFSR 0xE000ED30 (C1.6.1): HALTED 0, BKPT 1, DWTTRAP 2, VCATCH 3, EXTERNAL 4; a write
   of 1 clears a bit.
+- DHCSR S_LOCKUP 19: code that faulted (or that the model does not run) locks the core
+  up; the model then holds it halted, S_LOCKUP set, until the next reset.
 - On leaving reset SP_main and the PC come from the vector table at 0 (words 0 and 1),
   xPSR = 0x01000000 (Thumb bit), as B1.5.5 "Reset behavior" says.
 """
@@ -33,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.hal.sim.mcu_memory import MemoryMap, Registers
+from app.hal.sim.thumb import Lockup, ThumbCore
 
 SCS, DWT, FPB, ITM, ROM_TABLE = 0xE000E000, 0xE0001000, 0xE0002000, 0xE0000000, 0xE00FF000
 CPUID, AIRCR, DFSR = 0xD00, 0xD0C, 0xD30
@@ -41,7 +45,8 @@ DBGKEY, VECTKEY = 0xA05F, 0x05FA
 C_DEBUGEN, C_HALT, C_STEP, C_MASKINTS = 1 << 0, 1 << 1, 1 << 2, 1 << 3
 S_REGRDY, S_HALT, S_RETIRE_ST, S_RESET_ST = 1 << 16, 1 << 17, 1 << 24, 1 << 25
 VC_CORERESET = 1 << 0
-DFSR_HALTED, DFSR_VCATCH = 1 << 0, 1 << 3
+DFSR_HALTED, DFSR_BKPT, DFSR_VCATCH = 1 << 0, 1 << 1, 1 << 3
+S_LOCKUP = 1 << 19
 SP, PC, XPSR, MSP, PSP, SPECIAL = 13, 15, 16, 17, 18, 20
 ARM_JEP106 = (4, 0x3B)  # continuation code, identity: ARM Ltd (JEP106)
 ST_JEP106 = (0, 0x20)  # STMicroelectronics
@@ -138,6 +143,11 @@ class CortexMCore:
         self.dfsr = 0
         self._aircr_low = 0
         self._vtor = 0
+        self.runs_code_at: Callable[[int], bool] = lambda _pc: False
+        self.advance: Callable[[float], None] = lambda _s: None
+        self.now: Callable[[], float] = lambda: 0.0
+        self.next_event: Callable[[], float | None] = lambda: None
+        self.lockup = ""  # why code run by the model stopped without its BKPT
         self._build(rom_designer, rom_part)
 
     # -- reset ------------------------------------------------------------------------
@@ -159,6 +169,7 @@ class CortexMCore:
         self.in_reset = False
         self._reset_seen = True
         self._vtor = 0
+        self.lockup = ""
         self.regs = [0] * 21
         self.regs[MSP] = self.regs[SP] = self._vector(0) & ~3
         self.regs[PC] = self._vector(4) & ~1
@@ -191,6 +202,7 @@ class CortexMCore:
         value = self._dhcsr_control & 0xF
         value |= (S_REGRDY if self._regrdy else 0) | (S_HALT if self.halted else 0)
         value |= S_RETIRE_ST if self.running else 0
+        value |= S_LOCKUP if self.lockup else 0
         if self._reset_seen:
             value |= S_RESET_ST
             self._reset_seen = False
@@ -211,7 +223,19 @@ class CortexMCore:
                 self._enter_halt(DFSR_HALTED)
         elif self.halted and not value & C_STEP:
             self.halted = False  # resume
+            if self.runs_code_at(self.regs[PC]) and not self.lockup:
+                self._execute()
         # C_STEP from halt: one instruction, which the model does not execute
+
+    def _execute(self) -> None:
+        """Run the code at the PC until its BKPT, then halt in Debug state."""
+        thumb = ThumbCore(self.memory, self.regs[:16], self.advance, self.now, self.next_event)
+        try:
+            thumb.run()
+        except Lockup as err:
+            self.lockup = str(err)
+        self.regs[:16] = thumb.regs
+        self._enter_halt(DFSR_HALTED if self.lockup else DFSR_BKPT)
 
     def _write_dcrsr(self, value: int) -> None:
         if not self.halted:

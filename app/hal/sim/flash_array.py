@@ -138,12 +138,12 @@ class FlashWindow(Region):
 
     def read(self, offset: int, size: int) -> int:
         if self.array.busy():
-            raise BusStall
+            raise BusStall(self.array.busy_until)
         if self.debugger_refused():
             raise BusFault(f"flash read at 0x{self.base + offset:08X}: readout protection")
         return int.from_bytes(self.array.data[offset : offset + size], "little")
 
     def write(self, offset: int, value: int, size: int) -> None:
         if self.array.busy():
-            raise BusStall
+            raise BusStall(self.array.busy_until)
         self.control.write_flash(offset, value, size)

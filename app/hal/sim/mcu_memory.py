@@ -18,7 +18,12 @@ class BusFault(Exception):
 
 
 class BusStall(Exception):
-    """The bus cannot complete the access yet (flash busy)."""
+    """The bus cannot complete the access yet (flash busy); ``ready_at``: the clock
+    time it can, where known."""
+
+    def __init__(self, ready_at: float | None = None) -> None:
+        super().__init__()
+        self.ready_at = ready_at
 
 
 class Region:

@@ -347,6 +347,12 @@ def make_mcu(
     for block in core.debug_blocks:
         memory.add(block)
     core.system_reset = mcu.system_reset
+    # a debugger's flash loader: code resumed in RAM runs (app.hal.sim.thumb); the
+    # firmware in flash runs abstractly, as before
+    core.runs_code_at = lambda pc: spec.ram_base <= pc < spec.ram_base + spec.ram_size
+    core.advance = mcu.clock.advance
+    core.now = mcu.clock.now
+    core.next_event = lambda: array.busy_until if array.busy() else None
     mcu.core = core
     core.power_on()
     return mcu

@@ -18,7 +18,7 @@ Options:
 - ``sfdp``: ``ok`` or ``none`` (the part has an SFDP table or not, whatever the DB says),
   ``truncated`` or ``lying`` (a damaged table, see app.hal.sim.sfdp).
 - A part with SWD facts (STM32, nRF5x) sits on an SWD site (app.hal.sim.swd_sites), which
-  takes the SWD probe options ``clock``, ``connect=normal|under-reset`` and ``nrst``
+  takes the SWD probe options ``clock``, ``connect=normal|under-reset``, ``nrst`` and ``loader``
   (app.hal.swd_site) and defaults to ``connection=in-system``, ``power=board``.
 """
 
@@ -75,6 +75,7 @@ _KNOWN_OPTIONS = {
     "clock",
     "connect",
     "nrst",
+    "loader",
 }
 MAX_SITES = 64
 #: the chip models a socket can hold
