@@ -27,7 +27,7 @@ from app.algorithms.base import ChipError
 from app.hal.bus import DebugAccess
 
 DHCSR, DCRSR, DCRDR = 0xE000_EDF0, 0xE000_EDF4, 0xE000_EDF8
-DBGKEY, C_DEBUGEN = 0xA05F << 16, 1 << 0
+DBGKEY, C_DEBUGEN, C_MASKINTS = 0xA05F << 16, 1 << 0, 1 << 3
 S_REGRDY, S_HALT, S_LOCKUP = 1 << 16, 1 << 17, 1 << 19
 REGWNR = 1 << 16
 PC, XPSR = 15, 16
@@ -134,7 +134,8 @@ class FlashLoader:
                 (XPSR, THUMB),
             ):
                 self._set(register, value)
-            self.port.write_words(DHCSR, [DBGKEY | C_DEBUGEN])  # run
+            # run, with PendSV, SysTick and external interrupts masked (C1.6.2)
+            self.port.write_words(DHCSR, [DBGKEY | C_DEBUGEN | C_MASKINTS])
             self._wait_for_bkpt(units * unit_s + RUN_MARGIN_S)
             left = self._get(2)
             if left:
