@@ -45,7 +45,7 @@ from collections.abc import Callable
 
 from app.hal.sim.flash_array import FlashArray
 from app.hal.sim.mcu_memory import BusFault, Region, Registers
-from app.hal.sim.stm32_keys import FLASH_KEYS, OPTION_KEYS_F1, KeyLock
+from app.hal.sim.stm32_keys import FLASH_KEYS, OPTION_KEYS_F1, KeyLock, RdpLevels
 
 FLASH_REGS, OPTION_BYTES = 0x40022000, 0x1FFFF800
 BSY, PGERR, WRPRTERR, EOP = 1 << 0, 1 << 2, 1 << 4, 1 << 5
@@ -60,7 +60,7 @@ TIMING = {
 FACTORY_OPTIONS = {"stm32f1": 0xA5, "stm32f0": 0xAA, "stm32f3": 0xAA}
 
 
-class Stm32FlashF1:
+class Stm32FlashF1(RdpLevels):
     def __init__(
         self,
         kind: str,
@@ -117,14 +117,6 @@ class Stm32FlashF1:
     @property
     def option_bytes(self) -> bytes:
         return bytes(self.options)
-
-    @property
-    def read_protected(self) -> bool:
-        return self.rdp_level >= 1
-
-    @property
-    def debug_disabled(self) -> bool:
-        return self.rdp_level == 2
 
     # -- the bus ------------------------------------------------------------------------
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from app.hal.sim.flash_array import FlashArray
 from app.hal.sim.mcu_memory import BusFault, Region, Registers
-from app.hal.sim.stm32_keys import FLASH_KEYS, OPTION_KEYS, KeyLock
+from app.hal.sim.stm32_keys import FLASH_KEYS, OPTION_KEYS, KeyLock, RdpLevels
 
 FLASH_REGS, OPTION_BYTES = 0x40023C00, 0x1FFFC000
 EOP, OPERR, WRPERR, PGAERR, PGPERR, PGSERR = 1, 2, 16, 32, 64, 128
@@ -52,7 +52,7 @@ SECTOR_MS = {  # by sector size, then PSIZE 0..2: typ ms (max is twice)
 MASS_MS = (16000, 11000, 8000)
 
 
-class Stm32FlashF4:
+class Stm32FlashF4(RdpLevels):
     def __init__(
         self,
         kind: str,
@@ -85,14 +85,6 @@ class Stm32FlashF4:
     @property
     def rdp_level(self) -> int:
         return {0xAA: 0, 0xCC: 2}.get((self.optcr_stored >> 8) & 0xFF, 1)
-
-    @property
-    def read_protected(self) -> bool:
-        return self.rdp_level >= 1
-
-    @property
-    def debug_disabled(self) -> bool:
-        return self.rdp_level == 2
 
     @property
     def option_bytes(self) -> bytes:

@@ -40,7 +40,7 @@ from collections.abc import Callable
 
 from app.hal.sim.flash_array import FlashArray
 from app.hal.sim.mcu_memory import BusFault, Region, Registers
-from app.hal.sim.stm32_keys import FLASH_KEYS, OPTION_KEYS, KeyLock
+from app.hal.sim.stm32_keys import FLASH_KEYS, OPTION_KEYS, KeyLock, RdpLevels
 
 FLASH_REGS = 0x40022000
 EOP, OPERR, PROGERR, WRPERR, PGAERR, SIZERR, PGSERR, MISERR, FASTERR = (
@@ -58,7 +58,7 @@ FAMILY = {
 }
 
 
-class Stm32FlashL4:
+class Stm32FlashL4(RdpLevels):
     def __init__(
         self,
         kind: str,
@@ -99,14 +99,6 @@ class Stm32FlashL4:
     @property
     def rdp_level(self) -> int:
         return {0xAA: 0, 0xCC: 2}.get(self.optr_loaded & 0xFF, 1)
-
-    @property
-    def read_protected(self) -> bool:
-        return self.rdp_level >= 1
-
-    @property
-    def debug_disabled(self) -> bool:
-        return self.rdp_level == 2
 
     @property
     def option_bytes(self) -> bytes:

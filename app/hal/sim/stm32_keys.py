@@ -1,4 +1,7 @@
-"""The STM32 flash controllers' key registers: two keys in order unlock; the flash
+"""What the simulated STM32 flash controllers share: the key registers and the readout
+protection levels.
+
+Keys: two keys in order unlock; the flash
 KEYR answers any other value with a bus error and stays locked until the next reset
 (PM0075 2.3.1, RM0090 3.5.1, RM0351 3.3.5, RM0444 3.3.6, RM0440 3.3.5). The option
 key registers behave the same on G0/G4/L4 (RM0351 3.4.2) and are simply not
@@ -40,3 +43,21 @@ class KeyLock:
         if self.lockout_on_error:
             self.lockout = True
             raise BusFault(f"{self.name}: wrong key 0x{value:08X}")
+
+
+class RdpLevels:
+    """Readout protection as the RDP level says (each controller reads its own RDP):
+    level 1 refuses the debugger the flash, level 2 turns debug off for good (RM0008
+    2.5, RM0090 3.7.3, RM0351 3.5.1)."""
+
+    @property
+    def rdp_level(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def read_protected(self) -> bool:
+        return self.rdp_level >= 1
+
+    @property
+    def debug_disabled(self) -> bool:
+        return self.rdp_level == 2
