@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 READ_CHUNK = 4096  # bytes per read batch: progress between them
 PROGRAM_PAGE = 1024  # the planner's page
-PROGRAM_RUN = 4096  # bytes of contiguous pages programmed together (a loader buffer)
+PROGRAM_RUN = 32768  # bytes of contiguous pages programmed together (loader buffers)
 ERASE_OPCODE = 0  # erase blocks are pages/sectors by number, not opcodes
 NO_ANSWER_HINT = (
     "; check SWDIO/SWCLK/GND and the board's power, and if the firmware turns the SWD"

@@ -35,6 +35,7 @@ THUMB = 1 << 24  # xPSR.T
 CODE_ROOM = 0x80  # bytes kept for the code at the start of RAM
 BUFFER_MAX = 4096
 RUN_MARGIN_S = 0.5
+BUSY_POLLS = 200  # DHCSR polls without a pause before waiting longer between them
 
 
 def _ldst(opcode: int, imm5: int, rn: int, rt: int) -> int:
@@ -87,19 +88,20 @@ class LoaderSpec:
 
 
 class FlashLoader:
-    """Runs the loop on the halted core: the code at the start of RAM, the buffer
-    after it."""
+    """Runs the loop on the halted core: the code at the start of RAM, then two
+    buffers. While the core programs one, the probe fills the other (double buffering:
+    the wire and the flash work at once)."""
 
     def __init__(self, port: DebugAccess, spec: LoaderSpec, ram_base: int, ram_bytes: int) -> None:
         self.port = port
         self.spec = spec
         self.code = assemble(spec.accesses, spec.size, spec.ready_when_set)
         self.code_at = ram_base
-        self.buffer_at = ram_base + CODE_ROOM
-        room = min(BUFFER_MAX, ram_bytes - CODE_ROOM - 256)  # leave a little for the rest
+        room = min(2 * BUFFER_MAX, ram_bytes - CODE_ROOM - 256) // 2  # leave a little
         self.buffer_bytes = room - room % max(spec.unit, 4)
         if len(self.code) > CODE_ROOM or self.buffer_bytes < spec.unit:
             raise ValueError("the part's RAM is too small for the flash loader")
+        self.buffers = (ram_base + CODE_ROOM, ram_base + CODE_ROOM + self.buffer_bytes)
 
     def _words(self, data: bytes) -> list[int]:
         padded = data + b"\xff" * (-len(data) % 4)
@@ -113,38 +115,52 @@ class FlashLoader:
         self.port.write_words(DCRSR, [register])
         return self.port.read_words(DCRDR, 1)[0]
 
-    def program(self, address: int, data: bytes, unit_s: float) -> tuple[int, int] | None:
+    def program(
+        self, address: int, data: bytes, typ_s: float, max_s: float
+    ) -> tuple[int, int] | None:
         """Program ``data`` (whole units) at ``address``; None, or (the address of the
-        unit the controller refused, the status it showed). ``unit_s``: the longest a
-        unit may take (bounds the wait for the loop's BKPT)."""
+        unit the controller refused, the status it showed). ``typ_s``/``max_s``: a
+        unit's typical and longest time (when to look for a run's BKPT, how long to)."""
         spec = self.spec
         self.port.write_words(self.code_at, self._words(self.code))
-        for first in range(0, len(data), self.buffer_bytes):
+        for register, value in ((3, spec.status), (4, spec.busy), (5, spec.errors), (XPSR, THUMB)):
+            self._set(register, value)
+        running, started = 0, 0.0  # units of the run in progress, when it started
+        for index, first in enumerate(range(0, len(data), self.buffer_bytes)):
             chunk = data[first : first + self.buffer_bytes]
-            units = len(chunk) // spec.unit
-            self.port.write_words(self.buffer_at, self._words(chunk))
-            for register, value in (
-                (0, self.buffer_at),
-                (1, address + first),
-                (2, units),
-                (3, spec.status),
-                (4, spec.busy),
-                (5, spec.errors),
-                (PC, self.code_at),
-                (XPSR, THUMB),
-            ):
+            buffer = self.buffers[index % 2]
+            self.port.write_words(buffer, self._words(chunk))  # while the last run works
+            if running:
+                refused = self._finish(running, started, typ_s, max_s)
+                if refused is not None:
+                    return refused
+            running = len(chunk) // spec.unit
+            for register, value in ((0, buffer), (1, address + first), (2, running)):
                 self._set(register, value)
+            self._set(PC, self.code_at)
             # run, with PendSV, SysTick and external interrupts masked (C1.6.2)
             self.port.write_words(DHCSR, [DBGKEY | C_DEBUGEN | C_MASKINTS])
-            self._wait_for_bkpt(units * unit_s + RUN_MARGIN_S)
-            left = self._get(2)
-            if left:
-                return self._get(1), self._get(7)
+            started = time.monotonic()
+        return self._finish(running, started, typ_s, max_s) if running else None
+
+    def _finish(
+        self, units: int, started: float, typ_s: float, max_s: float
+    ) -> tuple[int, int] | None:
+        """Wait for the run's BKPT (first until its units' typical time is up, so the
+        polls are few); what the controller refused, if anything."""
+        early = started + units * typ_s - time.monotonic()
+        if early > 0:
+            time.sleep(early)
+        self._wait_for_bkpt(started + units * max_s + RUN_MARGIN_S - time.monotonic())
+        if self._get(2):  # units left: an error flag stopped the loop
+            return self._get(1), self._get(7)
         return None
 
     def _wait_for_bkpt(self, timeout_s: float) -> None:
+        """Poll DHCSR: at once for a while (each poll is a round trip to the probe),
+        then with growing pauses for a long run."""
         deadline = time.monotonic() + timeout_s
-        pause = 0.0002
+        polls, pause = 0, 0.0
         while True:
             status = self.port.read_words(DHCSR, 1)[0]
             if status & S_LOCKUP:
@@ -154,5 +170,7 @@ class FlashLoader:
             if time.monotonic() > deadline:
                 self.port.write_words(DHCSR, [DBGKEY | C_DEBUGEN | 2])  # C_HALT
                 raise ChipError(f"the flash loader did not finish within {timeout_s:.1f} s")
-            time.sleep(pause)
-            pause = min(pause * 2, 0.01)
+            polls += 1
+            if polls > BUSY_POLLS:
+                time.sleep(pause)
+                pause = min(max(pause * 2, 0.0002), 0.01)

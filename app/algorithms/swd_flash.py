@@ -129,8 +129,8 @@ class FlashController(ABC):
         refused, as write_units says it, or None."""
         if self.loader is None:
             return self.write_units(address, data)
-        unit_s = 2 * self.times.program.ms_max / 1000
-        refused = self.loader.program(address, data, unit_s)
+        program = self.times.program
+        refused = self.loader.program(address, data, program.ms_typ / 1000, program.ms_max / 1000)
         if refused is None:
             return None
         at, _status = refused

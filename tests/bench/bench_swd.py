@@ -32,7 +32,9 @@ import argparse
 import random
 import sys
 import time
+from types import SimpleNamespace
 
+from app.algorithms import flash_loader
 from app.algorithms.cortex_m_swd import CortexMSwd
 from app.devicedb import load_database
 from app.hal.debug_port import DebugPort
@@ -56,7 +58,7 @@ class VirtualClock(SimClock):
     """Typical flash times, never slept: time is what the packets and the flash take."""
 
     def now(self) -> float:
-        return self._virtual
+        return self.pinned() if self.pinned is not None else self._virtual
 
     def sync(self) -> None:
         pass
@@ -70,6 +72,8 @@ def measure(label: str, device_id: str, kib: int, loader: bool) -> None:
     size = min(kib * 1024, device.size_bytes)
     clock = VirtualClock(Timing("typ"))
     mcu = make_mcu(mcu_spec(device), clock, Timing("typ"), swd_hz=SWD_HZ)
+    # the host's pauses pass on the part's clock too (time.sleep would stop its world)
+    flash_loader.time = SimpleNamespace(sleep=clock.advance, monotonic=clock.now)  # type: ignore[assignment]
     link = PacketLink(mcu)
     options = SwdSiteOptions(SWD_HZ, False, True, True, True, loader=loader)
     algo = CortexMSwd(SwdBus(DebugPort(link), options), device)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.hal import pacing
@@ -58,9 +59,14 @@ class SimClock:
         self.timing = timing
         self._origin = time.perf_counter()
         self._virtual = 0.0
+        #: what now() reads instead, while a simulated core runs behind the clock
+        self.pinned: Callable[[], float] | None = None
 
     def now(self) -> float:
-        """Virtual seconds since the clock started (never behind real time when realtime)."""
+        """Virtual seconds since the clock started (never behind real time when realtime).
+        While a simulated core catches up (``pinned``), the core's own time."""
+        if self.pinned is not None:
+            return self.pinned()
         if self.timing.realtime:
             self._virtual = max(self._virtual, time.perf_counter() - self._origin)
         return self._virtual

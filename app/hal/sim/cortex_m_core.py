@@ -144,8 +144,9 @@ class CortexMCore:
         self._aircr_low = 0
         self._vtor = 0
         self.runs_code_at: Callable[[int], bool] = lambda _pc: False
-        self.advance: Callable[[float], None] = lambda _s: None
         self.now: Callable[[], float] = lambda: 0.0
+        self.pin_clock: Callable[[Callable[[], float] | None], None] = lambda _time: None
+        self._code: ThumbCore | None = None
         self.next_event: Callable[[], float | None] = lambda: None
         self.lockup = ""  # why code run by the model stopped without its BKPT
         self._build(rom_designer, rom_part)
@@ -160,6 +161,7 @@ class CortexMCore:
 
     def hold_reset(self) -> None:
         """NRST (or a reset request) holds the core: not halted, not running."""
+        self._code = None
         self.in_reset = True
         self.halted = False
 
@@ -170,6 +172,7 @@ class CortexMCore:
         self._reset_seen = True
         self._vtor = 0
         self.lockup = ""
+        self._code = None
         self.regs = [0] * 21
         self.regs[MSP] = self.regs[SP] = self._vector(0) & ~3
         self.regs[PC] = self._vector(4) & ~1
@@ -196,6 +199,11 @@ class CortexMCore:
     def running(self) -> bool:
         return not (self.halted or self.in_reset)
 
+    @property
+    def running_firmware(self) -> bool:
+        """Running the part's own firmware (not code a debugger started in RAM)."""
+        return self.running and self._code is None
+
     # -- registers --------------------------------------------------------------------
 
     def _dhcsr(self) -> int:
@@ -214,12 +222,14 @@ class CortexMCore:
         self._dhcsr_control = value & (C_DEBUGEN | C_HALT | C_STEP | C_MASKINTS)
         if not value & C_DEBUGEN:
             self._dhcsr_control &= ~C_HALT
+            self._stop_code()  # code a debugger started does not outlive debug
             self.halted = False
             return
         if value & C_HALT:
             if self.in_reset:
                 self._halt_pending = True
             elif not self.halted:
+                self._stop_code()
                 self._enter_halt(DFSR_HALTED)
         elif self.halted and not value & C_STEP:
             self.halted = False  # resume
@@ -228,14 +238,35 @@ class CortexMCore:
         # C_STEP from halt: one instruction, which the model does not execute
 
     def _execute(self) -> None:
-        """Run the code at the PC until its BKPT, then halt in Debug state."""
-        thumb = ThumbCore(self.memory, self.regs[:16], self.advance, self.now, self.next_event)
+        """Start the code at the PC; it runs as the clock moves (catch_up)."""
+        self._code = ThumbCore(self.memory, self.regs[:16], self.now(), self.next_event)
+        self.catch_up()
+
+    def catch_up(self) -> None:
+        """Run resumed code up to the part's clock, with the clock reading the core's
+        time meanwhile (the flash times the loader's stores from when the core makes
+        them); at its BKPT (or a lockup) the core halts in Debug state. Called before
+        every packet the debug port handles."""
+        code = self._code
+        if code is None:
+            return
+        until = self.now()
+        self.pin_clock(lambda: code.time)
         try:
-            thumb.run()
+            done = code.run(until)
         except Lockup as err:
-            self.lockup = str(err)
-        self.regs[:16] = thumb.regs
+            self.lockup, done = str(err), -1
+        finally:
+            self.pin_clock(None)
+        if done is None:
+            return
+        self._stop_code()
         self._enter_halt(DFSR_HALTED if self.lockup else DFSR_BKPT)
+
+    def _stop_code(self) -> None:
+        if self._code is not None:
+            self.regs[:16] = self._code.regs
+            self._code = None
 
     def _write_dcrsr(self, value: int) -> None:
         if not self.halted:

@@ -168,7 +168,9 @@ class SimMcu(SimSwdTarget):
     # -- the wire -----------------------------------------------------------------------
 
     def _tick(self, bits: int) -> None:
+        """The wire's time passes; code the core runs keeps up with it."""
         self.clock.advance(bits / self.swd_hz)
+        self.core.catch_up()
 
     def _silent(self) -> bool:
         """No ACK at all: the link has dropped, debug is off for good (RDP level 2), or
@@ -178,7 +180,7 @@ class SimMcu(SimSwdTarget):
             return True
         if self.controller.debug_disabled:
             return True
-        return self.faults.swd_off_when_running and self.core.running and not self.nrst
+        return self.faults.swd_off_when_running and self.core.running_firmware and not self.nrst
 
     def line_reset(self) -> None:
         self._tick(LINE_RESET_BITS)
@@ -350,8 +352,12 @@ def make_mcu(
     # a debugger's flash loader: code resumed in RAM runs (app.hal.sim.thumb); the
     # firmware in flash runs abstractly, as before
     core.runs_code_at = lambda pc: spec.ram_base <= pc < spec.ram_base + spec.ram_size
-    core.advance = mcu.clock.advance
     core.now = mcu.clock.now
+
+    def pin(time: Callable[[], float] | None) -> None:
+        mcu.clock.pinned = time
+
+    core.pin_clock = pin
     core.next_event = lambda: array.busy_until if array.busy() else None
     mcu.core = core
     core.power_on()

@@ -8,16 +8,19 @@ would); so does a bus fault.
 
 Memory accesses go through the part's memory map, so the flash controller sees the
 loader's stores as it sees a debugger's; an access the bus stalls (the flash busy)
-waits: the core's clock moves on until the access completes, as the bus holds the
-core. Each instruction takes one cycle of ``hz`` (two for loads, stores and taken
-branches, A6.7's timing is implementation-defined; the Cortex-M0/M3 TRMs give these).
+waits: the core's time moves on until the access completes, as the bus holds the core.
+The core runs in steps up to the part's clock (the host's packets move it; while it
+runs, the part's clock reads the core's time), so a loader works while the debug port
+carries the next buffer. Each instruction takes one cycle of ``hz`` (two for loads,
+stores and taken branches; A6.7 leaves timing to the implementation, the Cortex-M0/M3
+TRMs give these).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from app.hal.sim.mcu_memory import BusFault, BusStall, MemoryMap
 
@@ -30,14 +33,19 @@ class Lockup(Exception):
     """The code did something this model does not run (or a bus fault)."""
 
 
+class _Paused(Exception):
+    """The core's time reached the host's: the instruction is retried on the next run."""
+
+
 @dataclass
 class ThumbCore:
-    """R0-R15 in ``regs`` (R15 the PC), the APSR flags; runs until BKPT."""
+    """R0-R15 in ``regs`` (R15 the PC), the APSR flags and the core's own time on the
+    part's clock; runs in steps up to a given time (the host's), so a loader in RAM runs
+    while the debug port carries the next buffer, as on a real part."""
 
     memory: MemoryMap
     regs: list[int]
-    advance: Callable[[float], None]  # moves the part's clock on by seconds
-    now: Callable[[], float]  # the part's clock
+    time: float  # the part's clock, as far as this core has run
     #: when the memory next changes by itself (a flash operation ending), or None
     next_event: Callable[[], float | None] = lambda: None
     hz: float = 8_000_000.0
@@ -45,60 +53,76 @@ class ThumbCore:
     z: bool = False
     c: bool = False
     v: bool = False
+    _steps: int = 0
+    _stalled: float = 0.0
+    _seen: dict[int, tuple[object, ...]] = field(default_factory=dict)
 
-    def run(self) -> int:
-        """Execute from regs[15] until BKPT; the BKPT's immediate. Lockup otherwise."""
-        seen: dict[int, tuple[object, ...]] = {}
-        for _ in range(MAX_STEPS):
+    def run(self, until: float) -> int | None:
+        """Execute from regs[15] until the core's time reaches ``until`` (None: paused
+        there, to go on later) or a BKPT (its immediate). Lockup: see the module."""
+        while self.time < until:
+            self._steps += 1
+            if self._steps > MAX_STEPS:
+                raise Lockup(f"no BKPT after {MAX_STEPS} instructions")
             pc = self.regs[15] & ~1
-            half = self._read(pc, 2)
-            self.regs[15] = pc + 2
-            cycles, done = self._step(pc, half)
-            self.advance(cycles / self.hz)
+            try:
+                half = self._read(pc, 2, until)
+                self.regs[15] = pc + 2
+                cycles, done = self._step(pc, half, until)
+            except _Paused:  # a stalled access: nothing of the instruction happened yet
+                self.regs[15] = pc
+                return None
+            self.time += cycles / self.hz
             if done is not None:
                 self.regs[15] = pc  # the PC of the BKPT, as Debug state reports it
                 return done
             if self.regs[15] < pc:  # a loop went round
-                self._idle_if_spinning(seen)
-        raise Lockup(f"no BKPT after {MAX_STEPS} instructions")
+                self._idle_if_spinning(until)
+        return None
 
-    def _idle_if_spinning(self, seen: dict[int, tuple[object, ...]]) -> None:
+    def _idle_if_spinning(self, until: float) -> None:
         """A loop that went round with every register and flag as the last time round
         is polling memory that has not changed: it would spin the same until the memory
-        changes by itself, so the clock jumps there (a real core spins that long)."""
+        changes by itself, so its time jumps there (a real core spins that long)."""
         state = (*self.regs, self.n, self.z, self.c, self.v)
-        if seen.get(self.regs[15]) == state:
+        if self._seen.get(self.regs[15]) == state:
             event = self.next_event()
-            if event is not None and math.isfinite(event) and event > self.now():
-                self.advance(event - self.now())
-        seen[self.regs[15]] = state
+            if event is not None and math.isfinite(event) and event > self.time:
+                self.time = min(event, until)
+        self._seen[self.regs[15]] = state
 
-    def _read(self, address: int, size: int) -> int:
+    def _read(self, address: int, size: int, until: float) -> int:
         def read() -> int:
             return self.memory.read(address, size)
 
-        return self._access(read)
+        return self._access(read, until)
 
-    def _write(self, address: int, value: int, size: int) -> None:
+    def _write(self, address: int, value: int, size: int, until: float) -> None:
         def write() -> int:
             self.memory.write(address, value, size)
             return 0
 
-        self._access(write)
+        self._access(write, until)
 
-    def _access(self, operation: Callable[[], int]) -> int:
-        waited = 0.0
+    def _access(self, operation: Callable[[], int], until: float) -> int:
+        """The access, once the bus takes it: a stall holds the core until the flash is
+        done (or, past ``until``, pauses the run); a bus fault locks it up."""
         while True:
             try:
-                return operation()
+                result = operation()
+                self._stalled = 0.0
+                return result
             except BusStall as stall:
-                step = STALL_STEP_S
-                if stall.ready_at is not None and math.isfinite(stall.ready_at):  # it says when
-                    step = max(step, stall.ready_at - self.now())
-                self.advance(step)
-                waited += step
-                if waited > MAX_STALL_S:
+                ready = self.time + STALL_STEP_S
+                if stall.ready_at is not None and math.isfinite(stall.ready_at):
+                    ready = max(ready, stall.ready_at)
+                self._stalled += ready - self.time
+                if self._stalled > MAX_STALL_S:
                     raise Lockup("a bus access stalled for good") from None
+                if ready >= until:
+                    self.time = until
+                    raise _Paused from None
+                self.time = ready
             except BusFault as err:
                 raise Lockup(f"bus fault: {err}") from None
 
@@ -138,7 +162,7 @@ class ThumbCore:
             raise Lockup(f"condition {cond} is not a B T1 condition")
         return table[cond]
 
-    def _step(self, pc: int, op: int) -> tuple[int, int | None]:
+    def _step(self, pc: int, op: int, until: float) -> tuple[int, int | None]:
         """One instruction: (cycles, the BKPT immediate or None)."""
         regs = self.regs
         low3, mid3, imm8 = op & 7, (op >> 3) & 7, op & 0xFF
@@ -168,9 +192,9 @@ class ThumbCore:
             load = bool(top5 & 1)
             address = regs[mid3] + ((op >> 6) & 0x1F) * size
             if load:
-                regs[low3] = self._read(address, size)
+                regs[low3] = self._read(address, size, until)
             else:
-                self._write(address, regs[low3] & ((1 << (8 * size)) - 1), size)
+                self._write(address, regs[low3] & ((1 << (8 * size)) - 1), size, until)
             return 2, None
         if op >> 12 == 0b1101 and (op >> 8) & 0xF < 0xE:  # B<cond> (A6.7.10 T1)
             if self._condition((op >> 8) & 0xF):
