@@ -10,6 +10,7 @@ import random
 
 import pytest
 from cmsis_dap_fake import FakeDapProbe, FakeDapUsb, FakeUsbError
+from test_swd import STATUS, BusyFlash  # a status word that reads busy after writes
 
 from app.hal.cmsis_dap import CmsisDapLink
 from app.hal.cmsis_dap_usb import DapBackend, DapProbe
@@ -22,7 +23,6 @@ from app.hal.swd_site import SwdProgrammer
 
 RAM = 0x2000_0000
 FLASH = 0x0800_0000
-STATUS = 0x4002_200C  # a flash controller's status register (bit 0: busy)
 STICKYERR = 1 << 5  # DP CTRL/STAT (ADIv5)
 
 
@@ -109,28 +109,6 @@ def test_16kib_round_trip_in_close_to_the_fewest_usb_transfers(
     if version == 2:
         assert probe.most_queued == 4  # the packet count kept in flight
     print(f"v{version}: 16 KiB written in {writes} commands, read in {reads}")
-
-
-class BusyFlash(SimSwdTarget):
-    """STATUS reads busy (bit 0) ``busy_reads`` times after each write to flash, as a
-    flash controller's BSY does while a half-word programs."""
-
-    busy_reads = 3
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self._busy = 0
-
-    def _store(self, address: int, value: int) -> bool:
-        if address < STATUS:
-            self._busy = self.busy_reads
-        return super()._store(address, value)
-
-    def _load(self, address: int) -> int | None:
-        if address == STATUS and self._busy:
-            self._busy -= 1
-            return 1
-        return super()._load(address)
 
 
 def flash_target() -> BusyFlash:

@@ -54,23 +54,10 @@ PARTS = {
 }
 
 
-class VirtualClock(SimClock):
-    """Typical flash times, never slept: time is what the packets and the flash take."""
-
-    def now(self) -> float:
-        return self.pinned() if self.pinned is not None else self._virtual
-
-    def sync(self) -> None:
-        pass
-
-    def settle(self) -> None:
-        pass
-
-
 def measure(label: str, device_id: str, kib: int, loader: bool) -> None:
     device = load_database().get(device_id)
     size = min(kib * 1024, device.size_bytes)
-    clock = VirtualClock(Timing("typ"))
+    clock = SimClock(Timing())  # virtual: never sleeps; the part takes typical times
     mcu = make_mcu(mcu_spec(device), clock, Timing("typ"), swd_hz=SWD_HZ)
     # the host's pauses pass on the part's clock too (time.sleep would stop its world)
     flash_loader.time = SimpleNamespace(sleep=clock.advance, monotonic=clock.now)  # type: ignore[assignment]
