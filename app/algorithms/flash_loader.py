@@ -15,7 +15,7 @@ The loop, for units of ``accesses`` loads and stores of ``size`` bytes each:
     done: BKPT #0
 
 r0 the source in RAM, r1 the flash address, r2 the units left (0 when all went in),
-r3 the status register, r4 its busy mask, r5 its error mask; r7 holds the last status.
+r3 the status register, r4 its busy mask, r5 its error mask; r7 the status last read.
 """
 
 from __future__ import annotations
@@ -115,12 +115,11 @@ class FlashLoader:
         self.port.write_words(DCRSR, [register])
         return self.port.read_words(DCRDR, 1)[0]
 
-    def program(
-        self, address: int, data: bytes, typ_s: float, max_s: float
-    ) -> tuple[int, int] | None:
-        """Program ``data`` (whole units) at ``address``; None, or (the address of the
-        unit the controller refused, the status it showed). ``typ_s``/``max_s``: a
-        unit's typical and longest time (when to look for a run's BKPT, how long to)."""
+    def program(self, address: int, data: bytes, typ_s: float, max_s: float) -> int | None:
+        """Program ``data`` (whole units) at ``address``; None, or the address of the
+        unit the controller refused (its flags stay in its status register for the
+        caller). ``typ_s``/``max_s``: a unit's typical and longest time (when to look
+        for a run's BKPT, how long to)."""
         spec = self.spec
         self.port.write_words(self.code_at, self._words(self.code))
         for register, value in ((3, spec.status), (4, spec.busy), (5, spec.errors), (XPSR, THUMB)):
@@ -143,9 +142,7 @@ class FlashLoader:
             started = time.monotonic()
         return self._finish(running, started, typ_s, max_s) if running else None
 
-    def _finish(
-        self, units: int, started: float, typ_s: float, max_s: float
-    ) -> tuple[int, int] | None:
+    def _finish(self, units: int, started: float, typ_s: float, max_s: float) -> int | None:
         """Wait for the run's BKPT (first until its units' typical time is up, so the
         polls are few); what the controller refused, if anything."""
         early = started + units * typ_s - time.monotonic()
@@ -153,7 +150,7 @@ class FlashLoader:
             time.sleep(early)
         self._wait_for_bkpt(started + units * max_s + RUN_MARGIN_S - time.monotonic())
         if self._get(2):  # units left: an error flag stopped the loop
-            return self._get(1), self._get(7)
+            return self._get(1)
         return None
 
     def _wait_for_bkpt(self, timeout_s: float) -> None:

@@ -131,10 +131,7 @@ class FlashController(ABC):
             return self.write_units(address, data)
         program = self.times.program
         refused = self.loader.program(address, data, program.ms_typ / 1000, program.ms_max / 1000)
-        if refused is None:
-            return None
-        at, _status = refused
-        return at, 0, 0
+        return None if refused is None else (refused, 0, 0)
 
     def write_units(self, address: int, data: bytes) -> tuple[int, int, int] | None:
         """Program ``data`` unit by unit, each unit read back as the bus finishes it

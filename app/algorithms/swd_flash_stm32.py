@@ -81,6 +81,7 @@ class Stm32Controller(FlashController):
     LOCK: ClassVar[int]
     #: CR while units are programmed
     PROGRAM_CR: ClassVar[int]
+    OPTION_KEYS: ClassVar[tuple[int, int]] = (OPTKEY1, OPTKEY2)  # F2/F4 and G0/G4/L4
     ERRORS: ClassVar[dict[int, str]]
 
     @property
@@ -147,8 +148,8 @@ class Stm32Controller(FlashController):
     def option_unlock(self, locked: bool) -> None:
         """The option key sequence, where the option bytes are locked."""
         if locked:
-            self.write(self.OPTKEYR, OPTKEY1 if self.kind != "stm32f1" else KEY1)
-            self.write(self.OPTKEYR, OPTKEY2 if self.kind != "stm32f1" else KEY2)
+            for key in self.OPTION_KEYS:
+                self.write(self.OPTKEYR, key)
 
 
 # -- F0 / F1 / F3 ----------------------------------------------------------------------
@@ -174,6 +175,7 @@ class Stm32F1Flash(Stm32Controller):
     BSY, PGERR, WRPRTERR, EOP = 1 << 0, 1 << 2, 1 << 4, 1 << 5
     PG, PER, MER, OPTPG, OPTER, STRT, LOCK, OPTWRE = 1, 2, 4, 16, 32, 64, 128, 512
     PROGRAM_CR = PG
+    OPTION_KEYS = (KEY1, KEY2)  # PM0075 2.4: OPTKEYR takes the flash keys
     OBL_LAUNCH = 1 << 13  # F0/F3 only
     RDPRT = 1 << 1  # OBR: readout protection active (F0/F3: level bits 2:1)
     OPTION_RDP = 0x1FFF_F800

@@ -99,8 +99,13 @@ class DebugPort:
         only this finds it (ADIv5 B2.2.x: errors are sticky, reported by the next AP
         access or CTRL/STAT)."""
         batch = list(accesses)
+        # a batch that ends in a write reads RDBUFF so that write lands first; one that
+        # ends in a read has its posted value fetched from RDBUFF by the link already
+        landing = bool(what) and bool(batch) and not batch[-1].read
+        if landing:
+            batch.append(Access(False, True, DP_RDBUFF))
         if what:
-            batch += [Access(False, True, DP_RDBUFF), Access(False, True, DP_CTRL_STAT)]
+            batch.append(Access(False, True, DP_CTRL_STAT))
         try:
             values = self.link.transfer(batch)
         except SwdFault as fault:
@@ -114,7 +119,8 @@ class DebugPort:
         if not what:
             return values
         status = values.pop()
-        values.pop()  # RDBUFF
+        if landing:
+            values.pop()  # RDBUFF
         if status & STICKYERR:
             self._recover()
             raise SwdFault(f"bus error during the {what} (CTRL/STAT 0x{status:08X})", 0)

@@ -126,14 +126,6 @@ class SimSwdSite(SwdSite):
             uid=self._rng.randbytes(12),
         )
 
-    @property
-    def link_lost(self) -> bool:
-        return False
-
-    @link_lost.setter
-    def link_lost(self, value: bool) -> None:
-        """SwdSite sets it; a simulated dropped link is the model's own fault."""
-
     def insert_part(self, present: bool = True) -> None:
         """A fresh, blank part on the fixture."""
         if present:
