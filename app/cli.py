@@ -12,6 +12,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from app import __version__
 from app.commands import BY_NAME, COMMANDS
 from app.commands.output import drop_stdout
 from app.core.errors import SocketeerError
@@ -24,16 +25,6 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def installed_version() -> str:
-    """The version of the installed distribution (from its metadata, set in pyproject)."""
-    from importlib import metadata  # ~35 ms of imports only --version needs
-
-    try:
-        return metadata.version("socketeer")
-    except metadata.PackageNotFoundError:
-        return "unknown (not installed: pip install -e .)"
-
-
 class _VersionAction(argparse.Action):
     """``--version``: the version is looked up only when asked for."""
 
@@ -41,7 +32,7 @@ class _VersionAction(argparse.Action):
         super().__init__(option_strings, dest, nargs=0, help="show the version and exit")
 
     def __call__(self, parser: argparse.ArgumentParser, *_args: object) -> None:
-        print(f"{parser.prog} {installed_version()}")  # on stdout, as argparse's own does
+        print(f"{parser.prog} {__version__}")  # on stdout, as argparse's own does
         parser.exit(0)
 
 

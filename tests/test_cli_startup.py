@@ -6,6 +6,7 @@ jsonschema, pyserial, Qt); a command loads its own module's imports only.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -105,3 +106,27 @@ def test_a_binary_image_and_a_passing_compare_need_no_numpy(tmp_path) -> None:
     )
     loaded_after(code)  # builds the database cache
     assert loaded_after(code) == set()
+
+
+def test_one_algorithm_is_imported_for_one_part() -> None:
+    """A cycle looks its algorithm up by name: the other algorithms' modules (the SWD
+    flash drivers, the SPI NOR planner ...) are not imported for a UART STM32 part."""
+    script = (
+        "import sys\n"
+        "from app.algorithms import get_algorithm, has_algorithm\n"
+        "assert get_algorithm('stm32_uart').name == 'stm32_uart'\n"
+        "assert not has_algorithm('no_such_algorithm')\n"
+        "print(sorted(m for m in sys.modules if m.startswith('app.algorithms.')))"
+    )
+    # has_algorithm of an unknown name imports them all (to be sure): check before it
+    before = script.replace("assert not has_algorithm('no_such_algorithm')\n", "")
+    done = subprocess.run(
+        [sys.executable, "-c", before], capture_output=True, text=True, timeout=60, check=True
+    )
+    loaded = set(ast.literal_eval(done.stdout.strip()))
+    assert "app.algorithms.stm32_uart" in loaded
+    assert not loaded & {"app.algorithms.cortex_m_swd", "app.algorithms.spi_nor"}
+    everything = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "app.algorithms.cortex_m_swd" in everything.stdout

@@ -2,13 +2,16 @@
 
 Each module in this package that defines an algorithm decorates its class with
 ``@register``; the package imports all its modules, so adding an algorithm is adding a
-file.
+file. An algorithm is looked up in the module of its own name first (``spi_nor`` in
+app.algorithms.spi_nor): a command that programs one part imports one algorithm, not
+all of them.
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
+from contextlib import suppress
 from typing import TypeVar
 
 from app.algorithms.base import ChipAlgorithm
@@ -33,8 +36,18 @@ def algorithm_names() -> frozenset[str]:
     return frozenset(_REGISTRY)
 
 
+def has_algorithm(name: str) -> bool:
+    """Whether this version has an algorithm called ``name``."""
+    if name not in _REGISTRY and name.isidentifier() and name != "base":
+        with suppress(ModuleNotFoundError):
+            importlib.import_module(f"{__name__}.{name}")
+    if name not in _REGISTRY:
+        _load_all()
+    return name in _REGISTRY
+
+
 def get_algorithm(name: str) -> type[ChipAlgorithm]:
-    _load_all()
+    has_algorithm(name)
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -43,4 +56,4 @@ def get_algorithm(name: str) -> type[ChipAlgorithm]:
         ) from None
 
 
-__all__: list[str] = ["algorithm_names", "get_algorithm", "register"]
+__all__: list[str] = ["algorithm_names", "get_algorithm", "has_algorithm", "register"]

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
-from app.algorithms import algorithm_names, get_algorithm
+from app.algorithms import get_algorithm, has_algorithm
 from app.algorithms.base import Cancelled, ChipAlgorithm, ChipError, Geometry, Protection
 from app.core.image import MemoryImage
 from app.devicedb.entry_reader import ID_COMMANDS
@@ -304,7 +304,7 @@ class SiteRunner:
                 f"{device.part} is programmed through SWD: use an SWD probe (cmsis-dap://,"
                 " stlink://, ftdi://...?swd=1 or sim://)"
             )
-        if device.algorithm not in algorithm_names():
+        if not has_algorithm(device.algorithm):
             raise StepFailed(f"no '{device.algorithm}' algorithm in this version of Socketeer")
         cls = get_algorithm(device.algorithm)
         buses: dict[Family, Bus | None] = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from app.algorithms import algorithm_names
+from app.algorithms import has_algorithm
 from app.core.errors import UsageError
 from app.hal.errors import HalError
 from app.hal.programmer import Programmer, open_programmer
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 def programmable_device(database: DeviceDatabase, device_id: str) -> Device:
     """The device ``device_id``, refused when this version has no algorithm for it."""
     device = database.get(device_id)
-    if device.algorithm not in algorithm_names():
+    if not has_algorithm(device.algorithm):
         raise UsageError(
             f"{device.id}: the '{device.algorithm}' algorithm is not in this version of Socketeer"
         )
