@@ -47,6 +47,33 @@ def test_an_unchanged_database_comes_from_the_cache(tmp_path: Path, validations)
     assert second.get(first.devices[0].id) == first.devices[0]
 
 
+def test_a_cached_database_builds_only_the_devices_asked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A command that programs one part unpickles one entry: lookups, searches and
+    identification by ID run on the cached index."""
+    from app.devicedb import models
+
+    full = load_database(SMALL_DB, tmp_path)
+    first, last = full.devices[0], full.devices[-1]  # built now (it may be cached too)
+    built: list[str] = []
+    real = models._unpickle_device
+
+    def counted(values):
+        built.append(values["id"])
+        return real(values)
+
+    monkeypatch.setattr(models, "_unpickle_device", counted)
+    cached = load_database(SMALL_DB, tmp_path)
+    assert built == [] and len(cached) == len(full)
+    assert cached.get(last.id) == last and built == [last.id]
+    assert cached.get(last.id) is cached.get(last.id.upper())  # built once
+    assert [d.id for d in cached.search(first.part)] == [d.id for d in full.search(first.part)]
+    assert len(built) < len(full)
+    assert [d.id for d in cached] == [d.id for d in full]  # everything, when iterated
+    assert sorted(built) == sorted(d.id for d in full)
+
+
 def test_a_changed_overlay_file_rebuilds_it(tmp_path: Path, validations) -> None:
     overlay_entry(tmp_path, "ONE")
     assert "acme.one" in load_database(SMALL_DB, tmp_path)
@@ -64,6 +91,38 @@ def test_a_damaged_cache_is_ignored(tmp_path: Path, validations) -> None:
         stale.write_bytes(b"not a pickle")
     assert len(load_database(SMALL_DB, tmp_path)) > 0
     assert len(validations) == before + 1
+
+
+def test_a_damaged_device_entry_is_read_again_when_first_asked_for(
+    tmp_path: Path, validations
+) -> None:
+    """The devices of a cached database are unpickled when asked for, after the load:
+    one that cannot be is read from the files again (and the entry dropped), not an
+    error."""
+    import pickle
+
+    from app.devicedb.database import DeviceDatabase, _restore
+
+    wanted = load_database(SMALL_DB, tmp_path).devices[-1]
+    key = cache.cache_key(layer_roots(tmp_path))
+    good = pickle.loads((cache.cache_dir() / f"devicedb-{key}.pickle").read_bytes())
+    assert isinstance(good, DeviceDatabase)
+    blobs = list(good._shelf.blobs())
+    blobs[-1] = blobs[-1][: len(blobs[-1]) // 2]  # truncated
+    damaged = _restore(tuple(blobs), good._index, good.packages)
+    (cache.cache_dir() / f"devicedb-{key}.pickle").write_bytes(pickle.dumps(damaged))
+    before = len(validations)
+    database = load_database(SMALL_DB, tmp_path)
+    assert len(validations) == before  # the load itself is fine
+    assert database.get(wanted.id) == wanted
+    assert len(validations) == before + 1  # read again at the damaged entry
+    assert not (cache.cache_dir() / f"devicedb-{key}.pickle").exists()
+
+
+def layer_roots(overlay: Path) -> list[Path]:
+    from app.devicedb.validation import default_layers
+
+    return [root for layer in default_layers(SMALL_DB, overlay, True) for root in layer.roots]
 
 
 def test_an_invalid_database_is_never_cached(tmp_path: Path, validations) -> None:
@@ -126,7 +185,10 @@ def test_the_cache_holds_only_classes_its_key_stamps() -> None:
             return super().find_class(module, name)
 
     database = load_database(Path(__file__).parents[1] / "device_db", use_overlay=False)
-    Recording(io.BytesIO(pickle.dumps(database, protocol=5))).load()
+    restored = Recording(io.BytesIO(pickle.dumps(database, protocol=5))).load()
+    for blob in restored._shelf.blobs():  # each device is pickled on its own
+        Recording(io.BytesIO(blob)).load()
+    assert "app.devicedb.models" in modules
     stamped = {f"app.devicedb.{p.stem}" for p in Path(cache.__file__).parent.glob("*.py")}
     outside = {m for m in modules if m not in stamped and m not in ("builtins", "enum")}
     assert not outside, f"classes from modules the cache key does not stamp: {outside}"

@@ -20,6 +20,7 @@ import pickle
 import sys
 import time
 from collections.abc import Iterable
+from contextlib import suppress
 from pathlib import Path
 
 import platformdirs
@@ -32,8 +33,9 @@ ENV_CACHE_DIR = "SOCKETEER_CACHE_DIR"
 #: databases kept (each ~0.7 MiB): the installed one with and without the overlay, and
 #: a couple of other installations or checkouts
 KEEP = 4
-#: bump when the pickled shape changes in a way file stamps cannot see
-FORMAT = 1
+#: bump when the pickled shape changes in a way file stamps cannot see (2: devices
+#: pickled one by one, unpickled when asked for)
+FORMAT = 2
 
 
 def cache_dir() -> Path:
@@ -68,6 +70,12 @@ def load(key: str) -> DeviceDatabase | None:
     except Exception:  # a damaged or foreign cache is a miss, never an error
         return None
     return database if isinstance(database, DeviceDatabase) else None
+
+
+def forget(key: str) -> None:
+    """Drop the entry of ``key`` (found damaged); failures are ignored."""
+    with suppress(OSError):
+        (cache_dir() / f"devicedb-{key}.pickle").unlink(missing_ok=True)
 
 
 def store(key: str, database: DeviceDatabase) -> None:

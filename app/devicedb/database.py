@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import difflib
+import pickle
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 
-from app.core.errors import InputError
+from app.core.errors import DeviceDbError, InputError
 from app.devicedb.facts import SpiNorFacts
 from app.devicedb.families import ID_BUSES
 from app.devicedb.models import Device, Identification, Package
@@ -45,44 +47,124 @@ def _sort_key(device: Device) -> tuple[str, str, str]:
     return device.vendor.casefold(), device.part.casefold(), device.id
 
 
+class _Shelf:
+    """The devices of a database, in order; after a load from the cache each one stays
+    pickled until it is asked for. A command that programs one part unpickles one entry,
+    not hundreds (most of a cached load's time was building every Device)."""
+
+    def __init__(self, devices: tuple[Device, ...] = (), blobs: tuple[bytes, ...] = ()) -> None:
+        self._blobs = blobs or tuple(b"" for _ in devices)
+        self._loaded: list[Device | None] = list(devices) or [None] * len(blobs)
+        self._all: tuple[Device, ...] | None = tuple(devices) if devices else None
+        #: reads the database again when a cached entry cannot be unpickled (a damaged
+        #: cache only costs time, as when it is damaged beyond the first load)
+        self.rebuild: Callable[[], tuple[Device, ...]] | None = None
+
+    def __len__(self) -> int:
+        return len(self._loaded)
+
+    def __getitem__(self, index: int) -> Device:
+        device = self._loaded[index]
+        if device is None:
+            try:
+                device = self._loaded[index] = pickle.loads(self._blobs[index])
+            except Exception:
+                if self.rebuild is None:
+                    raise
+                return self._rebuilt()[index]
+        return device
+
+    def _rebuilt(self) -> tuple[Device, ...]:
+        assert self.rebuild is not None
+        devices = self.rebuild()
+        if len(devices) != len(self._loaded):  # the files changed since the key was made
+            raise DeviceDbError(
+                "the device database changed while it was being loaded; run the command again"
+            )
+        self._blobs, self._loaded, self._all = (), list(devices), devices
+        return devices
+
+    def all(self) -> tuple[Device, ...]:
+        if self._all is None:
+            self._all = tuple(self[i] for i in range(len(self)))
+        return self._all
+
+    def blobs(self) -> tuple[bytes, ...]:
+        """Each device pickled on its own (what the cache keeps)."""
+        blobs = self._blobs or tuple(b"" for _ in self._loaded)
+        return tuple(blob or pickle.dumps(self[i], protocol=5) for i, blob in enumerate(blobs))
+
+
+@dataclass(frozen=True)
+class _Index:
+    """What lookups and searches need without building a Device: positions in the
+    shelf, the normalized search keys and the sizes."""
+
+    by_id: dict[str, int]
+    by_normalized_id: dict[str, int]
+    keys: tuple[SearchKeys, ...]
+    sizes: tuple[int, ...]
+    by_jedec: dict[str, tuple[int, ...]]
+    by_pid: dict[int, tuple[int, ...]]
+
+    @classmethod
+    def of(cls, ordered: tuple[Device, ...]) -> _Index:
+        by_jedec: dict[str, list[int]] = {}
+        by_pid: dict[int, list[int]] = {}
+        for index, device in enumerate(ordered):
+            for jedec in device.jedec_ids:
+                by_jedec.setdefault(jedec, []).append(index)
+            if device.stm32_pid is not None:
+                by_pid.setdefault(device.stm32_pid, []).append(index)
+        return cls(
+            by_id={d.id: i for i, d in enumerate(ordered)},
+            by_normalized_id={normalize(d.id): i for i, d in enumerate(ordered)},
+            keys=tuple(SearchKeys.of(d) for d in ordered),
+            sizes=tuple(d.size_bytes for d in ordered),
+            by_jedec={k: tuple(v) for k, v in by_jedec.items()},
+            by_pid={k: tuple(v) for k, v in by_pid.items()},
+        )
+
+
 class DeviceDatabase:
     """The merged, validated device set (installed entries plus the user overlay)."""
 
     def __init__(self, devices: Iterable[Device], packages: Mapping[str, Package]) -> None:
-        ordered = sorted(devices, key=_sort_key)
-        self._devices: dict[str, Device] = {d.id: d for d in ordered}
-        self._ordered: tuple[Device, ...] = tuple(self._devices.values())
-        self._keys: tuple[SearchKeys, ...] = tuple(SearchKeys.of(d) for d in self._ordered)
-        self._by_normalized_id = {normalize(d.id): d for d in self._ordered}
+        ordered = tuple(sorted(devices, key=_sort_key))
+        ordered = tuple({d.id: d for d in ordered}.values())  # one entry per id
+        self._shelf = _Shelf(ordered)
+        self._index = _Index.of(ordered)
         self.packages: dict[str, Package] = dict(packages)
-        self._by_jedec: dict[str, list[Device]] = {}
-        self._by_pid: dict[int, list[Device]] = {}
-        for device in self._ordered:
-            for jedec in device.jedec_ids:
-                self._by_jedec.setdefault(jedec, []).append(device)
-            if device.stm32_pid is not None:
-                self._by_pid.setdefault(device.stm32_pid, []).append(device)
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        """Pickled (the cache) with every device pickled apart: see _Shelf."""
+        return _restore, (self._shelf.blobs(), self._index, self.packages)
 
     # -- collection protocol -------------------------------------------------
 
     def __len__(self) -> int:
-        return len(self._ordered)
+        return len(self._shelf)
 
     def __iter__(self) -> Iterator[Device]:
-        return iter(self._ordered)
+        return iter(self._shelf.all())
 
     def __contains__(self, device_id: object) -> bool:
-        return device_id in self._devices
+        return device_id in self._index.by_id
 
     @property
     def devices(self) -> tuple[Device, ...]:
         """All devices, sorted by vendor then part."""
-        return self._ordered
+        return self._shelf.all()
+
+    def recover_with(self, rebuild: Callable[[], tuple[Device, ...]]) -> None:
+        """How to read the database again should an entry of the cache it came from turn
+        out to be damaged when it is first asked for."""
+        self._shelf.rebuild = rebuild
 
     def vendors(self, family: str | None = None) -> list[str]:
         wanted = normalize(family) if family else None
         return sorted(
-            {d.vendor for d in self._ordered if wanted is None or normalize(d.family) == wanted},
+            {d.vendor for d in self.devices if wanted is None or normalize(d.family) == wanted},
             key=str.casefold,
         )
 
@@ -93,9 +175,11 @@ class DeviceDatabase:
 
         Raises UnknownDeviceError (a KeyError and an InputError) listing close matches.
         """
-        device = self._devices.get(device_id) or self._by_normalized_id.get(normalize(device_id))
-        if device is not None:
-            return device
+        index = self._index.by_id.get(device_id)
+        if index is None:
+            index = self._index.by_normalized_id.get(normalize(device_id))
+        if index is not None:
+            return self._shelf[index]
         raise UnknownDeviceError(device_id, self.suggest(device_id))
 
     def suggest(self, text: str, limit: int = 5) -> list[str]:
@@ -103,7 +187,7 @@ class DeviceDatabase:
         hits = [d.id for d in self.search(text)[:limit]]
         if hits:
             return hits
-        return difflib.get_close_matches(text.lower(), list(self._devices), n=limit, cutoff=0.6)
+        return difflib.get_close_matches(text.lower(), list(self._index.by_id), n=limit, cutoff=0.6)
 
     def search(
         self,
@@ -127,8 +211,7 @@ class DeviceDatabase:
         ven = normalize(vendor) if vendor else None
         pkg = normalize(package) if package else None
         scored: list[tuple[Score, int]] = []
-        for index, (device, keys) in enumerate(zip(self._ordered, self._keys, strict=True)):
-            size = device.size_bytes
+        for index, (size, keys) in enumerate(zip(self._index.sizes, self._index.keys, strict=True)):
             if (min_size is not None and size < min_size) or (
                 max_size is not None and size > max_size
             ):
@@ -145,7 +228,7 @@ class DeviceDatabase:
             if score[0] != NO_MATCH:
                 scored.append((score, index))  # index order is vendor/part order
         scored.sort()
-        return [self._ordered[index] for _, index in scored]
+        return [self._shelf[index] for _, index in scored]
 
     # -- identification ------------------------------------------------------
 
@@ -171,7 +254,7 @@ class DeviceDatabase:
                 f"JEDEC ID {id_hex!r} must be whole bytes, at least 3 (6 hex digits, e.g. EF4018)"
             )
         jedec, extended = digits[:6], digits[6:]
-        candidates = list(self._by_jedec.get(jedec, ()))
+        candidates = [self._shelf[i] for i in self._index.by_jedec.get(jedec, ())]
         if extended and candidates:
             exact = [
                 d for d in candidates if d.jedec_extended and extended.startswith(d.jedec_extended)
@@ -189,19 +272,34 @@ class DeviceDatabase:
         pid = int(digits, 16)
         if pid > 0xFFF:
             raise InputError(f"STM32 product ID {id_hex!r} must be 12 bits (e.g. 0x410)")
-        return Identification("stm32_pid", f"0x{pid:03X}", tuple(self._by_pid.get(pid, ())))
+        return Identification(
+            "stm32_pid",
+            f"0x{pid:03X}",
+            tuple(self._shelf[i] for i in self._index.by_pid.get(pid, ())),
+        )
 
     def _identify_swd(self, id_hex: str) -> Identification:
         """Parts whose SWD ID register (``REGISTER:VALUE``) holds that value."""
         register, value = _swd_id(id_hex)
         found = tuple(
             d
-            for d in self._ordered
+            for d in self.devices
             if d.swd is not None
             and d.swd.id_address == register
             and value & d.swd.id_mask in d.swd.id_values
         )
         return Identification("swd", f"{register:08X}:{value:X}", found)
+
+
+def _restore(
+    blobs: tuple[bytes, ...], index: _Index, packages: dict[str, Package]
+) -> DeviceDatabase:
+    """A database from the cache: devices stay pickled until asked for."""
+    database = DeviceDatabase.__new__(DeviceDatabase)
+    database._shelf = _Shelf(blobs=blobs)
+    database._index = index
+    database.packages = packages
+    return database
 
 
 def _swd_id(text: str) -> tuple[int, int]:

@@ -7,6 +7,7 @@ from pathlib import Path
 from app.core.errors import DeviceDbError
 from app.devicedb import cache
 from app.devicedb.database import DeviceDatabase
+from app.devicedb.models import Device
 from app.devicedb.validation import ValidationReport, check_layers, default_layers
 
 
@@ -47,6 +48,12 @@ def load_database(
     except OSError:  # a file vanished while being looked at: read it all the long way
         key = None
     if key is not None and (cached := cache.load(key)) is not None:
+
+        def rebuild() -> tuple[Device, ...]:
+            cache.forget(key)
+            return database_from_report(check_layers(layers)).devices
+
+        cached.recover_with(rebuild)
         return cached
     database = database_from_report(check_layers(layers))
     if key is not None:
