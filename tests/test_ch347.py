@@ -281,6 +281,64 @@ def test_a_short_i2c_answer_is_a_link_error(usb, database) -> None:
     assert site.link_lost
 
 
+# -- shared serial numbers: every CH347T says 0123456789, in either mode -------------------
+
+SHARED = "0123456789"
+
+
+def test_two_boards_sharing_the_serial_are_named_by_bus_path(usb, w25q128, database) -> None:
+    chips = [spi_chip(w25q128), spi_chip(w25q128)]
+    for n, chip in enumerate(chips):
+        usb.add(chip, address=5 + n, serial=SHARED)
+    with pytest.raises(
+        ProgrammerUrlError,
+        match=r"2 CH347 boards carry the serial number 0123456789 .*"
+        r"by bus:address \(ch347://1:5 or ch347://1:6\)",
+    ):
+        open_ch347(f"ch347://{SHARED}", usb)
+    with pytest.raises(ProgrammerUrlError, match=r"name one \(ch347://1:5 or ch347://1:6\)"):
+        open_ch347("ch347://", usb)
+    with pytest.raises(HalError, match=r"connected CH347 boards: 1:5, 1:6\)"):
+        open_ch347("ch347://2:5", usb)
+    one = open_ch347("ch347://1:6", usb, w25q128, database)
+    assert one.url == "ch347://1:6" and one.name == "CH347 1:6"
+    assert [s.device.location for s in one.sites] == ["1:6"]
+    one.close()
+    every = open_ch347("ch347://*", usb, w25q128, database)
+    assert [s.name for s in every.sites] == ["CH347 1:5", "CH347 1:6"]
+    img = image(5000)
+    outcome = station(every, database).run(CycleSpec("program", w25q128, img))
+    assert [r.status for r in outcome.results] == ["pass", "pass"]
+    assert all(bytes(c.memory[:5000]) == img.read(0, 5000) for c in chips)
+
+
+def test_a_replugged_board_is_not_bound_to_another_by_a_shared_serial(usb, w25q128) -> None:
+    first = usb.add(spi_chip(w25q128), address=5, serial=SHARED)
+    second = usb.add(spi_chip(w25q128), address=6, serial=SHARED)
+    sites = open_ch347("ch347://*", usb, w25q128).sites
+    second.unplug()
+    with pytest.raises(LinkError, match="lost"):
+        sites[1].spi.transfer([SpiOp(b"\x9f", 3)])
+    # the first board carries the same serial: it is not taken for the second
+    assert not sites[1].reconnect() and sites[1].device.location == "1:6"
+    second.replug(address=9)  # back at another address: nothing tells it from the first
+    assert not sites[1].reconnect()
+    assert first.opened and sites[0].spi.transfer([SpiOp(b"\x9f", 3)]) == [b"\xef\x40\x18"]
+
+
+def test_a_serial_unique_when_opened_binds_until_another_board_carries_it(usb, w25q128) -> None:
+    board = usb.add(spi_chip(w25q128), address=5, serial=SHARED)
+    site = open_ch347(f"ch347://{SHARED}", usb, w25q128).sites[0]
+    assert site.name == f"CH347 {SHARED}"
+    board.unplug()
+    board.replug(address=7)
+    assert site.reconnect() and site.device.location == "1:7"  # found by its serial
+    usb.add(spi_chip(w25q128), address=8, serial=SHARED)
+    board.unplug()
+    board.replug(address=9)
+    assert not site.reconnect()  # two boards carry it now, neither at 1:7
+
+
 # -- safety and URLs ----------------------------------------------------------------------
 
 

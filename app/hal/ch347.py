@@ -5,13 +5,17 @@ URLs:
 
     ch347://                    the only CH347 connected
     ch347://1:7                 the one at USB bus 1, address 7 (decimal, as lsusb prints)
-    ch347://SERIAL              the one with this USB serial number
+    ch347://SERIAL              the one with this USB serial number (when no other has it)
     ch347://*                   every CH347 connected: one site each, in bus:address order
     ch347://1:7 ; ch347://1:9   two boards as sites 1 and 2 (a station URL)
 
 The CH347T must be in mode 1 (its mode pins; 1a86:55db, the vendor interface): mode 2
 offers SPI and I2C through HID reports, which this backend does not speak (`hw diagnose`
 says to set mode 1), and modes 0 and 3 have no SPI/I2C.
+
+Every CH347T carries the serial number "0123456789", so a serial number names a board
+only while no other connected board has it: with two CH347Ts, name them by bus:address
+(app.hal.wch_board refuses the serial then, and binds such boards by bus:address).
 
 Options:
 - ``i2c=1``: the I2C pins are the bus (default: I2C for I2C parts, else SPI).
@@ -53,6 +57,7 @@ from app.hal.wch_board import (
     clock_option,
     open_sites,
     select_boards,
+    shared_serials,
 )
 from app.hal.wch_i2c import WchI2cBus, speed_stream
 from app.hal.wch_usb import WchBackend, WchDevice, WchHandle
@@ -100,6 +105,7 @@ class Ch347Site(WchSite):
         settings: SiteSettings,
         *,
         only_board: bool,
+        serial_shared: bool,
     ) -> None:
         super().__init__(
             backend,
@@ -109,6 +115,7 @@ class Ch347Site(WchSite):
             in_system=settings.board.in_system,
             board_powered=settings.board.board_powered,
             only_board=only_board,
+            serial_shared=serial_shared,
         )
         self.settings = settings
         self.spi: Ch347SpiBus | None = None
@@ -145,17 +152,21 @@ def open_ch347(parsed: ParsedUrl, context: Mapping[str, object]) -> WchProgramme
     settings = _settings(parsed, context)
     given = context.get("ch347_backend")  # tests swap pyusb for a packet-level fake
     backend = given if isinstance(given, WchBackend) else pyusb_backend()
-    devices = select_boards("ch347", "CH347", path, backend.find_devices())
+    found = backend.find_devices()
+    devices = select_boards("ch347", "CH347", path, found)
+    shared = shared_serials(found)
     sites = [
-        Ch347Site(backend, dev, n, settings, only_board=not path)
+        Ch347Site(
+            backend, dev, n, settings, only_board=not path, serial_shared=dev.serial in shared
+        )
         for n, dev in enumerate(devices, 1)
     ]
     open_sites(sites, backend)
     spi = sites[0].spi
-    where = path or (devices[0].serial or devices[0].location)
+    where = path or sites[0].label
     return WchProgrammer(
         url=f"ch347://{where}",
-        name=f"CH347 {', '.join(s.device.serial or s.device.location for s in sites)}",
+        name=f"CH347 {', '.join(s.label for s in sites)}",
         capabilities=Capabilities(
             buses=frozenset({settings.board.bus}),
             max_spi_clock_hz=spi.max_clock_hz if spi is not None else 0,
