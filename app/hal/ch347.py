@@ -1,5 +1,5 @@
-"""CH347 programmers (WCH's high-speed USB bridge, CH347T 1a86:55db and CH347F
-1a86:55de): SPI and I2C.
+"""CH347 programmers (WCH's high-speed USB bridge, the CH347T in mode 1 (1a86:55db) or
+mode 2 (1a86:55dc) and the CH347F (1a86:55de)): SPI and I2C.
 
 URLs:
 
@@ -9,9 +9,15 @@ URLs:
     ch347://*                   every CH347 connected: one site each, in bus:address order
     ch347://1:7 ; ch347://1:9   two boards as sites 1 and 2 (a station URL)
 
-The CH347T must be in mode 1 (its mode pins; 1a86:55db, the vendor interface): mode 2
-offers SPI and I2C through HID reports, which this backend does not speak (`hw diagnose`
-says to set mode 1), and modes 0 and 3 have no SPI/I2C.
+The CH347T's mode pins choose its USB face at power-up. Mode 1 (1a86:55db) has a vendor
+interface with bulk endpoints; mode 2 (1a86:55dc) carries the same packets in HID reports
+on interface 1 (app.hal.ch347_usb.HidReports wraps the board's handle, above the USB
+seam, so the buses speak mode 1 in both; the mode-2 framing comes from a third-party
+hidapi library and a descriptor dump, not from WCH). Modes 0 and 3 have no SPI/I2C
+(`hw diagnose` says to set mode 1 or 2). pyusb reaches the HID interface once the kernel's
+usbhid driver is detached from it (done when the board is opened); Windows needs WinUSB
+bound to interface 1 (Zadig, "MI_01"); macOS holds HID interfaces in its own driver and
+is untried.
 
 Every CH347T carries the serial number "0123456789", so a serial number names a board
 only while no other connected board has it: with two CH347Ts, name them by bus:address
@@ -43,9 +49,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from app.hal.ch347_i2c import CH347_I2C
+from app.hal.ch347_i2c import CH347_HID_I2C, CH347_I2C
 from app.hal.ch347_spi import MIN_HZ, Ch347SpiBus, cs_packet, divisor_for
-from app.hal.ch347_usb import CH347F_PID, pyusb_backend, switch_to_i2c
+from app.hal.ch347_usb import CH347F_PID, CH347T_HID_PID, framing, pyusb_backend, switch_to_i2c
 from app.hal.errors import ProgrammerUrlError
 from app.hal.programmer import Capabilities, ParsedUrl, check_options, choice, register_scheme
 from app.hal.wch_board import (
@@ -125,7 +131,11 @@ class Ch347Site(WchSite):
                 self, cs=settings.cs, limit_hz=settings.spi_hz, mode=settings.spi_mode
             )
         else:
-            self.i2c = WchI2cBus(self, CH347_I2C, clock_hz=settings.board.i2c_hz)
+            dialect = CH347_HID_I2C if device.product == CH347T_HID_PID else CH347_I2C
+            self.i2c = WchI2cBus(self, dialect, clock_hz=settings.board.i2c_hz)
+
+    def framed(self, usb: WchHandle) -> WchHandle:
+        return framing(self.device.product, usb)
 
     def start(self, handle: WchHandle) -> None:
         if self.spi is not None:

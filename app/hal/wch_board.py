@@ -102,8 +102,13 @@ class WchSite:
     def drive(self, handle: WchHandle, on: bool) -> None:
         """Drive the bus lines for a cycle (``on``) or leave them idle after it."""
 
+    def framed(self, usb: WchHandle) -> WchHandle:
+        """What the chip's packets travel through on the opened board: its USB transfers,
+        unless the chip's mode wraps them (the CH347T's HID reports)."""
+        return usb
+
     def open(self) -> None:
-        self.handle = self.backend.open(self.device)
+        self.handle = self.framed(self.backend.open(self.device))
         self.start(self.handle)
 
     def close(self) -> None:
@@ -138,8 +143,10 @@ class WchSite:
     def _same_board(self, devices: list[WchDevice]) -> WchDevice | None:
         """The board again: by its serial number when that names one board, else at the
         same bus:address with the same serial (a board plugged in where it was is another
-        one), else the only board connected when the URL named none."""
+        one), else the only board connected when the URL named none. Never a board with
+        another product id: the CH347T in another mode needs other buses."""
         old = self.device
+        devices = [dev for dev in devices if dev.product == old.product]
         if self.serial:
             named = [dev for dev in devices if dev.serial == self.serial]
             if len(named) == 1:
