@@ -21,20 +21,31 @@ app. It decodes every bulk OUT transfer as the chip does:
   (each answered by its acknowledge: 0x01 acknowledged, 0x00 not), a bare 0x80 + one byte
   (answered likewise), 0xC0|n reads n bytes, a bare 0xC0 reads one.
 
+A CH347T in mode 2 (product 0x55DC, HID reports on interface 1: nic3-14159/CH347-Research's
+descriptor dump and report descriptor, i2cy/CH347-HIDAPI's framing) takes every OUT
+transfer as one output report of at most 512 bytes, ``[length (16 bits, little endian),
+packet, padding]``, and handles the packet as a mode-1 board handles a bulk write; each
+answer goes back as one 512-byte input report framed the same way, zero padded. A report
+whose length is over 510 or runs past its end is ignored (what the real chip does with one
+is not known; ignoring it leaves the host waiting for an answer that never comes, the
+worst a chip could do short of acting on garbage), and counted in ``ignored_reports``.
+
 The chip models are half duplex (``transaction(write, read_len)``): a frame's written
 bytes go to the part with the first read (0xC3) or when CS rises; a 0xC2 frame is split
 as the CH341A fake splits one (bytes from the last one that is not 0xFF on are the read
 phase; opcode 0x02 never reads).
 
-Every board counts its bulk OUT and IN transfers; faults: unplug (every transfer fails),
-``fail_after`` (the link fails after N more transfers, the board back in its power-on
-state), ``drop_reply_bytes`` (the next answer comes back short), ``garble_replies`` (the
-next answers carry a wrong command byte).
+Every board counts its OUT and IN transfers (bulk, or interrupt in mode 2) and keeps
+their sizes; faults: unplug (every transfer fails), ``fail_after`` (the link fails after N
+more transfers, the board back in its power-on state), ``drop_reply_bytes`` (the next
+answer comes back short), ``garble_replies`` (the next answers carry a wrong command
+byte), ``misreport_length`` (mode 2: the next input report's length field says this).
 """
 
 from __future__ import annotations
 
 import threading
+from array import array
 from collections import deque
 
 from ftdi_fake import FakeClock
@@ -45,11 +56,21 @@ from app.hal.sim.spi_nor_chip import SpiNorChip
 from app.hal.wch_usb import WchBackend, WchDevice
 
 CH347T = 0x55DB
+CH347T_HID = 0x55DC  # mode 2
 CH347F = 0x55DE
 MAX_WRITE = 510
 I2C_PACKET = 512
+REPORT = 512  # mode 2: every input and output report
 
 Chip = SpiNorChip | SpiEepromChip | I2cEepromChip
+
+#: product -> {interface: (OUT endpoint, IN endpoint, the kernel driver Linux binds)}, from
+#: the lsusb dumps (CH347-Research) and WCH's driver (the CH347F's interface 4)
+INTERFACES = {
+    CH347T: {1: (0x04, 0x84, "cdc_acm"), 2: (0x06, 0x86, "")},
+    CH347T_HID: {0: (0x04, 0x84, "usbhid"), 1: (0x06, 0x86, "usbhid")},
+    CH347F: {4: (0x06, 0x86, "")},
+}
 
 
 #: (CPOL, CPHA, LSB first) a 25xx memory answers in: SPI modes 0 and 3, MSB first (the
@@ -91,6 +112,10 @@ class FakeCh347:
         self.garble_replies = 0
         self.read_timeout_s = 2.0  # real time a read waits for an answer that never comes
         self.bulk_out = self.bulk_in = 0
+        self.out_sizes: set[int] = set()  # the size of every OUT transfer
+        self.in_sizes: set[int] = set()
+        self.misreport_length: int | None = None
+        self.ignored_reports = 0
         self.divisors: list[int] = []  # the clock divisor of every 0xC0 received
         self.mode: tuple[int, int, bool] | None = None  # CPOL, CPHA, LSB first
         self.i2c_speed: int | None = None
@@ -124,15 +149,32 @@ class FakeCh347:
             self.fail_after -= 1
         self.usb.clock.tick()
 
+    @property
+    def hid(self) -> bool:
+        return self.product == CH347T_HID
+
     def write(self, data: bytes) -> None:
         with self._lock:
             self._usb()
             self.bulk_out += 1
             data = bytes(data)
-            if data[:1] == b"\xaa":
-                self._i2c_write(data)
+            self.out_sizes.add(len(data))
+            packet = self._unwrap(data) if self.hid else data
+            if packet is None:
+                return
+            if packet[:1] == b"\xaa":
+                self._i2c_write(packet)
             else:
-                self._command(data)
+                self._command(packet)
+
+    def _unwrap(self, report: bytes) -> bytes | None:
+        """The packet of an output report; None when its length makes no sense."""
+        assert len(report) <= REPORT, f"a {len(report)}-byte transfer to a 512-byte report"
+        length = int.from_bytes(report[:2], "little")
+        if len(report) < 2 or length > REPORT - 2 or 2 + length > len(report):
+            self.ignored_reports += 1
+            return None
+        return report[2 : 2 + length]
 
     def read(self, size: int) -> bytes:
         with self._lock:
@@ -143,9 +185,19 @@ class FakeCh347:
             self._usb()
             self.bulk_in += 1
             answer = self._answers.popleft()
+            if self.hid:
+                answer = self._report(answer)
             if len(answer) > size:
                 raise FakeUsbError("[Errno 75] Overflow")  # as libusb reports it
+            self.in_sizes.add(len(answer))
             return answer
+
+    def _report(self, packet: bytes) -> bytes:
+        """An input report carrying ``packet``."""
+        assert len(packet) <= REPORT - 2, f"a {len(packet)}-byte answer for one report"
+        length, self.misreport_length = self.misreport_length, None
+        header = (len(packet) if length is None else length).to_bytes(2, "little")
+        return (header + packet).ljust(REPORT, b"\x00")
 
     def close(self) -> None:
         self.opened = False
@@ -363,6 +415,49 @@ class FakeCh347:
             self.address = address
             self.plugged = True
             self._reset()
+
+
+class PyusbDevice:
+    """A board as pyusb's ``usb.core.Device`` shows it, for tests of the pyusb backend
+    itself (below the seam): a transfer must go to an endpoint of an interface that was
+    claimed and that no kernel driver holds, as libusb requires."""
+
+    def __init__(self, board: FakeCh347) -> None:
+        self.board = board
+        self.idVendor, self.idProduct = 0x1A86, board.product
+        self.bus, self.address = board.bus, board.address
+        self.iSerialNumber = 3 if board.serial else 0
+        layout = INTERFACES[board.product]
+        self.drivers = {n: driver for n, (_o, _i, driver) in layout.items() if driver}
+        self.claimed: set[int] = set()
+        self.endpoints: set[int] = set()  # every endpoint a transfer went to
+
+    def is_kernel_driver_active(self, interface: int) -> bool:
+        return interface in self.drivers
+
+    def detach_kernel_driver(self, interface: int) -> None:
+        del self.drivers[interface]
+
+    def get_active_configuration(self) -> int:
+        return 1
+
+    def _use(self, endpoint: int) -> None:
+        layout = INTERFACES[self.board.product]
+        (number,) = [n for n, (out, inn, _d) in layout.items() if endpoint in (out, inn)]
+        assert number in self.claimed, f"endpoint 0x{endpoint:02X}: interface {number} unclaimed"
+        assert number not in self.drivers, f"interface {number} is held by a kernel driver"
+        self.endpoints.add(endpoint)
+
+    def write(self, endpoint: int, data: bytes, timeout: int) -> int:
+        assert not endpoint & 0x80, f"a write to IN endpoint 0x{endpoint:02X}"
+        self._use(endpoint)
+        self.board.write(bytes(data))
+        return len(data)
+
+    def read(self, endpoint: int, size: int, timeout: int) -> array[int]:
+        assert endpoint & 0x80, f"a read from OUT endpoint 0x{endpoint:02X}"
+        self._use(endpoint)
+        return array("B", self.board.read(size))
 
 
 class FakeCh347Usb:

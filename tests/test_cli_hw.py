@@ -40,6 +40,12 @@ LOCKED_FT232H = UsbDeviceInfo(
 CH341A = UsbDeviceInfo(0x1A86, 0x5512, 3, 4, "", "USB UART-LPT", 1, True)
 LOCKED_CH347 = UsbDeviceInfo(0x1A86, 0x55DB, 3, 6, None, None, 3, False, error="permission denied")
 CH347_JTAG = UsbDeviceInfo(0x1A86, 0x55DD, 3, 7, "", "", 3, True)
+#: two CH347Ts in mode 2 (HID): every CH347T carries the serial number 0123456789
+CH347_HID = UsbDeviceInfo(0x1A86, 0x55DC, 3, 8, "0123456789", "HID To UART+SPI+I2C", 2, True)
+CH347_HID_TWIN = UsbDeviceInfo(0x1A86, 0x55DC, 3, 9, "0123456789", "HID To UART+SPI+I2C", 2, True)
+LOCKED_CH347_HID = UsbDeviceInfo(
+    0x1A86, 0x55DC, 3, 8, None, None, 2, False, error="permission denied"
+)
 CH341_SERIAL = SerialPort("/dev/ttyUSB1", 0x1A86, 0x5523, None, "USB Serial", True, "dialout")
 PICO = SerialPort("/dev/ttyACM0", 0x2E8A, 0x000A, "E6614C", "Pico", True, "dialout")
 LOCKED_CH340 = SerialPort("/dev/ttyUSB0", 0x1A86, 0x7523, None, "USB Serial", False, "dialout")
@@ -191,10 +197,30 @@ def test_list_shows_ch341a_and_ch347_boards_with_their_urls(monkeypatch, capsys)
     assert code == 0
     assert "1a86:5512  CH341A  bus 3 address 4  ch341a://3:4" in out  # no serial: bus path
     assert "1a86:55db  CH347T  bus 3 address 6  NOT ACCESSIBLE (permission denied)" in out
-    assert "CH347T in mode 3 (UART + JTAG)  bus 3 address 7  (set mode 1 for SPI and I2C)" in out
+    assert (
+        "CH347T in mode 3 (UART + JTAG)  bus 3 address 7  (set mode 1 or 2 for SPI and I2C)" in out
+    )
     assert "CH341 in serial mode" in out
     doc = json.loads(run(capsys, "hw", "list", "--json")[1])
     assert [d["url"] for d in doc["wch"]["devices"]] == ["ch341a://3:4", None, None]
+
+
+def test_list_shows_mode_2_boards_by_serial_alone_and_by_bus_path_when_shared(
+    monkeypatch, capsys
+) -> None:
+    fake(monkeypatch, UsbScan([]), [], wch=(CH347_HID,))
+    out = run(capsys, "hw", "list")[1]
+    assert (
+        "1a86:55dc  CH347T in mode 2 (HID)  serial 0123456789  bus 3 address 8"
+        "  ch347://0123456789" in out
+    )
+    fake(monkeypatch, UsbScan([]), [], wch=(CH347_HID, CH347_HID_TWIN))
+    out = run(capsys, "hw", "list")[1]
+    assert "serial 0123456789  bus 3 address 8  ch347://3:8" in out
+    assert "serial 0123456789  bus 3 address 9  ch347://3:9" in out
+    assert "set mode" not in out
+    doc = json.loads(run(capsys, "hw", "list", "--json")[1])
+    assert [d["url"] for d in doc["wch"]["devices"]] == ["ch347://3:8", "ch347://3:9"]
 
 
 def test_diagnose_finds_ch341a_and_ch347_problems(monkeypatch, capsys) -> None:
@@ -209,7 +235,27 @@ def test_diagnose_finds_ch341a_and_ch347_problems(monkeypatch, capsys) -> None:
     assert "/dev/ttyUSB1 is a CH341 in serial (UART) mode" in out and "jumper" in out
 
 
+def test_diagnose_takes_mode_2_boards(monkeypatch, capsys) -> None:
+    fake(monkeypatch, UsbScan([FT2232H]), [], wch=(CH347_HID, CH347_HID_TWIN))
+    code, out = run(capsys, "hw", "diagnose")
+    assert code == 0, out
+    assert (
+        "OK      CH347T in mode 2 (HID) 0123456789 (bus 3 address 8): accessible as ch347://3:8"
+        in out
+    )
+    assert "accessible as ch347://3:9" in out
+    assert "set mode" not in out and "no SPI/I2C" not in out
+
+
 def test_diagnose_on_windows_names_zadig_for_the_wch_driver(monkeypatch, capsys) -> None:
     fake(monkeypatch, UsbScan([]), [], platform="win32", wch=(LOCKED_CH347,))
     code, out = run(capsys, "hw", "diagnose")
     assert code == 1 and "in place of WCH's CH341PAR/CH347 driver" in out
+
+
+def test_diagnose_on_windows_names_interface_1_of_a_mode_2_board(monkeypatch, capsys) -> None:
+    fake(monkeypatch, UsbScan([]), [], platform="win32", wch=(LOCKED_CH347_HID,))
+    code, out = run(capsys, "hw", "diagnose")
+    assert code == 1 and "CH347T in mode 2 (HID) 1a86:55dc (bus 3 address 8)" in out
+    assert "Zadig on the board's interface 1" in out and "MI_01" in out
+    assert "CH341PAR" not in out

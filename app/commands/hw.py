@@ -62,7 +62,7 @@ def _ftdi_entry(dev: UsbDeviceInfo) -> dict[str, Any]:
     }
 
 
-def _wch_entry(dev: UsbDeviceInfo) -> dict[str, Any]:
+def _wch_entry(dev: UsbDeviceInfo, devices: list[UsbDeviceInfo]) -> dict[str, Any]:
     chip = WCH_CHIPS[dev.pid]
     return {
         "vid_pid": dev.vid_pid,
@@ -72,7 +72,7 @@ def _wch_entry(dev: UsbDeviceInfo) -> dict[str, Any]:
         "address": dev.address,
         "accessible": dev.accessible,
         "error": dev.error,
-        "url": wch_url(dev),
+        "url": wch_url(dev, devices),
         "advice": chip.advice or None,
     }
 
@@ -125,7 +125,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     dap_scan = hw.scan_cmsis_dap()
     ports = hw.scan_serial_ports()
     ftdi = [_ftdi_entry(d) for d in scan.devices]
-    wch = [_wch_entry(d) for d in wch_scan.devices]
+    wch = [_wch_entry(d, wch_scan.devices) for d in wch_scan.devices]
     dap = [_dap_entry(p) for p in dap_scan.probes]
     stlink_scan = hw.scan_stlink()
     stlink = [_stlink_entry(p) for p in stlink_scan.probes]

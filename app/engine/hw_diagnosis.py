@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -62,11 +63,13 @@ class WchChip:
 WCH_CHIPS: dict[int, WchChip] = {
     0x5512: WchChip("CH341A", "ch341a"),
     0x55DB: WchChip("CH347T", "ch347"),
+    0x55DC: WchChip("CH347T in mode 2 (HID)", "ch347"),
     0x55DE: WchChip("CH347F", "ch347"),
-    0x55DA: WchChip("CH347T in mode 0 (two UARTs)", None, "set mode 1 for SPI and I2C"),
-    0x55DC: WchChip("CH347T in mode 2 (HID)", None, "set mode 1 (the vendor interface)"),
-    0x55DD: WchChip("CH347T in mode 3 (UART + JTAG)", None, "set mode 1 for SPI and I2C"),
+    0x55DA: WchChip("CH347T in mode 0 (two UARTs)", None, "set mode 1 or 2 for SPI and I2C"),
+    0x55DD: WchChip("CH347T in mode 3 (UART + JTAG)", None, "set mode 1 or 2 for SPI and I2C"),
 }
+#: the CH347T in mode 2: its SPI/I2C interface is a HID one (app.hal.ch347_usb)
+WCH_HID_PID = 0x55DC
 
 #: the platform the checks and fixes are written for (tests set it)
 PLATFORM = sys.platform
@@ -170,12 +173,16 @@ def scan_stlink() -> StlinkScan:
         return StlinkScan([], str(err))
 
 
-def wch_url(dev: UsbDeviceInfo) -> str | None:
-    """The URL that opens this board (by serial number where it has one)."""
+def wch_url(dev: UsbDeviceInfo, devices: Sequence[UsbDeviceInfo]) -> str | None:
+    """The URL that opens this board: by serial number where it has one that no other of
+    ``devices`` (the boards connected) carries (every CH347T says "0123456789"), else by
+    bus:address."""
     chip = WCH_CHIPS[dev.pid]
     if chip.scheme is None or not dev.accessible:
         return None
-    where = dev.serial or (f"{dev.bus}:{dev.address}" if dev.bus is not None else "")
+    shared = any(other is not dev and other.serial == dev.serial for other in devices)
+    where = dev.serial if dev.serial and not shared else ""
+    where = where or (f"{dev.bus}:{dev.address}" if dev.bus is not None else "")
     return f"{chip.scheme}://{where}"
 
 
@@ -341,10 +348,16 @@ def _wch_findings(scan: UsbScan, platform: str) -> list[Finding]:
         if chip.scheme is None:
             found.append(Finding("problem", f"{name}: no SPI/I2C in this mode", [chip.advice]))
         elif dev.accessible:
-            found.append(Finding("ok", f"{name}: accessible as {wch_url(dev)}"))
+            found.append(Finding("ok", f"{name}: accessible as {wch_url(dev, scan.devices)}"))
         else:
             fixes = _usb_fixes(platform)
-            if platform == "win32":
+            if platform == "win32" and dev.pid == WCH_HID_PID:
+                fixes = [
+                    "install the WinUSB driver with Zadig on the board's interface 1 (the"
+                    ' entry ending "(Interface 1)", MI_01; Options > List All Devices) in'
+                    " place of the Windows HID driver; interface 0 (its UART) stays HID"
+                ]
+            elif platform == "win32":
                 fixes = [
                     "install the WinUSB (or libusb-win32) driver with Zadig on the board in"
                     " place of WCH's CH341PAR/CH347 driver (Options > List All Devices)"

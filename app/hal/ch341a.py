@@ -47,6 +47,7 @@ from app.hal.wch_board import (
     check_path,
     open_sites,
     select_boards,
+    shared_serials,
 )
 from app.hal.wch_i2c import WchI2cBus
 from app.hal.wch_usb import WchBackend, WchDevice, WchHandle
@@ -73,6 +74,7 @@ class Ch341Site(WchSite):
         settings: BoardOptions,
         *,
         only_board: bool,
+        serial_shared: bool,
     ) -> None:
         super().__init__(
             backend,
@@ -82,6 +84,7 @@ class Ch341Site(WchSite):
             in_system=settings.in_system,
             board_powered=settings.board_powered,
             only_board=only_board,
+            serial_shared=serial_shared,
         )
         self.settings = settings
         self.spi: Ch341SpiBus | None = None
@@ -112,16 +115,20 @@ def open_ch341a(parsed: ParsedUrl, context: Mapping[str, object]) -> WchProgramm
     settings = board_options(parsed, context, "CH341A")
     given = context.get("ch341a_backend")  # tests swap pyusb for a packet-level fake
     backend = given if isinstance(given, WchBackend) else pyusb_backend()
-    devices = select_boards("ch341a", "CH341A", path, backend.find_devices())
+    found = backend.find_devices()
+    devices = select_boards("ch341a", "CH341A", path, found)
+    shared = shared_serials(found)
     sites = [
-        Ch341Site(backend, dev, n, settings, only_board=not path)
+        Ch341Site(
+            backend, dev, n, settings, only_board=not path, serial_shared=dev.serial in shared
+        )
         for n, dev in enumerate(devices, 1)
     ]
     open_sites(sites, backend)
-    where = path or (devices[0].serial or devices[0].location)
+    where = path or sites[0].label
     return WchProgrammer(
         url=f"ch341a://{where}",
-        name=f"CH341A {', '.join(s.device.serial or s.device.location for s in sites)}",
+        name=f"CH341A {', '.join(s.label for s in sites)}",
         capabilities=Capabilities(
             buses=frozenset({settings.bus}),
             max_spi_clock_hz=CLOCK_HZ if settings.bus == "spi" else 0,

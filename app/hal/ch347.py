@@ -1,17 +1,27 @@
-"""CH347 programmers (WCH's high-speed USB bridge, CH347T 1a86:55db and CH347F
-1a86:55de): SPI and I2C.
+"""CH347 programmers (WCH's high-speed USB bridge, the CH347T in mode 1 (1a86:55db) or
+mode 2 (1a86:55dc) and the CH347F (1a86:55de)): SPI and I2C.
 
 URLs:
 
     ch347://                    the only CH347 connected
     ch347://1:7                 the one at USB bus 1, address 7 (decimal, as lsusb prints)
-    ch347://SERIAL              the one with this USB serial number
+    ch347://SERIAL              the one with this USB serial number (when no other has it)
     ch347://*                   every CH347 connected: one site each, in bus:address order
     ch347://1:7 ; ch347://1:9   two boards as sites 1 and 2 (a station URL)
 
-The CH347T must be in mode 1 (its mode pins; 1a86:55db, the vendor interface): mode 2
-offers SPI and I2C through HID reports, which this backend does not speak (`hw diagnose`
-says to set mode 1), and modes 0 and 3 have no SPI/I2C.
+The CH347T's mode pins choose its USB face at power-up. Mode 1 (1a86:55db) has a vendor
+interface with bulk endpoints; mode 2 (1a86:55dc) carries the same packets in HID reports
+on interface 1 (app.hal.ch347_usb.HidReports wraps the board's handle, above the USB
+seam, so the buses speak mode 1 in both; the mode-2 framing comes from a third-party
+hidapi library and a descriptor dump, not from WCH). Modes 0 and 3 have no SPI/I2C
+(`hw diagnose` says to set mode 1 or 2). pyusb reaches the HID interface once the kernel's
+usbhid driver is detached from it (done when the board is opened); Windows needs WinUSB
+bound to interface 1 (Zadig, "MI_01"); macOS holds HID interfaces in its own driver and
+is untried.
+
+Every CH347T carries the serial number "0123456789", so a serial number names a board
+only while no other connected board has it: with two CH347Ts, name them by bus:address
+(app.hal.wch_board refuses the serial then, and binds such boards by bus:address).
 
 Options:
 - ``i2c=1``: the I2C pins are the bus (default: I2C for I2C parts, else SPI).
@@ -39,9 +49,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from app.hal.ch347_i2c import CH347_I2C
+from app.hal.ch347_i2c import CH347_HID_I2C, CH347_I2C
 from app.hal.ch347_spi import MIN_HZ, Ch347SpiBus, cs_packet, divisor_for
-from app.hal.ch347_usb import CH347F_PID, pyusb_backend, switch_to_i2c
+from app.hal.ch347_usb import CH347F_PID, CH347T_HID_PID, framing, pyusb_backend, switch_to_i2c
 from app.hal.errors import ProgrammerUrlError
 from app.hal.programmer import Capabilities, ParsedUrl, check_options, choice, register_scheme
 from app.hal.wch_board import (
@@ -53,6 +63,7 @@ from app.hal.wch_board import (
     clock_option,
     open_sites,
     select_boards,
+    shared_serials,
 )
 from app.hal.wch_i2c import WchI2cBus, speed_stream
 from app.hal.wch_usb import WchBackend, WchDevice, WchHandle
@@ -100,6 +111,7 @@ class Ch347Site(WchSite):
         settings: SiteSettings,
         *,
         only_board: bool,
+        serial_shared: bool,
     ) -> None:
         super().__init__(
             backend,
@@ -109,6 +121,7 @@ class Ch347Site(WchSite):
             in_system=settings.board.in_system,
             board_powered=settings.board.board_powered,
             only_board=only_board,
+            serial_shared=serial_shared,
         )
         self.settings = settings
         self.spi: Ch347SpiBus | None = None
@@ -118,7 +131,11 @@ class Ch347Site(WchSite):
                 self, cs=settings.cs, limit_hz=settings.spi_hz, mode=settings.spi_mode
             )
         else:
-            self.i2c = WchI2cBus(self, CH347_I2C, clock_hz=settings.board.i2c_hz)
+            dialect = CH347_HID_I2C if device.product == CH347T_HID_PID else CH347_I2C
+            self.i2c = WchI2cBus(self, dialect, clock_hz=settings.board.i2c_hz)
+
+    def framed(self, usb: WchHandle) -> WchHandle:
+        return framing(self.device.product, usb)
 
     def start(self, handle: WchHandle) -> None:
         if self.spi is not None:
@@ -145,17 +162,21 @@ def open_ch347(parsed: ParsedUrl, context: Mapping[str, object]) -> WchProgramme
     settings = _settings(parsed, context)
     given = context.get("ch347_backend")  # tests swap pyusb for a packet-level fake
     backend = given if isinstance(given, WchBackend) else pyusb_backend()
-    devices = select_boards("ch347", "CH347", path, backend.find_devices())
+    found = backend.find_devices()
+    devices = select_boards("ch347", "CH347", path, found)
+    shared = shared_serials(found)
     sites = [
-        Ch347Site(backend, dev, n, settings, only_board=not path)
+        Ch347Site(
+            backend, dev, n, settings, only_board=not path, serial_shared=dev.serial in shared
+        )
         for n, dev in enumerate(devices, 1)
     ]
     open_sites(sites, backend)
     spi = sites[0].spi
-    where = path or (devices[0].serial or devices[0].location)
+    where = path or sites[0].label
     return WchProgrammer(
         url=f"ch347://{where}",
-        name=f"CH347 {', '.join(s.device.serial or s.device.location for s in sites)}",
+        name=f"CH347 {', '.join(s.label for s in sites)}",
         capabilities=Capabilities(
             buses=frozenset({settings.board.bus}),
             max_spi_clock_hz=spi.max_clock_hz if spi is not None else 0,

@@ -21,11 +21,16 @@ commands were. Where they differ:
   200 kHz, 1 MHz, 2 MHz) on firmware 3.41 and later, which this backend does not use.
 - the CH347F: WCH first switches its pins to I2C (command 0xE2, ch347_usb.switch_to_i2c);
   Zago's driver predates the CH347F.
+
+In mode 2 (HID reports, app.hal.ch347_usb.HidReports) a report carries at most 510 bytes,
+so the stream of a packet is at most 510 bytes and every packet is its own report (i2cy's
+CH347-HIDAPI sends one stream a report, its answers, acknowledges and data, in one input
+report); a packet still asks for at most 510 answers, which fit one input report.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from app.hal.errors import LinkError
 from app.hal.wch_i2c import I2C_END, Dialect, Packet
@@ -33,36 +38,49 @@ from app.hal.wch_usb import WchHandle
 
 PACKET = 512  # the USB packet a stream fills at most
 PACKETS_PER_WRITE = 8  # WCH's 4 KiB transfer buffer
+HID_PACKET = 510  # mode 2: what a HID report carries after its length
 MAX_ANSWERS = 510
 MAX_RUN = 0x3F
 ACK = 0x01
 
-
-def _send(handle: WchHandle, packets: Sequence[Packet]) -> bytes:
-    reply = bytearray()
-    for first in range(0, len(packets), PACKETS_PER_WRITE):
-        group = packets[first : first + PACKETS_PER_WRITE]
-        streams = [stream for stream, _answers in group]
-        # every packet but the last is padded: the next stream starts a USB packet
-        padded = [s.ljust(PACKET, bytes((I2C_END,))) for s in streams[:-1]] + streams[-1:]
-        handle.write(b"".join(padded))
-        expected = len(reply) + sum(answers for _stream, answers in group)
-        while len(reply) < expected:
-            want = expected - len(reply)
-            chunk = handle.read(-(-want // PACKET) * PACKET)
-            if not chunk:
-                break
-            reply += chunk
-        if len(reply) != expected:
-            raise LinkError(f"CH347 answered {len(reply)} of {expected} I2C status/data bytes")
-    return bytes(reply)
+Send = Callable[[WchHandle, Sequence[Packet]], bytes]
 
 
-CH347_I2C = Dialect(
-    packet=PACKET,
-    max_answers=MAX_ANSWERS,
-    max_run=MAX_RUN,
-    counted_out=True,
-    acked=lambda status: status == ACK,
-    send=_send,
-)
+def _sender(packet: int, packets_per_write: int) -> Send:
+    """Send ``packets_per_write`` packets of ``packet`` bytes a USB write (each but the
+    last padded: the next stream starts a packet) and read their answers."""
+
+    def send(handle: WchHandle, packets: Sequence[Packet]) -> bytes:
+        reply = bytearray()
+        for first in range(0, len(packets), packets_per_write):
+            group = packets[first : first + packets_per_write]
+            streams = [stream for stream, _answers in group]
+            padded = [s.ljust(packet, bytes((I2C_END,))) for s in streams[:-1]] + streams[-1:]
+            handle.write(b"".join(padded))
+            expected = len(reply) + sum(answers for _stream, answers in group)
+            while len(reply) < expected:
+                want = expected - len(reply)
+                chunk = handle.read(-(-want // packet) * packet)
+                if not chunk:
+                    break
+                reply += chunk
+            if len(reply) != expected:
+                raise LinkError(f"CH347 answered {len(reply)} of {expected} I2C status/data bytes")
+        return bytes(reply)
+
+    return send
+
+
+def _dialect(packet: int, packets_per_write: int) -> Dialect:
+    return Dialect(
+        packet=packet,
+        max_answers=MAX_ANSWERS,
+        max_run=MAX_RUN,
+        counted_out=True,
+        acked=lambda status: status == ACK,
+        send=_sender(packet, packets_per_write),
+    )
+
+
+CH347_I2C = _dialect(PACKET, PACKETS_PER_WRITE)  # bulk transfers (mode 1, the CH347F)
+CH347_HID_I2C = _dialect(HID_PACKET, 1)  # HID reports (the CH347T in mode 2)

@@ -6,6 +6,12 @@ Most boards have no USB serial number, so a board is bound by its USB bus:addres
 which changes when it is re-plugged: ``reconnect()`` finds it again by serial number when
 it has one, else at the same bus:address, else (a URL that named no board, one site) as
 the only board of its kind connected.
+
+A serial number may not name one board: every CH347T carries "0123456789" (the lsusb
+dumps of modes 1 and 2 in nic3-14159/CH347-Research). A serial that two connected boards
+share is no name: a URL giving it is refused (naming the bus:address URLs instead), and
+a board that shared it when opened is bound by its bus:address, so that a re-plug never
+binds a site to another board carrying the same serial.
 """
 
 from __future__ import annotations
@@ -64,6 +70,7 @@ class WchSite:
         in_system: bool,
         board_powered: bool,
         only_board: bool,
+        serial_shared: bool,
     ) -> None:
         self.index = index
         self.vcc_mv = vcc_mv  # None: not stated
@@ -76,11 +83,18 @@ class WchSite:
         self.now = backend.now
         self.handle: WchHandle | None = None
         self._only_board = only_board  # the URL named no board: any one will do
+        #: the serial number that names this board ("": none, or another board's too)
+        self.serial = "" if serial_shared else device.serial
         self._lock = threading.RLock()
 
     @property
+    def label(self) -> str:
+        """How the board is named: its serial number where that names it, else bus:address."""
+        return self.serial or self.device.location
+
+    @property
     def name(self) -> str:
-        return f"{self.chip} {self.device.serial or self.device.location}"
+        return f"{self.chip} {self.label}"
 
     def start(self, handle: WchHandle) -> None:
         """Set the board up after it is opened (or reopened)."""
@@ -88,8 +102,13 @@ class WchSite:
     def drive(self, handle: WchHandle, on: bool) -> None:
         """Drive the bus lines for a cycle (``on``) or leave them idle after it."""
 
+    def framed(self, usb: WchHandle) -> WchHandle:
+        """What the chip's packets travel through on the opened board: its USB transfers,
+        unless the chip's mode wraps them (the CH347T's HID reports)."""
+        return usb
+
     def open(self) -> None:
-        self.handle = self.backend.open(self.device)
+        self.handle = self.framed(self.backend.open(self.device))
         self.start(self.handle)
 
     def close(self) -> None:
@@ -122,11 +141,18 @@ class WchSite:
             return True
 
     def _same_board(self, devices: list[WchDevice]) -> WchDevice | None:
+        """The board again: by its serial number when that names one board, else at the
+        same bus:address with the same serial (a board plugged in where it was is another
+        one), else the only board connected when the URL named none. Never a board with
+        another product id: the CH347T in another mode needs other buses."""
         old = self.device
+        devices = [dev for dev in devices if dev.product == old.product]
+        if self.serial:
+            named = [dev for dev in devices if dev.serial == self.serial]
+            if len(named) == 1:
+                return named[0]
         for dev in devices:
-            if old.serial and dev.serial == old.serial:
-                return dev
-            if not old.serial and dev.location == old.location:
+            if dev.location == old.location and dev.serial == old.serial:
                 return dev
         if self._only_board and len(devices) == 1:
             return devices[0]
@@ -255,15 +281,28 @@ def check_path(scheme: str, path: str) -> None:
         )
 
 
+def shared_serials(devices: Sequence[WchDevice]) -> frozenset[str]:
+    """The serial numbers more than one of ``devices`` carries."""
+    serials = [d.serial for d in devices if d.serial]
+    return frozenset(s for s in serials if serials.count(s) > 1)
+
+
+def board_label(device: WchDevice, shared: frozenset[str]) -> str:
+    """How to name ``device`` in a URL: its serial number unless another board shares it
+    (``shared``), else its bus:address."""
+    return device.serial if device.serial and device.serial not in shared else device.location
+
+
 def select_boards(scheme: str, chip: str, path: str, devices: list[WchDevice]) -> list[WchDevice]:
     """The boards ``{scheme}://{path}`` names, in bus:address order."""
     shown = f"{scheme}://{path}"
     devices = sorted(devices, key=lambda d: (d.bus, d.address))
+    shared = shared_serials(devices)
     if path == "*":
         chosen = devices
     elif not path:
         if len(devices) > 1:
-            where = " or ".join(f"{scheme}://{d.serial or d.location}" for d in devices)
+            where = " or ".join(f"{scheme}://{board_label(d, shared)}" for d in devices)
             raise ProgrammerUrlError(
                 f"{len(devices)} {chip} boards are connected: name one ({where}) or use"
                 f" {scheme}://* for all of them"
@@ -274,8 +313,14 @@ def select_boards(scheme: str, chip: str, path: str, devices: list[WchDevice]) -
         chosen = [d for d in devices if d.location == location]
     else:
         chosen = [d for d in devices if d.serial == path]
+        if len(chosen) > 1:
+            where = " or ".join(f"{scheme}://{d.location}" for d in chosen)
+            raise ProgrammerUrlError(
+                f"{len(chosen)} {chip} boards carry the serial number {path} (it names no"
+                f" one board): name one by bus:address ({where})"
+            )
     if not chosen:
-        seen = ", ".join(d.serial or d.location for d in devices) or "none"
+        seen = ", ".join(board_label(d, shared) for d in devices) or "none"
         raise HalError(f"no {chip} matches {shown} (connected {chip} boards: {seen})")
     for dev in chosen:
         if not dev.accessible:

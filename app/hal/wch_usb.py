@@ -38,7 +38,7 @@ class WchDevice:
 
 
 class WchHandle(Protocol):
-    """An opened board: bulk transfers on its two endpoints."""
+    """An opened board: transfers on its two endpoints (bulk; interrupt in HID modes)."""
 
     def write(self, data: bytes) -> None:
         """One bulk OUT transfer."""
@@ -79,7 +79,10 @@ class UsbChip:
 
 
 class PyUsbHandle:
-    """A board opened with pyusb (its interface claimed, kernel driver detached)."""
+    """A board opened with pyusb (its interface claimed, kernel driver detached).
+
+    ``Device.write`` and ``Device.read`` pick the transfer from the endpoint's type (bulk,
+    or interrupt as on the CH347T's HID interface in mode 2), so one handle serves both."""
 
     def __init__(self, dev: Any, chip: UsbChip) -> None:  # usb.core.Device: no type hints
         self.dev = dev

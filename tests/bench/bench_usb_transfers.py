@@ -23,6 +23,12 @@ of 510 and each command is its own USB write with its own answer; its floor here
 packet size only: the bytes clocked each way / 507 (a read: 1024/507 IN a KiB; a page
 program: its 4 + 256 bytes out and one answer).
 
+The CH347T in mode 2 (HID) carries each of those packets in a 512-byte report (a 2-byte
+length, then at most 510 bytes: i2cy/CH347-HIDAPI's framing), so its floor is the same
+507 payload bytes a transfer. Its endpoints are interrupt ones (bInterval 1 at high
+speed: nic3-14159/CH347-Research's descriptor dump), which the host polls once a 125 us
+microframe: the busier direction's reports x 125 us is a floor on the time, printed too.
+
 Run: .venv/bin/python tests/bench/bench_usb_transfers.py [--mib 16]
 """
 
@@ -38,7 +44,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the fakes
 
 from ch341a_fake import FakeCh341Usb
-from ch347_fake import FakeCh347Usb
+from ch347_fake import CH347T_HID, FakeCh347Usb
 
 from app.core.image import MemoryImage
 from app.devicedb import load_database
@@ -59,8 +65,10 @@ PROGRAM_FLOOR_OUT = PAGES_PER_KIB * 3
 CH347_PAYLOAD = 507
 CH347_READ_FLOOR = 1024 / CH347_PAYLOAD
 CH347_PROGRAM_FLOOR = PAGES_PER_KIB * (math.ceil((4 + PAGE) / CH347_PAYLOAD) + 1)
+MICROFRAME_S = 125e-6  # a high-speed interrupt endpoint with bInterval 1: a report each
 
-#: chip -> (fake USB bus, URL, (program OUT, IN floors), (read OUT, IN floors))
+#: chip -> (fake USB bus, URL, backend key, (program OUT, IN floors), (read OUT, IN
+#: floors), the board's USB product id (None: the fake's default))
 CHIPS = {
     "CH341A": (
         FakeCh341Usb,
@@ -68,6 +76,7 @@ CHIPS = {
         "ch341a_backend",
         (PROGRAM_FLOOR_OUT, PROGRAM_FLOOR_IN),
         (READ_FLOOR_OUT, READ_FLOOR_IN),
+        None,
     ),
     "CH347": (
         FakeCh347Usb,
@@ -75,16 +84,26 @@ CHIPS = {
         "ch347_backend",
         (CH347_PROGRAM_FLOOR / 2, CH347_PROGRAM_FLOOR / 2),
         (0.0, CH347_READ_FLOOR),
+        None,
+    ),
+    "CH347-HID": (
+        FakeCh347Usb,
+        "ch347://",
+        "ch347_backend",
+        (CH347_PROGRAM_FLOOR / 2, CH347_PROGRAM_FLOOR / 2),
+        (0.0, CH347_READ_FLOOR),
+        CH347T_HID,
     ),
 }
 
 
 def measure(chip: str, size: int) -> None:
-    fake, url, key, program_floor, read_floor = CHIPS[chip]
+    fake, url, key, program_floor, read_floor, product = CHIPS[chip]
     database = load_database()
     device = database.get("winbond.w25q128jv")
     usb = fake()
-    board = usb.add(SpiNorChip(device, SimClock(Timing("instant"))))
+    part = SpiNorChip(device, SimClock(Timing("instant")))
+    board = usb.add(part) if product is None else usb.add(part, product=product)
     programmer = open_programmer(url, device=device, database=database, **{key: usb.backend()})
     station = Station(programmer, lambda _e: None, lambda _id: [])
     data = random.Random(16).randbytes(size)
@@ -115,13 +134,16 @@ def measure(chip: str, size: int) -> None:
         ("read", out_r, in_r, *read_floor, read_s),
     ):
         total, floor = (out + inn) / kib, fo + fi
-        print(line.format(name, out / kib, fo, inn / kib, fi, total, total / floor, secs))
+        text = line.format(name, out / kib, fo, inn / kib, fi, total, total / floor, secs)
+        if product is not None:  # interrupt endpoints: a report a microframe each way
+            text += f"  >= {max(out, inn) * MICROFRAME_S:.1f} s of microframes"
+        print(text)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("--mib", type=float, default=16, help="image size in MiB (16)")
-    parser.add_argument("--chips", default="CH341A,CH347", help="CH341A,CH347")
+    parser.add_argument("--chips", default="CH341A,CH347,CH347-HID", help="CH341A,CH347,CH347-HID")
     args = parser.parse_args(argv)
     for chip in args.chips.split(","):
         measure(chip, int(args.mib * 2**20))
