@@ -417,7 +417,7 @@ def test_clones_sharing_a_serial_are_bound_by_usb_path_as_two_sites(usb) -> None
     targets = [ram_target(), ram_target()]
     usb.add(targets[0], address=5, serial="CLONE1")
     usb.add(targets[1], address=6, serial="CLONE1")
-    with pytest.raises(ProgrammerUrlError, match=r"share the serial number CLONE1.*stlink://1:5"):
+    with pytest.raises(ProgrammerUrlError, match=r"carry the serial number CLONE1.*stlink://1:5"):
         open_stlink("stlink://CLONE1", usb)
     station = open_stlink("stlink://1:5 ; stlink://1:6?clock=1M", usb)
     assert [site.index for site in station.sites] == [1, 2]

@@ -27,6 +27,7 @@ from app.hal.ftdi_usb import (
     udev_fix,
 )
 from app.hal.stlink import V2_DAP_REGISTERS, V2_MEM_16BIT
+from app.hal.usb_naming import shared_serials
 
 if TYPE_CHECKING:
     from app.hal.stlink_programmer import ProbeListing
@@ -180,9 +181,10 @@ def wch_url(dev: UsbDeviceInfo, devices: Sequence[UsbDeviceInfo]) -> str | None:
     chip = WCH_CHIPS[dev.pid]
     if chip.scheme is None or not dev.accessible:
         return None
-    shared = any(other is not dev and other.serial == dev.serial for other in devices)
-    where = dev.serial if dev.serial and not shared else ""
-    where = where or (f"{dev.bus}:{dev.address}" if dev.bus is not None else "")
+    if dev.serial and dev.serial not in shared_serials(devices):
+        where = dev.serial
+    else:
+        where = f"{dev.bus}:{dev.address}" if dev.bus is not None else ""
     return f"{chip.scheme}://{where}"
 
 

@@ -39,15 +39,13 @@ from app.hal.ch341a_i2c import CH341_I2C, speed_packet
 from app.hal.ch341a_spi import CLOCK_HZ, Ch341SpiBus, pins_packet
 from app.hal.ch341a_usb import pyusb_backend
 from app.hal.programmer import Capabilities, ParsedUrl, check_options, register_scheme
+from app.hal.usb_naming import check_path, select, shared_serials
 from app.hal.wch_board import (
     BoardOptions,
     WchProgrammer,
     WchSite,
     board_options,
-    check_path,
     open_sites,
-    select_boards,
-    shared_serials,
 )
 from app.hal.wch_i2c import WchI2cBus
 from app.hal.wch_usb import WchBackend, WchDevice, WchHandle
@@ -110,13 +108,13 @@ class Ch341Site(WchSite):
 def open_ch341a(parsed: ParsedUrl, context: Mapping[str, object]) -> WchProgrammer:
     check_options(parsed, KNOWN_OPTIONS)
     path = parsed.path.strip("/")
-    check_path("ch341a", path)
+    check_path("ch341a", path, "board")
     # the options are checked before touching USB, so a bad URL says so without a board
     settings = board_options(parsed, context, "CH341A")
     given = context.get("ch341a_backend")  # tests swap pyusb for a packet-level fake
     backend = given if isinstance(given, WchBackend) else pyusb_backend()
     found = backend.find_devices()
-    devices = select_boards("ch341a", "CH341A", path, found)
+    devices = select("ch341a", "CH341A", "CH341A boards", path, found, noun="board")
     shared = shared_serials(found)
     sites = [
         Ch341Site(

@@ -54,16 +54,14 @@ from app.hal.ch347_spi import MIN_HZ, Ch347SpiBus, cs_packet, divisor_for
 from app.hal.ch347_usb import CH347F_PID, CH347T_HID_PID, framing, pyusb_backend, switch_to_i2c
 from app.hal.errors import ProgrammerUrlError
 from app.hal.programmer import Capabilities, ParsedUrl, check_options, choice, register_scheme
+from app.hal.usb_naming import check_path, select, shared_serials
 from app.hal.wch_board import (
     BoardOptions,
     WchProgrammer,
     WchSite,
     board_options,
-    check_path,
     clock_option,
     open_sites,
-    select_boards,
-    shared_serials,
 )
 from app.hal.wch_i2c import WchI2cBus, speed_stream
 from app.hal.wch_usb import WchBackend, WchDevice, WchHandle
@@ -157,13 +155,13 @@ class Ch347Site(WchSite):
 def open_ch347(parsed: ParsedUrl, context: Mapping[str, object]) -> WchProgrammer:
     check_options(parsed, KNOWN_OPTIONS)
     path = parsed.path.strip("/")
-    check_path("ch347", path)
+    check_path("ch347", path, "board")
     # the options are checked before touching USB, so a bad URL says so without a board
     settings = _settings(parsed, context)
     given = context.get("ch347_backend")  # tests swap pyusb for a packet-level fake
     backend = given if isinstance(given, WchBackend) else pyusb_backend()
     found = backend.find_devices()
-    devices = select_boards("ch347", "CH347", path, found)
+    devices = select("ch347", "CH347", "CH347 boards", path, found, noun="board")
     shared = shared_serials(found)
     sites = [
         Ch347Site(

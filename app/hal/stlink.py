@@ -44,8 +44,9 @@ from contextlib import suppress
 from dataclasses import dataclass
 
 from app.hal.errors import HalError, LinkError
-from app.hal.stlink_usb import PRODUCTS, StlinkBackend, StlinkDevice, StlinkHandle, location
+from app.hal.stlink_usb import PRODUCTS, StlinkBackend, StlinkDevice, StlinkHandle
 from app.hal.swd import SwdError, SwdFault, SwdMismatch
+from app.hal.usb_naming import location
 
 ST_VID = 0x0483
 COMMAND_SIZE = 16

@@ -22,20 +22,18 @@ level (tests/stlink_fake.py).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import cast
 
-from app.hal.errors import HalError, ProgrammerUrlError
+from app.hal.errors import HalError
 from app.hal.ftdi_usb import udev_fix
 from app.hal.programmer import ParsedUrl, check_options, register_scheme
 from app.hal.stlink import MODE_NAMES, StlinkProbe
-from app.hal.stlink_usb import PRODUCTS, StlinkBackend, StlinkDevice, location, pyusb_backend
+from app.hal.stlink_usb import PRODUCTS, StlinkBackend, StlinkDevice, pyusb_backend
 from app.hal.swd_site import SWD_OPTIONS, SwdProgrammer, SwdSite, SwdSiteOptions, swd_site_options
-
-LOCATION = re.compile(r"(\d{1,3}):(\d{1,3})")
+from app.hal.usb_naming import check_path, locator, select, shared_serials
 
 
 class StlinkSite(SwdSite):
@@ -58,58 +56,17 @@ class StlinkSite(SwdSite):
         return not self.probe.lost or self.probe.reopen()
 
 
-def check_path(path: str) -> None:
-    if path and path != "*" and not LOCATION.fullmatch(path) and not path.isalnum():
-        raise ProgrammerUrlError(
-            f"stlink://{path}: name a probe by serial number (see `socketeer hw list`), by"
-            " USB BUS:ADDRESS (e.g. stlink://1:7), or * for every probe"
-        )
-
-
 def select_probes(path: str, devices: list[StlinkDevice]) -> list[StlinkDevice]:
-    """The probes ``stlink://{path}`` names, in bus:address order."""
-    devices = sorted(
-        (d for d in devices if not PRODUCTS[d.product].loader), key=lambda d: (d.bus, d.address)
-    )
-    if path == "*":
-        chosen = devices
-    elif not path:
-        if len(devices) > 1:
-            where = " or ".join(f"stlink://{probe_locator(d, devices)}" for d in devices)
-            raise ProgrammerUrlError(
-                f"{len(devices)} ST-LINKs are connected: name one ({where}) or use stlink://*"
-                " for all of them"
-            )
-        chosen = devices
-    elif match := LOCATION.fullmatch(path):
-        where = f"{int(match[1])}:{int(match[2])}"  # "001:007" as lsusb prints it too
-        chosen = [d for d in devices if location(d) == where]
-    else:
-        chosen = [d for d in devices if d.serial == path]
-        if len(chosen) > 1:
-            paths = " and ".join(f"stlink://{location(d)}" for d in chosen)
-            raise ProgrammerUrlError(
-                f"{len(chosen)} ST-LINKs share the serial number {path} (clones often do):"
-                f" name each by its USB path ({paths})"
-            )
-    if not chosen:
-        seen = ", ".join(probe_locator(d, devices) for d in devices) or "none"
-        raise HalError(f"no ST-LINK matches stlink://{path} (connected ST-LINKs: {seen})")
-    for dev in chosen:
-        if not dev.accessible:
-            raise HalError(
-                f"ST-LINK at {location(dev)} is not accessible ({dev.error}): install"
-                f" Socketeer's udev rules ({udev_fix()}) and re-plug it"
-            )
-    return chosen
+    """The probes ``stlink://{path}`` names, in bus:address order (a probe in its
+    firmware-update loader is no debug probe)."""
+    probes = [d for d in devices if not PRODUCTS[d.product].loader]
+    return select("stlink", "ST-LINK", "ST-LINKs", path, probes, noun="probe")
 
 
 def probe_locator(device: StlinkDevice, devices: Sequence[StlinkDevice]) -> str:
     """What names this probe in a URL: its serial when no other probe has it, else its
     USB path."""
-    if device.serial and sum(d.serial == device.serial for d in devices) == 1:
-        return device.serial
-    return location(device)
+    return locator(device, shared_serials(devices))
 
 
 def open_probes(probes: Sequence[StlinkProbe], backend: StlinkBackend) -> None:
@@ -135,7 +92,7 @@ def open_probes(probes: Sequence[StlinkProbe], backend: StlinkBackend) -> None:
 def open_stlink(parsed: ParsedUrl, context: Mapping[str, object]) -> SwdProgrammer:
     check_options(parsed, SWD_OPTIONS)
     path = parsed.path.strip("/")
-    check_path(path)
+    check_path("stlink", path, "probe")
     options = swd_site_options(parsed)  # checked before touching USB
     given = context.get("stlink_backend")  # tests swap pyusb for a packet-level fake
     backend = cast(StlinkBackend, given) if given is not None else pyusb_backend()

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from app.hal.errors import HalError
+from app.hal.usb_naming import location
 
 ST_VID = 0x0483
 DEBUG_INTERFACE = 0
@@ -105,11 +106,6 @@ class StlinkBackend(Protocol):
     def find_devices(self) -> list[StlinkDevice]: ...
 
     def open(self, device: StlinkDevice) -> StlinkHandle: ...
-
-
-def location(device: StlinkDevice) -> str:
-    """``bus:address`` in decimal, as lsusb prints them (changes on a re-plug)."""
-    return f"{device.bus}:{device.address}"
 
 
 def readable_serial(raw: str) -> str:

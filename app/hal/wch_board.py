@@ -1,6 +1,6 @@
 """What the WCH programmer backends (ch341a://, ch347://) share above the USB seam: a
-board as a site (its USB link, reconnecting after a re-plug), and choosing the boards a
-URL names.
+board as a site (its USB link, reconnecting after a re-plug); app.hal.usb_naming chooses
+the boards a URL names.
 
 Most boards have no USB serial number, so a board is bound by its USB bus:address path,
 which changes when it is re-plugged: ``reconnect()`` finds it again by serial number when
@@ -9,8 +9,8 @@ the only board of its kind connected.
 
 A serial number may not name one board: every CH347T carries "0123456789" (the lsusb
 dumps of modes 1 and 2 in nic3-14159/CH347-Research). A serial that two connected boards
-share is no name: a URL giving it is refused (naming the bus:address URLs instead), and
-a board that shared it when opened is bound by its bus:address, so that a re-plug never
+share is no name (app.hal.usb_naming refuses it in a URL), and a board that shared it
+when opened is bound by its bus:address, so that a re-plug never
 binds a site to another board carrying the same serial.
 """
 
@@ -40,8 +40,6 @@ from app.hal.wch_i2c import SPEEDS
 from app.hal.wch_usb import WchBackend, WchDevice, WchHandle
 
 log = logging.getLogger(__name__)
-
-LOCATION = re.compile(r"(\d{1,3}):(\d{1,3})")
 
 
 class WchSite:
@@ -270,65 +268,6 @@ def board_options(parsed: ParsedUrl, context: Mapping[str, object], chip: str) -
         in_system=in_system,
         board_powered=board_powered,
     )
-
-
-def check_path(scheme: str, path: str) -> None:
-    """A board is named by BUS:ADDRESS, by serial number, or * for all of them."""
-    if path and path != "*" and not LOCATION.fullmatch(path) and not path.isalnum():
-        raise ProgrammerUrlError(
-            f"{scheme}://{path}: name a board by BUS:ADDRESS (e.g. {scheme}://1:7), by serial"
-            " number, or * for every board"
-        )
-
-
-def shared_serials(devices: Sequence[WchDevice]) -> frozenset[str]:
-    """The serial numbers more than one of ``devices`` carries."""
-    serials = [d.serial for d in devices if d.serial]
-    return frozenset(s for s in serials if serials.count(s) > 1)
-
-
-def board_label(device: WchDevice, shared: frozenset[str]) -> str:
-    """How to name ``device`` in a URL: its serial number unless another board shares it
-    (``shared``), else its bus:address."""
-    return device.serial if device.serial and device.serial not in shared else device.location
-
-
-def select_boards(scheme: str, chip: str, path: str, devices: list[WchDevice]) -> list[WchDevice]:
-    """The boards ``{scheme}://{path}`` names, in bus:address order."""
-    shown = f"{scheme}://{path}"
-    devices = sorted(devices, key=lambda d: (d.bus, d.address))
-    shared = shared_serials(devices)
-    if path == "*":
-        chosen = devices
-    elif not path:
-        if len(devices) > 1:
-            where = " or ".join(f"{scheme}://{board_label(d, shared)}" for d in devices)
-            raise ProgrammerUrlError(
-                f"{len(devices)} {chip} boards are connected: name one ({where}) or use"
-                f" {scheme}://* for all of them"
-            )
-        chosen = devices
-    elif match := LOCATION.fullmatch(path):
-        location = f"{int(match[1])}:{int(match[2])}"  # "001:007" as lsusb prints it too
-        chosen = [d for d in devices if d.location == location]
-    else:
-        chosen = [d for d in devices if d.serial == path]
-        if len(chosen) > 1:
-            where = " or ".join(f"{scheme}://{d.location}" for d in chosen)
-            raise ProgrammerUrlError(
-                f"{len(chosen)} {chip} boards carry the serial number {path} (it names no"
-                f" one board): name one by bus:address ({where})"
-            )
-    if not chosen:
-        seen = ", ".join(board_label(d, shared) for d in devices) or "none"
-        raise HalError(f"no {chip} matches {shown} (connected {chip} boards: {seen})")
-    for dev in chosen:
-        if not dev.accessible:
-            raise HalError(
-                f"{chip} at {dev.location} is not accessible ({dev.error}): install"
-                f" Socketeer's udev rules ({udev_fix()}) and re-plug it"
-            )
-    return chosen
 
 
 def open_sites(sites: Sequence[WchSite], backend: WchBackend) -> None:
