@@ -429,6 +429,21 @@ def test_clones_sharing_a_serial_are_bound_by_usb_path_as_two_sites(usb) -> None
     assert [p.swd_khz for p in usb.probes] == [4000, 950]
 
 
+def test_a_clone_unplugged_is_not_found_again_as_its_twin(usb) -> None:
+    """Two clones with one serial, bound by USB path: while site 1's probe is away, the
+    other clone carrying the same serial is site 2's, not site 1's found again."""
+    usb.add(ram_target(), address=5, serial="CLONE1")
+    usb.add(ram_target(), address=6, serial="CLONE1")
+    station = open_stlink("stlink://1:5 ; stlink://1:6", usb)
+    first, second = station.sites
+    usb.probes[0].unplug()
+    with pytest.raises(LinkError):
+        first.swd.connect()
+    assert first.link_lost and not first.reconnect()
+    probes = [site.board_site.probe for site in (first, second)]
+    assert [p.device.address for p in probes] == [5, 6]
+
+
 def test_every_probe_with_star(usb) -> None:
     usb.add(ram_target(), "V3", address=7, serial="B")
     usb.add(ram_target(), "V2J37", address=4, serial="A")

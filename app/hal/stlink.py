@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from app.hal.errors import HalError, LinkError
 from app.hal.stlink_usb import PRODUCTS, StlinkBackend, StlinkDevice, StlinkHandle
 from app.hal.swd import SwdError, SwdFault, SwdMismatch
-from app.hal.usb_naming import location
+from app.hal.usb_naming import location, same_device
 
 ST_VID = 0x0483
 COMMAND_SIZE = 16
@@ -251,7 +251,8 @@ class StlinkProbe:
         self.poll_timeout_s = POLL_TIMEOUT_S
         self.wait_backoff_s = 0.001  # the first pause before a block is sent again
         self._only_probe = only_probe
-        self._named_by_path = named_by_path  # clones sharing a serial: say which one
+        #: the serial number that names this probe ("": none, or clones share it)
+        self.serial = "" if named_by_path else device.serial
         self._handle: StlinkHandle | None = None
         self._in_debug = False
         self._aps_open: set[int] = set()
@@ -259,8 +260,7 @@ class StlinkProbe:
 
     @property
     def name(self) -> str:
-        serial = "" if self._named_by_path else self.device.serial
-        return f"ST-LINK {serial or location(self.device)}"
+        return f"ST-LINK {self.serial or location(self.device)}"
 
     # -- USB ------------------------------------------------------------------------------
 
@@ -416,19 +416,7 @@ class StlinkProbe:
             return True
 
     def _same_probe(self, devices: list[StlinkDevice]) -> StlinkDevice | None:
-        old = self.device
-        if old.serial:
-            same = [d for d in devices if d.serial == old.serial]
-            if len(same) == 1:
-                return same[0]
-            if same:  # clones sharing a serial: only the same USB path is the same probe
-                return next((d for d in same if location(d) == location(old)), None)
-        at = [d for d in devices if location(d) == location(old)]
-        if at:
-            return at[0]
-        if self._only_probe and len(devices) == 1:
-            return devices[0]
-        return None
+        return same_device(self.device, devices, self.serial, only_one=self._only_probe)
 
     def close(self) -> None:
         with self._lock:

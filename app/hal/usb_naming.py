@@ -110,3 +110,22 @@ def select(
                 f" Socketeer's udev rules ({udev_fix()}) and re-plug it"
             )
     return chosen
+
+
+def same_device(old: D, devices: Sequence[D], serial: str, *, only_one: bool) -> D | None:
+    """``old`` again among ``devices`` after a re-plug: by ``serial``, the serial number
+    that named it when it was opened ("" when it had none or shared it), while exactly
+    one device carries it; else at the same bus:address with the same serial; else, when
+    its URL named no device (``only_one``), the only one connected. A device that merely
+    carries a shared serial is never taken: it may be another site's."""
+    if serial:
+        named = [d for d in devices if d.serial == serial]
+        if len(named) == 1:
+            return named[0]
+    where = location(old)
+    at = [d for d in devices if location(d) == where and d.serial == old.serial]
+    if at:
+        return at[0]
+    if only_one and len(devices) == 1:
+        return devices[0]
+    return None

@@ -36,6 +36,7 @@ from app.hal.programmer import (
     connection_options,
     int_option,
 )
+from app.hal.usb_naming import same_device
 from app.hal.wch_i2c import SPEEDS
 from app.hal.wch_usb import WchBackend, WchDevice, WchHandle
 
@@ -139,22 +140,10 @@ class WchSite:
             return True
 
     def _same_board(self, devices: list[WchDevice]) -> WchDevice | None:
-        """The board again: by its serial number when that names one board, else at the
-        same bus:address with the same serial (a board plugged in where it was is another
-        one), else the only board connected when the URL named none. Never a board with
-        another product id: the CH347T in another mode needs other buses."""
-        old = self.device
-        devices = [dev for dev in devices if dev.product == old.product]
-        if self.serial:
-            named = [dev for dev in devices if dev.serial == self.serial]
-            if len(named) == 1:
-                return named[0]
-        for dev in devices:
-            if dev.location == old.location and dev.serial == old.serial:
-                return dev
-        if self._only_board and len(devices) == 1:
-            return devices[0]
-        return None
+        """The board again (app.hal.usb_naming.same_device), never one with another
+        product id: the CH347T in another mode needs other buses."""
+        devices = [dev for dev in devices if dev.product == self.device.product]
+        return same_device(self.device, devices, self.serial, only_one=self._only_board)
 
     @contextmanager
     def io(self, what: str) -> Iterator[WchHandle]:
