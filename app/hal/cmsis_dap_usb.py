@@ -29,6 +29,7 @@ from typing import Any
 
 from app.hal.cmsis_dap import DapHandle
 from app.hal.errors import HalError
+from app.hal.ftdi_usb import access_error
 
 USB_TIMEOUT_MS = 1000
 DAP_STRING = "CMSIS-DAP"
@@ -182,8 +183,6 @@ def _describe(dev: Any) -> DapProbe | None:
     except (usb.core.USBError, ValueError, NotImplementedError) as err:
         if not known:
             return None  # an unreadable device that is not a known probe: not ours
-        text = str(err)
-        denied = "langid" in text or "Access denied" in text or "Errno 13" in text
         return DapProbe(
             dev.idVendor,
             dev.idProduct,
@@ -193,7 +192,7 @@ def _describe(dev: Any) -> DapProbe | None:
             KNOWN_PROBES[(dev.idVendor, dev.idProduct)],
             0,
             accessible=False,
-            error="permission denied" if denied else text,
+            error=access_error(err),
         )
     finally:
         usb.util.dispose_resources(dev)

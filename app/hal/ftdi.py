@@ -63,6 +63,7 @@ from app.hal.ftdi_usb import (
     PRODUCTS,
     FtdiProduct,
     UsbDeviceInfo,
+    access_error,
     enumerate_ftdi,
     locator,
     product_for,
@@ -655,7 +656,7 @@ def _swd_settings(parsed: ParsedUrl, product: FtdiProduct) -> SiteSettings:
 
 def _open_error(err: BaseException, site: FtdiSite) -> HalError:
     text = str(err)
-    if "Access denied" in text or "Errno 13" in text or "langid" in text:
+    if access_error(err) == "permission denied":
         return HalError(
             f"permission denied opening {site.url}: install Socketeer's udev rules"
             f" ({udev_fix()}), then re-plug the board; `socketeer hw diagnose` checks the setup"

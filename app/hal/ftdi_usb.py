@@ -15,8 +15,10 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from app.core.package_data import udev_rules_file
 from app.hal.errors import HalError
@@ -163,6 +165,36 @@ def find_libusb_backend() -> object:
         raise UsbUnavailable(f"{reason}: {libusb_fix()}", reason) from None
 
 
+def find_usb(ours: Callable[[Any], bool]) -> list[Any]:
+    """The pyusb devices ``ours`` accepts, in bus:address order. HalError when USB cannot
+    be enumerated; UsbUnavailable without a libusb backend."""
+    import usb.core
+
+    libusb = find_libusb_backend()
+    try:
+        found = usb.core.find(find_all=True, custom_match=ours, backend=libusb)
+        return sorted(found, key=lambda d: (d.bus, d.address))
+    except (usb.core.USBError, OSError, ValueError) as err:
+        raise HalError(f"cannot enumerate USB devices: {err}") from None
+
+
+def serial_of(dev: Any) -> tuple[str, str | None]:
+    """The serial number string of a pyusb device ("" when it has none) and why it could
+    not be read (None when it could: the device is accessible); its resources are
+    released."""
+    import usb.core
+    import usb.util
+
+    try:
+        if dev.iSerialNumber:
+            return usb.util.get_string(dev, dev.iSerialNumber) or "", None
+        return "", None
+    except (usb.core.USBError, ValueError, NotImplementedError) as err:
+        return "", access_error(err)
+    finally:
+        usb.util.dispose_resources(dev)
+
+
 def enumerate_ftdi(vid: int = FTDI_VID) -> list[UsbDeviceInfo]:
     """Every chip of vendor ``vid`` (FTDI unless said) libusb sees, readable or not.
     Raises UsbUnavailable."""
@@ -186,7 +218,7 @@ def enumerate_ftdi(vid: int = FTDI_VID) -> list[UsbDeviceInfo]:
             serial = usb.util.get_string(dev, dev.iSerialNumber) if dev.iSerialNumber else ""
             description = usb.util.get_string(dev, dev.iProduct) if dev.iProduct else ""
         except (usb.core.USBError, ValueError, NotImplementedError) as err:
-            error = _access_error(err)
+            error = access_error(err)
         finally:
             usb.util.dispose_resources(dev)
         extra = sysfs.get((dev.bus, dev.address))
@@ -212,7 +244,9 @@ def enumerate_ftdi(vid: int = FTDI_VID) -> list[UsbDeviceInfo]:
     return devices
 
 
-def _access_error(err: BaseException) -> str:
+def access_error(err: BaseException) -> str:
+    """Why a USB device could not be read: "permission denied" (the udev rules' case:
+    libusb says "no langid", "Access denied" or errno 13), else the error's text."""
     text = str(err)
     if "langid" in text or "Access denied" in text or "Errno 13" in text:
         return "permission denied"

@@ -24,7 +24,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from app.hal.errors import HalError
 from app.hal.usb_naming import location
 
 ST_VID = 0x0483
@@ -166,31 +165,16 @@ def pyusb_backend() -> PyUsbBackend:
     import usb.core
     import usb.util
 
-    from app.hal.ftdi_usb import find_libusb_backend
-
-    libusb = find_libusb_backend()
-
-    def ours(dev: Any) -> bool:
-        return bool(dev.idVendor == ST_VID and dev.idProduct in PRODUCTS)
+    from app.hal.ftdi_usb import find_usb, serial_of
 
     def matches() -> list[Any]:
-        try:
-            found = usb.core.find(find_all=True, custom_match=ours, backend=libusb)
-            return sorted(found, key=lambda d: (d.bus, d.address))
-        except (usb.core.USBError, OSError, ValueError) as err:
-            raise HalError(f"cannot enumerate USB devices: {err}") from None
+        return find_usb(lambda dev: dev.idVendor == ST_VID and dev.idProduct in PRODUCTS)
 
     def find_devices() -> list[StlinkDevice]:
         devices: list[StlinkDevice] = []
         for dev in matches():
-            serial, error = "", None
-            try:
-                if dev.iSerialNumber:
-                    serial = readable_serial(usb.util.get_string(dev, dev.iSerialNumber) or "")
-            except (usb.core.USBError, ValueError, NotImplementedError) as err:
-                error = "permission denied" if "langid" in str(err) else str(err)
-            finally:
-                usb.util.dispose_resources(dev)
+            raw, error = serial_of(dev)
+            serial = readable_serial(raw)
             devices.append(
                 UsbStlinkDevice(dev.bus, dev.address, serial, dev.idProduct, error is None, error)
             )

@@ -15,8 +15,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from app.hal.errors import HalError
-
 USB_TIMEOUT_MS = 1000
 
 
@@ -105,31 +103,17 @@ def pyusb_backend(chip: UsbChip) -> WchBackend:
     import usb.core
     import usb.util
 
-    from app.hal.ftdi_usb import find_libusb_backend
-
-    libusb = find_libusb_backend()
-
-    def ours(dev: Any) -> bool:
-        return bool(dev.idVendor == chip.vendor and dev.idProduct in chip.interfaces)
+    from app.hal.ftdi_usb import find_usb, serial_of
 
     def matches() -> list[Any]:
-        try:
-            found = usb.core.find(find_all=True, custom_match=ours, backend=libusb)
-            return sorted(found, key=lambda d: (d.bus, d.address))
-        except (usb.core.USBError, OSError, ValueError) as err:
-            raise HalError(f"cannot enumerate USB devices: {err}") from None
+        return find_usb(
+            lambda dev: dev.idVendor == chip.vendor and dev.idProduct in chip.interfaces
+        )
 
     def find_devices() -> list[WchDevice]:
         devices = []
         for dev in matches():
-            serial, error = "", None
-            try:
-                if dev.iSerialNumber:
-                    serial = usb.util.get_string(dev, dev.iSerialNumber) or ""
-            except (usb.core.USBError, ValueError, NotImplementedError) as err:
-                error = "permission denied" if "langid" in str(err) else str(err)
-            finally:
-                usb.util.dispose_resources(dev)
+            serial, error = serial_of(dev)
             devices.append(
                 WchDevice(dev.bus, dev.address, serial, error is None, error, dev.idProduct)
             )
