@@ -53,9 +53,9 @@ class _Shelf:
     not hundreds (most of a cached load's time was building every Device)."""
 
     def __init__(self, devices: tuple[Device, ...] = (), blobs: tuple[bytes, ...] = ()) -> None:
-        self._blobs = blobs or tuple(b"" for _ in devices)
+        self._blobs = blobs  # (): built from ``devices``, not from the cache
         self._loaded: list[Device | None] = list(devices) or [None] * len(blobs)
-        self._all: tuple[Device, ...] | None = tuple(devices) if devices else None
+        self._all: tuple[Device, ...] | None = devices or None
         #: reads the database again when a cached entry cannot be unpickled (a damaged
         #: cache only costs time, as when it is damaged beyond the first load)
         self.rebuild: Callable[[], tuple[Device, ...]] | None = None
@@ -91,8 +91,7 @@ class _Shelf:
 
     def blobs(self) -> tuple[bytes, ...]:
         """Each device pickled on its own (what the cache keeps)."""
-        blobs = self._blobs or tuple(b"" for _ in self._loaded)
-        return tuple(blob or pickle.dumps(self[i], protocol=5) for i, blob in enumerate(blobs))
+        return self._blobs or tuple(pickle.dumps(device, protocol=5) for device in self.all())
 
 
 @dataclass(frozen=True)
